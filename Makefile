@@ -1,0 +1,45 @@
+# Duplex: `make run` starts the broker, `make test` runs every test.
+GO       ?= go
+BIN      := bin
+INTEROP  := test/interop
+FUZZTIME ?= 20s
+
+.PHONY: all build run test unit interop lint fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/duplex ./cmd/duplex
+	$(GO) build -o $(BIN)/duplex-bench ./cmd/duplex-bench
+
+## run: the broker with zero config: ws://127.0.0.1:8080/ws, data in ./data
+run:
+	$(GO) build -o $(BIN)/duplex ./cmd/duplex
+	./$(BIN)/duplex
+
+## test: lint, Go tests with -race, then the STOMP.js interop suite
+test: lint unit interop
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+interop: build
+	cd $(INTEROP) && npm ci --no-audit --no-fund
+	cd $(INTEROP) && DUPLEX_BIN=$(CURDIR)/$(BIN)/duplex npm test
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME) ./broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./subprotocol/stomp/
+
+## bench: the load generator against a real broker process
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BIN)

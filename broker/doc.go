@@ -1,0 +1,45 @@
+// Package broker is Duplex's protocol-neutral core: the Router that every
+// protocol feeds, the wildcard Index of topic subscriptions, point-to-point
+// queues, Sessions and their bounded Outboxes.
+//
+// # Topics
+//
+// The canonical topic is MQTT's: levels split by '/', '+' matches one level,
+// '#' (last) matches the rest including the parent level, empty levels are
+// legal, and wildcards at the first level never match '$' topics
+// [MQTT-4.7.2-1]. Protocols translate to this form at their edge (STOMP
+// /topic/a/b is topic a/b).
+//
+// # Data flow
+//
+// A connection's read loop calls Router.Publish synchronously. Publish
+// matches the topic in the Index (read lock, caller-supplied buffer) and
+// pushes one Delivery per matching subscription into that subscriber's
+// Outbox. Pushing never blocks: a full outbox triggers the slow-consumer
+// policy (Config.SlowConsumer), so a publisher never waits on a subscriber.
+// Each connection's write loop drains its Outbox, encodes and writes.
+//
+// Queue messages (Message.Queue) go to one consumer each, round robin over
+// consumers with room under their prefetch; they are held until Ack and put
+// back on Redeliver or when their consumer leaves.
+//
+// # Closing
+//
+// Session.Close never blocks and is the only way a session ends: it records
+// a CloseReason and closes the Outbox; the write loop sends the protocol's
+// final frame and closes the transport; the read loop then calls
+// Router.Close, which detaches the session's subscriptions.
+//
+// # Lock order
+//
+// A → B means B may be acquired while A is held; never the reverse.
+//
+//	Router.mu (sessions)       leaf: nothing is taken while it is held
+//	Session.mu → Router.qmu    (TempQueue)
+//	Router.qmu                 otherwise a leaf: released before any queue.mu
+//	queue.mu → Outbox.mu       (dispatch; Session.Close may run under queue.mu)
+//	Index.mu                   leaf: Match copies matches out before delivery
+//	Outbox.mu                  leaf
+//
+// No broker lock is held while calling a protocol, a store or the network.
+package broker

@@ -1,0 +1,60 @@
+package broker
+
+import "time"
+
+// QoS is a delivery guarantee: 0 at most once, 1 at least once, 2 exactly
+// once (MQTT 3.1.1 §4.3). A STOMP SEND is QoS 1 (ARCHITECTURE §3.3).
+type QoS byte
+
+// The three MQTT qualities of service.
+const (
+	AtMostOnce  QoS = 0
+	AtLeastOnce QoS = 1
+	ExactlyOnce QoS = 2
+)
+
+// SessionID names a session: a STOMP connection's generated id or an MQTT
+// client identifier.
+type SessionID string
+
+// Property is one user header (STOMP) or user property (MQTT 5). Order and
+// duplicates are kept.
+type Property struct {
+	Key, Value string
+}
+
+// Message is one published message. It is immutable once handed to
+// Router.Publish: every delivery shares the same *Message, so nobody may
+// modify its fields or its Payload afterwards.
+type Message struct {
+	ID          uint64     // assigned by Router.Publish
+	Topic       string     // canonical (MQTT form) topic; empty for a queue message
+	Queue       string     // point-to-point queue name; empty for a topic message
+	Payload     []byte     // body, shared by all deliveries
+	ContentType string     // STOMP content-type / MQTT 5 content type
+	ReplyTo     string     // reply destination (STOMP reply-to, MQTT 5 response topic)
+	Props       []Property // user headers / user properties, in order
+	QoS         QoS
+	Retain      bool
+	From        SessionID // publishing session; used for no-local and tracing
+	Expires     time.Time // zero means never
+}
+
+// Size is the message's weight in an outbox: payload plus headers.
+func (m *Message) Size() int {
+	n := len(m.Payload) + len(m.Topic) + len(m.Queue) + len(m.ContentType) + len(m.ReplyTo) + 64
+	for _, p := range m.Props {
+		n += len(p.Key) + len(p.Value) + 2
+	}
+	return n
+}
+
+// Delivery is one message on its way to one subscription. It travels through
+// the subscriber's Outbox by value.
+type Delivery struct {
+	Msg         *Message
+	Sub         *Subscription
+	QoS         QoS    // min(message QoS, granted QoS)
+	Tag         uint64 // queue delivery tag to Ack/Nack; 0 for topic deliveries
+	Redelivered bool   // sent before and not acknowledged
+}

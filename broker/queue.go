@@ -1,0 +1,195 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// MaxQueueNameLength bounds a queue name in bytes.
+const MaxQueueNameLength = 1024
+
+// ValidQueueName checks a point-to-point queue name: non-empty, valid UTF-8,
+// no NUL, at most MaxQueueNameLength bytes.
+func ValidQueueName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidQueue)
+	case len(name) > MaxQueueNameLength:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidQueue, MaxQueueNameLength)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not UTF-8", ErrInvalidQueue)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%w: contains NUL", ErrInvalidQueue)
+	}
+	return nil
+}
+
+// queued is a message waiting in a queue or held unacknowledged by a
+// consumer.
+type queued struct {
+	msg         *Message
+	redelivered bool
+	sub         *Subscription // consumer holding it; nil while ready
+}
+
+// queue is a point-to-point destination (STOMP /queue/<name>): each message
+// goes to one consumer, round robin over consumers with room under their
+// prefetch, and is held until acknowledged. NACK and consumer loss put
+// unacknowledged messages back at the head, marked redelivered.
+//
+// Lock order: queue.mu → Outbox.mu. Session.Close may be called with mu
+// held (it only takes the Outbox lock).
+type queue struct {
+	name  string
+	owner *Session // exclusive owner of a temporary queue; nil for a shared queue
+
+	mu        sync.Mutex
+	ready     []queued // FIFO; head at ready[0]
+	consumers []*Subscription
+	next      int // round-robin cursor into consumers
+	unacked   map[uint64]queued
+	nextTag   uint64
+}
+
+func newQueue(name string, owner *Session) *queue {
+	return &queue{name: name, owner: owner, unacked: make(map[uint64]queued)}
+}
+
+// enqueue appends m and dispatches. It fails with ErrQueueFull past max.
+func (q *queue) enqueue(r *Router, m *Message, max int) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.ready) >= max {
+		return ErrQueueFull
+	}
+	q.ready = append(q.ready, queued{msg: m})
+	q.dispatchLocked(r)
+	return nil
+}
+
+// addConsumer adds sub and dispatches waiting messages to it.
+func (q *queue) addConsumer(r *Router, sub *Subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.consumers = append(q.consumers, sub)
+	q.dispatchLocked(r)
+}
+
+// removeConsumer removes sub and requeues what it held unacknowledged, in
+// delivery order, at the head of the queue.
+func (q *queue) removeConsumer(r *Router, sub *Subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, c := range q.consumers {
+		if c == sub {
+			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			if q.next > i {
+				q.next--
+			}
+			break
+		}
+	}
+	var back []uint64
+	for tag, e := range q.unacked {
+		if e.sub == sub {
+			back = append(back, tag)
+		}
+	}
+	slices.Sort(back)
+	requeue := make([]queued, 0, len(back)+len(q.ready))
+	for _, tag := range back {
+		e := q.unacked[tag]
+		delete(q.unacked, tag)
+		requeue = append(requeue, queued{msg: e.msg, redelivered: true})
+	}
+	if len(requeue) > 0 {
+		q.ready = append(requeue, q.ready...)
+	}
+	sub.inflight = 0
+	q.dispatchLocked(r)
+}
+
+// ack settles tag. Unknown tags are ignored (already settled).
+func (q *queue) ack(r *Router, tag uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e, ok := q.unacked[tag]; ok {
+		delete(q.unacked, tag)
+		e.sub.inflight--
+		q.dispatchLocked(r)
+	}
+}
+
+// nack puts tag back at the head of the queue, marked redelivered.
+func (q *queue) nack(r *Router, tag uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e, ok := q.unacked[tag]; ok {
+		delete(q.unacked, tag)
+		e.sub.inflight--
+		q.ready = append([]queued{{msg: e.msg, redelivered: true}}, q.ready...)
+		q.dispatchLocked(r)
+	}
+}
+
+// dispatchLocked hands ready messages to consumers with room, round robin.
+// A consumer whose outbox refuses is closed as a slow consumer and skipped;
+// the message stays at the head for the next consumer. Caller holds q.mu.
+func (q *queue) dispatchLocked(r *Router) {
+	for len(q.ready) > 0 {
+		sub := q.pickLocked()
+		if sub == nil {
+			return
+		}
+		e := q.ready[0]
+		d := Delivery{Msg: e.msg, Sub: sub, QoS: min(e.msg.QoS, sub.QoS), Redelivered: e.redelivered}
+		if sub.Ack != AckAuto {
+			q.nextTag++
+			d.Tag = q.nextTag
+		}
+		if err := sub.Session.Outbox.PushDelivery(d); err != nil {
+			if err == ErrSlowConsumer {
+				r.slowConsumer(sub.Session)
+			}
+			continue // the session is closed now; pickLocked skips it
+		}
+		r.delivered.Add(1)
+		q.ready[0] = queued{}
+		q.ready = q.ready[1:]
+		if d.Tag != 0 {
+			sub.inflight++
+			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub}
+		}
+	}
+	if len(q.ready) == 0 {
+		q.ready = nil // let the backing array go
+	}
+}
+
+// pickLocked returns the next open consumer with room under its prefetch, or
+// nil. Caller holds q.mu.
+func (q *queue) pickLocked() *Subscription {
+	n := len(q.consumers)
+	for i := 0; i < n; i++ {
+		c := q.consumers[(q.next+i)%n]
+		if c.Session.Closed() {
+			continue
+		}
+		if c.Prefetch > 0 && c.inflight >= c.Prefetch {
+			continue
+		}
+		q.next = (q.next + i + 1) % n
+		return c
+	}
+	return nil
+}
+
+// depth reports ready and unacknowledged message counts and consumers.
+func (q *queue) depth() (ready, unacked, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ready), len(q.unacked), len(q.consumers)
+}

@@ -1,0 +1,375 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TempQueuePrefix starts the name of every temporary (reply) queue.
+const TempQueuePrefix = "tmp."
+
+// Router is the one place where messages enter and leave the broker: both
+// protocols call it, and it fans each message out to subscriptions through
+// their sessions' outboxes without ever waiting on a subscriber.
+type Router struct {
+	cfg Config
+	log *slog.Logger
+	idx Index
+
+	mu       sync.RWMutex // guards sessions and closed
+	sessions map[SessionID]*Session
+	closed   bool
+
+	qmu    sync.Mutex // guards queues
+	queues map[string]*queue
+
+	nextMsgID  atomic.Uint64
+	nextSessID atomic.Uint64
+	idPrefix   string
+
+	published, delivered, dropped, slowConsumers atomic.Uint64
+
+	matchBufs sync.Pool // *[]*Subscription, one per concurrent Publish
+}
+
+// New returns a router with cfg (zero fields take defaults). log may be nil.
+func New(cfg Config, log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &Router{
+		cfg:      cfg.withDefaults(),
+		log:      log,
+		sessions: make(map[SessionID]*Session),
+		queues:   make(map[string]*queue),
+		idPrefix: hex.EncodeToString(b[:]),
+	}
+}
+
+// Config returns the router's effective configuration.
+func (r *Router) Config() Config { return r.cfg }
+
+// Authenticate checks credentials with the configured Authenticator.
+func (r *Router) Authenticate(ctx context.Context, c Credentials) (Identity, error) {
+	return r.cfg.Authenticator.Authenticate(ctx, c)
+}
+
+// Open creates a session. An empty id gets a generated one. An existing
+// session with the same id is closed with CloseTakenOver [MQTT-3.1.4-3].
+func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
+	if id == "" {
+		id = SessionID(fmt.Sprintf("%s-%d", r.idPrefix, r.nextSessID.Add(1)))
+	}
+	s := &Session{
+		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
+		ConnectedAt: time.Now(), router: r, abort: o.Abort,
+		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs),
+		subs:   make(map[string]*Subscription),
+		done:   make(chan struct{}),
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrShuttingDown
+	}
+	old := r.sessions[id]
+	r.sessions[id] = s
+	r.mu.Unlock()
+	if old != nil {
+		old.Close(CloseTakenOver)
+		r.detach(old)
+	}
+	return s, nil
+}
+
+// Close ends s for why and removes its subscriptions and temporary queues.
+// Unacknowledged queue deliveries go back to their queues. Idempotent.
+func (r *Router) Close(s *Session, why CloseReason) {
+	s.Close(why)
+	r.mu.Lock()
+	if r.sessions[s.ID] == s {
+		delete(r.sessions, s.ID)
+	}
+	r.mu.Unlock()
+	r.detach(s)
+}
+
+// detach removes every subscription and temporary queue of a closed session.
+func (r *Router) detach(s *Session) {
+	s.mu.Lock()
+	subs := make([]*Subscription, 0, len(s.subs))
+	for k, sub := range s.subs {
+		subs = append(subs, sub)
+		delete(s.subs, k)
+	}
+	temps := s.tempQueues
+	s.tempQueues = nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		r.unlink(sub)
+	}
+	if len(temps) > 0 {
+		r.qmu.Lock()
+		for _, name := range temps {
+			delete(r.queues, name)
+		}
+		r.qmu.Unlock()
+	}
+}
+
+// Subscribe adds sub for its session: a topic subscription when sub.Filter
+// is set, a queue consumer when sub.Queue is set. Waiting queue messages are
+// dispatched at once.
+func (r *Router) Subscribe(s *Session, sub *Subscription) error {
+	sub.Session = s
+	switch {
+	case sub.Queue != "":
+		if err := ValidQueueName(sub.Queue); err != nil {
+			return err
+		}
+	default:
+		if err := ValidFilter(sub.Filter); err != nil {
+			return err
+		}
+	}
+	dest := sub.Filter
+	if sub.Queue != "" {
+		dest = sub.Queue
+	}
+	if !r.cfg.Authorizer.Allow(s.Identity, OpSubscribe, dest) {
+		return ErrNotAuthorized
+	}
+	var q *queue
+	if sub.Queue != "" {
+		var err error
+		if q, err = r.queueFor(sub.Queue, s); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.Closed() {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	if _, dup := s.subs[sub.Key]; dup {
+		s.mu.Unlock()
+		return ErrDuplicateSub
+	}
+	if len(s.subs) >= r.cfg.MaxSubsPerSession {
+		s.mu.Unlock()
+		return ErrTooManySubs
+	}
+	s.subs[sub.Key] = sub
+	s.mu.Unlock()
+	if q != nil {
+		q.addConsumer(r, sub)
+	} else {
+		r.idx.Insert(sub)
+	}
+	return nil
+}
+
+// Unsubscribe removes s's subscription with key. A queue consumer's
+// unacknowledged messages go back to the queue.
+func (r *Router) Unsubscribe(s *Session, key string) error {
+	s.mu.Lock()
+	sub := s.subs[key]
+	delete(s.subs, key)
+	s.mu.Unlock()
+	if sub == nil {
+		return ErrNoSuchSub
+	}
+	r.unlink(sub)
+	return nil
+}
+
+func (r *Router) unlink(sub *Subscription) {
+	if sub.Queue == "" {
+		r.idx.Remove(sub)
+		return
+	}
+	r.qmu.Lock()
+	q := r.queues[sub.Queue]
+	r.qmu.Unlock()
+	if q != nil {
+		q.removeConsumer(r, sub)
+	}
+}
+
+// queueFor returns the named queue, creating a shared one if needed. A
+// temporary queue may only be consumed by its owner.
+func (r *Router) queueFor(name string, s *Session) (*queue, error) {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	q := r.queues[name]
+	if q == nil {
+		if strings.HasPrefix(name, TempQueuePrefix) {
+			return nil, ErrInvalidQueue
+		}
+		q = newQueue(name, nil)
+		r.queues[name] = q
+	}
+	if q.owner != nil && q.owner != s {
+		return nil, ErrQueueExclusive
+	}
+	return q, nil
+}
+
+// TempQueue creates a queue private to s, deleted when s closes, for
+// request/reply (STOMP /temp-queue). It returns the queue's name, which
+// other sessions may send to but not consume from.
+func (r *Router) TempQueue(s *Session) (string, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := TempQueuePrefix + hex.EncodeToString(b[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Closed() {
+		return "", ErrSessionClosed
+	}
+	s.tempQueues = append(s.tempQueues, name)
+	r.qmu.Lock()
+	r.queues[name] = newQueue(name, s)
+	r.qmu.Unlock()
+	return name, nil
+}
+
+// Publish routes m: to every matching topic subscription, or into its queue.
+// It never waits on a subscriber: one whose outbox is full is handled by the
+// slow-consumer policy. m must not be modified afterwards.
+func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
+	if from != nil {
+		m.From = from.ID
+	}
+	m.ID = r.nextMsgID.Add(1)
+	r.published.Add(1)
+	if m.Queue != "" {
+		return r.publishQueue(from, m)
+	}
+	if err := ValidTopicName(m.Topic); err != nil {
+		return err
+	}
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Topic) {
+		return ErrNotAuthorized
+	}
+	bp, _ := r.matchBufs.Get().(*[]*Subscription)
+	if bp == nil {
+		bp = new([]*Subscription)
+	}
+	matches := r.idx.Match(m.Topic, (*bp)[:0])
+	for _, sub := range matches {
+		if sub.NoLocal && sub.Session.ID == m.From {
+			continue
+		}
+		r.deliver(Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)})
+	}
+	clear(matches)
+	*bp = matches[:0]
+	r.matchBufs.Put(bp)
+	return nil
+}
+
+func (r *Router) publishQueue(from *Session, m *Message) error {
+	if err := ValidQueueName(m.Queue); err != nil {
+		return err
+	}
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Queue) {
+		return ErrNotAuthorized
+	}
+	r.qmu.Lock()
+	q := r.queues[m.Queue]
+	if q == nil {
+		if strings.HasPrefix(m.Queue, TempQueuePrefix) {
+			// The requester is gone; a late reply has nowhere to go.
+			r.qmu.Unlock()
+			r.dropped.Add(1)
+			return nil
+		}
+		q = newQueue(m.Queue, nil)
+		r.queues[m.Queue] = q
+	}
+	r.qmu.Unlock()
+	return q.enqueue(r, m, r.cfg.MaxQueueDepth)
+}
+
+// deliver pushes d into its subscriber's outbox, applying the slow-consumer
+// policy when the outbox is full.
+func (r *Router) deliver(d Delivery) {
+	s := d.Sub.Session
+	switch err := s.Outbox.PushDelivery(d); err {
+	case nil:
+		r.delivered.Add(1)
+	case ErrSlowConsumer:
+		if r.cfg.SlowConsumer == SlowConsumerDropNewest && d.QoS == AtMostOnce {
+			r.dropped.Add(1)
+			return
+		}
+		r.slowConsumer(s)
+	}
+}
+
+// slowConsumer closes s as a slow consumer, once.
+func (r *Router) slowConsumer(s *Session) {
+	if s.Closed() {
+		return
+	}
+	r.slowConsumers.Add(1)
+	r.log.Warn("slow consumer: closing session", "session", s.ID, "remote", s.RemoteAddr, "protocol", s.Protocol)
+	s.Close(CloseSlowConsumer)
+}
+
+// Redeliver puts an unacknowledged delivery back. A queue delivery returns
+// to its queue (NACK); a topic delivery goes to the same subscription again,
+// marked redelivered.
+func (r *Router) Redeliver(d Delivery) {
+	if d.Tag != 0 {
+		if q := r.queueOf(d.Sub); q != nil {
+			q.nack(r, d.Tag)
+		}
+		return
+	}
+	d.Redelivered = true
+	r.deliver(d)
+}
+
+// Ack settles a delivery. Topic deliveries need nothing; a queue delivery
+// is removed from its queue and frees a prefetch slot.
+func (r *Router) Ack(d Delivery) {
+	if d.Tag == 0 {
+		return
+	}
+	if q := r.queueOf(d.Sub); q != nil {
+		q.ack(r, d.Tag)
+	}
+}
+
+func (r *Router) queueOf(sub *Subscription) *queue {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.queues[sub.Queue]
+}
+
+// Shutdown closes every session with CloseServerShutdown and refuses new
+// ones. It does not wait for connections to finish; the gateway does.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	all := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		s.Close(CloseServerShutdown)
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,141 @@
+// Command duplex runs the Duplex broker: STOMP (and MQTT) over WebSocket on
+// one endpoint, with zero configuration.
+//
+//	duplex [-addr 127.0.0.1:8080] [-data ./data] [flags]
+//
+// Every flag can also be set by environment variable DUPLEX_<FLAG> with
+// dashes as underscores (DUPLEX_ADDR, DUPLEX_MAX_FRAME_SIZE); a flag given
+// on the command line wins. Run duplex -h for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
+	"github.com/duplexmq/duplex/subprotocol/stomp"
+	"github.com/duplexmq/duplex/web"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "duplex:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	opts, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	if err := os.MkdirAll(opts.dataDir, 0o755); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+
+	router := broker.New(opts.broker, log)
+	opts.stomp.Log = log
+	opts.web.Log = log
+	gateway := web.New(opts.web, router, subprotocol.Registry{stomp.New(opts.stomp)})
+
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: gateway, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Printf("duplex listening on %s\n", ln.Addr())
+	log.Info("duplex started", "addr", ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "data", opts.dataDir)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("duplex shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := gateway.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// options is everything the command line and environment configure.
+type options struct {
+	addr     string
+	dataDir  string
+	logLevel slog.Level
+	broker   broker.Config
+	stomp    stomp.Config
+	web      web.Config
+}
+
+func parseOptions(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
+	fs.StringVar(&o.dataDir, "data", "data", "data folder")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	origins := fs.String("allowed-origins", "", "comma-separated Origins allowed besides same-origin (\"*\" for any)")
+	maxFrame := fs.Int("max-frame-size", 4<<20, "largest STOMP frame body in bytes")
+	fs.IntVar(&o.broker.MaxPendingMsgs, "max-pending-msgs", broker.DefaultMaxPendingMsgs, "deliveries queued per connection before the slow-consumer policy")
+	fs.IntVar(&o.broker.MaxPendingBytes, "max-pending-bytes", broker.DefaultMaxPendingBytes, "bytes queued per connection before the slow-consumer policy")
+	fs.IntVar(&o.broker.MaxQueueDepth, "max-queue-depth", broker.DefaultMaxQueueDepth, "messages waiting in one /queue before SEND is refused")
+	slow := fs.String("slow-consumer", "disconnect", "slow-consumer policy: disconnect, or drop (QoS 0 only)")
+	fs.DurationVar(&o.stomp.HeartbeatMin, "heartbeat-min", stomp.DefaultHeartbeatMin, "smallest STOMP heart-beat interval offered and accepted (negative: off)")
+	fs.Float64Var(&o.stomp.HeartbeatGrace, "heartbeat-grace", stomp.DefaultHeartbeatGrace, "a client heart-beat may be this many intervals late...")
+	fs.DurationVar(&o.stomp.HeartbeatSlack, "heartbeat-slack", stomp.DefaultHeartbeatSlack, "...plus this much (browsers throttle background tabs; negative or 0s: none)")
+	sep := fs.String("topic-separator", "/", "STOMP topic level separator: / (as MQTT) or . (RabbitMQ style)")
+
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "DUPLEX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			_ = f.Value.Set(v)
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	var err error
+	if o.broker.SlowConsumer, err = broker.ParseSlowConsumerPolicy(*slow); err != nil {
+		return nil, err
+	}
+	switch *sep {
+	case "/", ".":
+		o.stomp.TopicSeparator = (*sep)[0]
+	default:
+		return nil, fmt.Errorf("-topic-separator must be / or ., not %q", *sep)
+	}
+	if o.stomp.HeartbeatSlack == 0 {
+		o.stomp.HeartbeatSlack = -1 // explicit zero: no slack
+	}
+	if *maxFrame <= 0 {
+		return nil, fmt.Errorf("-max-frame-size must be positive")
+	}
+	o.stomp.Limits.MaxBodyLength = *maxFrame
+	o.web.MaxMessageSize = int64(*maxFrame) + 64<<10
+	if *origins != "" {
+		o.web.AllowedOrigins = strings.Split(*origins, ",")
+	}
+	return o, nil
+}

@@ -1,0 +1,170 @@
+package stomp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
+)
+
+
+// stateFunc handles one frame in the current state (go-stomp's design).
+type stateFunc func(c *conn, f *frame.Frame) error
+
+// conn is one STOMP connection. Fields above the line belong to the read
+// loop; the write loop owns its own locals (writeloop.go) and shares only
+// what is marked.
+type conn struct {
+	cfg    *Config
+	t      subprotocol.Transport
+	router *broker.Router
+	log    *slog.Logger
+	ctx    context.Context
+
+	rd          *Reader
+	state       stateFunc
+	version     string // negotiated: "1.0", "1.1", "1.2"
+	sess        *broker.Session
+	readTimeout time.Duration     // client heart-beat deadline, or IdleTimeout
+	txs         map[string][]*frame.Frame // open transactions
+	temps       map[string]string // /temp-queue/<name> → router queue name
+
+	// Shared with the write loop.
+	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts
+	nextMsgID    atomic.Uint64 // last message-id issued
+	ackMu        sync.Mutex    // guards pending and every subState.unacked
+	pending      map[uint64]broker.Delivery
+	wdone        chan struct{} // closed when the write loop has ended
+}
+
+// subState is the STOMP side of one subscription (Subscription.Data).
+type subState struct {
+	id      string
+	dest    string // destination as the client wrote it
+	ack     broker.AckMode
+	unacked []uint64 // message-ids awaiting ACK, in order; guarded by conn.ackMu
+}
+
+func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
+	return &conn{
+		cfg: cfg, t: t, router: r,
+		log:   cfg.Log.With("protocol", "stomp", "remote", t.RemoteAddr().String()),
+		state: connecting,
+	}
+}
+
+// serve is the read loop.
+func (c *conn) serve(ctx context.Context) error {
+	c.ctx = ctx
+	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, readBufferSize), c.cfg.Limits)
+	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
+	for {
+		f, err := c.rd.Read()
+		if err != nil {
+			return c.endOnReadError(err)
+		}
+		if c.readTimeout > 0 {
+			_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+		}
+		if f == nil { // heart-beat
+			continue
+		}
+		if c.sess != nil {
+			c.sess.CountIn()
+		}
+		if err := c.state(c, f); err != nil {
+			return c.fail(err, f)
+		}
+		if c.sess != nil && c.sess.Closed() {
+			return c.finish()
+		}
+	}
+}
+
+// endOnReadError ends the connection after the reader failed: a malformed
+// or oversize frame is a protocol error; EOF, a closed socket or a deadline
+// end the session quietly.
+func (c *conn) endOnReadError(err error) error {
+	if c.sess != nil && c.sess.Closed() {
+		return c.finish() // the write loop or the router ended it
+	}
+	var ne interface{ Timeout() bool }
+	switch {
+	case isFrameError(err):
+		return c.fail(err, nil)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.Info("stomp: closing idle connection", "session", c.sessionID(), "timeout", c.readTimeout)
+		if c.sess == nil {
+			c.t.Close(subprotocol.ClosePolicy, "connect timeout")
+			return nil
+		}
+		c.sess.Close(broker.CloseReadTimeout)
+		return c.finish()
+	default:
+		if c.sess == nil {
+			c.t.Abort()
+			return nil
+		}
+		reason := broker.CloseTransportError
+		if errors.Is(err, io.EOF) {
+			reason = broker.CloseClientClosed
+		}
+		c.sess.Close(reason)
+		return c.finish()
+	}
+}
+
+// fail reports err to the client with an ERROR frame and closes. bad is the
+// offending frame, if any, for its receipt header.
+func (c *conn) fail(err error, bad *frame.Frame) error {
+	we := wireError(err)
+	c.log.Warn("stomp: protocol error", "session", c.sessionID(), "err", err)
+	ef := errorFrame(we.message, we.detail, bad)
+	if c.sess == nil {
+		// Before CONNECTED the read loop is the only writer.
+		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		_ = c.t.WriteMessage(false, AppendFrame(nil, ef, c.frameVersion()))
+		c.t.Close(we.code, we.message)
+		return err
+	}
+	_ = c.sess.Outbox.PushControl(AppendFrame(nil, ef, c.version))
+	c.sess.Close(we.reason)
+	c.finish()
+	return err
+}
+
+// finish waits for the write loop to flush and close, then detaches the
+// session from the router.
+func (c *conn) finish() error {
+	if c.sess == nil {
+		return nil
+	}
+	<-c.wdone
+	c.router.Close(c.sess, c.sess.Reason())
+	c.log.Debug("stomp: session ended", "session", c.sess.ID, "reason", c.sess.Reason())
+	return nil
+}
+
+func (c *conn) sessionID() string {
+	if c.sess == nil {
+		return ""
+	}
+	return string(c.sess.ID)
+}
+
+// frameVersion is the version for encoding: 1.2 before negotiation.
+func (c *conn) frameVersion() string {
+	if c.version == "" {
+		return "1.2"
+	}
+	return c.version
+}

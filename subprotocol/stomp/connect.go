@@ -1,0 +1,115 @@
+package stomp
+
+import (
+	"strings"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// supportedVersions in order of preference; sent in ERROR's version header
+// when negotiation fails (STOMP 1.2 §Protocol Negotiation).
+var supportedVersions = []string{"1.2", "1.1", "1.0"}
+
+// connecting is the first state: only CONNECT or STOMP is accepted.
+func connecting(c *conn, f *frame.Frame) error {
+	if f.Command != frame.CONNECT && f.Command != frame.STOMP {
+		return protocolErr("not connected", "the first frame must be CONNECT or STOMP, got %s", commandName(f.Command))
+	}
+	return c.handleConnect(f)
+}
+
+// handleConnect negotiates the version and heart-beats, authenticates, opens
+// the session, answers CONNECTED and starts the write loop.
+func (c *conn) handleConnect(f *frame.Frame) error {
+	version, ok := negotiateVersion(f.Header.Get("accept-version"))
+	if !ok {
+		return &protoError{
+			message: "unsupported STOMP version",
+			detail:  "supported versions are " + strings.Join(supportedVersions, ", "),
+			headers: []string{"version", strings.Join(supportedVersions, ",")},
+		}
+	}
+	c.version = version
+	c.rd.SetVersion(version)
+	var send, recv time.Duration
+	if version != "1.0" { // heart-beating is STOMP 1.1+
+		hv, present := f.Header.Contains("heart-beat")
+		cx, cy, err := parseHeartBeat(hv, present)
+		if err != nil {
+			return protocolErr("invalid heart-beat", "%v", err)
+		}
+		send, recv = negotiateHeartBeat(cx, cy, c.cfg.HeartbeatMin)
+	}
+	remote := c.t.RemoteAddr().String()
+	id, err := c.router.Authenticate(c.ctx, broker.Credentials{
+		Login: f.Header.Get("login"), Passcode: f.Header.Get("passcode"),
+		ClientID: f.Header.Get("client-id"), RemoteAddr: remote, Protocol: "stomp",
+	})
+	if err != nil {
+		c.log.Warn("stomp: authentication failed", "login", f.Header.Get("login"), "err", err)
+		return protocolErr("authentication failed", "bad login or passcode")
+	}
+	sess, err := c.router.Open("", broker.SessionOptions{
+		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, Abort: c.t.Abort,
+	})
+	if err != nil {
+		return err
+	}
+	if recv > 0 {
+		c.readTimeout = time.Duration(float64(recv)*c.cfg.HeartbeatGrace) + c.cfg.HeartbeatSlack
+	} else {
+		c.readTimeout = c.cfg.IdleTimeout
+	}
+	_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+
+	reply := frame.New(frame.CONNECTED,
+		"version", version,
+		"server", ServerName,
+		"session", string(sess.ID),
+		"heart-beat", formatHeartBeat(send, recv),
+	)
+	_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	if err := c.t.WriteMessage(false, AppendFrame(nil, reply, version)); err != nil {
+		c.router.Close(sess, broker.CloseTransportError)
+		return nil
+	}
+	c.log = c.log.With("session", string(sess.ID))
+	c.sess = sess
+	c.sendInterval = send
+	c.pending = make(map[uint64]broker.Delivery)
+	c.wdone = make(chan struct{})
+	c.state = connected
+	go c.writeLoop()
+	if r, ok := f.Header.Contains("receipt"); ok {
+		c.receipt(r)
+	}
+	return nil
+}
+
+// negotiateVersion picks the highest common version from accept-version.
+// A CONNECT without it is STOMP 1.0 (STOMP 1.2 §Protocol Negotiation).
+func negotiateVersion(accept string) (string, bool) {
+	if accept == "" {
+		return "1.0", true
+	}
+	offered := strings.Split(accept, ",")
+	for _, v := range supportedVersions {
+		for _, o := range offered {
+			if strings.TrimSpace(o) == v {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// commandName quotes a command for an error message, bounded in length.
+func commandName(cmd string) string {
+	if len(cmd) > 32 {
+		cmd = cmd[:32] + "…"
+	}
+	return "\"" + cmd + "\""
+}

@@ -1,0 +1,64 @@
+package stomp
+
+import (
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// connected dispatches client frames after CONNECTED (STOMP 1.2 §Client
+// Frames). A frame with a receipt header gets a RECEIPT once handled.
+func connected(c *conn, f *frame.Frame) error {
+	var err error
+	switch f.Command {
+	case frame.SEND:
+		if tx, ok := f.Header.Contains("transaction"); ok {
+			err = c.buffer(tx, f)
+		} else {
+			err = c.handleSend(f)
+		}
+	case frame.SUBSCRIBE:
+		err = c.handleSubscribe(f)
+	case frame.UNSUBSCRIBE:
+		err = c.handleUnsubscribe(f)
+	case frame.ACK, frame.NACK:
+		if tx, ok := f.Header.Contains("transaction"); ok {
+			err = c.buffer(tx, f)
+		} else {
+			err = c.handleAck(f)
+		}
+	case frame.BEGIN:
+		err = c.handleBegin(f)
+	case frame.COMMIT:
+		err = c.handleCommit(f)
+	case frame.ABORT:
+		err = c.handleAbort(f)
+	case frame.DISCONNECT:
+		// STOMP 1.2 §DISCONNECT: receipt, then the server closes. Queued
+		// frames are flushed first by the write loop.
+		if r, ok := f.Header.Contains("receipt"); ok {
+			c.receipt(r)
+		}
+		c.sess.Close(broker.CloseClientClosed)
+		return nil
+	case frame.CONNECT, frame.STOMP:
+		return protocolErr("already connected", "%s is only valid as the first frame", f.Command)
+	default:
+		return protocolErr("unknown command", "%s is not a STOMP client command", commandName(f.Command))
+	}
+	if err != nil {
+		return err
+	}
+	if r, ok := f.Header.Contains("receipt"); ok {
+		c.receipt(r)
+	}
+	return nil
+}
+
+// receipt queues a RECEIPT frame (STOMP 1.2 §RECEIPT).
+func (c *conn) receipt(id string) {
+	b := AppendFrame(nil, frame.New(frame.RECEIPT, frame.ReceiptId, id), c.version)
+	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
+		c.sess.Close(broker.CloseProtocolError)
+	}
+}

@@ -1,0 +1,7 @@
+package stomp
+
+// frameErrors are the Reader's errors: malformed or oversize input.
+var frameErrors = []error{
+	ErrLineTooLong, ErrTooManyHeaders, ErrHeadersTooLarge, ErrBodyTooLarge, ErrBadContentLength,
+	ErrMalformedCommand, ErrMalformedHeader, ErrBadEscape, ErrMissingNUL,
+}

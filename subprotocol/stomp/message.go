@@ -1,0 +1,68 @@
+package stomp
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// appendMessage encodes a delivery as a MESSAGE frame (STOMP 1.2 §MESSAGE)
+// straight into dst, without building a frame.Frame: destination,
+// message-id, subscription, ack (1.2, client ack modes), content-type,
+// reply-to, redelivered, the sender's own headers, content-length, body.
+// It reports whether the body must go in a binary WebSocket message.
+func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, bool) {
+	m, st := d.Msg, d.Sub.Data.(*subState)
+	v := parseVersion(c.version)
+	hdr := func(dst []byte, k, val string) []byte {
+		if v == v10 {
+			dst = append(dst, k...)
+			dst = append(dst, ':')
+			dst = append(dst, val...)
+		} else {
+			dst = appendEscaped(dst, k, v)
+			dst = append(dst, ':')
+			dst = appendEscaped(dst, val, v)
+		}
+		return append(dst, '\n')
+	}
+	dst = append(dst, "MESSAGE\n"...)
+	switch {
+	case m.Queue == "":
+		dst = hdr(dst, "destination", topicDest(m.Topic, c.cfg.TopicSeparator))
+	case st.dest != "" && st.dest == st.id && d.Sub.Queue != "" && len(st.dest) > len(tempQueuePrefix) && st.dest[:len(tempQueuePrefix)] == tempQueuePrefix:
+		dst = hdr(dst, "destination", st.dest) // reply on a temp queue
+	default:
+		dst = hdr(dst, "destination", queuePrefix+m.Queue)
+	}
+	var num [20]byte
+	idStr := strconv.AppendUint(num[:0], id, 10)
+	dst = append(dst, "message-id:"...)
+	dst = append(dst, idStr...)
+	dst = append(dst, '\n')
+	dst = hdr(dst, "subscription", st.id)
+	if st.ack != broker.AckAuto && v == v12 {
+		dst = append(dst, "ack:"...)
+		dst = append(dst, idStr...)
+		dst = append(dst, '\n')
+	}
+	if m.ContentType != "" {
+		dst = hdr(dst, "content-type", m.ContentType)
+	}
+	if m.ReplyTo != "" {
+		dst = hdr(dst, "reply-to", m.ReplyTo)
+	}
+	if d.Redelivered {
+		dst = append(dst, "redelivered:true\n"...)
+	}
+	for _, p := range m.Props {
+		dst = hdr(dst, p.Key, p.Value)
+	}
+	dst = append(dst, "content-length:"...)
+	dst = strconv.AppendInt(dst, int64(len(m.Payload)), 10)
+	dst = append(dst, "\n\n"...)
+	dst = append(dst, m.Payload...)
+	dst = append(dst, 0)
+	return dst, !utf8.Valid(m.Payload)
+}

@@ -1,0 +1,543 @@
+package stomp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// Default frame limits, applied by Limits.WithDefaults to zero fields.
+const (
+	DefaultMaxLineLength  = 8 << 10  // 8 KiB per command or header line
+	DefaultMaxHeaders     = 64       // header lines per frame
+	DefaultMaxHeaderBytes = 64 << 10 // 64 KiB of header lines per frame
+	DefaultMaxBodyLength  = 4 << 20  // 4 MiB per body
+)
+
+// readBufferSize is the size of the bufio.Reader that NewReader puts in
+// front of a reader that is not already a *bufio.Reader.
+const readBufferSize = 4096
+
+// Errors returned by Reader.Read. Each is wrapped with the detail (the limit
+// in bytes, the offending text), so test for them with errors.Is. All of them
+// are fatal to the connection: STOMP 1.2 §ERROR lets the server send an ERROR
+// frame and close. IsSizeError tells the limit errors apart.
+var (
+	ErrLineTooLong      = errors.New("stomp: line exceeds the limit")
+	ErrTooManyHeaders   = errors.New("stomp: header count exceeds the limit")
+	ErrHeadersTooLarge  = errors.New("stomp: header section exceeds the limit")
+	ErrBodyTooLarge     = errors.New("stomp: frame body exceeds the limit")
+	ErrBadContentLength = errors.New("stomp: invalid content-length")
+	ErrMalformedCommand = errors.New("stomp: malformed command line")
+	ErrMalformedHeader  = errors.New("stomp: malformed header")
+	ErrBadEscape        = errors.New("stomp: invalid escape sequence")
+	ErrMissingNUL       = errors.New("stomp: frame body not terminated by NUL")
+)
+
+// IsSizeError reports whether err is a frame limit error: a line, header
+// section, header count or body over its limit. The WebSocket caller closes
+// with 1009 (message too big) for those, RFC 6455 §7.4.1; every other decode
+// error is a protocol error (1002).
+func IsSizeError(err error) bool {
+	return errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrHeadersTooLarge) ||
+		errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrTooManyHeaders)
+}
+
+// Limits bounds what a Reader accepts from one frame (STOMP 1.2 §Size
+// Limits). The zero value means the defaults.
+type Limits struct {
+	MaxLineLength  int // longest command or header line in bytes, EOL excluded (default 8 KiB)
+	MaxHeaders     int // most header lines per frame (default 64)
+	MaxHeaderBytes int // total bytes of all header lines, EOLs excluded (default 64 KiB)
+	MaxBodyLength  int // largest body in bytes, with or without content-length (default 4 MiB)
+}
+
+// WithDefaults returns l with every zero or negative field set to its
+// default (DefaultMaxLineLength and so on).
+func (l Limits) WithDefaults() Limits {
+	if l.MaxLineLength <= 0 {
+		l.MaxLineLength = DefaultMaxLineLength
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxBodyLength <= 0 {
+		l.MaxBodyLength = DefaultMaxBodyLength
+	}
+	return l
+}
+
+// version is a negotiated STOMP version as far as framing cares.
+type version uint8
+
+const (
+	v12 version = iota // 1.2, and the default before CONNECTED
+	v11
+	v10
+)
+
+// parseVersion maps "1.0" and "1.1" to their versions; anything else,
+// including "" (not negotiated yet), follows the 1.2 rules.
+func parseVersion(s string) version {
+	switch s {
+	case "1.0":
+		return v10
+	case "1.1":
+		return v11
+	}
+	return v12
+}
+
+// escapes reports whether frames with this command escape their headers
+// under version v: STOMP 1.2 §Value Encoding ("CONNECT and CONNECTED frames
+// do not escape"; STOMP is an alias of CONNECT), and 1.0 has no escaping.
+func escapes(v version, command string) bool {
+	switch command {
+	case frame.CONNECT, frame.STOMP, frame.CONNECTED:
+		return false
+	}
+	return v != v10
+}
+
+// Reader decodes STOMP frames from a stream within fixed Limits (STOMP 1.2
+// §Augmented BNF). Unlike go-stomp's frame.Reader it never buffers a line,
+// header section or body beyond its limit, and it checks a content-length
+// before allocating for it. A Reader is not safe for concurrent use.
+type Reader struct {
+	br  *bufio.Reader
+	lim Limits
+	ver version
+	err error // sticky: every decode error is fatal
+
+	line []byte   // a line that did not fit in br's buffer
+	esc  []byte   // unescaped header name or value
+	hdr  []string // name, value, name, value... of the frame being read
+}
+
+// NewReader returns a Reader that decodes frames from r within l (zero fields
+// get the defaults). r is used as is when it is a *bufio.Reader, of any
+// size; otherwise it is wrapped in one.
+func NewReader(r io.Reader, l Limits) *Reader {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, readBufferSize)
+	}
+	return &Reader{br: br, lim: l.WithDefaults()}
+}
+
+// SetVersion sets the negotiated protocol version ("1.0", "1.1" or "1.2")
+// for the frames read from now on. It controls header unescaping (STOMP 1.2
+// §Value Encoding): none for 1.0; \n, \c and \\ for 1.1; also \r for 1.2.
+// Until it is called, frames follow the 1.2 rules. Headers of CONNECT, STOMP
+// and CONNECTED frames are never unescaped, whatever the version.
+func (r *Reader) SetVersion(v string) {
+	r.ver = parseVersion(v)
+}
+
+// Read decodes the next frame. It returns (nil, nil) for a heart-beat, a bare
+// EOL between frames (STOMP 1.2 §Heart-beating); EOLs after a frame's NUL
+// come back that way too. It returns io.EOF if the stream ends between
+// frames and io.ErrUnexpectedEOF if it ends inside one.
+//
+// Lines end in LF or CR LF in every version. From 1.2 on (and before
+// SetVersion) a CR anywhere else in a header line is an error, since the
+// header BNF excludes it; in 1.0 and 1.1 it is part of the value. A command
+// line never contains a CR. Repeated headers are all kept in order, so
+// Header.Get returns the first, as STOMP 1.2 §Repeated Header Entries
+// requires. The command is not checked: that is the caller's state machine.
+//
+// The returned frame owns its memory; the body is allocated once, at the
+// exact size when content-length is given. After an error the Reader
+// returns that error forever.
+func (r *Reader) Read() (*frame.Frame, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	f, err := r.read()
+	if err != nil {
+		r.err = err
+		clear(r.hdr)
+		r.hdr = r.hdr[:0]
+	}
+	return f, err
+}
+
+// fh holds a frame and its header in one allocation.
+type fh struct {
+	f frame.Frame
+	h frame.Header
+}
+
+func (r *Reader) read() (*frame.Frame, error) {
+	line, err := r.readLine(true)
+	if err != nil {
+		return nil, err
+	}
+	if len(line) == 0 {
+		return nil, nil // STOMP 1.2 §Heart-beating
+	}
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, fmt.Errorf("%w: CR before the EOL", ErrMalformedCommand)
+	}
+	command := intern(line)
+	escaped := escapes(r.ver, command)
+
+	n, size := 0, 0
+	clen := -1 // index in r.hdr of the first content-length value
+	for {
+		line, err := r.readLine(false)
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		// STOMP 1.2 §Size Limits: the number of headers and the length of
+		// the header section.
+		if n++; n > r.lim.MaxHeaders {
+			return nil, fmt.Errorf("%w of %d", ErrTooManyHeaders, r.lim.MaxHeaders)
+		}
+		if size += len(line); size > r.lim.MaxHeaderBytes {
+			return nil, fmt.Errorf("%w of %d bytes", ErrHeadersTooLarge, r.lim.MaxHeaderBytes)
+		}
+		name, value, err := r.header(line, escaped)
+		if err != nil {
+			return nil, err
+		}
+		if clen < 0 && name == frame.ContentLength {
+			clen = len(r.hdr) + 1
+		}
+		r.hdr = append(r.hdr, name, value)
+	}
+
+	var body []byte
+	if clen >= 0 {
+		body, err = r.readCounted(r.hdr[clen])
+	} else {
+		body, err = r.readUntilNUL()
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	p := new(fh)
+	p.h = *frame.NewHeader(r.hdr...)
+	p.f = frame.Frame{Command: command, Header: &p.h, Body: body}
+	clear(r.hdr)
+	r.hdr = r.hdr[:0]
+	return &p.f, nil
+}
+
+// readLine returns the next line without its EOL (LF or CR LF, STOMP 1.2
+// §Augmented BNF). The slice is valid until the next read. It fails with
+// ErrLineTooLong having consumed at most MaxLineLength+2 bytes beyond one
+// buffer of br. atBoundary says no byte of the frame has been read yet, so
+// that an end of stream is io.EOF rather than io.ErrUnexpectedEOF.
+func (r *Reader) readLine(atBoundary bool) ([]byte, error) {
+	limit := r.lim.MaxLineLength
+	b, err := r.br.ReadSlice('\n')
+	if err == nil { // the whole line is in br's buffer
+		if b = trimEOL(b); len(b) > limit {
+			return nil, r.lineTooLong()
+		}
+		return b, nil
+	}
+	buf := r.line[:0]
+	for err == bufio.ErrBufferFull {
+		// Even if a CR LF follows, the line already has len(buf)+len(b)-1
+		// bytes.
+		if len(buf)+len(b) > limit+1 {
+			return nil, r.lineTooLong()
+		}
+		buf = appendBounded(buf, b, limit+2)
+		b, err = r.br.ReadSlice('\n')
+	}
+	r.line = buf
+	if err != nil {
+		if err == io.EOF {
+			if atBoundary && len(buf)+len(b) == 0 {
+				return nil, io.EOF
+			}
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if len(buf)+len(b) > limit+2 {
+		return nil, r.lineTooLong()
+	}
+	buf = appendBounded(buf, b, limit+2)
+	r.line = buf
+	if buf = trimEOL(buf); len(buf) > limit {
+		return nil, r.lineTooLong()
+	}
+	return buf, nil
+}
+
+func (r *Reader) lineTooLong() error {
+	return fmt.Errorf("%w of %d bytes", ErrLineTooLong, r.lim.MaxLineLength)
+}
+
+// trimEOL strips the LF or CR LF that ends line.
+func trimEOL(line []byte) []byte {
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line
+}
+
+// header splits a header line at its first colon and decodes both sides.
+// STOMP 1.2 §Augmented BNF: header-name is 1*<any OCTET except CR or LF or
+// ":">. A colon in the value is accepted as go-stomp and 1.0 peers do.
+func (r *Reader) header(line []byte, escaped bool) (name, value string, err error) {
+	if r.ver == v12 && bytes.IndexByte(line, '\r') >= 0 {
+		return "", "", fmt.Errorf("%w: bare CR", ErrMalformedHeader)
+	}
+	i := bytes.IndexByte(line, ':')
+	switch {
+	case i < 0:
+		return "", "", fmt.Errorf("%w: no colon", ErrMalformedHeader)
+	case i == 0:
+		return "", "", fmt.Errorf("%w: empty name", ErrMalformedHeader)
+	}
+	if !escaped {
+		return intern(line[:i]), string(line[i+1:]), nil
+	}
+	k, err := r.unescape(line[:i])
+	if err != nil {
+		return "", "", err
+	}
+	name = intern(k)
+	v, err := r.unescape(line[i+1:])
+	if err != nil {
+		return "", "", err
+	}
+	return name, string(v), nil
+}
+
+// unescape decodes STOMP 1.2 §Value Encoding: \n, \c and \\, plus \r from
+// 1.2 on. Any other escape, or a backslash at the end, is an error ("MUST be
+// treated as a fatal protocol error"). The result is valid until the next
+// call.
+func (r *Reader) unescape(b []byte) ([]byte, error) {
+	i := bytes.IndexByte(b, '\\')
+	if i < 0 {
+		return b, nil
+	}
+	out := append(r.esc[:0], b[:i]...)
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i++; i == len(b) {
+			return nil, fmt.Errorf("%w: trailing backslash", ErrBadEscape)
+		}
+		switch b[i] {
+		case 'n':
+			c = '\n'
+		case 'c':
+			c = ':'
+		case '\\':
+			c = '\\'
+		case 'r':
+			if r.ver != v12 {
+				return nil, fmt.Errorf(`%w \r before STOMP 1.2`, ErrBadEscape)
+			}
+			c = '\r'
+		default:
+			return nil, fmt.Errorf("%w %q", ErrBadEscape, b[i-1:i+1])
+		}
+		out = append(out, c)
+	}
+	r.esc = out
+	return out, nil
+}
+
+// contentLength parses a content-length value (STOMP 1.2 §Header
+// content-length): decimal digits only, at most MaxBodyLength. It stops at
+// the first digit past the limit, so it cannot overflow.
+func (r *Reader) contentLength(s string) (int, error) {
+	if s == "" {
+		return 0, fmt.Errorf("%w: empty", ErrBadContentLength)
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w %q", ErrBadContentLength, s)
+		}
+		if n = n*10 + int(c-'0'); n > r.lim.MaxBodyLength {
+			return 0, fmt.Errorf("%w of %d bytes (content-length)", ErrBodyTooLarge, r.lim.MaxBodyLength)
+		}
+	}
+	return n, nil
+}
+
+// readCounted reads a body of content-length bytes and the NUL after it. The
+// length is checked against the limit before the body is allocated.
+func (r *Reader) readCounted(contentLength string) ([]byte, error) {
+	n, err := r.contentLength(contentLength)
+	if err != nil {
+		return nil, err
+	}
+	var body []byte
+	if n > 0 {
+		body = make([]byte, n)
+		if _, err := io.ReadFull(r.br, body); err != nil {
+			return nil, unexpected(err)
+		}
+	}
+	c, err := r.br.ReadByte()
+	if err != nil {
+		return nil, unexpected(err)
+	}
+	if c != 0 {
+		return nil, fmt.Errorf("%w after %d bytes (content-length)", ErrMissingNUL, n)
+	}
+	return body, nil
+}
+
+// readUntilNUL reads a body without content-length: everything up to the
+// first NUL (STOMP 1.2 §Augmented BNF). It fails as soon as the body passes
+// MaxBodyLength, having read at most one buffer of br beyond it.
+func (r *Reader) readUntilNUL() ([]byte, error) {
+	limit := r.lim.MaxBodyLength
+	b, err := r.br.ReadSlice(0)
+	if err == nil { // the common case: the whole body is in br's buffer
+		n := len(b) - 1
+		if n > limit {
+			return nil, r.bodyTooLarge()
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		return append(make([]byte, 0, n), b[:n]...), nil
+	}
+	var body []byte
+	for {
+		switch err {
+		case nil:
+			b = b[:len(b)-1]
+		case bufio.ErrBufferFull:
+		default:
+			return nil, unexpected(err)
+		}
+		if len(body)+len(b) > limit {
+			return nil, r.bodyTooLarge()
+		}
+		body = appendBounded(body, b, limit)
+		if err == nil {
+			return body, nil
+		}
+		b, err = r.br.ReadSlice(0)
+	}
+}
+
+func (r *Reader) bodyTooLarge() error {
+	return fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, r.lim.MaxBodyLength)
+}
+
+// unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendBounded appends b to dst, growing dst geometrically but never to a
+// capacity above limit. The caller ensures len(dst)+len(b) <= limit.
+func appendBounded(dst, b []byte, limit int) []byte {
+	need := len(dst) + len(b)
+	if need > cap(dst) {
+		c := max(2*cap(dst), need, 512)
+		c = min(c, limit)
+		dst = append(make([]byte, 0, c), dst...)
+	}
+	return append(dst, b...)
+}
+
+// intern returns b as a string, without allocating for the STOMP commands
+// and the header names of STOMP 1.2 §Frames and Headers.
+func intern(b []byte) string {
+	switch string(b) { // the compiler does not allocate for this conversion
+	case frame.SEND:
+		return frame.SEND
+	case frame.SUBSCRIBE:
+		return frame.SUBSCRIBE
+	case frame.UNSUBSCRIBE:
+		return frame.UNSUBSCRIBE
+	case frame.ACK:
+		return frame.ACK
+	case frame.NACK:
+		return frame.NACK
+	case frame.BEGIN:
+		return frame.BEGIN
+	case frame.COMMIT:
+		return frame.COMMIT
+	case frame.ABORT:
+		return frame.ABORT
+	case frame.DISCONNECT:
+		return frame.DISCONNECT
+	case frame.CONNECT:
+		return frame.CONNECT
+	case frame.STOMP:
+		return frame.STOMP
+	case frame.CONNECTED:
+		return frame.CONNECTED
+	case frame.MESSAGE:
+		return frame.MESSAGE
+	case frame.RECEIPT:
+		return frame.RECEIPT
+	case frame.ERROR:
+		return frame.ERROR
+	case frame.Destination:
+		return frame.Destination
+	case frame.ContentLength:
+		return frame.ContentLength
+	case frame.ContentType:
+		return frame.ContentType
+	case frame.Receipt:
+		return frame.Receipt
+	case frame.ReceiptId:
+		return frame.ReceiptId
+	case frame.Id:
+		return frame.Id
+	case frame.Ack:
+		return frame.Ack
+	case frame.Subscription:
+		return frame.Subscription
+	case frame.MessageId:
+		return frame.MessageId
+	case frame.Transaction:
+		return frame.Transaction
+	case frame.AcceptVersion:
+		return frame.AcceptVersion
+	case frame.Host:
+		return frame.Host
+	case frame.Login:
+		return frame.Login
+	case frame.Passcode:
+		return frame.Passcode
+	case frame.HeartBeat:
+		return frame.HeartBeat
+	case frame.Version:
+		return frame.Version
+	case frame.Session:
+		return frame.Session
+	case frame.Server:
+		return frame.Server
+	case frame.Message:
+		return frame.Message
+	}
+	return string(b)
+}

@@ -1,0 +1,71 @@
+package stomp
+
+import (
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// reservedHeaders are STOMP's own SEND/MESSAGE headers; every other header
+// of a SEND travels with the message as a user property.
+var reservedHeaders = map[string]bool{
+	"destination": true, "content-length": true, "content-type": true, "receipt": true,
+	"transaction": true, "reply-to": true, "message-id": true, "subscription": true,
+	"ack": true, "redelivered": true,
+}
+
+// handleSend publishes a SEND frame (STOMP 1.2 §SEND). A SEND is
+// at-least-once (QoS 1); its receipt is sent after Publish returns.
+func (c *conn) handleSend(f *frame.Frame) error {
+	d, err := parseDest(f.Header.Get(frame.Destination), c.cfg.TopicSeparator, false)
+	if err != nil {
+		return err
+	}
+	m := &broker.Message{
+		Topic: d.topic, Queue: d.queue,
+		Payload:     f.Body,
+		ContentType: f.Header.Get(frame.ContentType),
+		QoS:         broker.AtLeastOnce,
+	}
+	if rt, ok := f.Header.Contains("reply-to"); ok {
+		if m.ReplyTo, err = c.replyTo(rt); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		if !reservedHeaders[k] {
+			m.Props = append(m.Props, broker.Property{Key: k, Value: v})
+		}
+	}
+	return c.router.Publish(c.ctx, c.sess, m)
+}
+
+// replyTo rewrites a /temp-queue/<name> reply-to into the private reply
+// queue that carries answers back to this connection (RabbitMQ semantics):
+// the first use creates the queue and subscribes this connection to it
+// under the subscription name /temp-queue/<name>.
+func (c *conn) replyTo(rt string) (string, error) {
+	if len(rt) <= len(tempQueuePrefix) || rt[:len(tempQueuePrefix)] != tempQueuePrefix {
+		return rt, nil
+	}
+	if q, ok := c.temps[rt]; ok {
+		return replyQueuePrefix + q, nil
+	}
+	q, err := c.router.TempQueue(c.sess)
+	if err != nil {
+		return "", err
+	}
+	sub := &broker.Subscription{
+		Key: rt, Queue: q, QoS: broker.AtLeastOnce, Ack: broker.AckAuto,
+		Data: &subState{id: rt, dest: rt, ack: broker.AckAuto},
+	}
+	if err := c.router.Subscribe(c.sess, sub); err != nil {
+		return "", err
+	}
+	if c.temps == nil {
+		c.temps = make(map[string]string)
+	}
+	c.temps[rt] = q
+	return replyQueuePrefix + q, nil
+}

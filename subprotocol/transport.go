@@ -1,0 +1,91 @@
+package subprotocol
+
+import (
+	"context"
+	"io"
+	"net"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// Transport is one client connection as a sequence of messages. web
+// implements it over a WebSocket, and a TCP listener can implement it over a
+// byte stream. It follows gorilla's concurrency contract: one goroutine reads
+// (NextReader, SetReadDeadline), one goroutine writes (WriteMessage,
+// SetWriteDeadline), and Close may be called from any goroutine.
+type Transport interface {
+	// NextReader returns the next inbound message. binary reports the
+	// WebSocket frame type (always true for a stream transport).
+	NextReader() (binary bool, r io.Reader, err error)
+	// WriteMessage writes one outbound message.
+	WriteMessage(binary bool, p []byte) error
+	// Ping sends a transport keepalive (a WebSocket ping; a no-op on TCP).
+	// Write loop only. The transport extends the read deadline when the
+	// answer arrives.
+	Ping() error
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+	// Close sends a close frame with code and reason when it can do so
+	// without blocking for long, then closes the connection. It is safe to
+	// call from any goroutine and more than once.
+	Close(code int, reason string) error
+	// Abort closes the connection at once without a close frame; for when a
+	// final frame could not get through anyway (slow consumer, write timeout).
+	Abort()
+	RemoteAddr() net.Addr
+	// Subprotocol is the negotiated WebSocket subprotocol, or "" on TCP.
+	Subprotocol() string
+}
+
+// WebSocket close codes used by the protocols (RFC 6455 §7.4.1).
+const (
+	CloseNormal        = 1000
+	CloseGoingAway     = 1001
+	CloseProtocolError = 1002
+	CloseUnsupported   = 1003
+	ClosePolicy        = 1008
+	CloseTooBig        = 1009
+	CloseInternal      = 1011
+)
+
+// Protocol is one wire protocol served over a Transport.
+type Protocol interface {
+	// Name is a short name for logs and stats: "stomp", "mqtt".
+	Name() string
+	// Subprotocols lists the WebSocket subprotocols it answers, most
+	// preferred first.
+	Subprotocols() []string
+	// Serve runs one connection until it ends. It is called on the
+	// connection's own goroutine, owns t from then on and closes it before
+	// returning.
+	Serve(ctx context.Context, t Transport, r *broker.Router) error
+}
+
+// Registry is the ordered list of protocols a listener offers. Order is the
+// server's preference when a client offers several subprotocols.
+type Registry []Protocol
+
+// Select picks the first protocol, in the registry's order of preference,
+// and the first of its subprotocols that the client offered.
+func (g Registry) Select(offered []string) (Protocol, string) {
+	for _, p := range g {
+		for _, name := range p.Subprotocols() {
+			for _, o := range offered {
+				if o == name {
+					return p, name
+				}
+			}
+		}
+	}
+	return nil, ""
+}
+
+// Names lists every subprotocol the registry answers, in order of preference.
+func (g Registry) Names() []string {
+	var names []string
+	for _, p := range g {
+		names = append(names, p.Subprotocols()...)
+	}
+	return names
+}
