@@ -12,10 +12,10 @@ type SessionOptions struct {
 	Version    string // negotiated protocol version
 	RemoteAddr string
 	Identity   Identity
-	// Abort, if set, closes the connection at once without a final frame.
-	// Session.Close calls it for reasons where a final frame could not get
-	// through (CloseWriteTimeout). It must not block.
-	Abort func()
+	// OnClose, if set, is called once by Session.Close, on the closing
+	// goroutine, so the protocol can cut a blocked write short (slow
+	// consumer, write timeout). It must not block or take broker locks.
+	OnClose func(CloseReason)
 }
 
 // Session is one client's state in the router: its subscriptions, its
@@ -30,8 +30,8 @@ type Session struct {
 	ConnectedAt time.Time
 	Outbox      *Outbox
 
-	router *Router
-	abort  func()
+	router  *Router
+	onClose func(CloseReason)
 
 	mu         sync.Mutex // guards subs and tempQueues
 	subs       map[string]*Subscription
@@ -70,8 +70,8 @@ func (s *Session) Close(reason CloseReason) {
 		s.reason.Store(uint32(reason))
 		close(s.done) // before the outbox, so queue dispatch skips s once pushes fail
 		s.Outbox.Close()
-		if reason == CloseWriteTimeout && s.abort != nil {
-			s.abort()
+		if s.onClose != nil {
+			s.onClose(reason)
 		}
 	})
 }

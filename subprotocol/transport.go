@@ -31,8 +31,12 @@ type Transport interface {
 	// call from any goroutine and more than once.
 	Close(code int, reason string) error
 	// Abort closes the connection at once without a close frame; for when a
-	// final frame could not get through anyway (slow consumer, write timeout).
+	// final frame could not get through anyway (write timeout).
 	Abort()
+	// InterruptWrite moves the deadline of a write in progress to d, so a
+	// write blocked on a client that stopped reading ends soon. Safe from
+	// any goroutine.
+	InterruptWrite(d time.Time)
 	RemoteAddr() net.Addr
 	// Subprotocol is the negotiated WebSocket subprotocol, or "" on TCP.
 	Subprotocol() string

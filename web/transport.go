@@ -75,6 +75,11 @@ func (t *wsTransport) Close(code int, reason string) error {
 	return nil
 }
 
+// InterruptWrite shortens the deadline of a write in progress. gorilla sets
+// the socket's deadline at the start of every write, so this lasts until the
+// write loop's next write, which sets its own.
+func (t *wsTransport) InterruptWrite(d time.Time) { _ = t.ws.UnderlyingConn().SetWriteDeadline(d) }
+
 // Abort closes the connection without a close frame.
 func (t *wsTransport) Abort() {
 	t.closeOnce.Do(func() { _ = t.ws.Close() })

@@ -16,7 +16,6 @@ import (
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
-
 // stateFunc handles one frame in the current state (go-stomp's design).
 type stateFunc func(c *conn, f *frame.Frame) error
 
@@ -34,9 +33,9 @@ type conn struct {
 	state       stateFunc
 	version     string // negotiated: "1.0", "1.1", "1.2"
 	sess        *broker.Session
-	readTimeout time.Duration     // client heart-beat deadline, or IdleTimeout
+	readTimeout time.Duration             // client heart-beat deadline, or IdleTimeout
 	txs         map[string][]*frame.Frame // open transactions
-	temps       map[string]string // /temp-queue/<name> → router queue name
+	temps       map[string]string         // /temp-queue/<name> → router queue name
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts

@@ -53,7 +53,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		return protocolErr("authentication failed", "bad login or passcode")
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
-		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, Abort: c.t.Abort,
+		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, OnClose: c.onSessionClose,
 	})
 	if err != nil {
 		return err

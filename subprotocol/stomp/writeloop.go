@@ -194,6 +194,18 @@ func wireCode(reason broker.CloseReason) int {
 	return 1002
 }
 
+// onSessionClose runs on whichever goroutine closes the session. A slow
+// consumer's write loop may be blocked writing to a client that stopped
+// reading: cut that write short so the final ERROR is tried promptly.
+func (c *conn) onSessionClose(reason broker.CloseReason) {
+	switch reason {
+	case broker.CloseSlowConsumer:
+		c.t.InterruptWrite(time.Now().Add(closeFlushTimeout))
+	case broker.CloseWriteTimeout:
+		c.t.Abort()
+	}
+}
+
 // writeFailed ends the session after a failed write: a timeout means the
 // client stopped reading.
 func (c *conn) writeFailed(err error) {
