@@ -10,13 +10,18 @@ import (
 
 // track records an unacknowledged delivery under its message-id. The write
 // loop calls it before the MESSAGE is written, so an ACK can never arrive
-// first.
-func (c *conn) track(id uint64, d broker.Delivery) {
+// first. It reports false when the connection already holds
+// Config.MaxUnacked deliveries: the client does not acknowledge.
+func (c *conn) track(id uint64, d broker.Delivery) bool {
 	st := d.Sub.Data.(*subState)
 	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	if len(c.pending) >= c.cfg.MaxUnacked {
+		return false
+	}
 	c.pending[id] = d
 	st.unacked = append(st.unacked, id)
-	c.ackMu.Unlock()
+	return true
 }
 
 // handleAck settles deliveries (STOMP 1.2 §ACK, §NACK). STOMP 1.2 names the

@@ -35,6 +35,7 @@ type conn struct {
 	sess        *broker.Session
 	readTimeout time.Duration             // client heart-beat deadline, or IdleTimeout
 	txs         map[string][]*frame.Frame // open transactions
+	txBytes     int                       // body bytes buffered in txs
 	temps       map[string]string         // /temp-queue/<name> → router queue name
 
 	// Shared with the write loop.

@@ -19,6 +19,8 @@ const (
 	DefaultIdleTimeout    = 60 * time.Second
 	DefaultMaxTxFrames    = 10000
 	DefaultMaxTx          = 100
+	DefaultMaxTxBytes     = 16 << 20
+	DefaultMaxUnacked     = 10000
 	// ServerName is sent in CONNECTED's server header.
 	ServerName = "Duplex/0.1"
 )
@@ -50,6 +52,10 @@ type Config struct {
 
 	MaxTx       int // open transactions per connection
 	MaxTxFrames int // frames buffered per transaction
+	MaxTxBytes  int // body bytes buffered in all open transactions of a connection
+	// MaxUnacked bounds deliveries awaiting ACK on one connection (client
+	// ack modes). A client past it is closed as a slow consumer.
+	MaxUnacked int
 
 	Log *slog.Logger
 }
@@ -81,6 +87,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTx <= 0 {
 		c.MaxTx = DefaultMaxTx
+	}
+	if c.MaxTxBytes <= 0 {
+		c.MaxTxBytes = DefaultMaxTxBytes
+	}
+	if c.MaxUnacked <= 0 {
+		c.MaxUnacked = DefaultMaxUnacked
 	}
 	if c.MaxTxFrames <= 0 {
 		c.MaxTxFrames = DefaultMaxTxFrames

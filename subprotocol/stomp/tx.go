@@ -32,6 +32,10 @@ func (c *conn) buffer(tx string, f *frame.Frame) error {
 	if len(frames) >= c.cfg.MaxTxFrames {
 		return protocolErr("transaction too large", "transaction %q holds more than %d frames", tx, c.cfg.MaxTxFrames)
 	}
+	if c.txBytes+len(f.Body) > c.cfg.MaxTxBytes {
+		return protocolErr("transaction too large", "open transactions hold more than %d body bytes", c.cfg.MaxTxBytes)
+	}
+	c.txBytes += len(f.Body)
 	f.Header.Del(frame.Transaction)
 	f.Header.Del(frame.Receipt) // the receipt was answered when the frame was buffered
 	c.txs[tx] = append(frames, f)
@@ -45,7 +49,7 @@ func (c *conn) handleCommit(f *frame.Frame) error {
 	if !ok {
 		return protocolErr("unknown transaction", "transaction %q is not open", tx)
 	}
-	delete(c.txs, tx)
+	c.dropTx(tx)
 	for _, bf := range frames {
 		var err error
 		if bf.Command == frame.SEND {
@@ -66,6 +70,14 @@ func (c *conn) handleAbort(f *frame.Frame) error {
 	if _, ok := c.txs[tx]; !ok {
 		return protocolErr("unknown transaction", "transaction %q is not open", tx)
 	}
-	delete(c.txs, tx)
+	c.dropTx(tx)
 	return nil
+}
+
+// dropTx forgets a transaction and its buffered bytes.
+func (c *conn) dropTx(tx string) {
+	for _, f := range c.txs[tx] {
+		c.txBytes -= len(f.Body)
+	}
+	delete(c.txs, tx)
 }

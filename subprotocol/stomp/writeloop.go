@@ -112,8 +112,11 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 	c := w.c
 	for _, d := range msgs {
 		id := c.nextMsgID.Add(1)
-		if d.Sub.Data.(*subState).ack != broker.AckAuto {
-			c.track(id, d)
+		if d.Sub.Data.(*subState).ack != broker.AckAuto && !c.track(id, d) {
+			c.log.Warn("stomp: too many unacknowledged messages, closing", "limit", c.cfg.MaxUnacked)
+			c.router.Redeliver(d) // a queue message goes back for another consumer
+			c.sess.Close(broker.CloseSlowConsumer)
+			break
 		}
 		start := len(*w.buf)
 		var binary bool
