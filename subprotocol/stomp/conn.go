@@ -44,6 +44,7 @@ type conn struct {
 	ackMu        sync.Mutex    // guards pending and every subState.unacked
 	pending      map[uint64]broker.Delivery
 	wdone        chan struct{} // closed when the write loop has ended
+	failCode     atomic.Int32  // WebSocket close code after an ERROR the read loop queued
 }
 
 // subState is the STOMP side of one subscription (Subscription.Data).
@@ -128,7 +129,7 @@ func (c *conn) endOnReadError(err error) error {
 func (c *conn) fail(err error, bad *frame.Frame) error {
 	we := wireError(err)
 	c.log.Warn("stomp: protocol error", "session", c.sessionID(), "err", err)
-	ef := errorFrame(we.message, we.detail, bad)
+	ef := errorFrame(we.message, we.detail, bad, we.headers...)
 	if c.sess == nil {
 		// Before CONNECTED the read loop is the only writer.
 		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
@@ -136,6 +137,7 @@ func (c *conn) fail(err error, bad *frame.Frame) error {
 		c.t.Close(we.code, we.message)
 		return err
 	}
+	c.failCode.Store(int32(we.code))
 	_ = c.sess.Outbox.PushControl(AppendFrame(nil, ef, c.version))
 	c.sess.Close(we.reason)
 	c.finish()

@@ -9,6 +9,9 @@ import (
 // connected dispatches client frames after CONNECTED (STOMP 1.2 §Client
 // Frames). A frame with a receipt header gets a RECEIPT once handled.
 func connected(c *conn, f *frame.Frame) error {
+	// Read the receipt first: a frame buffered in a transaction loses its
+	// receipt header, but the RECEIPT is due now (STOMP 1.2 §RECEIPT).
+	receipt, wantReceipt := f.Header.Contains(frame.Receipt)
 	var err error
 	switch f.Command {
 	case frame.SEND:
@@ -36,8 +39,8 @@ func connected(c *conn, f *frame.Frame) error {
 	case frame.DISCONNECT:
 		// STOMP 1.2 §DISCONNECT: receipt, then the server closes. Queued
 		// frames are flushed first by the write loop.
-		if r, ok := f.Header.Contains("receipt"); ok {
-			c.receipt(r)
+		if wantReceipt {
+			c.receipt(receipt)
 		}
 		c.sess.Close(broker.CloseClientClosed)
 		return nil
@@ -49,8 +52,8 @@ func connected(c *conn, f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	if r, ok := f.Header.Contains("receipt"); ok {
-		c.receipt(r)
+	if wantReceipt {
+		c.receipt(receipt)
 	}
 	return nil
 }

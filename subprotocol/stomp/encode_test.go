@@ -28,48 +28,48 @@ var encodeCases = []struct {
 	// caller's.
 	name:    "body with NULs",
 	version: "1.2",
-	f:       fr("MESSAGE", "a\x00b", "content-length", "3"),
+	f:       mkFrame("MESSAGE", "a\x00b", "content-length", "3"),
 	want:    "MESSAGE\ncontent-length:3\n\na\x00b\x00",
 }, {
 	// Repeated headers keep their order.
 	name:    "repeated headers",
 	version: "1.2",
-	f:       fr("MESSAGE", "", "foo", "1", "foo", "2"),
+	f:       mkFrame("MESSAGE", "", "foo", "1", "foo", "2"),
 	want:    "MESSAGE\nfoo:1\nfoo:2\n\n\x00",
 }, {
 	// §Value Encoding in 1.2: backslash, LF, colon and CR, in names and
 	// values.
 	name:    "escapes 1.2",
 	version: "1.2",
-	f:       fr("MESSAGE", "", "k:x", "a\nb\\c\rd:e"),
+	f:       mkFrame("MESSAGE", "", "k:x", "a\nb\\c\rd:e"),
 	want:    "MESSAGE\nk\\cx:a\\nb\\\\c\\rd\\ce\n\n\x00",
 }, {
 	// An unknown version string escapes as 1.2.
 	name:    "escapes unknown version",
 	version: "",
-	f:       fr("MESSAGE", "", "k", "\r"),
+	f:       mkFrame("MESSAGE", "", "k", "\r"),
 	want:    "MESSAGE\nk:\\r\n\n\x00",
 }, {
 	// 1.1 has no \r escape.
 	name:    "escapes 1.1",
 	version: "1.1",
-	f:       fr("MESSAGE", "", "k:x", "a\nb\\c\rd:e"),
+	f:       mkFrame("MESSAGE", "", "k:x", "a\nb\\c\rd:e"),
 	want:    "MESSAGE\nk\\cx:a\\nb\\\\c\rd\\ce\n\n\x00",
 }, {
 	name:    "no escapes 1.0",
 	version: "1.0",
-	f:       fr("MESSAGE", "", "k", `a\b:c`),
+	f:       mkFrame("MESSAGE", "", "k", `a\b:c`),
 	want:    "MESSAGE\nk:a\\b:c\n\n\x00",
 }, {
 	// CONNECTED does not escape, in any version.
 	name:    "CONNECTED raw",
 	version: "1.2",
-	f:       fr("CONNECTED", "", "version", "1.2", "server", `duplex\1:0`),
+	f:       mkFrame("CONNECTED", "", "version", "1.2", "server", `duplex\1:0`),
 	want:    "CONNECTED\nversion:1.2\nserver:duplex\\1:0\n\n\x00",
 }, {
 	name:    "CONNECT raw",
 	version: "1.1",
-	f:       fr("CONNECT", "", "login", `dom\user`),
+	f:       mkFrame("CONNECT", "", "login", `dom\user`),
 	want:    "CONNECT\nlogin:dom\\user\n\n\x00",
 }, {
 	name:    "nil header",
@@ -122,10 +122,10 @@ func TestAppendFrameRoundTrip(t *testing.T) {
 // write loop does, and reads them back in order.
 func TestAppendFrameCoalesce(t *testing.T) {
 	frames := []*frame.Frame{
-		fr("MESSAGE", "one", "subscription", "0", "destination", "/topic/a"),
+		mkFrame("MESSAGE", "one", "subscription", "0", "destination", "/topic/a"),
 		nil,
-		fr("RECEIPT", "", "receipt-id", "77"),
-		fr("MESSAGE", "t\x00o", "content-length", "3"),
+		mkFrame("RECEIPT", "", "receipt-id", "77"),
+		mkFrame("MESSAGE", "t\x00o", "content-length", "3"),
 	}
 	var buf []byte
 	for _, f := range frames {
@@ -143,7 +143,7 @@ func TestAppendFrameCoalesce(t *testing.T) {
 }
 
 func TestAppendFrameAllocs(t *testing.T) {
-	f := fr("MESSAGE", strings.Repeat("x", 64),
+	f := mkFrame("MESSAGE", strings.Repeat("x", 64),
 		"subscription", "sub-0", "message-id", "42", "destination", "/topic/a:b", "k\\", "v\n")
 	dst := make([]byte, 0, 512)
 	for _, v := range []string{"1.0", "1.1", "1.2"} {
@@ -154,7 +154,7 @@ func TestAppendFrameAllocs(t *testing.T) {
 }
 
 func BenchmarkAppendMessage64(b *testing.B) {
-	f := fr("MESSAGE", strings.Repeat("x", 64), "subscription", "sub-0", "message-id", "42",
+	f := mkFrame("MESSAGE", strings.Repeat("x", 64), "subscription", "sub-0", "message-id", "42",
 		"destination", "/topic/sensors/t1", "content-type", "text/plain", "content-length", "64")
 	dst := make([]byte, 0, 512)
 	b.ReportAllocs()

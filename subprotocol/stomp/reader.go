@@ -192,8 +192,8 @@ func (r *Reader) read() (*frame.Frame, error) {
 	n, size := 0, 0
 	clen := -1 // index in r.hdr of the first content-length value
 	for {
-		line, err := r.readLine(false)
-		if err != nil {
+		var name, value string
+		if line, err = r.readLine(false); err != nil {
 			return nil, err
 		}
 		if len(line) == 0 {
@@ -207,8 +207,7 @@ func (r *Reader) read() (*frame.Frame, error) {
 		if size += len(line); size > r.lim.MaxHeaderBytes {
 			return nil, fmt.Errorf("%w of %d bytes", ErrHeadersTooLarge, r.lim.MaxHeaderBytes)
 		}
-		name, value, err := r.header(line, escaped)
-		if err != nil {
+		if name, value, err = r.header(line, escaped); err != nil {
 			return nil, err
 		}
 		if clen < 0 && name == frame.ContentLength {

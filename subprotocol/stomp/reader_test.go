@@ -14,11 +14,11 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 )
 
-// hb stands for a heart-beat in the expected output of a Reader.
-var hb *frame.Frame
+// heartBeat stands for a heart-beat in the expected output of a Reader.
+var heartBeat *frame.Frame
 
-// fr builds an expected frame; headers are name, value pairs.
-func fr(command, body string, headers ...string) *frame.Frame {
+// mkFrame builds an expected frame; headers are name, value pairs.
+func mkFrame(command, body string, headers ...string) *frame.Frame {
 	f := frame.New(command, headers...)
 	if body != "" {
 		f.Body = []byte(body)
@@ -90,135 +90,135 @@ var readCases = []struct {
 }{{
 	name: "CONNECT",
 	in:   "CONNECT\naccept-version:1.2\nhost:example.org\n\n\x00",
-	want: []*frame.Frame{fr("CONNECT", "", "accept-version", "1.2", "host", "example.org")},
+	want: []*frame.Frame{mkFrame("CONNECT", "", "accept-version", "1.2", "host", "example.org")},
 }, {
 	// CONNECT headers are never unescaped; a colon in a value is literal.
 	name: "CONNECT no unescape",
 	in:   "CONNECT\nlogin:dom\\user\npasscode:a:b\\c\n\n\x00",
-	want: []*frame.Frame{fr("CONNECT", "", "login", `dom\user`, "passcode", `a:b\c`)},
+	want: []*frame.Frame{mkFrame("CONNECT", "", "login", `dom\user`, "passcode", `a:b\c`)},
 }, {
 	// STOMP is CONNECT's alias, and stays raw even after SetVersion.
 	name:    "STOMP no unescape",
 	version: "1.2",
 	in:      "STOMP\nlogin:a\\tb\n\n\x00",
-	want:    []*frame.Frame{fr("STOMP", "", "login", `a\tb`)},
+	want:    []*frame.Frame{mkFrame("STOMP", "", "login", `a\tb`)},
 }, {
 	name:    "CONNECTED no unescape",
 	version: "1.2",
 	in:      "CONNECTED\nversion:1.2\nserver:duplex\\1\n\n\x00",
-	want:    []*frame.Frame{fr("CONNECTED", "", "version", "1.2", "server", `duplex\1`)},
+	want:    []*frame.Frame{mkFrame("CONNECTED", "", "version", "1.2", "server", `duplex\1`)},
 }, {
 	// content-length lets the body hold NULs.
 	name:    "SEND content-length with NULs",
 	version: "1.2",
 	in:      "SEND\ndestination:/queue/a\ncontent-length:5\n\na\x00b\x00c\x00",
-	want:    []*frame.Frame{fr("SEND", "a\x00b\x00c", "destination", "/queue/a", "content-length", "5")},
+	want:    []*frame.Frame{mkFrame("SEND", "a\x00b\x00c", "destination", "/queue/a", "content-length", "5")},
 }, {
 	// Leading zeros are still a decimal integer.
 	name:    "content-length leading zeros",
 	version: "1.2",
 	in:      "SEND\ncontent-length:003\n\nabc\x00",
-	want:    []*frame.Frame{fr("SEND", "abc", "content-length", "003")},
+	want:    []*frame.Frame{mkFrame("SEND", "abc", "content-length", "003")},
 }, {
 	name:    "content-length zero",
 	version: "1.2",
 	in:      "SEND\ncontent-length:0\n\n\x00",
-	want:    []*frame.Frame{fr("SEND", "", "content-length", "0")},
+	want:    []*frame.Frame{mkFrame("SEND", "", "content-length", "0")},
 }, {
 	// Only the first content-length counts (§Repeated Header Entries).
 	name:    "content-length repeated",
 	version: "1.2",
 	in:      "SEND\ncontent-length:2\ncontent-length:junk\n\nab\x00",
-	want:    []*frame.Frame{fr("SEND", "ab", "content-length", "2", "content-length", "junk")},
+	want:    []*frame.Frame{mkFrame("SEND", "ab", "content-length", "2", "content-length", "junk")},
 }, {
 	name:    "body without content-length",
 	version: "1.2",
 	in:      "SEND\ndestination:/topic/x\n\nhello\x00",
-	want:    []*frame.Frame{fr("SEND", "hello", "destination", "/topic/x")},
+	want:    []*frame.Frame{mkFrame("SEND", "hello", "destination", "/topic/x")},
 }, {
 	name:    "long body without content-length",
 	version: "1.2",
 	in:      "SEND\n\n" + body10k + "\x00",
-	want:    []*frame.Frame{fr("SEND", body10k)},
+	want:    []*frame.Frame{mkFrame("SEND", body10k)},
 }, {
 	name:    "long header line",
 	version: "1.2",
 	in:      "SEND\nx:" + long5k + "\n\n\x00",
-	want:    []*frame.Frame{fr("SEND", "", "x", long5k)},
+	want:    []*frame.Frame{mkFrame("SEND", "", "x", long5k)},
 }, {
 	// CR LF line endings, and a CR LF heart-beat after the NUL.
 	name:    "CRLF",
 	version: "1.2",
 	in:      "SEND\r\ndestination:/q\r\n\r\nhi\x00\r\n",
-	want:    []*frame.Frame{fr("SEND", "hi", "destination", "/q"), hb},
+	want:    []*frame.Frame{mkFrame("SEND", "hi", "destination", "/q"), heartBeat},
 }, {
 	// EOLs before, between and after frames are heart-beats.
 	name:    "heart-beats",
 	version: "1.2",
 	in:      "\n\r\nSEND\n\na\x00\nSEND\n\nb\x00\n\n",
-	want:    []*frame.Frame{hb, hb, fr("SEND", "a"), hb, fr("SEND", "b"), hb, hb},
+	want:    []*frame.Frame{heartBeat, heartBeat, mkFrame("SEND", "a"), heartBeat, mkFrame("SEND", "b"), heartBeat, heartBeat},
 }, {
 	name:    "back-to-back frames",
 	version: "1.2",
 	in:      "SEND\n\na\x00SEND\ncontent-length:1\n\nb\x00",
-	want:    []*frame.Frame{fr("SEND", "a"), fr("SEND", "b", "content-length", "1")},
+	want:    []*frame.Frame{mkFrame("SEND", "a"), mkFrame("SEND", "b", "content-length", "1")},
 }, {
 	// Repeated headers are all kept in order; Get returns the first.
 	name:    "repeated headers",
 	version: "1.2",
 	in:      "MESSAGE\nfoo:1\nfoo:2\nbar:3\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", "foo", "1", "foo", "2", "bar", "3")},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", "foo", "1", "foo", "2", "bar", "3")},
 }, {
 	// §Value Encoding in 1.2, in names and values.
 	name:    "escapes 1.2",
 	version: "1.2",
 	in:      "MESSAGE\nk\\cx:a\\nb\\\\c\\rd\\ce\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", "k:x", "a\nb\\c\rd:e")},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", "k:x", "a\nb\\c\rd:e")},
 }, {
 	// Before CONNECTED, non-CONNECT frames follow 1.2.
 	name: "escapes before CONNECTED",
 	in:   "SEND\nk:a\\r\\n\n\n\x00",
-	want: []*frame.Frame{fr("SEND", "", "k", "a\r\n")},
+	want: []*frame.Frame{mkFrame("SEND", "", "k", "a\r\n")},
 }, {
 	// An escaped backslash followed by n is not a newline.
 	name:    "escaped backslash then n",
 	version: "1.2",
 	in:      "MESSAGE\nk:\\\\n\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", "k", `\n`)},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", "k", `\n`)},
 }, {
 	name:    "escapes 1.1",
 	version: "1.1",
 	in:      "MESSAGE\nk\\cx:a\\nb\\\\c\\cd\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", "k:x", "a\nb\\c:d")},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", "k:x", "a\nb\\c:d")},
 }, {
 	// 1.1 has no \r escape, so a CR inside a value is raw.
 	name:    "bare CR 1.1",
 	version: "1.1",
 	in:      "MESSAGE\nk:a\rb\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", "k", "a\rb")},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", "k", "a\rb")},
 }, {
 	// 1.0 has no escaping at all.
 	name:    "no escapes 1.0",
 	version: "1.0",
 	in:      "MESSAGE\nk\\c:a\\tb\rc\n\n\x00",
-	want:    []*frame.Frame{fr("MESSAGE", "", `k\c`, "a\\tb\rc")},
+	want:    []*frame.Frame{mkFrame("MESSAGE", "", `k\c`, "a\\tb\rc")},
 }, {
 	// A raw colon in a value is accepted, as go-stomp and 1.0 peers do.
 	name:    "colon in value",
 	version: "1.2",
 	in:      "SEND\nx:a:b\n\n\x00",
-	want:    []*frame.Frame{fr("SEND", "", "x", "a:b")},
+	want:    []*frame.Frame{mkFrame("SEND", "", "x", "a:b")},
 }, {
 	name:    "empty value",
 	version: "1.2",
 	in:      "SEND\nx:\n\n\x00",
-	want:    []*frame.Frame{fr("SEND", "", "x", "")},
+	want:    []*frame.Frame{mkFrame("SEND", "", "x", "")},
 }, {
 	// Unknown commands are for the state machine to reject.
 	name:    "unknown command",
 	version: "1.2",
 	in:      "FOO\n\n\x00",
-	want:    []*frame.Frame{fr("FOO", "")},
+	want:    []*frame.Frame{mkFrame("FOO", "")},
 }}
 
 func TestReaderValid(t *testing.T) {
@@ -258,7 +258,7 @@ func TestReaderRepeatedHeaderFirstWins(t *testing.T) {
 	}
 }
 
-var small = Limits{MaxLineLength: 16, MaxHeaders: 2, MaxHeaderBytes: 20, MaxBodyLength: 4}
+var smallLimits = Limits{MaxLineLength: 16, MaxHeaders: 2, MaxHeaderBytes: 20, MaxBodyLength: 4}
 
 var readErrorCases = []struct {
 	name    string
@@ -269,15 +269,15 @@ var readErrorCases = []struct {
 	size    bool // IsSizeError
 }{
 	// Size limits (§Size Limits).
-	{name: "command line too long", limits: small, in: "SENDSENDSENDSENDS\n\n\x00", want: ErrLineTooLong, size: true},
-	{name: "header line too long", limits: small, in: "SEND\n0123456789:abcdef\n\n\x00", want: ErrLineTooLong, size: true},
+	{name: "command line too long", limits: smallLimits, in: "SENDSENDSENDSENDS\n\n\x00", want: ErrLineTooLong, size: true},
+	{name: "header line too long", limits: smallLimits, in: "SEND\n0123456789:abcdef\n\n\x00", want: ErrLineTooLong, size: true},
 	// 16 bytes plus CR LF is within the limit; 17 plus CR LF is not.
-	{name: "line too long with CRLF", limits: small, in: "SEND\r\n0123456789:abcdef\r\n\r\n\x00", want: ErrLineTooLong, size: true},
-	{name: "too many headers", limits: small, in: "SEND\na:1\nb:2\nc:3\n\n\x00", want: ErrTooManyHeaders, size: true},
-	{name: "headers too large", limits: small, in: "SEND\na:123456789\nb:123456789\n\n\x00", want: ErrHeadersTooLarge, size: true},
-	{name: "content-length over limit", limits: small, in: "SEND\ncontent-length:5\n\n12345\x00", want: ErrBodyTooLarge, size: true},
+	{name: "line too long with CRLF", limits: smallLimits, in: "SEND\r\n0123456789:abcdef\r\n\r\n\x00", want: ErrLineTooLong, size: true},
+	{name: "too many headers", limits: smallLimits, in: "SEND\na:1\nb:2\nc:3\n\n\x00", want: ErrTooManyHeaders, size: true},
+	{name: "headers too large", limits: smallLimits, in: "SEND\na:123456789\nb:123456789\n\n\x00", want: ErrHeadersTooLarge, size: true},
+	{name: "content-length over limit", limits: smallLimits, in: "SEND\ncontent-length:5\n\n12345\x00", want: ErrBodyTooLarge, size: true},
 	{name: "huge content-length", in: "SEND\ncontent-length:99999999999999999999999999\n\n\x00", want: ErrBodyTooLarge, size: true},
-	{name: "body over limit", limits: small, in: "SEND\n\n12345\x00", want: ErrBodyTooLarge, size: true},
+	{name: "body over limit", limits: smallLimits, in: "SEND\n\n12345\x00", want: ErrBodyTooLarge, size: true},
 
 	// content-length must be a non-negative decimal integer.
 	{name: "content-length letters", in: "SEND\ncontent-length:abc\n\n\x00", want: ErrBadContentLength},
@@ -358,7 +358,7 @@ func TestReaderLimitEdges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ch.name, err)
 		}
-		want := fr("SEND", "1234", "0123456789", "abcde", "abc", "d")
+		want := mkFrame("SEND", "1234", "0123456789", "abcde", "abc", "d")
 		if d := sameFrame(f, want); d != "" {
 			t.Errorf("%s: %s", ch.name, d)
 		}

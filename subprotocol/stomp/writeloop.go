@@ -114,8 +114,8 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 		id := c.nextMsgID.Add(1)
 		if d.Sub.Data.(*subState).ack != broker.AckAuto && !c.track(id, d) {
 			c.log.Warn("stomp: too many unacknowledged messages, closing", "limit", c.cfg.MaxUnacked)
-			c.router.Redeliver(d) // a queue message goes back for another consumer
-			c.sess.Close(broker.CloseSlowConsumer)
+			c.sess.Close(broker.CloseSlowConsumer) // first, so the queue skips this consumer
+			c.router.Redeliver(d)                  // a queue message goes back for another consumer
 			break
 		}
 		start := len(*w.buf)
@@ -183,18 +183,10 @@ func (w *writer) final(reason broker.CloseReason) {
 		_ = c.t.WriteMessage(false, AppendFrame(nil, f, c.version))
 		c.log.Info("stomp: session closed by server", "reason", reason)
 	}
-	if reason == broker.CloseProtocolError || reason == broker.CloseTooLarge {
-		code = wireCode(reason)
+	if fc := c.failCode.Load(); fc != 0 {
+		code = int(fc) // the read loop queued an ERROR and chose the code
 	}
 	c.t.Close(code, reason.String())
-}
-
-// wireCode is the WebSocket close code after an ERROR the read loop queued.
-func wireCode(reason broker.CloseReason) int {
-	if reason == broker.CloseTooLarge {
-		return 1009
-	}
-	return 1002
 }
 
 // onSessionClose runs on whichever goroutine closes the session. A slow
