@@ -85,7 +85,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err := proto.Serve(s.ctx, t, s.router); err != nil {
 		s.cfg.Log.Debug("web: connection ended", "remote", r.RemoteAddr, "protocol", proto.Name(), "err", err)
 	}
-	t.Abort()
+	t.linger()
 }
 
 // checkOrigin allows requests without Origin (non-browser clients),

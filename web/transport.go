@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,8 +19,16 @@ type wsTransport struct {
 	wt       time.Duration // deadline for control frames
 	pongWait time.Duration
 
-	closeOnce sync.Once
+	closeOnce sync.Once   // the close frame
+	abortOnce sync.Once   // the socket
+	closeSent atomic.Bool // a close frame went out: linger for the reply
 }
+
+// closeLinger is how long the server waits, after its close frame, for the
+// client's close frame before it drops the socket (RFC 6455 §7.1.1). Closing
+// at once would reset a client still sending, and lose the ERROR it has not
+// read yet.
+const closeLinger = time.Second
 
 func newTransport(ws *websocket.Conn, cfg *Config) *wsTransport {
 	t := &wsTransport{ws: ws, wt: cfg.WriteTimeout, pongWait: cfg.PongWait}
@@ -62,15 +71,22 @@ func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.ws.SetWrite
 func (t *wsTransport) RemoteAddr() net.Addr               { return t.ws.RemoteAddr() }
 func (t *wsTransport) Subprotocol() string                { return t.ws.Subprotocol() }
 
-// Close sends a close frame (bounded by the write timeout) and closes the
-// connection. Only the first call does anything.
+// Close sends a close frame (bounded by the write timeout). The socket is
+// closed when the client answers (the handler drains until then, see
+// linger) or closeLinger later, whichever comes first. Only the first call
+// does anything.
 func (t *wsTransport) Close(code int, reason string) error {
 	t.closeOnce.Do(func() {
 		if len(reason) > 120 { // a close frame's payload is at most 125 bytes
 			reason = reason[:120]
 		}
-		_ = t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(t.wt))
-		_ = t.ws.Close()
+		err := t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(t.wt))
+		if err != nil {
+			t.Abort()
+			return
+		}
+		t.closeSent.Store(true)
+		time.AfterFunc(closeLinger, t.Abort)
 	})
 	return nil
 }
@@ -80,7 +96,26 @@ func (t *wsTransport) Close(code int, reason string) error {
 // write loop's next write, which sets its own.
 func (t *wsTransport) InterruptWrite(d time.Time) { _ = t.ws.UnderlyingConn().SetWriteDeadline(d) }
 
-// Abort closes the connection without a close frame.
+// Abort closes the socket without (further) ceremony.
 func (t *wsTransport) Abort() {
-	t.closeOnce.Do(func() { _ = t.ws.Close() })
+	t.abortOnce.Do(func() { _ = t.ws.Close() })
+}
+
+// linger runs on the handler goroutine once the protocol is done: when a
+// close frame went out, it reads and discards what the client still sends
+// until its close frame arrives or closeLinger passes, then closes.
+func (t *wsTransport) linger() {
+	if t.closeSent.Load() {
+		_ = t.ws.SetReadDeadline(time.Now().Add(closeLinger))
+		for {
+			_, r, err := t.ws.NextReader()
+			if err != nil {
+				break
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				break
+			}
+		}
+	}
+	t.Abort()
 }

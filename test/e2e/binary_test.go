@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+)
+
+// lockedBuffer is an io.Writer safe for the exec copier and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var listeningLine = regexp.MustCompile(`^duplex listening on (127\.0\.0\.1:\d+)\n`)
+
+// TestRealBinary builds cmd/duplex, runs it on a random port, checks the
+// one stdout line, does a send/receive through it and stops it with
+// SIGTERM, expecting exit status 0.
+func TestRealBinary(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "duplex")
+	bctx, bcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer bcancel()
+	build := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/duplex")
+	build.Dir = filepath.Join("..", "..") // module root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/duplex: %v\n%s", err, out)
+	}
+
+	var stdout, stderr lockedBuffer
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "data"), "-log-level", "info")
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	cmd.Env = envWithoutDuplex()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("duplex stderr:\n%s", stderr.String())
+		}
+	})
+
+	var addr string
+	checkFor(t, 10*time.Second, func() error {
+		select {
+		case err := <-exited:
+			stopped = true
+			t.Fatalf("duplex exited early: %v\nstdout %q\nstderr %s", err, stdout.String(), stderr.String())
+		default:
+		}
+		m := listeningLine.FindStringSubmatch(stdout.String())
+		if m == nil {
+			return fmt.Errorf("stdout so far %q", stdout.String())
+		}
+		addr = m[1]
+		return nil
+	})
+
+	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
+		t.Errorf("data folder not created: %v", err)
+	}
+
+	s := &testServer{URL: "ws://" + addr + "/ws", HTTPURL: "http://" + addr}
+	sub := connect(t, s, stomp.ConnOpt.AcceptVersion(stomp.V12))
+	ssub := sub.subscribe(t, "/topic/real/binary", stomp.AckAuto)
+	pub := connect(t, s, stomp.ConnOpt.AcceptVersion(stomp.V11, stomp.V12))
+	pub.send(t, "/topic/real/binary", "through the real binary", stomp.SendOpt.Receipt)
+	m := recvBody(t, ssub, "through the real binary")
+	if m.Destination != "/topic/real/binary" {
+		t.Errorf("destination %q", m.Destination)
+	}
+	qsub := sub.subscribe(t, "/queue/real", stomp.AckClientIndividual)
+	pub.send(t, "/queue/real", "queued")
+	qm := recvBody(t, qsub, "queued")
+	if err := sub.Ack(qm); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Disconnect(); err != nil {
+		t.Errorf("disconnect: %v", err)
+	}
+
+	// SIGTERM with a client still connected: graceful shutdown, exit 0.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v (exit code %d)\nstderr:\n%s", err, cmd.ProcessState.ExitCode(), stderr.String())
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("exit code %d after SIGTERM", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("duplex still running 15s after SIGTERM")
+	}
+	// The connected subscriber learns the server went away.
+	select {
+	case msg, ok := <-ssub.C:
+		if ok && msg.Err == nil {
+			t.Errorf("after shutdown the subscriber got a message %q", msg.Body)
+		}
+	case <-time.After(waitShort):
+		t.Errorf("subscriber not told of the shutdown within %v", waitShort)
+	}
+	if out := stdout.String(); strings.Count(out, "\n") != 1 {
+		t.Errorf("stdout must be exactly one line, got %q", out)
+	}
+}
+
+// envWithoutDuplex is the environment minus DUPLEX_* settings, so the
+// binary runs with its flags and defaults only.
+func envWithoutDuplex() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DUPLEX_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
