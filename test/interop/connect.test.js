@@ -1,0 +1,170 @@
+// CONNECT / version negotiation / subprotocol selection / endpoints.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+
+import {
+  cleanup,
+  connectStomp,
+  openRaw,
+  openRawConnected,
+  rawSubscribe,
+  startBroker,
+  uniq,
+  upgradeRequest,
+  Versions,
+  withTimeout,
+} from './harness.js';
+
+const T = { timeout: 10000 };
+const SERVER_RE = /^Duplex\/\d+\.\d+/;
+
+describe('connect and version negotiation', () => {
+  let broker;
+  before(async () => {
+    broker = await startBroker();
+  }, { timeout: 15000 });
+  afterEach(cleanup);
+  after(async () => {
+    await broker?.stop();
+  });
+
+  function assertConnected(frame, version) {
+    assert.equal(frame.command ?? 'CONNECTED', 'CONNECTED');
+    assert.equal(frame.headers.version, version, `CONNECTED headers: ${JSON.stringify(frame.headers)}`);
+    assert.match(frame.headers.server ?? '', SERVER_RE, `server header: ${JSON.stringify(frame.headers)}`);
+    assert.ok(frame.headers.session, `session header missing: ${JSON.stringify(frame.headers)}`);
+    assert.ok(frame.headers['heart-beat'] !== undefined, `heart-beat header missing: ${JSON.stringify(frame.headers)}`);
+  }
+
+  test('STOMP.js default (offers 1.2,1.1,1.0) negotiates 1.2 over v12.stomp', T, async () => {
+    const c = await connectStomp(broker.url);
+    assertConnected(c.connectedFrame, '1.2');
+    assert.equal(c.client.connectedVersion, '1.2');
+    assert.equal(c.client.webSocket.protocol, 'v12.stomp');
+  });
+
+  test('STOMP.js forced to 1.1 negotiates 1.1 over v11.stomp', T, async () => {
+    const c = await connectStomp(broker.url, { stompVersions: new Versions(['1.1']) });
+    assertConnected(c.connectedFrame, '1.1');
+    assert.equal(c.client.webSocket.protocol, 'v11.stomp');
+  });
+
+  test('STOMP.js forced to 1.2 on the /stomp endpoint', T, async () => {
+    const c = await connectStomp(broker.stompUrl, { stompVersions: new Versions(['1.2']) });
+    assertConnected(c.connectedFrame, '1.2');
+  });
+
+  test('raw STOMP 1.0: CONNECT without accept-version over v10.stomp -> version 1.0, and messaging works', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v10.stomp'] });
+    assert.equal(raw.ws.protocol, 'v10.stomp');
+    const f = await raw.connect({ login: 'guest', passcode: 'guest' });
+    assertConnected(f, '1.0');
+    // 1.0: SUBSCRIBE without id is allowed
+    const dest = `/topic/${uniq('v10')}`;
+    const receipt = uniq('r');
+    await raw.sendFrame('SUBSCRIBE', { destination: dest, receipt });
+    await raw.waitFrame((fr) => fr.command === 'RECEIPT' && fr.headers['receipt-id'] === receipt);
+    await raw.sendFrame('SEND', { destination: dest }, 'hello 1.0');
+    const m = await raw.waitFrame('MESSAGE');
+    assert.equal(m.headers.destination, dest);
+    assert.equal(m.text, 'hello 1.0');
+    assert.ok(m.headers['message-id'], 'MESSAGE without message-id');
+  });
+
+  test('raw: accept-version:1.1 -> version 1.1', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v11.stomp'] });
+    const f = await raw.connect({ 'accept-version': '1.1', host: '127.0.0.1' });
+    assertConnected(f, '1.1');
+  });
+
+  test('raw: accept-version:1.0,1.1,1.2 -> version 1.2 (highest common)', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v12.stomp'] });
+    const f = await raw.connect({ 'accept-version': '1.0,1.1,1.2', host: '127.0.0.1' });
+    assertConnected(f, '1.2');
+  });
+
+  test('raw: STOMP command (instead of CONNECT) works for 1.2', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v12.stomp'] });
+    const f = await raw.connect({ 'accept-version': '1.2', host: '127.0.0.1' }, 'STOMP');
+    assertConnected(f, '1.2');
+  });
+
+  test('raw: login/passcode are accepted (allow-all)', T, async () => {
+    const raw = await openRawConnected(broker.url, { connectHeaders: { login: 'alice', passcode: 'secret' } });
+    assertConnected(raw.connectedFrame, '1.2');
+  });
+
+  test('session ids differ between connections', T, async () => {
+    const a = await connectStomp(broker.url);
+    const b = await connectStomp(broker.url);
+    assert.notEqual(a.connectedFrame.headers.session, b.connectedFrame.headers.session);
+  });
+
+  test('server prefers the newest subprotocol offered', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v10.stomp', 'v11.stomp', 'v12.stomp'] });
+    assert.equal(raw.ws.protocol, 'v12.stomp');
+    const raw2 = await openRaw(broker.url, { protocols: ['v10.stomp', 'v11.stomp'] });
+    assert.equal(raw2.ws.protocol, 'v11.stomp');
+  });
+
+  test('version negotiation failure: accept-version:0.9 -> ERROR with version header, then close', T, async () => {
+    const raw = await openRaw(broker.url, { protocols: ['v12.stomp'] });
+    const f = await raw.connect({ 'accept-version': '0.9', host: '127.0.0.1' });
+    assert.equal(f.command, 'ERROR', raw.describe());
+    assert.equal(f.headers.version, '1.2,1.1,1.0');
+    assert.ok(f.headers.message, `ERROR without message header: ${JSON.stringify(f.headers)}`);
+    await raw.waitClose(5000);
+  });
+
+  test('STOMP.js sees the same negotiation failure as onStompError + close', T, async () => {
+    await assert.rejects(
+      connectStomp(broker.url, { stompVersions: new Versions(['0.9']), protocols: ['v12.stomp'] }),
+      /STOMP ERROR before CONNECTED|WebSocket closed before CONNECTED/,
+    );
+  });
+
+  test('no subprotocol -> HTTP 400 naming v12.stomp', T, async () => {
+    const res = await upgradeRequest(broker.httpBase, '/ws');
+    assert.equal(res.status, 400, `got ${res.status} ${res.body}`);
+    assert.match(res.body, /v12\.stomp/);
+  });
+
+  test('unknown subprotocol -> HTTP 400 naming v12.stomp', T, async () => {
+    const res = await upgradeRequest(broker.httpBase, '/ws', 'chat.example');
+    assert.equal(res.status, 400, `got ${res.status} ${res.body}`);
+    assert.match(res.body, /v12\.stomp/);
+  });
+
+  test('unknown subprotocol on /stomp -> HTTP 400 naming v12.stomp', T, async () => {
+    const res = await upgradeRequest(broker.httpBase, '/stomp', 'v13.stomp');
+    assert.equal(res.status, 400, `got ${res.status} ${res.body}`);
+    assert.match(res.body, /v12\.stomp/);
+  });
+
+  test('ws client without subprotocol is rejected (unexpected-response 400)', T, async () => {
+    await assert.rejects(openRaw(broker.url, { protocols: [] }), /unexpected HTTP 400/);
+  });
+
+  test('raw subscribe helper sanity (CONNECTED over /stomp then SUBSCRIBE receipt)', T, async () => {
+    const raw = await openRawConnected(broker.stompUrl);
+    await rawSubscribe(raw, `/topic/${uniq('t')}`);
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('SIGTERM with connected clients -> broker exits 0 and clients see the close', T, async () => {
+    const b = await startBroker();
+    try {
+      const raw = await openRawConnected(b.url);
+      b.stopping = true;
+      b.proc.kill('SIGTERM');
+      const { code, signal } = await withTimeout(b.exitPromise, 6000, 'broker exit after SIGTERM');
+      assert.equal(signal, null, `broker died by ${signal}; stderr:\n${b.stderrTail()}`);
+      assert.equal(code, 0, `exit code ${code}; stderr:\n${b.stderrTail()}`);
+      await raw.waitClose(3000);
+    } finally {
+      await b.stop();
+    }
+  });
+});
