@@ -24,11 +24,14 @@ type Outbox struct {
 	maxCtrl  int
 	closed   bool
 	notify   chan struct{}
+	wake     func() // optional; called after every signal
 }
 
-// NewOutbox returns an outbox with the given limits.
-func NewOutbox(maxMsgs, maxBytes, maxCtrl int) *Outbox {
-	return &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, notify: make(chan struct{}, 1)}
+// NewOutbox returns an outbox with the given limits. wake, if not nil, is
+// called (outside the lock) after every push and on Close, besides the
+// Notify signal; it must not block.
+func NewOutbox(maxMsgs, maxBytes, maxCtrl int, wake func()) *Outbox {
+	return &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, notify: make(chan struct{}, 1), wake: wake}
 }
 
 // Notify is signalled (non-blocking, coalesced) whenever something is pushed
@@ -40,6 +43,20 @@ func (o *Outbox) signal() {
 	case o.notify <- struct{}{}:
 	default:
 	}
+	if o.wake != nil {
+		o.wake()
+	}
+}
+
+// Signal wakes the consumer without pushing anything, for work of its own
+// (a heart-beat that is due).
+func (o *Outbox) Signal() { o.signal() }
+
+// Empty reports that nothing is queued and the outbox is open.
+func (o *Outbox) Empty() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.ctrl) == 0 && len(o.msgs) == 0 && !o.closed
 }
 
 // PushControl queues encoded bytes on the control lane.

@@ -51,7 +51,7 @@ func sameStrings(a, b []string) bool {
 }
 
 func TestOutboxCountLimit(t *testing.T) {
-	o := NewOutbox(2, 1<<20, 10)
+	o := NewOutbox(2, 1<<20, 10, nil)
 	for i := range 2 {
 		if err := o.PushDelivery(outboxDelivery(fmt.Sprint(i))); err != nil {
 			t.Fatalf("push %d: %v", i, err)
@@ -75,7 +75,7 @@ func TestOutboxCountLimit(t *testing.T) {
 }
 
 func TestOutboxByteLimit(t *testing.T) {
-	o := NewOutbox(100, 265, 10)
+	o := NewOutbox(100, 265, 10, nil)
 	for i := range 2 {
 		if err := o.PushDelivery(Delivery{Msg: outboxMsg(100)}); err != nil {
 			t.Fatalf("push %d: %v", i, err)
@@ -101,7 +101,7 @@ func TestOutboxByteLimit(t *testing.T) {
 }
 
 func TestOutboxOversizeWhenEmpty(t *testing.T) {
-	o := NewOutbox(10, 100, 10)
+	o := NewOutbox(10, 100, 10, nil)
 	big := outboxMsg(1000)
 	if err := o.PushDelivery(Delivery{Msg: big}); err != nil {
 		t.Fatalf("an empty outbox must accept one oversize delivery: %v", err)
@@ -125,7 +125,7 @@ func TestOutboxOversizeWhenEmpty(t *testing.T) {
 }
 
 func TestOutboxControlOverflow(t *testing.T) {
-	o := NewOutbox(1, 1, 3)
+	o := NewOutbox(1, 1, 3, nil)
 	for i := range 3 {
 		if err := o.PushControl([]byte{byte('a' + i)}); err != nil {
 			t.Fatalf("PushControl %d: %v", i, err)
@@ -144,7 +144,7 @@ func TestOutboxControlOverflow(t *testing.T) {
 }
 
 func TestOutboxClose(t *testing.T) {
-	o := NewOutbox(10, 1<<20, 10)
+	o := NewOutbox(10, 1<<20, 10, nil)
 	if err := o.PushControl([]byte("c1")); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestOutboxClose(t *testing.T) {
 }
 
 func TestOutboxDrainSwapsInOrder(t *testing.T) {
-	o := NewOutbox(100, 1<<20, 100)
+	o := NewOutbox(100, 1<<20, 100, nil)
 	if ctrl, msgs, closed := o.Drain(nil, nil); len(ctrl) != 0 || len(msgs) != 0 || closed {
 		t.Fatalf("Drain of an empty outbox = %d, %d, %v", len(ctrl), len(msgs), closed)
 	}
@@ -234,7 +234,7 @@ func TestOutboxDrainSwapsInOrder(t *testing.T) {
 }
 
 func TestOutboxNotifyCoalesces(t *testing.T) {
-	o := NewOutbox(100, 1<<20, 100)
+	o := NewOutbox(100, 1<<20, 100, nil)
 	select {
 	case <-o.Notify():
 		t.Fatal("Notify signalled before any push")
@@ -272,7 +272,7 @@ func TestOutboxNotifyCoalesces(t *testing.T) {
 // Notify: nothing is lost and the last push is never left unsignalled.
 func TestOutboxConcurrent(t *testing.T) {
 	const pushers, each = 4, 2000
-	o := NewOutbox(pushers*each, 1<<30, pushers*each)
+	o := NewOutbox(pushers*each, 1<<30, pushers*each, nil)
 	var wg sync.WaitGroup
 	for p := range pushers {
 		wg.Add(1)

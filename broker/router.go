@@ -72,7 +72,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	s := &Session{
 		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
-		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs),
+		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
 		subs:   make(map[string]*Subscription),
 		done:   make(chan struct{}),
 	}

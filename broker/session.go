@@ -16,6 +16,10 @@ type SessionOptions struct {
 	// goroutine, so the protocol can cut a blocked write short (slow
 	// consumer, write timeout). It must not block or take broker locks.
 	OnClose func(CloseReason)
+	// Wake, if set, is called after every push to the session's Outbox and
+	// on Close, so a protocol can start its write goroutine on demand
+	// instead of keeping one per idle connection. It must not block.
+	Wake func()
 }
 
 // Session is one client's state in the router: its subscriptions, its

@@ -11,7 +11,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPongWait         = 60 * time.Second
-	DefaultReadBufferSize   = 1024
+	DefaultReadBufferSize   = 512
 	DefaultWriteBufferSize  = 4096
 )
 

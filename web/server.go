@@ -80,10 +80,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageSize)
 	s.conns.Add(1)
+	// Serve on a fresh goroutine and let net/http's return: its grown stack,
+	// its 4 KiB read buffer and the request are then garbage, which is most
+	// of what an idle connection would otherwise hold.
+	go s.serveConn(ws, proto)
+}
+
+// serveConn runs one upgraded connection to its end.
+func (s *Server) serveConn(ws *websocket.Conn, proto subprotocol.Protocol) {
 	defer s.conns.Done()
 	t := newTransport(ws, &s.cfg)
 	if err := proto.Serve(s.ctx, t, s.router); err != nil {
-		s.cfg.Log.Debug("web: connection ended", "remote", r.RemoteAddr, "protocol", proto.Name(), "err", err)
+		s.cfg.Log.Debug("web: connection ended", "remote", ws.RemoteAddr().String(), "protocol", proto.Name(), "err", err)
 	}
 	t.linger()
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -58,6 +59,10 @@ func run(args []string) error {
 	fmt.Printf("duplex listening on %s\n", ln.Addr())
 	log.Info("duplex started", "addr", ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "data", opts.dataDir)
 
+	if opts.debugAddr != "" {
+		go serveDebug(opts.debugAddr, log)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -79,12 +84,13 @@ func run(args []string) error {
 
 // options is everything the command line and environment configure.
 type options struct {
-	addr     string
-	dataDir  string
-	logLevel slog.Level
-	broker   broker.Config
-	stomp    stomp.Config
-	web      web.Config
+	addr      string
+	debugAddr string
+	dataDir   string
+	logLevel  slog.Level
+	broker    broker.Config
+	stomp     stomp.Config
+	web       web.Config
 }
 
 func parseOptions(args []string) (*options, error) {
@@ -92,6 +98,7 @@ func parseOptions(args []string) (*options, error) {
 	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
 	fs.StringVar(&o.dataDir, "data", "data", "data folder")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	origins := fs.String("allowed-origins", "", "comma-separated Origins allowed besides same-origin (\"*\" for any)")
 	maxFrame := fs.Int("max-frame-size", 4<<20, "largest STOMP frame body in bytes")
@@ -138,4 +145,19 @@ func parseOptions(args []string) (*options, error) {
 		o.web.AllowedOrigins = strings.Split(*origins, ",")
 	}
 	return o, nil
+}
+
+// serveDebug serves net/http/pprof on its own listener, never on the public
+// address.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug profiles", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug listener", "err", err)
+	}
 }

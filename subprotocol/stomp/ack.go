@@ -19,6 +19,9 @@ func (c *conn) track(id uint64, d broker.Delivery) bool {
 	if len(c.pending) >= c.cfg.MaxUnacked {
 		return false
 	}
+	if c.pending == nil { // lazily: most connections never use client acks
+		c.pending = make(map[uint64]broker.Delivery)
+	}
 	c.pending[id] = d
 	st.unacked = append(st.unacked, id)
 	return true

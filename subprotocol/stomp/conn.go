@@ -16,6 +16,9 @@ import (
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
+// connReadBufferSize is the read loop's bufio size.
+const connReadBufferSize = 512
+
 // stateFunc handles one frame in the current state (go-stomp's design).
 type stateFunc func(c *conn, f *frame.Frame) error
 
@@ -26,7 +29,7 @@ type conn struct {
 	cfg    *Config
 	t      subprotocol.Transport
 	router *broker.Router
-	log    *slog.Logger
+	log    *slog.Logger // shared; use c.logf to add the session and remote address
 	ctx    context.Context
 
 	rd          *Reader
@@ -45,6 +48,15 @@ type conn struct {
 	pending      map[uint64]broker.Delivery
 	wdone        chan struct{} // closed when the write loop has ended
 	failCode     atomic.Int32  // WebSocket close code after an ERROR the read loop queued
+	ready        atomic.Bool   // CONNECTED is written: write goroutines may start
+	writing      atomic.Bool   // a write goroutine runs, or the write side has ended
+	lastWrite    atomic.Int64  // unix nanoseconds of the last write, for heart-beats
+	hbDue        atomic.Bool   // a heart-beat EOL is due
+	pingDue      atomic.Bool   // a WebSocket ping is due
+	pingEvery    time.Duration // set before the first write goroutine starts
+	// keepaliveTimer marks heart-beats and pings due; set before the first
+	// write goroutine starts.
+	keepaliveTimer *time.Timer
 }
 
 // subState is the STOMP side of one subscription (Subscription.Data).
@@ -58,7 +70,7 @@ type subState struct {
 func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
 	return &conn{
 		cfg: cfg, t: t, router: r,
-		log:   cfg.Log.With("protocol", "stomp", "remote", t.RemoteAddr().String()),
+		log:   cfg.Log,
 		state: connecting,
 	}
 }
@@ -66,7 +78,10 @@ func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
 // serve is the read loop.
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
-	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, readBufferSize), c.cfg.Limits)
+	// The transport buffers too (gorilla's read buffer), so a small buffer
+	// here costs little speed and keeps idle connections light; longer lines
+	// are still read (Reader spills into its scratch buffer).
+	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, connReadBufferSize), c.cfg.Limits)
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
 		f, err := c.rd.Read()
@@ -103,7 +118,7 @@ func (c *conn) endOnReadError(err error) error {
 	case isFrameError(err):
 		return c.fail(err, nil)
 	case errors.As(err, &ne) && ne.Timeout():
-		c.log.Info("stomp: closing idle connection", "session", c.sessionID(), "timeout", c.readTimeout)
+		c.logf(slog.LevelInfo, "stomp: closing idle connection", "timeout", c.readTimeout)
 		if c.sess == nil {
 			c.t.Close(subprotocol.ClosePolicy, "connect timeout")
 			return nil
@@ -128,7 +143,7 @@ func (c *conn) endOnReadError(err error) error {
 // offending frame, if any, for its receipt header.
 func (c *conn) fail(err error, bad *frame.Frame) error {
 	we := wireError(err)
-	c.log.Warn("stomp: protocol error", "session", c.sessionID(), "err", err)
+	c.logf(slog.LevelWarn, "stomp: protocol error", "err", err)
 	ef := errorFrame(we.message, we.detail, bad, we.headers...)
 	if c.sess == nil {
 		// Before CONNECTED the read loop is the only writer.
@@ -152,8 +167,19 @@ func (c *conn) finish() error {
 	}
 	<-c.wdone
 	c.router.Close(c.sess, c.sess.Reason())
-	c.log.Debug("stomp: session ended", "session", c.sess.ID, "reason", c.sess.Reason())
+	c.logf(slog.LevelDebug, "stomp: session ended", "reason", c.sess.Reason())
 	return nil
+}
+
+// logf logs with the connection's session and remote address. Building
+// them per line, instead of a slog.Logger.With per connection, keeps idle
+// connections light.
+func (c *conn) logf(level slog.Level, msg string, args ...any) {
+	if !c.log.Enabled(c.ctx, level) {
+		return
+	}
+	args = append(args, "session", c.sessionID(), "remote", c.t.RemoteAddr().String(), "protocol", "stomp")
+	c.log.Log(c.ctx, level, msg, args...)
 }
 
 func (c *conn) sessionID() string {

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -49,11 +50,12 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		ClientID: f.Header.Get("client-id"), RemoteAddr: remote, Protocol: "stomp",
 	})
 	if err != nil {
-		c.log.Warn("stomp: authentication failed", "login", f.Header.Get("login"), "err", err)
+		c.logf(slog.LevelWarn, "stomp: authentication failed", "login", f.Header.Get("login"), "err", err)
 		return protocolErr("authentication failed", "bad login or passcode")
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
-		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, OnClose: c.onSessionClose,
+		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id,
+		OnClose: c.onSessionClose, Wake: c.wake,
 	})
 	if err != nil {
 		return err
@@ -76,13 +78,15 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		c.router.Close(sess, broker.CloseTransportError)
 		return nil
 	}
-	c.log = c.log.With("session", string(sess.ID))
 	c.sess = sess
 	c.sendInterval = send
-	c.pending = make(map[uint64]broker.Delivery)
 	c.wdone = make(chan struct{})
 	c.state = connected
-	go c.writeLoop()
+	c.startKeepalive()
+	c.ready.Store(true)
+	if !sess.Outbox.Empty() { // closed or pushed to before we were ready
+		c.wake()
+	}
 	if r, ok := f.Header.Contains("receipt"); ok {
 		c.receipt(r)
 	}

@@ -58,10 +58,16 @@ func connected(c *conn, f *frame.Frame) error {
 	return nil
 }
 
-// receipt queues a RECEIPT frame (STOMP 1.2 §RECEIPT).
+// receipt sends a RECEIPT frame (STOMP 1.2 §RECEIPT). It goes through the
+// outbox, so it keeps its order with deliveries; when no write goroutine
+// runs, the read loop writes it itself rather than start one.
 func (c *conn) receipt(id string) {
 	b := AppendFrame(nil, frame.New(frame.RECEIPT, frame.ReceiptId, id), c.version)
+	inline := c.ready.Load() && c.writing.CompareAndSwap(false, true)
 	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
 		c.sess.Close(broker.CloseProtocolError)
+	}
+	if inline {
+		c.writeInline()
 	}
 }

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 
@@ -18,79 +19,185 @@ const closeFlushTimeout = time.Second
 // holds none.
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// writer is the write loop's state: the only goroutine that writes to the
-// transport after CONNECTED.
+// writerLinger is how long an idle write goroutine waits for more work
+// before it exits. Idle connections then hold no write goroutine (nor its
+// stack); the next push starts one again.
+const writerLinger = time.Second
+
+// writer is one run of the write loop: the only goroutine that writes to
+// the transport after CONNECTED.
 type writer struct {
-	c         *conn
-	buf       *[]byte
-	binary    bool // the batch in buf goes as a binary WebSocket message
-	lastWrite time.Time
-	err       error
+	c      *conn
+	buf    *[]byte
+	binary bool // the batch in buf goes as a binary WebSocket message
+	err    error
+	// Drained slices, handed back to the outbox on the next Drain so a busy
+	// write goroutine allocates nothing per pass.
+	ctrl [][]byte
+	msgs []broker.Delivery
 }
 
-// writeLoop drains the outbox into the transport until the session closes,
-// sending heart-beats (STOMP 1.2 §Heart-beating) and WebSocket pings when
-// idle, then writes the final frame and closes the transport.
+// wake makes sure a write goroutine runs. The Outbox calls it on every push
+// and on Close; the heart-beat timer calls it through Outbox.Signal. At most
+// one write goroutine runs: the one that wins the writing flag.
+func (c *conn) wake() {
+	if !c.ready.Load() {
+		return // CONNECTED is not written yet; handleConnect wakes us after
+	}
+	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the outbox into the transport, sends heart-beats (STOMP
+// 1.2 §Heart-beating) and WebSocket pings when they are due, and exits after
+// writerLinger without work. When the session closes it writes the final
+// frame, closes the transport and closes wdone; writing then stays set, so
+// no write goroutine starts again. The caller holds the writing flag.
 func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	w := &writer{c: c, lastWrite: time.Now()}
+	w := &writer{c: c}
 	ob := c.sess.Outbox
-	pingEvery := time.Duration(0)
-	if c.readTimeout == c.cfg.IdleTimeout { // the client sends no heart-beats: keep alive with pings
-		pingEvery = c.cfg.IdleTimeout * 9 / 10
-	}
-	tick := c.sendInterval
-	if tick == 0 || (pingEvery > 0 && pingEvery < tick) {
-		tick = pingEvery
-	}
-	var tickC <-chan time.Time
-	if tick > 0 {
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		tickC = t.C
-	}
-	lastPing := time.Now()
-	var ctrl [][]byte
-	var msgs []broker.Delivery
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ob.Notify():
-		case now := <-tickC:
-			if c.sendInterval > 0 && now.Sub(w.lastWrite) >= c.sendInterval*9/10 {
-				w.heartbeat()
+		case <-idle.C:
+			c.writing.Store(false)
+			// A push between the timer and the store above found writing
+			// set and started nothing: look again before leaving.
+			if c.workPending() && c.writing.CompareAndSwap(false, true) {
+				idle.Reset(writerLinger)
+				continue
 			}
-			if pingEvery > 0 && now.Sub(lastPing) >= pingEvery*9/10 {
-				lastPing = now
-				_ = c.t.SetWriteDeadline(now.Add(c.cfg.WriteTimeout))
-				if err := c.t.Ping(); err != nil {
-					w.err = err
-				}
-			}
-			if w.err != nil {
-				c.writeFailed(w.err)
-				return
-			}
-			continue
+			return
 		}
-		var closed bool
-		ctrl, msgs, closed = ob.Drain(ctrl, msgs)
-		reason := c.sess.Reason()
+		if !w.pass() {
+			return
+		}
+		idle.Reset(writerLinger)
+	}
+}
+
+// writeInline writes what is queued on the calling goroutine, which must
+// hold the writing flag, then releases it. The read loop uses it for its own
+// replies and the keepalive timer for heart-beats, so request/response
+// traffic and idle connections never start a write goroutine.
+func (c *conn) writeInline() {
+	w := &writer{c: c}
+	if !w.pass() {
+		return // the write side has ended; the flag stays set
+	}
+	c.writing.Store(false)
+	if c.workPending() {
+		c.wake() // pushed while we held the flag
+	}
+}
+
+// tryWriteInline writes inline when no write goroutine runs and reports
+// whether it did.
+func (c *conn) tryWriteInline() bool {
+	if !c.ready.Load() || !c.writing.CompareAndSwap(false, true) {
+		return false
+	}
+	c.writeInline()
+	return true
+}
+
+// workPending reports queued frames, a due keepalive or a closed session.
+func (c *conn) workPending() bool {
+	return !c.sess.Outbox.Empty() || c.hbDue.Load() || c.pingDue.Load()
+}
+
+// pass drains the outbox once and writes it all, plus any due keepalive. It
+// reports false when the write side has ended: the final frame went out or
+// a write failed.
+func (w *writer) pass() bool {
+	c := w.c
+	w.keepalive()
+	ctrl, msgs, closed := c.sess.Outbox.Drain(w.ctrl, w.msgs)
+	reason := c.sess.Reason()
+	if w.err == nil {
 		if closed && reason != broker.CloseClientClosed {
-			clear(msgs) // the session is over: only replies and the final frame go out
-			msgs = msgs[:0]
-		}
-		w.writeAll(ctrl, msgs)
-		clear(ctrl)
-		clear(msgs)
-		if w.err != nil {
-			c.writeFailed(w.err)
-			return
-		}
-		if closed {
-			w.final(reason)
-			return
+			w.writeAll(ctrl, nil) // the session is over: only replies and the final frame go out
+		} else {
+			w.writeAll(ctrl, msgs)
 		}
 	}
+	clear(ctrl) // drop references before the slices go back to the outbox
+	clear(msgs)
+	w.ctrl, w.msgs = ctrl[:0], msgs[:0]
+	if w.err != nil {
+		c.writeFailed(w.err)
+		c.stopWriting()
+		return false
+	}
+	if closed {
+		w.final(reason)
+		c.stopWriting()
+		return false
+	}
+	return true
+}
+
+// stopWriting ends the write side for good: no more heart-beats, and
+// finish() may proceed.
+func (c *conn) stopWriting() {
+	if c.keepaliveTimer != nil {
+		c.keepaliveTimer.Stop()
+	}
+	close(c.wdone)
+}
+
+// keepalive sends a heart-beat EOL or a WebSocket ping when the timer
+// marked one due.
+func (w *writer) keepalive() {
+	c := w.c
+	if c.hbDue.Swap(false) {
+		w.heartbeat()
+	}
+	if c.pingDue.Swap(false) && w.err == nil {
+		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		w.err = c.t.Ping()
+	}
+}
+
+// startKeepalive arms the timer that marks heart-beats (server→client
+// interval) or, when the client sends no heart-beats, WebSocket pings due.
+// It runs as a time.AfterFunc: no goroutine exists between ticks.
+func (c *conn) startKeepalive() {
+	if c.readTimeout == c.cfg.IdleTimeout { // the client sends no heart-beats: keep alive with pings
+		c.pingEvery = c.cfg.IdleTimeout * 9 / 10
+	}
+	tick := c.sendInterval
+	if tick == 0 || (c.pingEvery > 0 && c.pingEvery < tick) {
+		tick = c.pingEvery
+	}
+	if tick == 0 {
+		return
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	lastPing := time.Now()
+	c.keepaliveTimer = time.AfterFunc(tick, func() {
+		if c.sess.Closed() {
+			return
+		}
+		now := time.Now()
+		due := false
+		if c.sendInterval > 0 && now.Sub(time.Unix(0, c.lastWrite.Load())) >= c.sendInterval*9/10 {
+			c.hbDue.Store(true)
+			due = true
+		}
+		if c.pingEvery > 0 && now.Sub(lastPing) >= c.pingEvery*9/10 {
+			lastPing = now
+			c.pingDue.Store(true)
+			due = true
+		}
+		if due && !c.tryWriteInline() {
+			c.sess.Outbox.Signal() // the running write goroutine sends it
+		}
+		c.keepaliveTimer.Reset(tick)
+	})
 }
 
 // writeAll encodes and writes control frames, then deliveries.
@@ -113,7 +220,7 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 	for _, d := range msgs {
 		id := c.nextMsgID.Add(1)
 		if d.Sub.Data.(*subState).ack != broker.AckAuto && !c.track(id, d) {
-			c.log.Warn("stomp: too many unacknowledged messages, closing", "limit", c.cfg.MaxUnacked)
+			c.logf(slog.LevelWarn, "stomp: too many unacknowledged messages, closing", "limit", c.cfg.MaxUnacked)
 			c.sess.Close(broker.CloseSlowConsumer) // first, so the queue skips this consumer
 			c.router.Redeliver(d)                  // a queue message goes back for another consumer
 			break
@@ -158,7 +265,7 @@ func (w *writer) flush() {
 	now := time.Now()
 	_ = w.c.t.SetWriteDeadline(now.Add(w.c.cfg.WriteTimeout))
 	w.err = w.c.t.WriteMessage(w.binary, *w.buf)
-	w.lastWrite = now
+	w.c.lastWrite.Store(now.UnixNano())
 	*w.buf = (*w.buf)[:0]
 	w.binary = false
 }
@@ -170,7 +277,7 @@ func (w *writer) heartbeat() {
 	if err := w.c.t.WriteMessage(false, []byte{'\n'}); err != nil {
 		w.err = err
 	}
-	w.lastWrite = now
+	w.c.lastWrite.Store(now.UnixNano())
 }
 
 // final sends the server's ERROR for reason, if it has one, and closes the
@@ -181,7 +288,7 @@ func (w *writer) final(reason broker.CloseReason) {
 	if f != nil {
 		_ = c.t.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 		_ = c.t.WriteMessage(false, AppendFrame(nil, f, c.version))
-		c.log.Info("stomp: session closed by server", "reason", reason)
+		c.logf(slog.LevelInfo, "stomp: session closed by server", "reason", reason)
 	}
 	if fc := c.failCode.Load(); fc != 0 {
 		code = int(fc) // the read loop queued an ERROR and chose the code
@@ -207,7 +314,7 @@ func (c *conn) writeFailed(err error) {
 	reason := broker.CloseTransportError
 	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 		reason = broker.CloseWriteTimeout
-		c.log.Warn("stomp: write timeout, closing", "err", err)
+		c.logf(slog.LevelWarn, "stomp: write timeout, closing", "err", err)
 	}
 	c.sess.Close(reason)
 	c.t.Abort()
