@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -27,7 +28,10 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
-	conns  sync.WaitGroup
+
+	mu      sync.Mutex // guards closing and conns.Add against Shutdown's Wait
+	closing bool
+	conns   sync.WaitGroup
 }
 
 // New returns a gateway that hands each WebSocket connection to the
@@ -79,7 +83,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageSize)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(subprotocol.CloseGoingAway, "server shutting down"), time.Now().Add(s.cfg.WriteTimeout))
+		ws.Close()
+		return
+	}
 	s.conns.Add(1)
+	s.mu.Unlock()
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
 	// its 4 KiB read buffer and the request are then garbage, which is most
 	// of what an idle connection would otherwise hold.
@@ -132,6 +144,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 // Shutdown closes every session (they send their final frames) and waits
 // for connection handlers to return or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	s.cancel()
 	_ = s.router.Shutdown(ctx)
 	done := make(chan struct{})
