@@ -9,6 +9,8 @@ const (
 	DefaultMaxControlMsgs    = 4096
 	DefaultMaxSubsPerSession = 10000
 	DefaultMaxQueueDepth     = 100000
+	DefaultMaxRetained       = 100000
+	DefaultMaxOfflineMsgs    = 1000
 )
 
 // SlowConsumerPolicy says what happens to a subscriber whose outbox is past
@@ -51,6 +53,11 @@ type Config struct {
 	SlowConsumer      SlowConsumerPolicy
 	MaxSubsPerSession int // subscriptions per session
 	MaxQueueDepth     int // messages waiting in one point-to-point queue
+	MaxRetained       int // topics holding a retained message; a new one past it is not retained
+	// MaxOfflineMsgs bounds the QoS 1/2 messages kept for one offline
+	// persistent session (mosquitto's max_queued_messages); past it new
+	// ones are dropped and counted. QoS 0 messages are not kept offline.
+	MaxOfflineMsgs int
 
 	Authenticator Authenticator // nil allows everyone
 	Authorizer    Authorizer    // nil allows everything
@@ -71,6 +78,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueueDepth <= 0 {
 		c.MaxQueueDepth = DefaultMaxQueueDepth
+	}
+	if c.MaxRetained <= 0 {
+		c.MaxRetained = DefaultMaxRetained
+	}
+	if c.MaxOfflineMsgs <= 0 {
+		c.MaxOfflineMsgs = DefaultMaxOfflineMsgs
 	}
 	if c.Authenticator == nil {
 		c.Authenticator = AllowAll{}

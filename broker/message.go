@@ -40,6 +40,11 @@ type Message struct {
 	Expires     time.Time // zero means never
 }
 
+// Expired reports whether the message's expiry has passed.
+func (m *Message) Expired() bool {
+	return !m.Expires.IsZero() && time.Now().After(m.Expires)
+}
+
 // Size is the message's weight in an outbox: payload plus headers.
 func (m *Message) Size() int {
 	n := len(m.Payload) + len(m.Topic) + len(m.Queue) + len(m.ContentType) + len(m.ReplyTo) + 64

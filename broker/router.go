@@ -30,11 +30,19 @@ type Router struct {
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue
 
+	smu    sync.Mutex // guards shares
+	shares map[string]*shareGroup
+
+	retained Retained
+
+	wmu   sync.Mutex // guards wills
+	wills map[SessionID]*time.Timer
+
 	nextMsgID  atomic.Uint64
 	nextSessID atomic.Uint64
 	idPrefix   string
 
-	published, delivered, dropped, slowConsumers atomic.Uint64
+	published, delivered, dropped, slowConsumers, offlineDropped atomic.Uint64
 
 	matchBufs sync.Pool // *[]*Subscription, one per concurrent Publish
 }
@@ -51,6 +59,8 @@ func New(cfg Config, log *slog.Logger) *Router {
 		log:      log,
 		sessions: make(map[SessionID]*Session),
 		queues:   make(map[string]*queue),
+		shares:   make(map[string]*shareGroup),
+		wills:    make(map[SessionID]*time.Timer),
 		idPrefix: hex.EncodeToString(b[:]),
 	}
 }
@@ -63,8 +73,15 @@ func (r *Router) Authenticate(ctx context.Context, c Credentials) (Identity, err
 	return r.cfg.Authenticator.Authenticate(ctx, c)
 }
 
+// takeoverWait bounds how long Open waits for a taken-over connection to
+// finish writing before it moves that session's state.
+const takeoverWait = 10 * time.Second
+
 // Open creates a session. An empty id gets a generated one. An existing
-// session with the same id is closed with CloseTakenOver [MQTT-3.1.4-3].
+// session with the same id is closed with CloseTakenOver [MQTT-3.1.4-3];
+// unless o.CleanStart, its subscriptions, unsent messages and saved state
+// move to the new session (Resumed reports it) [MQTT-3.1.2-5]. A will
+// waiting to be published for the id is cancelled (MQTT 5 §3.1.3.2.2).
 func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	if id == "" {
 		id = SessionID(fmt.Sprintf("%s-%d", r.idPrefix, r.nextSessID.Add(1)))
@@ -72,10 +89,13 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	s := &Session{
 		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
-		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
-		subs:   make(map[string]*Subscription),
-		done:   make(chan struct{}),
+		Outbox:   NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
+		subs:     make(map[string]*Subscription),
+		done:     make(chan struct{}),
+		detached: make(chan struct{}),
 	}
+	s.expiry.Store(int64(o.Expiry))
+	r.cancelWill(id)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -85,22 +105,139 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	r.sessions[id] = s
 	r.mu.Unlock()
 	if old != nil {
+		keep := old.Expiry() != 0 && !o.CleanStart
+		old.taken.Store(true)
 		old.Close(CloseTakenOver)
-		r.detach(old)
+		if keep {
+			// Let the old connection finish writing, so its unsent messages
+			// stay in its outbox for us to move, in order.
+			select {
+			case <-old.detached:
+			case <-time.After(takeoverWait):
+				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
+			}
+		}
+		r.takeover(old, s, o.CleanStart)
 	}
 	return s, nil
 }
 
+// takeover moves a previous session's state to s, or discards it.
+func (r *Router) takeover(old, s *Session, clean bool) {
+	old.offMu.Lock()
+	if old.expireAt != nil {
+		old.expireAt.Stop()
+	}
+	offline, state := old.offline, old.state
+	old.offline, old.state = nil, nil
+	old.offMu.Unlock()
+	_, unsent, _ := old.Outbox.Drain(nil, nil)
+
+	old.mu.Lock()
+	subs := old.subs
+	old.subs = make(map[string]*Subscription)
+	temps := old.tempQueues
+	old.tempQueues = nil
+	old.mu.Unlock()
+	r.dropTempQueues(temps)
+	if clean || old.Expiry() == 0 {
+		for _, sub := range subs {
+			r.unlink(sub)
+		}
+		return
+	}
+	// Copy each subscription to s: the copy enters the index before the
+	// original leaves, so no message slips between them.
+	moved := make(map[*Subscription]*Subscription, len(subs))
+	s.mu.Lock()
+	for k, sub := range subs {
+		ns := *sub
+		ns.Session, ns.pos, ns.inflight = s, 0, 0
+		s.subs[k] = &ns
+		moved[sub] = &ns
+	}
+	s.mu.Unlock()
+	for sub, ns := range moved {
+		switch {
+		case sub.share != nil:
+			sub.share.replace(sub, ns)
+		case sub.Queue != "":
+			r.unlink(sub)
+			_ = r.subscribeLinked(ns)
+		default:
+			r.idx.Insert(ns)
+			r.idx.Remove(sub)
+		}
+	}
+	for _, d := range append(unsent, offline...) {
+		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
+			continue
+		}
+		if s.Outbox.PushDelivery(d) != nil {
+			r.offlineDropped.Add(1)
+		}
+	}
+	s.resumed = true
+	s.state = state
+}
+
 // Close ends s for why and removes its subscriptions and temporary queues.
 // Unacknowledged queue deliveries go back to their queues. Idempotent.
+//
+// A persistent session (SessionOptions.Expiry) stays: its subscriptions keep
+// collecting QoS 1/2 messages until the same id connects again or the
+// expiry passes.
 func (r *Router) Close(s *Session, why CloseReason) {
 	s.Close(why)
+	if s.taken.Load() {
+		// Open's takeover moves or drops this session's state; detaching
+		// here would open a gap in which the new session misses messages.
+		closeOnce(s.detached)
+		return
+	}
+	if s.persistent() && why != CloseServerShutdown {
+		if d := s.Expiry(); d > 0 {
+			s.offMu.Lock()
+			if s.expireAt == nil {
+				s.expireAt = time.AfterFunc(d, func() { r.expire(s) })
+			}
+			s.offMu.Unlock()
+		}
+		closeOnce(s.detached)
+		return
+	}
 	r.mu.Lock()
 	if r.sessions[s.ID] == s {
 		delete(r.sessions, s.ID)
 	}
 	r.mu.Unlock()
 	r.detach(s)
+	closeOnce(s.detached)
+}
+
+// expire ends a persistent session whose expiry passed while offline.
+func (r *Router) expire(s *Session) {
+	r.mu.Lock()
+	if r.sessions[s.ID] != s {
+		r.mu.Unlock()
+		return // taken over meanwhile
+	}
+	delete(r.sessions, s.ID)
+	r.mu.Unlock()
+	s.offMu.Lock()
+	s.offline, s.state = nil, nil
+	s.offMu.Unlock()
+	r.detach(s)
+}
+
+// closeOnce closes ch unless it is closed already. Callers serialise per
+// session (Router.Close runs on the session's own read loop).
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 // detach removes every subscription and temporary queue of a closed session.
@@ -117,13 +254,18 @@ func (r *Router) detach(s *Session) {
 	for _, sub := range subs {
 		r.unlink(sub)
 	}
-	if len(temps) > 0 {
-		r.qmu.Lock()
-		for _, name := range temps {
-			delete(r.queues, name)
-		}
-		r.qmu.Unlock()
+	r.dropTempQueues(temps)
+}
+
+func (r *Router) dropTempQueues(names []string) {
+	if len(names) == 0 {
+		return
 	}
+	r.qmu.Lock()
+	for _, name := range names {
+		delete(r.queues, name)
+	}
+	r.qmu.Unlock()
 }
 
 // Subscribe adds sub for its session: a topic subscription when sub.Filter
@@ -173,9 +315,64 @@ func (r *Router) Subscribe(s *Session, sub *Subscription) error {
 	if q != nil {
 		q.addConsumer(r, sub)
 	} else {
-		r.idx.Insert(sub)
+		r.link(sub)
 	}
 	return nil
+}
+
+// link puts a topic subscription into the index or its share group.
+func (r *Router) link(sub *Subscription) {
+	if sub.Group != "" {
+		r.joinShare(sub)
+	} else {
+		r.idx.Insert(sub)
+	}
+}
+
+// subscribeLinked re-links a moved queue consumer.
+func (r *Router) subscribeLinked(sub *Subscription) error {
+	q, err := r.queueFor(sub.Queue, sub.Session)
+	if err != nil {
+		return err
+	}
+	q.addConsumer(r, sub)
+	return nil
+}
+
+// SubscribeReplace is Subscribe for MQTT: a subscription with the same key
+// is replaced, not refused [MQTT-3.8.4-3] (the new one is linked before the
+// old one leaves, so nothing is missed), and the retained messages that
+// match the filter are returned [MQTT-3.3.1-6]. existed reports a
+// replacement (MQTT 5 Retain Handling 1 sends retained messages only for a
+// new subscription).
+func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Message, existed bool, err error) {
+	sub.Session = s
+	if err := ValidFilter(sub.Filter); err != nil {
+		return nil, false, err
+	}
+	if !r.cfg.Authorizer.Allow(s.Identity, OpSubscribe, sub.Filter) {
+		return nil, false, ErrNotAuthorized
+	}
+	s.mu.Lock()
+	if s.Closed() {
+		s.mu.Unlock()
+		return nil, false, ErrSessionClosed
+	}
+	old := s.subs[sub.Key]
+	if old == nil && len(s.subs) >= r.cfg.MaxSubsPerSession {
+		s.mu.Unlock()
+		return nil, false, ErrTooManySubs
+	}
+	s.subs[sub.Key] = sub
+	s.mu.Unlock()
+	r.link(sub)
+	if old != nil {
+		r.unlink(old)
+	}
+	if sub.Group == "" { // shared subscriptions get no retained messages [MQTT-4.8.2-? v5 §3.3.1.3]
+		retained = r.retained.Match(sub.Filter, nil)
+	}
+	return retained, old != nil, nil
 }
 
 // Unsubscribe removes s's subscription with key. A queue consumer's
@@ -193,6 +390,10 @@ func (r *Router) Unsubscribe(s *Session, key string) error {
 }
 
 func (r *Router) unlink(sub *Subscription) {
+	if sub.share != nil {
+		r.leaveShare(sub)
+		return
+	}
 	if sub.Queue == "" {
 		r.idx.Remove(sub)
 		return
@@ -265,8 +466,16 @@ func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
 	if bp == nil {
 		bp = new([]*Subscription)
 	}
+	if m.Retain && !r.retained.Set(m, r.cfg.MaxRetained) {
+		r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
+	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
 	for _, sub := range matches {
+		if sub.isProxy() {
+			if sub = sub.share.pick(); sub == nil {
+				continue
+			}
+		}
 		if sub.NoLocal && sub.Session.ID == m.From {
 			continue
 		}
@@ -314,6 +523,58 @@ func (r *Router) deliver(d Delivery) {
 			return
 		}
 		r.slowConsumer(s)
+		r.keepOffline(s, d)
+	case ErrSessionClosed:
+		r.keepOffline(s, d)
+	}
+}
+
+// keepOffline queues d for a persistent session that cannot take it now.
+func (r *Router) keepOffline(s *Session, d Delivery) {
+	if !s.persistent() {
+		return
+	}
+	if !s.queueOffline(d, r.cfg.MaxOfflineMsgs) && d.QoS > AtMostOnce {
+		r.offlineDropped.Add(1)
+	}
+}
+
+// Retained returns the retained messages matching filter.
+func (r *Router) Retained(filter string) []*Message { return r.retained.Match(filter, nil) }
+
+// PublishWill publishes m, the will of a connection that ended without a
+// clean DISCONNECT, after delay (MQTT 5 Will Delay Interval); a connection
+// with the same id within the delay cancels it.
+func (r *Router) PublishWill(id SessionID, m *Message, delay time.Duration) {
+	if delay <= 0 {
+		_ = r.Publish(context.Background(), nil, m)
+		return
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if old := r.wills[id]; old != nil {
+		old.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		r.wmu.Lock()
+		if r.wills[id] != t {
+			r.wmu.Unlock()
+			return
+		}
+		delete(r.wills, id)
+		r.wmu.Unlock()
+		_ = r.Publish(context.Background(), nil, m)
+	})
+	r.wills[id] = t
+}
+
+func (r *Router) cancelWill(id SessionID) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if t := r.wills[id]; t != nil {
+		t.Stop()
+		delete(r.wills, id)
 	}
 }
 

@@ -16,6 +16,13 @@ type SessionOptions struct {
 	// goroutine, so the protocol can cut a blocked write short (slow
 	// consumer, write timeout). It must not block or take broker locks.
 	OnClose func(CloseReason)
+	// Expiry keeps the session, its subscriptions and its QoS 1/2 messages
+	// this long after the connection ends (MQTT clean session false, MQTT 5
+	// Session Expiry Interval); NeverExpire keeps it until the id connects
+	// with a clean start. 0 ends the session with its connection.
+	Expiry time.Duration
+	// CleanStart discards any state kept for the same id [MQTT-3.1.2-4].
+	CleanStart bool
 	// Wake, if set, is called after every push to the session's Outbox and
 	// on Close, so a protocol can start its write goroutine on demand
 	// instead of keeping one per idle connection. It must not block.
@@ -45,7 +52,67 @@ type Session struct {
 	done      chan struct{}
 	reason    atomic.Uint32 // CloseReason
 
+	// Persistence (MQTT). expiry is atomic because the protocol may change
+	// it at DISCONNECT (MQTT 5) while publishers read it.
+	expiry   atomic.Int64 // time.Duration; see SessionOptions.Expiry
+	taken    atomic.Bool  // a newer connection took the id over
+	resumed  bool         // Open found state for this id and moved it here
+	detached chan struct{}
+	offMu    sync.Mutex // guards offline, state and expireTimer
+	offline  []Delivery
+	state    any // the protocol's own session state (MQTT inflight) while detached
+	expireAt *time.Timer
+
 	msgsIn, msgsOut atomic.Uint64
+}
+
+// NeverExpire is a SessionOptions.Expiry that never ends the session.
+const NeverExpire time.Duration = -1
+
+// persistent reports a session that outlives its connection.
+func (s *Session) persistent() bool { return s.expiry.Load() != 0 && !s.taken.Load() }
+
+// SetExpiry changes how long the session outlives its connection (MQTT 5
+// DISCONNECT may set it).
+func (s *Session) SetExpiry(d time.Duration) { s.expiry.Store(int64(d)) }
+
+// Expiry reports how long the session outlives its connection.
+func (s *Session) Expiry() time.Duration { return time.Duration(s.expiry.Load()) }
+
+// Resumed reports that Open found state kept for this id (MQTT 5 Session
+// Present) and moved it to this session.
+func (s *Session) Resumed() bool { return s.resumed }
+
+// SaveState keeps the protocol's own state (MQTT's unacknowledged
+// deliveries) with a persistent session, for the connection that resumes it.
+func (s *Session) SaveState(v any) {
+	s.offMu.Lock()
+	s.state = v
+	s.offMu.Unlock()
+}
+
+// TakeState returns the state the previous connection saved, once.
+func (s *Session) TakeState() any {
+	s.offMu.Lock()
+	defer s.offMu.Unlock()
+	v := s.state
+	s.state = nil
+	return v
+}
+
+// queueOffline keeps a QoS 1/2 delivery for a persistent session whose
+// connection is gone, up to max; it reports false when it dropped d.
+func (s *Session) queueOffline(d Delivery, max int) bool {
+	if d.QoS == AtMostOnce {
+		return false
+	}
+	s.offMu.Lock()
+	defer s.offMu.Unlock()
+	if len(s.offline) >= max {
+		return false
+	}
+	s.offline = append(s.offline, d)
+	return true
 }
 
 // Done is closed when the session is closed.

@@ -35,11 +35,22 @@ type Subscription struct {
 	Prefetch int     // most unacknowledged queue deliveries at once; 0 means no limit
 	NoLocal  bool    // do not deliver the session's own messages (MQTT 5 no-local)
 	Durable  bool
+	// Group names an MQTT shared subscription ($share/<Group>/<Filter>):
+	// each message goes to one member of the group.
+	Group string
+	// MQTT 5 subscription options and identifier, for the protocol's use.
+	RetainAsPublished bool
+	RetainHandling    byte
+	SubID             uint32
 
 	// Data is the protocol's own per-subscription state (for STOMP, the
 	// destination as the client wrote it). The router never reads it.
 	Data any
 
-	pos      int // slot in the index node's subscriber slice, guarded by the Index lock
-	inflight int // unacknowledged queue deliveries, guarded by the queue's lock
+	pos      int         // slot in the index node's subscriber slice, guarded by the Index lock
+	inflight int         // unacknowledged queue deliveries, guarded by the queue's lock
+	share    *shareGroup // the group of a shared subscription (members and the proxy)
 }
+
+// isProxy reports the index entry that stands for a whole share group.
+func (s *Subscription) isProxy() bool { return s.share != nil && s.Session == nil }

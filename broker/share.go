@@ -1,0 +1,90 @@
+package broker
+
+import "sync"
+
+// shareGroup is an MQTT shared subscription ($share/<group>/<filter>,
+// MQTT 5 §4.8.2): the index holds one proxy Subscription for the group, and
+// each matching message goes to one member, round robin.
+//
+// Lock order: Router.smu → shareGroup.mu; mu is otherwise a leaf.
+type shareGroup struct {
+	key   string        // group + "\x00" + filter
+	proxy *Subscription // the group's entry in the Index
+	mu    sync.Mutex
+	subs  []*Subscription
+	next  int
+}
+
+// pick returns the next member whose session is open, or nil.
+func (g *shareGroup) pick() *Subscription {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := len(g.subs)
+	for i := 0; i < n; i++ {
+		s := g.subs[(g.next+i)%n]
+		if !s.Session.Closed() || s.Session.persistent() {
+			g.next = (g.next + i + 1) % n
+			return s
+		}
+	}
+	return nil
+}
+
+// replace swaps old for sub (a resumed session's copy).
+func (g *shareGroup) replace(old, sub *Subscription) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, s := range g.subs {
+		if s == old {
+			g.subs[i] = sub
+			return
+		}
+	}
+}
+
+func shareKey(group, filter string) string { return group + "\x00" + filter }
+
+// joinShare adds sub to its group, creating the group and its index entry
+// on first use.
+func (r *Router) joinShare(sub *Subscription) {
+	key := shareKey(sub.Group, sub.Filter)
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	g := r.shares[key]
+	if g == nil {
+		g = &shareGroup{key: key}
+		g.proxy = &Subscription{Filter: sub.Filter, Group: sub.Group, QoS: ExactlyOnce, share: g}
+		r.shares[key] = g
+		r.idx.Insert(g.proxy)
+	}
+	g.mu.Lock()
+	g.subs = append(g.subs, sub)
+	g.mu.Unlock()
+	sub.share = g
+}
+
+// leaveShare removes sub from its group and drops an empty group.
+func (r *Router) leaveShare(sub *Subscription) {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	g := sub.share
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	for i, s := range g.subs {
+		if s == sub {
+			g.subs = append(g.subs[:i], g.subs[i+1:]...)
+			if g.next > i {
+				g.next--
+			}
+			break
+		}
+	}
+	empty := len(g.subs) == 0
+	g.mu.Unlock()
+	if empty && r.shares[g.key] == g {
+		delete(r.shares, g.key)
+		r.idx.Remove(g.proxy)
+	}
+}
