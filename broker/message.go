@@ -27,17 +27,26 @@ type Property struct {
 // Router.Publish: every delivery shares the same *Message, so nobody may
 // modify its fields or its Payload afterwards.
 type Message struct {
-	ID          uint64     // assigned by Router.Publish
-	Topic       string     // canonical (MQTT form) topic; empty for a queue message
-	Queue       string     // point-to-point queue name; empty for a topic message
-	Payload     []byte     // body, shared by all deliveries
-	ContentType string     // STOMP content-type / MQTT 5 content type
-	ReplyTo     string     // reply destination (STOMP reply-to, MQTT 5 response topic)
-	Props       []Property // user headers / user properties, in order
-	QoS         QoS
-	Retain      bool
-	From        SessionID // publishing session; used for no-local and tracing
-	Expires     time.Time // zero means never
+	ID          uint64 // assigned by Router.Publish
+	Topic       string // canonical (MQTT form) topic; empty for a queue message
+	Queue       string // point-to-point queue name; empty for a topic message
+	Payload     []byte // body, shared by all deliveries
+	ContentType string // STOMP content-type / MQTT 5 content type
+	// ResponseTopic is a reply topic in canonical form: MQTT 5 Response
+	// Topic, or a STOMP reply-to of /topic/<t>.
+	ResponseTopic string
+	// ReplyTo is a STOMP reply-to that is not a topic (a reply queue).
+	ReplyTo string
+	// CorrelationData is MQTT 5 Correlation Data; STOMP carries it in the
+	// correlation-id header.
+	CorrelationData []byte
+	// PayloadFormat is MQTT 5's Payload Format Indicator: 1 means UTF-8.
+	PayloadFormat byte
+	Props         []Property // user headers / user properties, in order
+	QoS           QoS
+	Retain        bool
+	From          SessionID // publishing session; used for no-local and tracing
+	Expires       time.Time // zero means never
 }
 
 // Expired reports whether the message's expiry has passed.
@@ -47,7 +56,8 @@ func (m *Message) Expired() bool {
 
 // Size is the message's weight in an outbox: payload plus headers.
 func (m *Message) Size() int {
-	n := len(m.Payload) + len(m.Topic) + len(m.Queue) + len(m.ContentType) + len(m.ReplyTo) + 64
+	n := len(m.Payload) + len(m.Topic) + len(m.Queue) + len(m.ContentType) + len(m.ReplyTo) +
+		len(m.ResponseTopic) + len(m.CorrelationData) + 64
 	for _, p := range m.Props {
 		n += len(p.Key) + len(p.Value) + 2
 	}

@@ -50,8 +50,13 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	if m.ContentType != "" {
 		dst = hdr(dst, "content-type", m.ContentType)
 	}
-	if m.ReplyTo != "" {
+	if m.ResponseTopic != "" {
+		dst = hdr(dst, "reply-to", topicDest(m.ResponseTopic, c.cfg.TopicSeparator))
+	} else if m.ReplyTo != "" {
 		dst = hdr(dst, "reply-to", m.ReplyTo)
+	}
+	if len(m.CorrelationData) > 0 {
+		dst = hdr(dst, "correlation-id", string(m.CorrelationData))
 	}
 	if d.Redelivered {
 		dst = append(dst, "redelivered:true\n"...)

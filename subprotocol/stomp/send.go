@@ -11,7 +11,7 @@ import (
 var reservedHeaders = map[string]bool{
 	"destination": true, "content-length": true, "content-type": true, "receipt": true,
 	"transaction": true, "reply-to": true, "message-id": true, "subscription": true,
-	"ack": true, "redelivered": true,
+	"ack": true, "redelivered": true, "correlation-id": true,
 }
 
 // handleSend publishes a SEND frame (STOMP 1.2 §SEND). A SEND is
@@ -28,9 +28,14 @@ func (c *conn) handleSend(f *frame.Frame) error {
 		QoS:         broker.AtLeastOnce,
 	}
 	if rt, ok := f.Header.Contains("reply-to"); ok {
-		if m.ReplyTo, err = c.replyTo(rt); err != nil {
+		if rd, err := parseDest(rt, c.cfg.TopicSeparator, false); err == nil && rd.topic != "" {
+			m.ResponseTopic = rd.topic // MQTT 5 Response Topic on the other side
+		} else if m.ReplyTo, err = c.replyTo(rt); err != nil {
 			return err
 		}
+	}
+	if cid, ok := f.Header.Contains("correlation-id"); ok {
+		m.CorrelationData = []byte(cid)
 	}
 	for i := 0; i < f.Header.Len(); i++ {
 		k, v := f.Header.GetAt(i)
