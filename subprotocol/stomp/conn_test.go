@@ -710,12 +710,6 @@ func TestMaxUnacked(t *testing.T) {
 	if n := len(h.messageFrames()); n != 2 {
 		t.Errorf("%d MESSAGEs before the close, want 2 (the limit)", n)
 	}
-	h.ft.mu.Lock()
-	interrupts := len(h.ft.interrupts)
-	h.ft.mu.Unlock()
-	if interrupts == 0 {
-		t.Error("closing a slow consumer did not interrupt the write in progress")
-	}
 }
 
 // TestErrorCloseCodeAfterConnect: after CONNECTED, the WebSocket close code
@@ -749,7 +743,8 @@ func TestErrorCloseCodeAfterConnect(t *testing.T) {
 
 // TestSlowConsumer: a subscriber whose write is stuck while its outbox
 // overflows is closed as a slow consumer: the router counts it, Publish
-// does not wait, the stuck write is interrupted, and once it returns the
+// does not wait, the stuck write keeps its deadline (it is not cut short,
+// so a client that reads again still learns why), and once it returns the
 // client gets ERROR "slow consumer" and close 1008; the queued deliveries
 // are discarded.
 func TestSlowConsumer(t *testing.T) {
@@ -775,8 +770,8 @@ func TestSlowConsumer(t *testing.T) {
 	h.ft.mu.Lock()
 	interrupts := len(h.ft.interrupts)
 	h.ft.mu.Unlock()
-	if interrupts != 1 {
-		t.Errorf("%d InterruptWrite calls, want 1", interrupts)
+	if interrupts != 0 {
+		t.Errorf("%d InterruptWrite calls, want 0: the write in progress keeps its deadline", interrupts)
 	}
 	h.ft.releaseWrites()
 	f := h.waitFrame("ERROR")

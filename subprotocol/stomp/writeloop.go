@@ -297,13 +297,12 @@ func (w *writer) final(reason broker.CloseReason) {
 }
 
 // onSessionClose runs on whichever goroutine closes the session. A slow
-// consumer's write loop may be blocked writing to a client that stopped
-// reading: cut that write short so the final ERROR is tried promptly.
+// consumer's queued deliveries are dropped (the outbox is closed), but a
+// write already in progress keeps its write deadline: a client that reads
+// again within it still gets the ERROR that says why it was cut off. One
+// that does not is dropped when the deadline passes.
 func (c *conn) onSessionClose(reason broker.CloseReason) {
-	switch reason {
-	case broker.CloseSlowConsumer:
-		c.t.InterruptWrite(time.Now().Add(closeFlushTimeout))
-	case broker.CloseWriteTimeout:
+	if reason == broker.CloseWriteTimeout {
 		c.t.Abort()
 	}
 }
