@@ -49,10 +49,19 @@ func run(args []string) error {
 	router := broker.New(opts.broker, log)
 	opts.stomp.Log = log
 	opts.web.Log = log
-	gateway := web.New(opts.web, router, subprotocol.Registry{stomp.New(opts.stomp)})
+	stompProto := stomp.New(opts.stomp)
+	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto})
 
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
+		return err
+	}
+	// Plain TCP listeners reuse the protocols, for clients without WebSocket.
+	tcp, err := listenTCP([]tcpListener{
+		{flag: "-stomp-tcp-addr", addr: opts.stompTCPAddr, proto: stompProto},
+	})
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	srv := &http.Server{Handler: gateway, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -63,10 +72,17 @@ func run(args []string) error {
 		go serveDebug(opts.debugAddr, log)
 	}
 
+	for _, l := range tcp {
+		log.Info("tcp listener", "protocol", l.proto.Name(), "addr", l.ln.Addr().String())
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
+	errc := make(chan error, 1+len(tcp))
 	go func() { errc <- srv.Serve(ln) }()
+	for _, l := range tcp {
+		go func() { errc <- gateway.ServeTCP(l.ln, l.proto) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -84,13 +100,14 @@ func run(args []string) error {
 
 // options is everything the command line and environment configure.
 type options struct {
-	addr      string
-	debugAddr string
-	dataDir   string
-	logLevel  slog.Level
-	broker    broker.Config
-	stomp     stomp.Config
-	web       web.Config
+	addr         string
+	stompTCPAddr string
+	debugAddr    string
+	dataDir      string
+	logLevel     slog.Level
+	broker       broker.Config
+	stomp        stomp.Config
+	web          web.Config
 }
 
 func parseOptions(args []string) (*options, error) {
@@ -98,6 +115,7 @@ func parseOptions(args []string) (*options, error) {
 	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
 	fs.StringVar(&o.dataDir, "data", "data", "data folder")
+	fs.StringVar(&o.stompTCPAddr, "stomp-tcp-addr", "127.0.0.1:61613", "serve STOMP over plain TCP on this address (empty: off)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	origins := fs.String("allowed-origins", "", "comma-separated Origins allowed besides same-origin (\"*\" for any)")
@@ -160,4 +178,32 @@ func serveDebug(addr string, log *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Error("debug listener", "err", err)
 	}
+}
+
+// tcpListener is one plain-TCP listener and the protocol it serves.
+type tcpListener struct {
+	flag, addr string
+	proto      subprotocol.Protocol
+	ln         net.Listener
+}
+
+// listenTCP opens every listener with an address; on an error it closes
+// the ones already open.
+func listenTCP(want []tcpListener) ([]tcpListener, error) {
+	var open []tcpListener
+	for _, l := range want {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range open {
+				o.ln.Close()
+			}
+			return nil, fmt.Errorf("%s: %w", l.flag, err)
+		}
+		l.ln = ln
+		open = append(open, l)
+	}
+	return open, nil
 }

@@ -128,7 +128,8 @@ export async function startBroker(extraArgs = [], options = {}) {
   const startTimeout = options.startTimeout ?? 10000;
   const stopTimeout = options.stopTimeout ?? 5000;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-'));
-  const args = ['-addr', '127.0.0.1:0', '-data', dataDir, ...extraArgs];
+  // TCP listeners off: their fixed default ports would clash between runs.
+  const args = ['-addr', '127.0.0.1:0', '-stomp-tcp-addr=', '-data', dataDir, ...extraArgs];
 
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const broker = {
