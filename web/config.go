@@ -17,7 +17,8 @@ const (
 
 // Config holds the gateway's settings. The zero value is valid.
 type Config struct {
-	// Paths that accept WebSocket upgrades. Default: /ws, /stomp.
+	// Paths that accept WebSocket upgrades. Default: /ws, /stomp, /mqtt;
+	// every path offers every protocol, chosen by subprotocol.
 	Paths []string
 	// AllowedOrigins lists Origin values allowed besides same-origin
 	// requests (gorilla's default check). "*" allows every origin and must
@@ -40,7 +41,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if len(c.Paths) == 0 {
-		c.Paths = []string{"/ws", "/stomp"}
+		c.Paths = []string{"/ws", "/stomp", "/mqtt"}
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize

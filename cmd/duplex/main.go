@@ -25,6 +25,7 @@ import (
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
+	"github.com/duplexmq/duplex/subprotocol/mqtt"
 	"github.com/duplexmq/duplex/subprotocol/stomp"
 	"github.com/duplexmq/duplex/web"
 )
@@ -48,9 +49,11 @@ func run(args []string) error {
 
 	router := broker.New(opts.broker, log)
 	opts.stomp.Log = log
+	opts.mqtt.Log = log
 	opts.web.Log = log
 	stompProto := stomp.New(opts.stomp)
-	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto})
+	mqttProto := mqtt.New(opts.mqtt)
+	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto, mqttProto})
 
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -59,6 +62,7 @@ func run(args []string) error {
 	// Plain TCP listeners reuse the protocols, for clients without WebSocket.
 	tcp, err := listenTCP([]tcpListener{
 		{flag: "-stomp-tcp-addr", addr: opts.stompTCPAddr, proto: stompProto},
+		{flag: "-mqtt-tcp-addr", addr: opts.mqttTCPAddr, proto: mqttProto},
 	})
 	if err != nil {
 		ln.Close()
@@ -102,11 +106,13 @@ func run(args []string) error {
 type options struct {
 	addr         string
 	stompTCPAddr string
+	mqttTCPAddr  string
 	debugAddr    string
 	dataDir      string
 	logLevel     slog.Level
 	broker       broker.Config
 	stomp        stomp.Config
+	mqtt         mqtt.Config
 	web          web.Config
 }
 
@@ -116,6 +122,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
 	fs.StringVar(&o.dataDir, "data", "data", "data folder")
 	fs.StringVar(&o.stompTCPAddr, "stomp-tcp-addr", "127.0.0.1:61613", "serve STOMP over plain TCP on this address (empty: off)")
+	fs.StringVar(&o.mqttTCPAddr, "mqtt-tcp-addr", "127.0.0.1:1883", "serve MQTT over plain TCP on this address (empty: off)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	origins := fs.String("allowed-origins", "", "comma-separated Origins allowed besides same-origin (\"*\" for any)")
@@ -158,6 +165,7 @@ func parseOptions(args []string) (*options, error) {
 		return nil, fmt.Errorf("-max-frame-size must be positive")
 	}
 	o.stomp.Limits.MaxBodyLength = *maxFrame
+	o.mqtt.MaxPacketSize = *maxFrame + 64<<10
 	o.web.MaxMessageSize = int64(*maxFrame) + 64<<10
 	if *origins != "" {
 		o.web.AllowedOrigins = strings.Split(*origins, ",")

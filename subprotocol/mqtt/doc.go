@@ -1,14 +1,69 @@
-// Package mqtt is Duplex's own MQTT 3.1, 3.1.1 and 5.0 codec (and, next, the
-// MQTT server on top of it).
+// Package mqtt is Duplex's MQTT 3.1, 3.1.1 and 5.0 support: its own codec
+// and the server (New, a subprotocol.Protocol) on top of it.
+//
+// # Codec
 //
 // The codec is pure: bytes in, packet structs out, no sockets. Reader checks
 // a packet's declared remaining length against MaxPacketSize before it
 // allocates anything, then validates what each version's spec requires
 // (flags per packet type, UTF-8 rules, topic and filter syntax, property
-// placement and duplicates) and reports failures as *Error values that carry
+// placement and duplicates) and reports failures as Error values that carry
 // the MQTT 5 reason code to send. AppendPacket encodes into a caller's
 // buffer without allocating, mapping v5 reason codes to 3.x return codes.
 //
 // paho.golang's packets package is MQTT 5 only and allocates what a header
 // claims (ARCHITECTURE §0.1), so it serves only as a test oracle here.
+//
+// # Server
+//
+// Files: protocol.go (Config, Protocol), conn.go (read loop, dispatch,
+// fail/finish), conn_connect.go (CONNECT/CONNACK, will), publish_in.go
+// (inbound PUBLISH, topic aliases, acknowledgements), publish_out.go
+// (delivery → PUBLISH), inflight.go (packet ids, window, saved session
+// state), subscribe_handle.go, writeloop.go, errors_server.go (the one
+// wireError mapping).
+//
+// Each connection has two goroutines at most, like the STOMP server. The
+// read goroutine (Serve's) reads through a small bufio.Reader over a
+// subprotocol.Stream, because packets may span or share WebSocket messages
+// [MQTT-6.0.0-2]; a text frame closes the connection with 1003
+// [MQTT-6.0.0-1]. It calls the Router synchronously: QoS 1 is acknowledged
+// after Router.Publish returns, QoS 2 is published once per packet id and
+// the id kept until PUBREL (exactly once, [MQTT-4.3.3-10]). Replies go
+// through the Outbox control lane and are written by the read loop itself
+// when no write goroutine runs; the write goroutine starts on demand (the
+// Outbox Wake hook) and exits after a second idle, so an idle connection
+// holds no writer.
+//
+// The write side drains the Outbox into the connection's queue and sends
+// it in order, QoS 1/2 deliveries only while the client's Receive Maximum
+// (or Config.MaxInflight) allows; what does not fit waits, and a queue
+// longer than the router's MaxPendingMsgs is a slow consumer (v5
+// DISCONNECT 0x97, WebSocket 1008). Packets queued together go out in one
+// binary message (up to 64 KiB). Expired messages are skipped, the rest
+// carry their remaining expiry; a packet larger than the client's Maximum
+// Packet Size is skipped for that client. Outbound topic aliases are not
+// used.
+//
+// # Sessions and wills
+//
+// Router.Open takes over a connected client id [MQTT-3.1.4-3] and moves a
+// persistent session's state. When a connection of a persistent session
+// ends, it saves its unacknowledged and unsent QoS 1/2 deliveries and its
+// inbound QoS 2 ids (Session.SaveState); the next connection resends the
+// unacknowledged PUBLISH packets with DUP set, and PUBREL for those past
+// PUBREC, with their original ids, before anything new [MQTT-4.4.0-1].
+//
+// The will is published when the connection ends without a normal
+// DISCONNECT (network error, keep alive timeout, protocol error, server
+// close; v5 DISCONNECT 0x04 too), after the v5 Will Delay bounded by the
+// session expiry. On takeover a will without delay is published, a delayed
+// one is not (the new connection arrived within the delay).
+//
+// # Lock order
+//
+// conn.mu (outbound queue and inflight table) → Outbox.mu. conn.mu is
+// taken by the write loop and by the read loop's PUBACK/PUBREC/PUBCOMP and
+// SUBSCRIBE handling; the only broker lock taken under it is Outbox.mu
+// (Drain), and no Router call is made while it is held.
 package mqtt

@@ -56,7 +56,7 @@ func TestRealBinary(t *testing.T) {
 	}
 
 	var stdout, stderr lockedBuffer
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-data", filepath.Join(dir, "data"), "-log-level", "info")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=", "-data", filepath.Join(dir, "data"), "-log-level", "info")
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.Env = envWithoutDuplex()

@@ -129,7 +129,7 @@ export async function startBroker(extraArgs = [], options = {}) {
   const stopTimeout = options.stopTimeout ?? 5000;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-'));
   // TCP listeners off: their fixed default ports would clash between runs.
-  const args = ['-addr', '127.0.0.1:0', '-stomp-tcp-addr=', '-data', dataDir, ...extraArgs];
+  const args = ['-addr', '127.0.0.1:0', '-stomp-tcp-addr=', '-mqtt-tcp-addr=', '-data', dataDir, ...extraArgs];
 
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const broker = {

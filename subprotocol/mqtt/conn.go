@@ -1,0 +1,268 @@
+package mqtt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
+)
+
+// connReadBufferSize is the read loop's bufio size. The transport buffers
+// too, so a small buffer keeps idle connections light; Reader reads bodies
+// into their own buffers.
+const connReadBufferSize = 512
+
+// conn is one MQTT connection. Fields above the line belong to the read
+// loop; the write loop owns its locals (writeloop.go) and shares only what
+// is marked.
+type conn struct {
+	cfg    *Config
+	t      subprotocol.Transport
+	router *broker.Router
+	log    *slog.Logger
+	ctx    context.Context
+
+	st          *subprotocol.Stream
+	rd          *Reader
+	version     byte // negotiated protocol level; 0 before CONNECT
+	clientID    string
+	sess        *broker.Session
+	readTimeout time.Duration // 1.5 × keep alive [MQTT-3.1.2-24]; 0 means none
+	will        *broker.Message
+	willDelay   time.Duration
+	willExpiry  time.Duration // v5 will Message Expiry Interval
+	// normalClose is set by a DISCONNECT that discards the will
+	// [MQTT-3.1.2-10] (v5: reason code 0x00 only).
+	normalClose bool
+	// expiryZero records a v5 CONNECT with Session Expiry 0, which a
+	// DISCONNECT may not raise [MQTT-3.14.2-2].
+	expiryZero bool
+	aliases    map[uint16]string // inbound topic aliases (v5)
+	// qos2In holds inbound QoS 2 packet ids published and awaiting PUBREL
+	// (MQTT 5 §4.3.3 method B): a repeated PUBLISH is not published again.
+	qos2In map[uint16]struct{}
+
+	// Set before the first write goroutine starts, read-only afterwards.
+	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
+	maxOutPacket int // client's Maximum Packet Size; 0 means none
+	maxQueued    int // deliveries waiting for the window before the client is a slow consumer
+	wdone        chan struct{}
+
+	// Shared with the write loop.
+	mu       sync.Mutex // guards out (Outbox.mu may be taken under it)
+	out      outState
+	failCode atomic.Int32 // WebSocket close code after a DISCONNECT the read loop queued
+	ready    atomic.Bool  // CONNACK is written: write goroutines may start
+	writing  atomic.Bool  // a write goroutine runs, or the write side has ended
+}
+
+// testHookNewConn, if set, sees every new connection (tests only).
+var testHookNewConn func(subprotocol.Transport, *conn)
+
+func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
+	c := &conn{cfg: cfg, t: t, router: r, log: cfg.Log}
+	if testHookNewConn != nil {
+		testHookNewConn(t, c)
+	}
+	return c
+}
+
+// serve is the read loop.
+func (c *conn) serve(ctx context.Context) error {
+	c.ctx = ctx
+	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
+	c.st = &subprotocol.Stream{T: c.t}
+	c.rd = NewReader(bufio.NewReaderSize(c.st, connReadBufferSize))
+	c.rd.MaxPacketSize = c.cfg.MaxPacketSize
+	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
+	for {
+		p, err := c.rd.ReadPacket(c.version)
+		if c.st.TextFrames > 0 {
+			return c.fail(errTextFrame) // [MQTT-6.0.0-1]
+		}
+		if err != nil {
+			if cp, ok := p.(*Connect); ok && c.version == 0 {
+				return c.refuseConnect(cp, err)
+			}
+			return c.endOnReadError(err)
+		}
+		if c.readTimeout > 0 {
+			_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+		}
+		if c.sess == nil {
+			// ReadPacket(0) returns only a CONNECT [MQTT-3.1.0-1].
+			if err := c.handleConnect(p.(*Connect)); err != nil {
+				return c.fail(err)
+			}
+			if c.sess == nil {
+				return nil // refused or failed; the transport is closed
+			}
+			continue
+		}
+		c.sess.CountIn()
+		if err := c.handle(p); err != nil {
+			return c.fail(err)
+		}
+		if c.sess.Closed() {
+			return c.finish()
+		}
+	}
+}
+
+// handle dispatches one packet after CONNACK.
+func (c *conn) handle(p Packet) error {
+	switch p := p.(type) {
+	case *Publish:
+		return c.handlePublish(p)
+	case *Ack:
+		return c.handleAck(p)
+	case *Subscribe:
+		return c.handleSubscribe(p)
+	case *Unsubscribe:
+		return c.handleUnsubscribe(p)
+	case *Pingreq:
+		c.reply(&Pingresp{}) // [MQTT-3.12.4-1]
+		return nil
+	case *Disconnect:
+		return c.handleDisconnect(p)
+	case *Auth:
+		// Enhanced authentication is not offered: CONNECT with an
+		// Authentication Method is refused, so AUTH is out of place
+		// (MQTT 5 §4.12).
+		return Error{Code: CodeProtocolError, Reason: "AUTH without enhanced authentication (MQTT 5 §4.12)"}
+	}
+	// CONNACK, SUBACK, UNSUBACK, PINGRESP flow only to the client
+	// (MQTT 5 §2.1.2, PacketType.FromClient).
+	return Error{Code: CodeProtocolError, Reason: p.Type().String() + " is not sent by clients (MQTT 5 §2.1.2)"}
+}
+
+// handleDisconnect ends the session at the client's request (MQTT 5 §3.14).
+func (c *conn) handleDisconnect(p *Disconnect) error {
+	if c.version >= Version5 {
+		if p.Properties.SessionExpiry != 0 {
+			// [MQTT-3.14.2-2] raising a zero Session Expiry is a protocol error.
+			if c.expiryZero {
+				return Error{Code: CodeProtocolError, Reason: "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]"}
+			}
+			c.sess.SetExpiry(c.sessionExpiry(p.Properties.SessionExpiry))
+		}
+		// Only 0x00 Normal disconnection discards the will [MQTT-3.1.2-10];
+		// 0x04 Disconnect with Will Message and the error codes keep it
+		// (MQTT 5 §3.14.2.1, §3.1.2.5).
+		c.normalClose = p.ReasonCode == CodeNormalDisconnection
+	} else {
+		c.normalClose = true // [MQTT-3.14.4-3] discard the will
+	}
+	c.sess.Close(broker.CloseClientClosed)
+	return nil
+}
+
+// endOnReadError ends the connection after the reader failed: an invalid
+// packet gets the spec's answer; EOF, a closed socket or a deadline end the
+// session quietly (with its will).
+func (c *conn) endOnReadError(err error) error {
+	if c.sess != nil && c.sess.Closed() {
+		return c.finish() // the write loop or the router ended it
+	}
+	var me Error
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &me):
+		return c.fail(err)
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.sess == nil {
+			c.logf(slog.LevelInfo, "mqtt: no CONNECT in time, closing", "timeout", c.cfg.ConnectTimeout)
+			c.t.Close(subprotocol.ClosePolicy, "connect timeout")
+			return nil
+		}
+		// [MQTT-3.1.2-24] no packet within 1.5 × keep alive.
+		c.logf(slog.LevelInfo, "mqtt: keep alive timeout, closing", "timeout", c.readTimeout)
+		c.sess.Close(broker.CloseReadTimeout)
+		return c.finish()
+	default:
+		if c.sess == nil {
+			c.t.Abort()
+			return nil
+		}
+		reason := broker.CloseTransportError
+		if errors.Is(err, io.EOF) {
+			reason = broker.CloseClientClosed
+		}
+		c.sess.Close(reason)
+		return c.finish()
+	}
+}
+
+// fail reports err to the client and closes: a v5 client gets DISCONNECT
+// with the reason code (MQTT 5 §4.13.1), a 3.x client just the close
+// [MQTT-4.8.0-1].
+func (c *conn) fail(err error) error {
+	we := wireError(err)
+	c.logf(slog.LevelWarn, "mqtt: closing on error", "err", err)
+	if c.sess == nil {
+		c.t.Close(we.ws, we.reason.String())
+		return err
+	}
+	c.failCode.Store(int32(we.ws))
+	if c.version >= Version5 && we.code != 0 {
+		d := &Disconnect{ReasonCode: we.code}
+		var me Error
+		if errors.As(err, &me) && len(me.Reason) < 256 {
+			d.Properties.ReasonString = me.Reason // allowed on DISCONNECT [MQTT-3.1.2-29]
+		}
+		_ = c.sess.Outbox.PushControl(AppendPacket(nil, d, c.version))
+	}
+	c.sess.Close(we.reason)
+	c.finish()
+	return err
+}
+
+// finish waits for the write loop to flush and close, publishes the will
+// unless the client disconnected normally, keeps the session's state for a
+// later connection and detaches the session from the router.
+func (c *conn) finish() error {
+	if c.sess == nil {
+		return nil
+	}
+	<-c.wdone
+	reason := c.sess.Reason()
+	if c.will != nil && !c.normalClose {
+		c.publishWill(reason)
+	}
+	if c.sess.Expiry() != 0 {
+		c.sess.SaveState(c.saveState())
+	}
+	c.router.Close(c.sess, reason)
+	c.logf(slog.LevelDebug, "mqtt: session ended", "reason", reason)
+	return nil
+}
+
+// logf logs with the connection's client id and remote address.
+func (c *conn) logf(level slog.Level, msg string, args ...any) {
+	if !c.log.Enabled(c.ctx, level) {
+		return
+	}
+	args = append(args, "client", c.clientID, "remote", c.t.RemoteAddr().String(), "protocol", "mqtt")
+	c.log.Log(c.ctx, level, msg, args...)
+}
+
+// reply queues a packet on the control lane. When no write goroutine runs,
+// the read loop writes it itself rather than start one.
+func (c *conn) reply(p Packet) {
+	b := AppendPacket(nil, p, c.version)
+	inline := c.ready.Load() && c.writing.CompareAndSwap(false, true)
+	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
+		c.logf(slog.LevelWarn, "mqtt: too many unanswered requests, closing")
+		c.sess.Close(broker.CloseProtocolError)
+	}
+	if inline {
+		c.writeInline()
+	}
+}

@@ -1,0 +1,177 @@
+package mqtt
+
+import (
+	"slices"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// flight is one outbound QoS 1 or 2 PUBLISH awaiting its acknowledgement.
+type flight struct {
+	id       uint16
+	d        broker.Delivery
+	retained bool   // the RETAIN flag it was sent with
+	rel      bool   // QoS 2: PUBREC came and PUBREL went; awaiting PUBCOMP
+	seq      uint64 // send order, for resending in order [MQTT-4.6.0-1]
+}
+
+// pending is a delivery waiting for its turn: the write loop sends the
+// queue in order, QoS 1/2 ones only while the client's Receive Maximum
+// allows [MQTT-3.3.4-9].
+type pending struct {
+	d        broker.Delivery
+	retained bool // a retained message sent on SUBSCRIBE [MQTT-3.3.1-8]
+}
+
+// outState is the outbound side of a connection: the packet ids in use,
+// and deliveries drained from the Outbox but not sent yet. It is guarded
+// by conn.mu, shared by the write loop (sending) and the read loop
+// (PUBACK, PUBREC, PUBCOMP; retained messages after SUBACK).
+type outState struct {
+	flights map[uint16]*flight
+	nextID  uint16
+	seq     uint64
+	queue   []pending
+	live    int // entries in queue from the Outbox (not retained ones): bounded like the Outbox
+}
+
+// savedState is what a persistent session keeps between connections
+// (Session.SaveState): unacknowledged outbound messages, unsent ones, and
+// inbound QoS 2 ids awaiting PUBREL [MQTT-4.1.0-1].
+type savedState struct {
+	flights []flight
+	queue   []pending
+	qos2In  map[uint16]struct{}
+	nextID  uint16
+}
+
+// allocID returns a free packet id [MQTT-2.2.1-3]. Caller holds c.mu and
+// has checked the window, which keeps ids below 65,535 in use.
+func (o *outState) allocID() uint16 {
+	for {
+		o.nextID++
+		if o.nextID == 0 {
+			o.nextID = 1
+		}
+		if _, used := o.flights[o.nextID]; !used {
+			return o.nextID
+		}
+	}
+}
+
+// settle frees the packet id of a PUBACK (QoS 1) or PUBCOMP (QoS 2) and
+// reports whether it was in flight (MQTT 5 §4.3.2, §4.3.3). A PUBACK for a QoS 2
+// flight, or PUBCOMP before PUBREC, is ignored.
+func (c *conn) settle(id uint16, kind PacketType) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.out.flights[id]
+	if f == nil || (kind == PUBACK) != (f.d.QoS == broker.AtLeastOnce) || (kind == PUBCOMP && !f.rel) {
+		return false
+	}
+	delete(c.out.flights, id)
+	return true
+}
+
+// received handles PUBREC for id: known reports a QoS 2 flight, now at the
+// PUBREL stage; freed reports a flight ended by a failure code.
+func (c *conn) received(id uint16, failed bool) (known, freed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.out.flights[id]
+	if f == nil || f.d.QoS != broker.ExactlyOnce {
+		return false, false
+	}
+	if failed {
+		delete(c.out.flights, id)
+		return true, true
+	}
+	f.rel = true
+	return true, false
+}
+
+// inflight counts QoS 1/2 PUBLISH packets awaiting acknowledgement. Caller
+// holds c.mu.
+func (o *outState) inflight() int { return len(o.flights) }
+
+// saveState collects what a persistent session keeps once the connection
+// has ended (the write loop is done). QoS 0 deliveries are not kept
+// (MQTT 5 §4.1: QoS 0 messages "may" be stored; we don't).
+func (c *conn) saveState() *savedState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &savedState{qos2In: c.qos2In, nextID: c.out.nextID}
+	for _, f := range c.out.flights {
+		s.flights = append(s.flights, *f)
+	}
+	slices.SortFunc(s.flights, func(a, b flight) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	for _, p := range c.out.queue {
+		if p.d.QoS > broker.AtMostOnce {
+			s.queue = append(s.queue, p)
+		}
+	}
+	return s
+}
+
+// resume restores the state a previous connection saved and appends to buf
+// the packets to resend, before any new message: every unacknowledged
+// PUBLISH with DUP set and every PUBREL, with their original packet ids
+// [MQTT-4.4.0-1] [MQTT-3.3.1-1]. Called by the read loop before any write
+// goroutine can run.
+func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
+	s, _ := sess.TakeState().(*savedState)
+	if s == nil {
+		return buf
+	}
+	c.qos2In = s.qos2In
+	// The router moved the subscriptions to sess as copies: point the kept
+	// deliveries at them (same key), so re-subscribing changes their
+	// options as it does for new messages.
+	remap := func(d *broker.Delivery) {
+		if d.Sub != nil {
+			if ns := sess.Subscription(d.Sub.Key); ns != nil {
+				d.Sub = ns
+			}
+		}
+	}
+	for i := range s.flights {
+		remap(&s.flights[i].d)
+	}
+	for i := range s.queue {
+		remap(&s.queue[i].d)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.nextID = s.nextID
+	c.out.flights = make(map[uint16]*flight, len(s.flights))
+	for i := range s.flights {
+		f := s.flights[i]
+		if f.rel {
+			buf = AppendPacket(buf, &Ack{Kind: PUBREL, PacketID: f.id}, c.version)
+		} else {
+			var ok bool
+			if buf, ok = c.appendPublish(buf, f.d, f.retained, f.id, true); !ok {
+				continue // too large for this connection's client: dropped
+			}
+		}
+		c.out.seq++
+		f.seq = c.out.seq
+		c.out.flights[f.id] = &f
+	}
+	c.out.queue = append(s.queue, c.out.queue...)
+	c.out.live = 0
+	for _, p := range c.out.queue {
+		if !p.retained {
+			c.out.live++
+		}
+	}
+	return buf
+}

@@ -1,0 +1,160 @@
+package mqtt
+
+import (
+	"errors"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// handlePublish routes an inbound PUBLISH (MQTT 5 §3.3.4): QoS 0 is
+// published; QoS 1 is published, then acknowledged with PUBACK; QoS 2 is
+// published once per packet id and acknowledged with PUBREC, and a
+// repeated PUBLISH with an id still awaiting PUBREL is only acknowledged
+// again [MQTT-4.3.3-10] (method B: the server forwards at once).
+func (c *conn) handlePublish(p *Publish) error {
+	if len(p.Properties.SubscriptionIdentifier) > 0 {
+		// [MQTT-3.3.4-6] only the server sends Subscription Identifiers.
+		return Error{Code: CodeProtocolError, Reason: "PUBLISH from a client carries a subscription identifier [MQTT-3.3.4-6]"}
+	}
+	topic, err := c.resolveAlias(p)
+	if err != nil {
+		return err
+	}
+	if p.QoS == 2 {
+		if _, dup := c.qos2In[p.PacketID]; dup {
+			c.reply(&Ack{Kind: PUBREC, PacketID: p.PacketID}) // [MQTT-4.3.3-10]
+			return nil
+		}
+		// [MQTT-3.3.4-7] at most Receive Maximum QoS 2 publications may
+		// await PUBREL, else DISCONNECT 0x93 (MQTT 5 §3.3.4); QoS 1 ones
+		// are acknowledged before the next packet is read, so they never
+		// add up.
+		if len(c.qos2In) >= c.cfg.ReceiveMaximum {
+			return Error{Code: CodeReceiveMaximumExceeded, Reason: "more unacknowledged QoS 2 PUBLISH packets than Receive Maximum [MQTT-3.3.4-7]"}
+		}
+	}
+	m := &broker.Message{
+		Topic: topic, Payload: p.Payload, QoS: broker.QoS(p.QoS),
+		Retain: p.Retain, // the router stores or clears it [MQTT-3.3.1-5] [MQTT-3.3.1-6]
+	}
+	if c.version >= Version5 {
+		applyProps(m, &p.Properties)
+	}
+	code := CodeSuccess
+	if err := c.router.Publish(c.ctx, c.sess, m); err != nil {
+		// v5 refuses a publication in its acknowledgement (MQTT 5
+		// §3.4.2.1); a QoS 0 one is dropped. MQTT 3.x has no way to say
+		// no: the connection closes [MQTT-3.3.5-2].
+		if c.version < Version5 {
+			return err
+		}
+		switch {
+		case errors.Is(err, broker.ErrNotAuthorized):
+			code = CodeNotAuthorized
+		case errors.Is(err, broker.ErrInvalidTopic):
+			code = CodeTopicNameInvalid
+		default:
+			return err
+		}
+		if p.QoS == 0 {
+			return nil
+		}
+	}
+	switch p.QoS {
+	case 1:
+		c.reply(&Ack{Kind: PUBACK, PacketID: p.PacketID, ReasonCode: code})
+	case 2:
+		if !code.IsError() {
+			if c.qos2In == nil {
+				c.qos2In = make(map[uint16]struct{})
+			}
+			c.qos2In[p.PacketID] = struct{}{}
+		}
+		c.reply(&Ack{Kind: PUBREC, PacketID: p.PacketID, ReasonCode: code})
+	}
+	return nil
+}
+
+// resolveAlias applies a v5 Topic Alias (MQTT 5 §3.3.2.3.4): a PUBLISH with
+// a topic and an alias sets the alias, one with only an alias uses it.
+func (c *conn) resolveAlias(p *Publish) (string, error) {
+	a := p.Properties.TopicAlias
+	if a == 0 {
+		return p.Topic, nil
+	}
+	// [MQTT-3.3.2-9] 0 < alias <= our Topic Alias Maximum; else 0x94
+	// (MQTT 5 §3.3.2.3.4).
+	if int(a) > c.cfg.TopicAliasMaximum {
+		return "", Error{Code: CodeTopicAliasInvalid, Reason: "topic alias above the server's Topic Alias Maximum [MQTT-3.3.2-10]"}
+	}
+	if p.Topic != "" {
+		if c.aliases == nil {
+			c.aliases = make(map[uint16]string)
+		}
+		c.aliases[a] = p.Topic
+		return p.Topic, nil
+	}
+	t, ok := c.aliases[a]
+	if !ok {
+		return "", Error{Code: CodeProtocolError, Reason: "topic alias not set on this connection (MQTT 5 §3.3.2.3.4)"}
+	}
+	return t, nil
+}
+
+// applyProps copies v5 PUBLISH (or Will) properties into m.
+func applyProps(m *broker.Message, p *Properties) {
+	m.ContentType = p.ContentType
+	m.ResponseTopic = p.ResponseTopic
+	m.CorrelationData = p.CorrelationData
+	m.PayloadFormat = p.PayloadFormat
+	if p.HasMessageExpiry {
+		// [MQTT-3.3.2-5] an expired message is not delivered onwards.
+		m.Expires = time.Now().Add(time.Duration(p.MessageExpiry) * time.Second)
+	}
+	if len(p.User) > 0 {
+		m.Props = make([]broker.Property, len(p.User))
+		for i, u := range p.User {
+			m.Props[i] = broker.Property{Key: u.Key, Value: u.Value}
+		}
+	}
+}
+
+// handleAck handles PUBREL for an inbound QoS 2 flow and PUBACK, PUBREC
+// and PUBCOMP for outbound ones (MQTT 5 §4.3).
+func (c *conn) handleAck(p *Ack) error {
+	switch p.Kind {
+	case PUBREL:
+		// [MQTT-4.3.3-11] discard the packet id, answer PUBCOMP.
+		code := CodeSuccess
+		if _, ok := c.qos2In[p.PacketID]; ok {
+			delete(c.qos2In, p.PacketID)
+		} else if c.version >= Version5 {
+			code = CodePacketIdentifierNotFound // MQTT 5 §3.7.2.1
+		}
+		c.reply(&Ack{Kind: PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
+		return nil
+	case PUBACK, PUBCOMP:
+		if c.settle(p.PacketID, p.Kind) {
+			c.kick()
+		}
+		return nil
+	case PUBREC:
+		// [MQTT-4.3.3-4] PUBREL follows PUBREC; a failure code ends the
+		// flow (MQTT 5 §4.3.3).
+		known, freed := c.received(p.PacketID, p.ReasonCode.IsError())
+		switch {
+		case freed:
+			c.kick()
+		case known:
+			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID})
+		default:
+			code := CodeSuccess
+			if c.version >= Version5 {
+				code = CodePacketIdentifierNotFound // MQTT 5 §3.6.2.1
+			}
+			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID, ReasonCode: code})
+		}
+	}
+	return nil
+}

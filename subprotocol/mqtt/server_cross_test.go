@@ -1,0 +1,80 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol/stomp"
+)
+
+// stompClient runs a STOMP connection on the same router, over the same
+// fake transport, speaking raw frames.
+type stompClient struct {
+	t  *testing.T
+	ft *fakeTransport
+}
+
+func dialStomp(t *testing.T, r *broker.Router) *stompClient {
+	s := &stompClient{t: t, ft: newFakeTransport()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = stomp.New(stomp.Config{}).Serve(context.Background(), s.ft, r)
+	}()
+	t.Cleanup(func() {
+		s.ft.hangUp()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("STOMP Serve did not return")
+		}
+	})
+	return s
+}
+
+func (s *stompClient) send(frame string) { s.ft.in <- inMsg{data: []byte(frame)} }
+
+// waitFor waits until the server's output contains want.
+func (s *stompClient) waitFor(want string) {
+	s.t.Helper()
+	checkFor(s.t, "STOMP "+want, func() bool { return bytes.Contains(bytes.Join(s.ft.written(), nil), []byte(want)) })
+}
+
+// TestCrossProtocol sends an MQTT PUBLISH to a STOMP subscriber and a STOMP
+// SEND to an MQTT subscriber through one router (ARCHITECTURE §3.3: STOMP
+// /topic/<t> is MQTT <t>).
+func TestCrossProtocol(t *testing.T) {
+	r := newRouter(broker.Config{})
+	st := dialStomp(t, r)
+	st.send("CONNECT\naccept-version:1.2\nhost:x\n\n\x00")
+	st.waitFor("CONNECTED")
+	st.send("SUBSCRIBE\nid:1\ndestination:/topic/sensors/+\nreceipt:r1\n\n\x00")
+	st.waitFor("receipt-id:r1")
+
+	m := dial(t, r, Config{}, Version5)
+	m.mustConnect("mq", true, nil)
+	m.subscribe(1, 1, "cmd/#")
+
+	m.send(&Publish{Topic: "sensors/t1", QoS: 1, PacketID: 1, Payload: []byte("21.5"),
+		Properties: Properties{ContentType: "text/plain", User: []UserProperty{{"unit", "C"}}}})
+	m.next(PUBACK)
+	st.waitFor("destination:/topic/sensors/t1")
+	st.waitFor("21.5")
+	st.waitFor("unit:C")
+
+	st.send("SEND\ndestination:/topic/cmd/heat\ncontent-type:text/plain\nmode:eco\n\non\x00")
+	p := m.next(PUBLISH).(*Publish)
+	if p.Topic != "cmd/heat" || string(p.Payload) != "on" || p.QoS != 1 || p.Properties.ContentType != "text/plain" {
+		t.Errorf("MQTT got %+v", p)
+	}
+	found := false
+	for _, u := range p.Properties.User {
+		found = found || u == UserProperty{"mode", "eco"}
+	}
+	if !found {
+		t.Errorf("user properties %v, want mode=eco from the STOMP header", p.Properties.User)
+	}
+}

@@ -1,0 +1,297 @@
+package mqtt
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// maxBatch is the most bytes coalesced into one WebSocket message; packets
+// queued together beyond it go out in further messages.
+const maxBatch = 64 << 10
+
+// closeFlushTimeout bounds writing the final DISCONNECT.
+const closeFlushTimeout = time.Second
+
+// writerLinger is how long an idle write goroutine waits for more work
+// before it exits. Idle connections then hold no write goroutine (nor its
+// stack); the next push starts one again.
+const writerLinger = time.Second
+
+// batchPool shares encode buffers between connections: an idle connection
+// holds none.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writer is one run of the write loop: the only goroutine that writes to
+// the transport after CONNACK.
+type writer struct {
+	c   *conn
+	buf *[]byte
+	err error
+	// Drained slices, handed back to the outbox on the next Drain.
+	ctrl [][]byte
+	msgs []broker.Delivery
+}
+
+// wake makes sure a write goroutine runs. The Outbox calls it on every push
+// and on Close. At most one write goroutine runs: the one that wins the
+// writing flag.
+func (c *conn) wake() {
+	if !c.ready.Load() {
+		return // CONNACK is not written yet; handleConnect wakes us after
+	}
+	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the outbox into the transport and exits after
+// writerLinger without work. When the session closes it writes the final
+// DISCONNECT (v5), closes the transport and closes wdone; writing then
+// stays set, so no write goroutine starts again. The caller holds the
+// writing flag.
+func (c *conn) writeLoop() {
+	w := &writer{c: c}
+	ob := c.sess.Outbox
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ob.Notify():
+		case <-idle.C:
+			c.writing.Store(false)
+			// A push between the timer and the store above found writing
+			// set and started nothing: look again before leaving.
+			if c.workPending() && c.writing.CompareAndSwap(false, true) {
+				idle.Reset(writerLinger)
+				continue
+			}
+			return
+		}
+		if !w.pass() {
+			return
+		}
+		idle.Reset(writerLinger)
+	}
+}
+
+// writeInline writes what is queued on the calling goroutine, which must
+// hold the writing flag, then releases it. The read loop uses it for its
+// replies, so request/response traffic never starts a write goroutine.
+func (c *conn) writeInline() {
+	w := &writer{c: c}
+	if !w.pass() {
+		return // the write side has ended; the flag stays set
+	}
+	c.writing.Store(false)
+	if c.workPending() {
+		c.wake() // pushed while we held the flag
+	}
+}
+
+// tryWriteInline writes inline when no write goroutine runs and reports
+// whether it did.
+func (c *conn) tryWriteInline() bool {
+	if !c.ready.Load() || !c.writing.CompareAndSwap(false, true) {
+		return false
+	}
+	c.writeInline()
+	return true
+}
+
+// kick gets queued deliveries moving after the window opened (an
+// acknowledgement) or the read loop queued retained messages.
+func (c *conn) kick() {
+	if !c.tryWriteInline() {
+		c.sess.Outbox.Signal()
+	}
+}
+
+// workPending reports a non-empty or closed outbox, or queued deliveries
+// the window lets through.
+func (c *conn) workPending() bool {
+	if !c.sess.Outbox.Empty() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendableLocked()
+}
+
+// sendableLocked reports that the head of the queue may be sent now.
+// Caller holds c.mu.
+func (c *conn) sendableLocked() bool {
+	q := c.out.queue
+	return len(q) > 0 && (q[0].d.QoS == broker.AtMostOnce || c.out.inflight() < c.window)
+}
+
+// pass drains the outbox once and writes the control packets and what the
+// window allows of the queue. It reports false when the write side has
+// ended: the final packet went out or a write failed.
+func (w *writer) pass() bool {
+	c := w.c
+	// Drain under c.mu, so retained messages the read loop queues after
+	// pushing a SUBACK never overtake it.
+	c.mu.Lock()
+	ctrl, msgs, closed := c.sess.Outbox.Drain(w.ctrl, w.msgs)
+	for _, d := range msgs {
+		c.out.queue = append(c.out.queue, pending{d: d})
+	}
+	c.out.live += len(msgs)
+	over := c.out.live > c.maxQueued
+	c.mu.Unlock()
+	if over && !closed {
+		// The client does not acknowledge fast enough to keep its window
+		// moving: the same policy as a full outbox (ARCHITECTURE §3.5).
+		c.logf(slog.LevelWarn, "mqtt: slow consumer, closing", "window", c.window)
+		c.sess.Close(broker.CloseSlowConsumer)
+		closed = true
+	}
+	reason := c.sess.Reason()
+	if w.err == nil && (len(ctrl) > 0 || !closed) {
+		w.buf = batchPool.Get().(*[]byte)
+		for _, b := range ctrl {
+			w.add(b)
+		}
+		if !closed {
+			w.sendQueue() // a closed session keeps its queue for SaveState
+		}
+		w.flush()
+		if cap(*w.buf) <= 4*maxBatch {
+			*w.buf = (*w.buf)[:0]
+			batchPool.Put(w.buf)
+		}
+		w.buf = nil
+	}
+	clear(ctrl) // drop references before the slices go back to the outbox
+	clear(msgs)
+	w.ctrl, w.msgs = ctrl[:0], msgs[:0]
+	if w.err != nil {
+		c.writeFailed(w.err)
+		c.stopWriting()
+		return false
+	}
+	if closed {
+		w.final(reason)
+		c.stopWriting()
+		return false
+	}
+	return true
+}
+
+// sendQueue encodes queued deliveries in order while the client's Receive
+// Maximum allows [MQTT-3.3.4-9]: a QoS 1/2 delivery past the window waits,
+// and so does everything behind it, to keep the order [MQTT-4.6.0-6].
+func (w *writer) sendQueue() {
+	c := w.c
+	sent := 0
+	for w.err == nil {
+		c.mu.Lock()
+		o := &c.out
+		for len(o.queue) > 0 && len(*w.buf) < maxBatch && c.sendableLocked() {
+			p := o.queue[0]
+			o.queue[0] = pending{}
+			o.queue = o.queue[1:]
+			if !p.retained {
+				o.live--
+			}
+			if p.d.Msg.Expired() || p.d.Msg.Topic == "" {
+				continue // [MQTT-3.3.2-5] expired: not delivered
+			}
+			var id uint16
+			if p.d.QoS > 0 {
+				id = o.allocID()
+			}
+			var ok bool
+			if *w.buf, ok = c.appendPublish(*w.buf, p.d, p.retained, id, false); !ok {
+				c.logf(slog.LevelDebug, "mqtt: message larger than the client's Maximum Packet Size, not sent", "topic", p.d.Msg.Topic)
+				continue
+			}
+			if p.d.QoS > 0 {
+				if o.flights == nil {
+					o.flights = make(map[uint16]*flight)
+				}
+				o.seq++
+				o.flights[id] = &flight{id: id, d: p.d, retained: p.retained, seq: o.seq}
+			}
+			sent++
+		}
+		if len(o.queue) == 0 {
+			o.queue = nil // an idle connection holds no queue buffer
+		}
+		more := len(*w.buf) >= maxBatch
+		c.mu.Unlock()
+		if !more {
+			break
+		}
+		w.flush()
+	}
+	c.sess.CountOut(sent)
+}
+
+// add appends one encoded control packet.
+func (w *writer) add(b []byte) {
+	*w.buf = append(*w.buf, b...)
+	if len(*w.buf) >= maxBatch {
+		w.flush()
+	}
+}
+
+// flush writes the batch as one binary WebSocket message under a write
+// deadline [MQTT-6.0.0-1].
+func (w *writer) flush() {
+	if w.err != nil || len(*w.buf) == 0 {
+		*w.buf = (*w.buf)[:0]
+		return
+	}
+	_ = w.c.t.SetWriteDeadline(time.Now().Add(w.c.cfg.WriteTimeout))
+	w.err = w.c.t.WriteMessage(true, *w.buf)
+	*w.buf = (*w.buf)[:0]
+}
+
+// final sends a v5 client the DISCONNECT for a server-side close (MQTT 5
+// §4.13.2), unless the read loop queued one, and closes the transport with
+// the matching WebSocket close code.
+func (w *writer) final(reason broker.CloseReason) {
+	c := w.c
+	code, ws := closeCode(reason)
+	if fc := c.failCode.Load(); fc != 0 {
+		code, ws = 0, int(fc) // the read loop queued its DISCONNECT and chose the code
+	}
+	if code != 0 && c.version >= Version5 {
+		_ = c.t.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		_ = c.t.WriteMessage(true, AppendPacket(nil, &Disconnect{ReasonCode: code}, c.version))
+		c.logf(slog.LevelInfo, "mqtt: session closed by server", "reason", reason)
+	}
+	c.t.Close(ws, reason.String())
+}
+
+// stopWriting ends the write side for good: finish() may proceed.
+func (c *conn) stopWriting() { close(c.wdone) }
+
+// onSessionClose runs on whichever goroutine closes the session. A write
+// timeout aborts the transport: no final packet could get through. On
+// takeover a write blocked on a client that stopped reading is cut short,
+// because the new connection waits for this one to finish.
+func (c *conn) onSessionClose(reason broker.CloseReason) {
+	switch reason {
+	case broker.CloseWriteTimeout:
+		c.t.Abort()
+	case broker.CloseTakenOver:
+		c.t.InterruptWrite(time.Now().Add(closeFlushTimeout))
+	}
+}
+
+// writeFailed ends the session after a failed write: a timeout means the
+// client stopped reading.
+func (c *conn) writeFailed(err error) {
+	reason := broker.CloseTransportError
+	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+		reason = broker.CloseWriteTimeout
+		c.logf(slog.LevelWarn, "mqtt: write timeout, closing", "err", err)
+	}
+	c.sess.Close(reason)
+	c.t.Abort()
+}
