@@ -146,9 +146,10 @@ func (c *conn) handle(p Packet) error {
 // handleDisconnect ends the session at the client's request (MQTT 5 §3.14).
 func (c *conn) handleDisconnect(p *Disconnect) error {
 	if c.version >= Version5 {
-		if p.Properties.SessionExpiry != 0 {
-			// [MQTT-3.14.2-2] raising a zero Session Expiry is a protocol error.
-			if c.expiryZero {
+		if p.Properties.HasSessionExpiry {
+			// [MQTT-3.14.2-2] raising a zero Session Expiry is a protocol
+			// error; an explicit 0 ends the session with this connection.
+			if c.expiryZero && p.Properties.SessionExpiry != 0 {
 				return Error{Code: CodeProtocolError, Reason: "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]"}
 			}
 			c.sess.SetExpiry(c.sessionExpiry(p.Properties.SessionExpiry))

@@ -8,7 +8,7 @@ import (
 // TestAppendPacketV3 checks what AppendPacket leaves out or maps for MQTT
 // 3.x clients.
 func TestAppendPacketV3(t *testing.T) {
-	props := Properties{ReasonString: "why", User: []UserProperty{{"k", "v"}}, SessionExpiry: 9}
+	props := Properties{ReasonString: "why", User: []UserProperty{{"k", "v"}}, SessionExpiry: 9, HasSessionExpiry: true}
 	tests := []struct {
 		name string
 		p    Packet
@@ -52,7 +52,7 @@ func TestAppendPacketV3(t *testing.T) {
 func TestAppendPacketFiltersProperties(t *testing.T) {
 	all := Properties{
 		PayloadFormat: 1, MessageExpiry: 5, HasMessageExpiry: true, ContentType: "c", ResponseTopic: "r",
-		CorrelationData: []byte{1}, SubscriptionIdentifier: []uint32{7}, SessionExpiry: 9, AssignedClientID: "id",
+		CorrelationData: []byte{1}, SubscriptionIdentifier: []uint32{7}, SessionExpiry: 9, HasSessionExpiry: true, AssignedClientID: "id",
 		ServerKeepAlive: 3, HasServerKeepAlive: true, AuthMethod: "m", AuthData: []byte{2}, WillDelay: 4,
 		RequestProblemInfo: true, HasRequestProblemInfo: true, RequestResponseInfo: true, ResponseInfo: "ri",
 		ServerReference: "sr", ReasonString: "rs", ReceiveMaximum: 10, TopicAliasMaximum: 11, TopicAlias: 12,

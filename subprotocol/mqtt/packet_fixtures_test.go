@@ -118,7 +118,7 @@ var fixtures = []fixture{
 		0, 5, "alice", // user name
 		0, 6, "secret", // password
 	), p: &Connect{ProtocolLevel: 5, CleanStart: true, KeepAlive: 10,
-		Properties: Properties{SessionExpiry: 3600, AuthMethod: "SCRAM", AuthData: []byte{1, 2, 3},
+		Properties: Properties{SessionExpiry: 3600, HasSessionExpiry: true, AuthMethod: "SCRAM", AuthData: []byte{1, 2, 3},
 			HasRequestProblemInfo: true, RequestResponseInfo: true, ReceiveMaximum: 20,
 			TopicAliasMaximum: 10, User: []UserProperty{{"k", "v"}}, MaximumPacketSize: 65536},
 		ClientID: "client-5",
@@ -172,7 +172,7 @@ var fixtures = []fixture{
 		0x28, 0, // wildcard subscription available 0
 		0x29, 0, // subscription identifiers available 0
 		0x2A, 1, // shared subscription available 1
-	), p: &Connack{Properties: Properties{SessionExpiry: 120, AssignedClientID: "auto-1",
+	), p: &Connack{Properties: Properties{SessionExpiry: 120, HasSessionExpiry: true, AssignedClientID: "auto-1",
 		HasServerKeepAlive: true, ResponseInfo: "resp/", ReasonString: "ok", ReceiveMaximum: 100,
 		TopicAliasMaximum: 16, HasMaximumQoS: true, MaximumQoS: 1, HasRetainAvailable: true,
 		User: []UserProperty{{"srv", "duplex"}}, MaximumPacketSize: DefaultMaxPacketSize,
@@ -391,7 +391,7 @@ var fixtures = []fixture{
 		0x1C, 0, 6, "b:1883", // server reference
 		0x1F, 0, 3, "bye", // reason string
 	), p: &Disconnect{ReasonCode: CodeServerMoved,
-		Properties: Properties{SessionExpiry: 30, ServerReference: "b:1883", ReasonString: "bye"}}},
+		Properties: Properties{SessionExpiry: 30, HasSessionExpiry: true, ServerReference: "b:1883", ReasonString: "bye"}}},
 
 	// AUTH
 	{name: "5.0 AUTH, short form", v: Version5, raw: b(

@@ -272,7 +272,7 @@ func fromPahoProps(q *packets.Properties) (p Properties) {
 		p.SubscriptionIdentifier = []uint32{uint32(*q.SubscriptionIdentifier)}
 	}
 	if q.SessionExpiryInterval != nil {
-		p.SessionExpiry = *q.SessionExpiryInterval
+		p.SessionExpiry, p.HasSessionExpiry = *q.SessionExpiryInterval, true
 	}
 	if q.ServerKeepAlive != nil {
 		p.ServerKeepAlive, p.HasServerKeepAlive = *q.ServerKeepAlive, true

@@ -133,6 +133,7 @@ type Properties struct {
 	SharedSubAvailable   bool // 0x2A: if HasSharedSubAvailable; absent means true (CONNACK)
 
 	HasMessageExpiry        bool
+	HasSessionExpiry        bool // an explicit 0 differs from absent in DISCONNECT (MQTT 5 §3.14.2.2.2)
 	HasServerKeepAlive      bool
 	HasRequestProblemInfo   bool
 	HasMaximumQoS           bool
@@ -223,6 +224,7 @@ func (p *Properties) decodeOne(c *cursor, id byte, name string) (err error) {
 		}
 	case propSessionExpiry:
 		p.SessionExpiry, err = c.readUint32(name)
+		p.HasSessionExpiry = true
 	case propAssignedClientID:
 		p.AssignedClientID, err = c.readString(name)
 	case propServerKeepAlive:
@@ -334,7 +336,7 @@ func (p *Properties) size(t PacketType) int {
 			n += 1 + varintLen(clampVarint(id))
 		}
 	}
-	num(propSessionExpiry, 4, p.SessionExpiry != 0)
+	num(propSessionExpiry, 4, p.SessionExpiry != 0 || p.HasSessionExpiry)
 	str(propAssignedClientID, p.AssignedClientID)
 	num(propServerKeepAlive, 2, p.HasServerKeepAlive)
 	str(propAuthMethod, p.AuthMethod)
@@ -389,7 +391,7 @@ func (p *Properties) appendTo(dst []byte, t PacketType) []byte {
 			dst = appendVarint(append(dst, propSubscriptionID), clampVarint(id))
 		}
 	}
-	if ok(propSessionExpiry, p.SessionExpiry != 0) {
+	if ok(propSessionExpiry, p.SessionExpiry != 0 || p.HasSessionExpiry) {
 		dst = appendUint32(append(dst, propSessionExpiry), p.SessionExpiry)
 	}
 	if ok(propAssignedClientID, p.AssignedClientID != "") {

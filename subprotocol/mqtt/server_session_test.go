@@ -175,6 +175,22 @@ func TestDisconnectChangesExpiry(t *testing.T) {
 	}
 }
 
+// TestDisconnectExpiryZeroEndsSession: an explicit Session Expiry Interval
+// of 0 in DISCONNECT ends the session with the connection, unlike an absent
+// one, which keeps the CONNECT value (MQTT 5 §3.14.2.2.2).
+func TestDisconnectExpiryZeroEndsSession(t *testing.T) {
+	r := newRouter(broker.Config{})
+	c := dial(t, r, Config{}, Version5)
+	c.mustConnect("c", false, func(p *Connect) { p.Properties.SessionExpiry = 60 })
+	c.subscribe(1, 1, "x")
+	c.send(&Disconnect{Properties: Properties{SessionExpiry: 0, HasSessionExpiry: true}})
+	c.waitClosed()
+	c2 := dial(t, r, Config{}, Version5)
+	if ack := c2.mustConnect("c", false, func(p *Connect) { p.Properties.SessionExpiry = 60 }); ack.SessionPresent {
+		t.Error("session kept after DISCONNECT set its expiry to 0")
+	}
+}
+
 func TestSlowConsumer(t *testing.T) {
 	r := newRouter(broker.Config{MaxPendingMsgs: 4})
 	c := dial(t, r, Config{}, Version5)
