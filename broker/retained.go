@@ -42,15 +42,15 @@ func (t *Retained) Set(m *Message, max int) bool {
 		t.clear(&t.root, m.Topic)
 		return true
 	}
+	if max > 0 && t.n >= max && t.lookup(m.Topic) == nil {
+		return false // a new topic past the limit; replacing one is fine
+	}
 	n := &t.root
 	rest := m.Topic
 	for {
 		tok, more := cut(rest)
 		child := n.kids[tok]
 		if child == nil {
-			if max > 0 && t.n >= max {
-				return false
-			}
 			if n.kids == nil {
 				n.kids = make(map[string]*rnode)
 			}
@@ -68,6 +68,21 @@ func (t *Retained) Set(m *Message, max int) bool {
 	}
 	n.msg = m
 	return true
+}
+
+// lookup returns the message retained on topic, or nil. Caller holds mu.
+func (t *Retained) lookup(topic string) *Message {
+	n := &t.root
+	for rest := topic; ; {
+		tok, more := cut(rest)
+		if n = n.kids[tok]; n == nil {
+			return nil
+		}
+		if !more {
+			return n.msg
+		}
+		rest = rest[len(tok)+1:]
+	}
 }
 
 // clear removes the message on topic and prunes empty nodes. Caller holds mu.

@@ -124,15 +124,6 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 
 // takeover moves a previous session's state to s, or discards it.
 func (r *Router) takeover(old, s *Session, clean bool) {
-	old.offMu.Lock()
-	if old.expireAt != nil {
-		old.expireAt.Stop()
-	}
-	offline, state := old.offline, old.state
-	old.offline, old.state = nil, nil
-	old.offMu.Unlock()
-	_, unsent, _ := old.Outbox.Drain(nil, nil)
-
 	old.mu.Lock()
 	subs := old.subs
 	old.subs = make(map[string]*Subscription)
@@ -141,13 +132,17 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	old.mu.Unlock()
 	r.dropTempQueues(temps)
 	if clean || old.Expiry() == 0 {
+		old.offMu.Lock()
+		if old.expireAt != nil {
+			old.expireAt.Stop()
+		}
+		old.offline, old.state = nil, nil
+		old.offMu.Unlock()
 		for _, sub := range subs {
 			r.unlink(sub)
 		}
 		return
 	}
-	// Copy each subscription to s: the copy enters the index before the
-	// original leaves, so no message slips between them.
 	moved := make(map[*Subscription]*Subscription, len(subs))
 	s.mu.Lock()
 	for k, sub := range subs {
@@ -157,6 +152,31 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		moved[sub] = &ns
 	}
 	s.mu.Unlock()
+
+	// Hand over, in order: what the old connection never wrote, then what
+	// was kept offline (including messages published during the takeover
+	// wait), then, through the forward map, whatever still reaches the old
+	// subscriptions until they leave the index below.
+	old.offMu.Lock()
+	if old.expireAt != nil {
+		old.expireAt.Stop()
+	}
+	_, unsent, _ := old.Outbox.Drain(nil, nil)
+	for _, d := range append(unsent, old.offline...) {
+		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
+			continue
+		}
+		if s.Outbox.PushDelivery(d) != nil {
+			r.offlineDropped.Add(1)
+		}
+	}
+	s.state = old.state
+	old.offline, old.state = nil, nil
+	old.successor, old.forward = s, moved
+	old.offMu.Unlock()
+
+	// The copy enters the index before the original leaves, so no message
+	// slips between them.
 	for sub, ns := range moved {
 		switch {
 		case sub.share != nil:
@@ -169,16 +189,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 			r.idx.Remove(sub)
 		}
 	}
-	for _, d := range append(unsent, offline...) {
-		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
-			continue
-		}
-		if s.Outbox.PushDelivery(d) != nil {
-			r.offlineDropped.Add(1)
-		}
-	}
 	s.resumed = true
-	s.state = state
 }
 
 // Close ends s for why and removes its subscriptions and temporary queues.
@@ -529,9 +540,10 @@ func (r *Router) deliver(d Delivery) {
 	}
 }
 
-// keepOffline queues d for a persistent session that cannot take it now.
+// keepOffline queues d for a persistent session that cannot take it now,
+// or forwards it to the session that took this one over.
 func (r *Router) keepOffline(s *Session, d Delivery) {
-	if !s.persistent() {
+	if s.Expiry() == 0 { // not persistent (a takeover in progress still counts)
 		return
 	}
 	if !s.queueOffline(d, r.cfg.MaxOfflineMsgs) && d.QoS > AtMostOnce {

@@ -62,6 +62,10 @@ type Session struct {
 	offline  []Delivery
 	state    any // the protocol's own session state (MQTT inflight) while detached
 	expireAt *time.Timer
+	// After a takeover: the new session and the old→new subscription map,
+	// for deliveries that matched an old subscription just before it left.
+	successor *Session
+	forward   map[*Subscription]*Subscription
 
 	msgsIn, msgsOut atomic.Uint64
 }
@@ -108,6 +112,12 @@ func (s *Session) queueOffline(d Delivery, max int) bool {
 	}
 	s.offMu.Lock()
 	defer s.offMu.Unlock()
+	if s.successor != nil {
+		if d.Sub = s.forward[d.Sub]; d.Sub == nil {
+			return false
+		}
+		return s.successor.Outbox.PushDelivery(d) == nil
+	}
 	if len(s.offline) >= max {
 		return false
 	}
