@@ -93,6 +93,38 @@ func (x *Index) Insert(sub *Subscription) {
 	}
 }
 
+// Replace puts next in old's slot in one step under the write lock, so no
+// Match sees both or neither (a session takeover moves its subscriptions
+// this way). next must have old's Filter and not be indexed. It reports
+// whether old was there; if not, nothing changes.
+func (x *Index) Replace(old, next *Subscription) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	l := &x.root
+	rest := old.Filter
+	for {
+		tok, tail, more := strings.Cut(rest, "/")
+		n := l.child(tok)
+		if n == nil {
+			return false
+		}
+		if !more {
+			i := old.pos
+			if i < 0 || i >= len(n.subs) || n.subs[i] != old {
+				return false
+			}
+			n.subs[i] = next
+			next.pos = i
+			return true
+		}
+		if n.next == nil {
+			return false
+		}
+		l = n.next
+		rest = tail
+	}
+}
+
 // Remove deletes sub, which was added with Insert, and reports whether it was
 // there. It takes the write lock. The delete is O(1) in the number of
 // subscribers sharing the filter: sub's slot is filled with the node's last

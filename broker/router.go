@@ -146,10 +146,9 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	moved := make(map[*Subscription]*Subscription, len(subs))
 	s.mu.Lock()
 	for k, sub := range subs {
-		ns := *sub
-		ns.Session, ns.pos, ns.inflight = s, 0, 0
-		s.subs[k] = &ns
-		moved[sub] = &ns
+		ns := sub.moveTo(s)
+		s.subs[k] = ns
+		moved[sub] = ns
 	}
 	s.mu.Unlock()
 
@@ -175,8 +174,8 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	old.successor, old.forward = s, moved
 	old.offMu.Unlock()
 
-	// The copy enters the index before the original leaves, so no message
-	// slips between them.
+	// Each copy takes its original's place in one step: a message matches
+	// exactly one of them (a gap would lose it, an overlap duplicate it).
 	for sub, ns := range moved {
 		switch {
 		case sub.share != nil:
@@ -185,8 +184,9 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 			r.unlink(sub)
 			_ = r.subscribeLinked(ns)
 		default:
-			r.idx.Insert(ns)
-			r.idx.Remove(sub)
+			if !r.idx.Replace(sub, ns) {
+				r.idx.Insert(ns)
+			}
 		}
 	}
 	s.resumed = true
@@ -542,11 +542,31 @@ func (r *Router) deliver(d Delivery) {
 
 // keepOffline queues d for a persistent session that cannot take it now,
 // or forwards it to the session that took this one over.
+//
+// A chain of takeovers is followed: a delivery that matched a subscription
+// several generations old reaches the newest session.
 func (r *Router) keepOffline(s *Session, d Delivery) {
-	if s.Expiry() == 0 { // not persistent (a takeover in progress still counts)
-		return
+	if s.Expiry() == 0 {
+		return // not persistent: a closed session simply misses it
 	}
-	if !s.queueOffline(d, r.cfg.MaxOfflineMsgs) && d.QoS > AtMostOnce {
+	for s.Expiry() != 0 { // persistent (a takeover in progress still counts)
+		kept, next, nd := s.queueOffline(d, r.cfg.MaxOfflineMsgs)
+		if kept {
+			return
+		}
+		if next == nil {
+			break
+		}
+		switch err := next.Outbox.PushDelivery(nd); err {
+		case nil:
+			r.delivered.Add(1)
+			return
+		case ErrSlowConsumer:
+			r.slowConsumer(next)
+		}
+		s, d = next, nd // closed meanwhile: keep it there, or follow on
+	}
+	if d.QoS > AtMostOnce {
 		r.offlineDropped.Add(1)
 	}
 }

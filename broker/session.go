@@ -105,24 +105,27 @@ func (s *Session) TakeState() any {
 }
 
 // queueOffline keeps a QoS 1/2 delivery for a persistent session whose
-// connection is gone, up to max; it reports false when it dropped d.
-func (s *Session) queueOffline(d Delivery, max int) bool {
+// connection is gone, up to max, and reports whether it did. When the
+// session was taken over it keeps nothing and returns the successor and
+// the delivery re-pointed at the successor's subscription instead (next is
+// nil if that subscription is gone).
+func (s *Session) queueOffline(d Delivery, max int) (kept bool, next *Session, nd Delivery) {
 	if d.QoS == AtMostOnce {
-		return false
+		return false, nil, d
 	}
 	s.offMu.Lock()
 	defer s.offMu.Unlock()
 	if s.successor != nil {
 		if d.Sub = s.forward[d.Sub]; d.Sub == nil {
-			return false
+			return false, nil, d
 		}
-		return s.successor.Outbox.PushDelivery(d) == nil
+		return false, s.successor, d
 	}
 	if len(s.offline) >= max {
-		return false
+		return false, nil, d
 	}
 	s.offline = append(s.offline, d)
-	return true
+	return true, nil, d
 }
 
 // Done is closed when the session is closed.

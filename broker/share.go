@@ -15,16 +15,20 @@ type shareGroup struct {
 	next  int
 }
 
-// pick returns the next member whose session is open, or nil.
+// pick returns the next member, round robin, preferring connected ones;
+// only when none is connected does an offline persistent member get the
+// message to keep (MQTT 5 §4.8.2: the server picks the member).
 func (g *shareGroup) pick() *Subscription {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := len(g.subs)
-	for i := 0; i < n; i++ {
-		s := g.subs[(g.next+i)%n]
-		if !s.Session.Closed() || s.Session.persistent() {
-			g.next = (g.next + i + 1) % n
-			return s
+	for _, online := range []bool{true, false} {
+		for i := 0; i < n; i++ {
+			s := g.subs[(g.next+i)%n]
+			if ok := !s.Session.Closed(); ok == online && (ok || s.Session.persistent()) {
+				g.next = (g.next + i + 1) % n
+				return s
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,10 @@ type Stats struct {
 	Delivered     uint64
 	Dropped       uint64 // QoS 0 deliveries dropped by the drop policy, late replies
 	SlowConsumers uint64 // sessions closed as slow consumers
+	// OfflineDropped counts QoS 1/2 messages not kept for an offline
+	// persistent session (past MaxOfflineMsgs) or lost in a takeover hand-over.
+	OfflineDropped uint64
+	Retained       int // topics holding a retained message
 }
 
 // QueueInfo describes one point-to-point queue.
@@ -37,6 +41,7 @@ func (r *Router) Stats() Stats {
 		Sessions: n, Subscriptions: r.idx.Len(),
 		Published: r.published.Load(), Delivered: r.delivered.Load(),
 		Dropped: r.dropped.Load(), SlowConsumers: r.slowConsumers.Load(),
+		OfflineDropped: r.offlineDropped.Load(), Retained: r.retained.Len(),
 	}
 	for _, q := range qs {
 		ready, unacked, consumers := q.depth()

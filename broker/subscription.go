@@ -52,5 +52,16 @@ type Subscription struct {
 	share    *shareGroup // the group of a shared subscription (members and the proxy)
 }
 
+// moveTo returns a copy of s for session to, made of the fields the owner
+// may read without the index or queue locks (pos and inflight are theirs).
+func (s *Subscription) moveTo(to *Session) *Subscription {
+	return &Subscription{
+		Session: to, Key: s.Key, Filter: s.Filter, Queue: s.Queue, QoS: s.QoS, Ack: s.Ack,
+		Prefetch: s.Prefetch, NoLocal: s.NoLocal, Durable: s.Durable, Group: s.Group,
+		RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, SubID: s.SubID,
+		Data: s.Data, share: s.share,
+	}
+}
+
 // isProxy reports the index entry that stands for a whole share group.
 func (s *Subscription) isProxy() bool { return s.share != nil && s.Session == nil }
