@@ -23,26 +23,40 @@ function readmeSnippet(name) {
   return m[1];
 }
 
-test('README STOMP.js snippet sends and receives through the broker', async () => {
+/**
+ * runSnippet runs a README snippet against a fresh broker (its make-run
+ * address replaced by the broker's) and returns its stdout.
+ */
+async function runSnippet(name, makeRunURL, brokerURL) {
   const broker = await startBroker();
-  const code = readmeSnippet('stompjs');
-  assert.ok(code.includes("'ws://127.0.0.1:8080/ws'"), 'the snippet targets make run\'s address');
+  const code = readmeSnippet(name);
+  assert.ok(code.includes(`'${makeRunURL}`), `the ${name} snippet targets make run's address ${makeRunURL}`);
   // The snippet lives in this folder while it runs, so its imports resolve
   // from this folder's node_modules.
-  const file = path.join(here, `.readme-snippet-${process.pid}.mjs`);
-  writeFileSync(file, code.replaceAll('ws://127.0.0.1:8080/ws', broker.url));
+  const file = path.join(here, `.readme-snippet-${name}-${process.pid}.mjs`);
+  writeFileSync(file, code.replaceAll(makeRunURL, brokerURL(broker)));
   try {
     const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { err += d; });
-    const code = await withTimeout(new Promise((resolve) => child.on('exit', resolve)), 10000, 'README snippet to exit')
+    const exit = await withTimeout(new Promise((resolve) => child.on('exit', resolve)), 10000, `README ${name} snippet to exit`)
       .catch((e) => { child.kill('SIGKILL'); throw e; });
-    assert.equal(code, 0, `snippet exited ${code}: ${err}`);
-    assert.match(out, /received on \/topic\/greetings\/world: Hello, Duplex!/);
+    assert.equal(exit, 0, `snippet exited ${exit}: ${err}`);
+    return out;
   } finally {
     rmSync(file, { force: true });
     await broker.stop();
   }
+}
+
+test('README STOMP.js snippet sends and receives through the broker', async () => {
+  const out = await runSnippet('stompjs', 'ws://127.0.0.1:8080/ws', (b) => b.url);
+  assert.match(out, /received on \/topic\/greetings\/world: Hello, Duplex!/);
+});
+
+test('README MQTT.js snippet sends and receives through the broker', async () => {
+  const out = await runSnippet('mqttjs', 'ws://127.0.0.1:8080/mqtt', (b) => b.url.replace(/\/ws$/, '/mqtt'));
+  assert.match(out, /received on sensors\/t1: 21\.5 \(text\/plain\)/);
 });
