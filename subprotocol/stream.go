@@ -1,15 +1,24 @@
 package subprotocol
 
-import "io"
+import (
+	"errors"
+	"io"
+)
+
+// ErrTextFrame is returned by a BinaryOnly Stream when a text message
+// arrives.
+var ErrTextFrame = errors.New("subprotocol: text WebSocket message on a binary-only protocol")
 
 // Stream reads a Transport's messages as one byte stream, for protocols
 // whose frames may span or share transport messages [MQTT-6.0.0-2]. It is
-// used by the read loop only. TextFrames counts text messages seen, for
-// protocols that must refuse them [MQTT-6.0.0-1].
+// used by the read loop only. With BinaryOnly, a text message fails the
+// read with ErrTextFrame before any of its bytes reach the decoder
+// [MQTT-6.0.0-1]; TextFrames counts text messages seen either way.
 type Stream struct {
 	T          Transport
-	cur        io.Reader
+	BinaryOnly bool
 	TextFrames int
+	cur        io.Reader
 }
 
 // Read implements io.Reader over successive transport messages.
@@ -22,6 +31,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 			}
 			if !binary {
 				s.TextFrames++
+				if s.BinaryOnly {
+					return 0, ErrTextFrame
+				}
 			}
 			s.cur = r
 		}

@@ -78,13 +78,13 @@ func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
 	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
-	c.st = &subprotocol.Stream{T: c.t}
+	c.st = &subprotocol.Stream{T: c.t, BinaryOnly: true}
 	c.rd = NewReader(bufio.NewReaderSize(c.st, connReadBufferSize))
 	c.rd.MaxPacketSize = c.cfg.MaxPacketSize
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
 		p, err := c.rd.ReadPacket(c.version)
-		if c.st.TextFrames > 0 {
+		if c.st.TextFrames > 0 { // the Stream refused it before decoding
 			return c.fail(errTextFrame) // [MQTT-6.0.0-1]
 		}
 		if err != nil {
