@@ -4,7 +4,7 @@ BIN      := bin
 INTEROP  := test/interop
 FUZZTIME ?= 20s
 
-.PHONY: all build run test unit interop lint fuzz bench clean
+.PHONY: all build run test unit interop lint fuzz bench bench-peers clean
 
 all: build
 
@@ -39,10 +39,16 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/stomp/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/mqtt/
+	$(GO) test -run '^$$' -fuzz '^FuzzRetained$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
 
-## bench: the load generator against a real broker process
+## bench: the load generator against a real broker process (STOMP, and MQTT)
 bench: build
 	bash bench/run.sh
+
+## bench-peers: Duplex's MQTT against Mosquitto in one run (installs mosquitto when missing)
+bench-peers: build
+	bash bench/peers.sh
 
 clean:
 	rm -rf $(BIN)

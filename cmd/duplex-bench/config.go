@@ -9,6 +9,8 @@ import (
 // config holds the command-line flags.
 type config struct {
 	url       string
+	protocol  string
+	qos       int
 	scenario  string
 	pubs      int
 	subs      int
@@ -29,6 +31,7 @@ const (
 	scenarioThroughput = "throughput"
 	scenarioLatency    = "latency"
 	scenarioIdle       = "idle"
+	scenarioProbe      = "probe"
 )
 
 // minBody is the smallest body: send time (8 bytes), publisher (4) and
@@ -40,7 +43,9 @@ func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("duplex-bench", flag.ContinueOnError)
 	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "broker WebSocket `URL`")
-	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency or idle")
+	fs.StringVar(&c.protocol, "protocol", protoSTOMP, "stomp (STOMP 1.2, subprotocol v12.stomp) or mqtt (MQTT 3.1.1, subprotocol mqtt)")
+	fs.IntVar(&c.qos, "qos", 0, "MQTT QoS `0 or 1` of publications and subscriptions (QoS 1: subscribers PUBACK, publishers wait for PUBACKs)")
+	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency, idle, or probe (one connection and subscription: does the broker speak -protocol?)")
 	fs.IntVar(&c.pubs, "pubs", 1, "publishers (throughput, latency)")
 	fs.IntVar(&c.subs, "subs", 1, "subscribers (throughput, latency); with -pubs decides the topics: equal counts pair publisher i with subscriber i, one publisher fans out to every subscriber")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("message body `bytes` (at least %d)", minBody))
@@ -64,8 +69,20 @@ func parseFlags(args []string) (*config, error) {
 
 // check validates the flags and fills scenario defaults.
 func (c *config) check() error {
+	switch c.protocol {
+	case protoSTOMP:
+		if c.qos != 0 {
+			return fmt.Errorf("-qos %d: only for -protocol mqtt", c.qos)
+		}
+	case protoMQTT:
+		if c.qos != 0 && c.qos != 1 {
+			return fmt.Errorf("-qos %d: want 0 or 1", c.qos)
+		}
+	default:
+		return fmt.Errorf("-protocol %q: want stomp or mqtt", c.protocol)
+	}
 	switch c.scenario {
-	case scenarioThroughput:
+	case scenarioThroughput, scenarioProbe:
 	case scenarioLatency:
 		if c.rate == 0 {
 			c.rate = 5000
@@ -75,9 +92,9 @@ func (c *config) check() error {
 			return fmt.Errorf("-conns %d: want at least 1", c.conns)
 		}
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, latency or idle", c.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, latency, idle or probe", c.scenario)
 	}
-	if c.scenario != scenarioIdle {
+	if c.scenario == scenarioThroughput || c.scenario == scenarioLatency {
 		if c.pubs < 1 || c.subs < 0 || c.pubs+c.subs > 10000 {
 			return fmt.Errorf("-pubs %d -subs %d: want 1 or more publishers, 0 or more subscribers, 10000 connections at most", c.pubs, c.subs)
 		}

@@ -1,108 +1,22 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"net/url"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// subprotocol is the only WebSocket subprotocol the generator offers.
-const subprotocol = "v12.stomp"
-
-// maxBuffered bounds a connection's unparsed bytes (one STOMP frame plus
-// whatever the server coalesced with it).
-const maxBuffered = 16 << 20
-
-// dialer opens WebSocket connections, spreading them over source addresses
-// 127.0.0.2, 127.0.0.3, ... when asked, so that more client sockets fit
-// than one source address has ephemeral ports.
-type dialer struct {
-	url     string
-	host    string
-	timeout time.Duration
-	ws      []*websocket.Dialer
-	next    atomic.Uint64
-}
-
-// newDialer makes a dialer for rawURL. sourceIPs 0 lets the kernel pick
-// the source address. small asks for small per-connection buffers (for
-// many idle connections).
-func newDialer(rawURL string, sourceIPs int, timeout time.Duration, small bool) (*dialer, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "ws" {
-		return nil, fmt.Errorf("url %q: only ws:// is supported", rawURL)
-	}
-	if sourceIPs < 0 || sourceIPs > 250 {
-		return nil, fmt.Errorf("-source-ips %d: want 0..250", sourceIPs)
-	}
-	d := &dialer{url: rawURL, host: u.Hostname(), timeout: timeout}
-	n := max(sourceIPs, 1)
-	pool := &sync.Pool{}
-	for i := range n {
-		nd := &net.Dialer{Timeout: timeout}
-		if sourceIPs > 0 {
-			nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
-		}
-		wd := &websocket.Dialer{
-			NetDialContext:   nd.DialContext,
-			HandshakeTimeout: timeout,
-			Subprotocols:     []string{subprotocol},
-			ReadBufferSize:   64 << 10,
-			WriteBufferSize:  64 << 10,
-		}
-		if small {
-			wd.ReadBufferSize, wd.WriteBufferSize = 1024, 1024
-			wd.WriteBufferPool = pool
-		}
-		d.ws = append(d.ws, wd)
-	}
-	return d, nil
-}
-
-// dial opens one WebSocket connection and completes the STOMP CONNECT.
-func (d *dialer) dial(ctx context.Context) (*client, error) {
-	wd := d.ws[d.next.Add(1)%uint64(len(d.ws))]
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	ws, resp, err := wd.DialContext(ctx, d.url, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("websocket dial: %w (HTTP %s)", err, resp.Status)
-		}
-		return nil, fmt.Errorf("websocket dial: %w", err)
-	}
-	if ws.Subprotocol() != subprotocol {
-		ws.Close()
-		return nil, fmt.Errorf("server chose subprotocol %q, want %q", ws.Subprotocol(), subprotocol)
-	}
-	ws.SetReadLimit(maxBuffered)
-	c := &client{ws: ws, p: parser{limit: maxBuffered}}
-	if err := c.connect(d.host, time.Now().Add(d.timeout)); err != nil {
-		ws.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
 // client is one STOMP connection. Like gorilla's Conn, it allows one
 // reader goroutine and one writer goroutine at a time.
 type client struct {
-	ws   *websocket.Conn
-	p    parser
-	f    frame
-	wbuf []byte
+	ws     *websocket.Conn
+	p      parser
+	f      frame
+	wbuf   []byte
+	prefix []byte // of every SEND (preparePublish)
+	msgs   uint64 // WebSocket messages read; owned by the reader
 }
 
 // brokerError is an ERROR frame received from the broker.
@@ -125,6 +39,7 @@ func (c *client) readFrame() (*frame, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.msgs++
 		if err := c.p.fill(r); err != nil {
 			return nil, err
 		}
@@ -174,7 +89,8 @@ func (c *client) await(cmd, receipt string, deadline time.Time) error {
 
 // subscribe sends an auto-ack SUBSCRIBE with a receipt and waits for the
 // RECEIPT, so the subscription is live when it returns.
-func (c *client) subscribe(id, dest string, deadline time.Time) error {
+func (c *client) subscribe(n int, dest string, deadline time.Time) error {
+	id := strconv.Itoa(n)
 	c.ws.SetWriteDeadline(deadline)
 	c.wbuf = appendSubscribe(c.wbuf[:0], id, dest, "sub-"+id)
 	if err := c.writeText(c.wbuf); err != nil {
@@ -193,9 +109,12 @@ func (c *client) sendDisconnect(deadline time.Time) error {
 	return c.writeText(c.wbuf)
 }
 
-// disconnect sends DISCONNECT, waits for its RECEIPT and closes. Only for
+// sendBye sends DISCONNECT with receipt byeReceipt.
+func (c *client) sendBye(deadline time.Time) error { return c.sendDisconnect(deadline) }
+
+// bye sends DISCONNECT, waits for its RECEIPT and closes. Only for
 // connections without a reader goroutine.
-func (c *client) disconnect(deadline time.Time) error {
+func (c *client) bye(deadline time.Time) error {
 	defer c.ws.Close()
 	if err := c.sendDisconnect(deadline); err != nil {
 		return fmt.Errorf("send DISCONNECT: %w", err)
@@ -203,23 +122,54 @@ func (c *client) disconnect(deadline time.Time) error {
 	return c.await("RECEIPT", byeReceipt, deadline)
 }
 
+// preparePublish builds the head of every SEND to dest.
+func (c *client) preparePublish(dest string, size int) { c.prefix = sendPrefix(dest, size) }
+
+// publish sends one SEND, with receipt seq when confirm is set.
+func (c *client) publish(seq uint64, body []byte, confirm bool) error {
+	var receipt uint64
+	if confirm {
+		receipt = seq
+	}
+	c.wbuf = appendSend(c.wbuf[:0], c.prefix, receipt, body)
+	return c.ws.WriteMessage(websocket.BinaryMessage, c.wbuf)
+}
+
+// setWriteDeadline bounds later writes.
+func (c *client) setWriteDeadline(t time.Time) { c.ws.SetWriteDeadline(t) }
+
+// close closes the socket.
+func (c *client) close() { c.ws.Close() }
+
+// messagesRead returns how many WebSocket messages the reader has read.
+func (c *client) messagesRead() uint64 { return c.msgs }
+
 // readLoop reads frames until the RECEIPT for the final DISCONNECT (nil),
-// an ERROR frame (*brokerError) or a read error, passing every other frame
-// to handle.
-func (c *client) readLoop(handle func(f *frame)) error {
+// an ERROR frame (*brokerError) or a read error, passing MESSAGE bodies,
+// numeric RECEIPTs and every other frame to h.
+func (c *client) readLoop(h handler) error {
 	for {
 		f, err := c.readFrame()
 		if err != nil {
 			return err
 		}
 		switch {
-		case f.is("ERROR"):
-			return &brokerError{f.errorText()}
+		case f.is("MESSAGE"):
+			h.delivery(f.body)
 		case f.is("RECEIPT"):
-			if id, _ := f.header("receipt-id"); string(id) == byeReceipt {
+			id, _ := f.header("receipt-id")
+			if string(id) == byeReceipt {
 				return nil
 			}
+			if n, ok := parseUint(id); ok {
+				h.confirmed(n)
+			} else {
+				h.other()
+			}
+		case f.is("ERROR"):
+			return &brokerError{f.errorText()}
+		default:
+			h.other()
 		}
-		handle(f)
 	}
 }

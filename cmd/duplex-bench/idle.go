@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// runIdle opens cfg.conns STOMP connections, each with one SUBSCRIBE to its
-// own topic, lets the broker's memory settle and reports the growth of its
+// runIdle opens cfg.conns STOMP or MQTT connections, each with one
+// subscription to its own topic, lets the broker's memory settle and reports the growth of its
 // resident set per connection. Idle connections have no reader goroutine:
 // setup and teardown read synchronously, so the generator itself stays
 // small while they are open.
@@ -26,7 +25,7 @@ func runIdle(ctx context.Context, cfg *config, r *result) {
 			fmt.Fprintf(os.Stderr, "duplex-bench: warning: broker open-files limit %d is below -conns %d\n", lim, cfg.conns)
 		}
 	}
-	d, err := newDialer(cfg.url, cfg.sourceIPs, cfg.timeout, true)
+	d, err := newDialer(cfg, true)
 	if err != nil {
 		r.fail("%v", err)
 		return
@@ -39,7 +38,7 @@ func runIdle(ctx context.Context, cfg *config, r *result) {
 		}
 	}
 
-	clients := make([]*client, cfg.conns)
+	clients := make([]conn, cfg.conns)
 	began := time.Now()
 	err = parallel(cfg.conns, 32, func(k int) error {
 		c, err := d.dial(ctx)
@@ -47,8 +46,7 @@ func runIdle(ctx context.Context, cfg *config, r *result) {
 			return fmt.Errorf("connection %d: %w", k, err)
 		}
 		clients[k] = c
-		id := strconv.Itoa(k)
-		if err := c.subscribe(id, "/topic/idle/"+id, time.Now().Add(cfg.timeout)); err != nil {
+		if err := c.subscribe(k, topicName(cfg.protocol, "idle", k), time.Now().Add(cfg.timeout)); err != nil {
 			return fmt.Errorf("connection %d: %w", k, err)
 		}
 		return nil
@@ -84,7 +82,7 @@ func runIdle(ctx context.Context, cfg *config, r *result) {
 		if c == nil {
 			return nil
 		}
-		if err := c.disconnect(time.Now().Add(cfg.timeout)); err != nil {
+		if err := c.bye(time.Now().Add(cfg.timeout)); err != nil {
 			unconfirmed.Add(1)
 			once.Do(func() { firstErr = err })
 		}

@@ -1,6 +1,7 @@
-// Command duplex-bench is Duplex's load generator: STOMP 1.2 over
-// WebSocket, spoken directly over gorilla/websocket with a minimal,
-// allocation-free frame codec.
+// Command duplex-bench is Duplex's load generator: STOMP 1.2 or MQTT 3.1.1
+// (-protocol) over WebSocket, spoken directly over gorilla/websocket with
+// minimal, allocation-free codecs. It works against any broker that speaks
+// the protocol over WebSocket (Mosquitto, for comparison).
 //
 // Scenarios (-scenario):
 //
@@ -11,10 +12,17 @@
 //	latency     the same at a steady -rate (default 5000/s), latency first.
 //	idle        -conns connections with one SUBSCRIBE each; reports the broker's
 //	            resident memory per connection.
+//	probe       one connection and one subscription: exits 0 when the broker
+//	            speaks -protocol on -url, 1 when it does not.
+//
+// With -protocol mqtt, -qos 0 or 1 sets the QoS of every publication and
+// subscription; QoS 1 subscribers PUBACK each delivery and QoS 1 publishers
+// count PUBACKs as confirmations for flow control.
 //
 // It prints exactly one result line on standard output, for example
 //
 //	stomp throughput 1->1 64B: 187432 msg/s delivered, 187430 msg/s published, p50 0.210 ms, ...
+//	mqtt throughput 1->100 64B qos1: 98000 msg/s delivered, 980 msg/s published, ...
 //
 // followed by ", FAIL: why" when the run does not count (a subscriber was
 // disconnected, deliveries were lost, ...), in which case it exits 1.
@@ -66,6 +74,8 @@ func main() {
 	switch cfg.scenario {
 	case scenarioIdle:
 		runIdle(ctx, cfg, r)
+	case scenarioProbe:
+		runProbe(ctx, cfg, r)
 	default:
 		runThroughput(ctx, cfg, r)
 	}
@@ -75,17 +85,23 @@ func main() {
 	emit(0)
 }
 
-// resultName is the start of the result line, naming the scenario and its
-// shape: "stomp throughput 1->100 1KiB", "stomp latency 1->1 64B @5000/s",
-// "stomp idle 10000 conns".
+// resultName is the start of the result line, naming the protocol, the
+// scenario and its shape: "stomp throughput 1->100 1KiB", "mqtt latency 1->1
+// 64B qos1 @5000/s", "stomp idle 10000 conns", "mqtt probe".
 func resultName(cfg *config) string {
+	qos := ""
+	if cfg.protocol == protoMQTT {
+		qos = fmt.Sprintf(" qos%d", cfg.qos)
+	}
 	switch cfg.scenario {
 	case scenarioIdle:
-		return fmt.Sprintf("stomp idle %d conns", cfg.conns)
+		return fmt.Sprintf("%s idle %d conns", cfg.protocol, cfg.conns)
+	case scenarioProbe:
+		return fmt.Sprintf("%s probe %s", cfg.protocol, cfg.url)
 	case scenarioLatency:
-		return fmt.Sprintf("stomp latency %d->%d %s @%.0f/s", cfg.pubs, cfg.subs, fmtSize(cfg.size), cfg.rate)
+		return fmt.Sprintf("%s latency %d->%d %s%s @%.0f/s", cfg.protocol, cfg.pubs, cfg.subs, fmtSize(cfg.size), qos, cfg.rate)
 	}
-	name := fmt.Sprintf("stomp throughput %d->%d %s", cfg.pubs, cfg.subs, fmtSize(cfg.size))
+	name := fmt.Sprintf("%s throughput %d->%d %s%s", cfg.protocol, cfg.pubs, cfg.subs, fmtSize(cfg.size), qos)
 	if cfg.rate > 0 {
 		name += fmt.Sprintf(" @%.0f/s", cfg.rate)
 	}

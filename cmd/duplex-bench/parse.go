@@ -150,7 +150,7 @@ func (p *parser) fill(r io.Reader) error {
 	for {
 		if len(p.buf) == cap(p.buf) {
 			if len(p.buf) >= p.limit {
-				return fmt.Errorf("more than %d bytes without a complete STOMP frame", p.limit)
+				return fmt.Errorf("more than %d bytes without a complete STOMP frame or MQTT packet", p.limit)
 			}
 			nb := make([]byte, len(p.buf), 2*cap(p.buf)+4096)
 			copy(nb, p.buf)

@@ -3,15 +3,15 @@ package main
 import (
 	"encoding/binary"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// publisher sends SEND frames to one topic, flow-controlled so that the
-// broker's per-subscriber outbox limit is never reached: at most window
-// messages are in flight to any subscriber (sent but not yet seen by it),
-// and at most window are unconfirmed by the broker (a SEND carries a
-// receipt every chunk messages). With -rate it is also paced.
+// publisher sends messages (STOMP SEND, MQTT PUBLISH) to one topic,
+// flow-controlled so that the broker's per-subscriber outbox limit is never
+// reached: at most window messages are in flight to any subscriber (sent
+// but not yet seen by it), and, when the broker confirms messages, at most
+// window are unconfirmed (a STOMP SEND carries a receipt every chunk
+// messages; MQTT QoS 1 PUBLISHes are each PUBACKed). With -rate it is also
+// paced.
 type publisher struct {
 	session
 	idx      int
@@ -19,10 +19,11 @@ type publisher struct {
 	subs     []*subscriber // the subscribers of dest
 	window   uint64
 	chunk    uint64
+	confirms bool          // the broker confirms messages (receipted advances)
 	interval time.Duration // time between sends; 0 = unpaced
 	wake     chan struct{} // signalled when credit may have grown
 
-	receipted counter // highest receipt id (sequence number) confirmed
+	receipted counter // highest sequence number confirmed
 
 	// Owned by the run goroutine; read after it ends.
 	sent     uint64        // sequence number of the last SEND
@@ -35,14 +36,15 @@ type publisher struct {
 // still catch up by sending back to back.
 const maxPaceLag = 10 * time.Millisecond
 
-// handle processes one frame on the reader goroutine: RECEIPTs for SENDs.
-func (p *publisher) handle(f *frame) {
-	if !f.is("RECEIPT") {
+// confirmed records, on the reader goroutine, that the broker accepted
+// messages up to seq, and wakes the publisher every chunk messages.
+func (p *publisher) confirmed(seq uint64) {
+	last := p.receipted.Load()
+	if seq <= last {
 		return
 	}
-	id, _ := f.header("receipt-id")
-	if n, ok := parseUint(id); ok && n > p.receipted.Load() {
-		p.receipted.Store(n)
+	p.receipted.Store(seq)
+	if seq/p.chunk != last/p.chunk {
 		select {
 		case p.wake <- struct{}{}:
 		default:
@@ -50,9 +52,18 @@ func (p *publisher) handle(f *frame) {
 	}
 }
 
+// delivery ignores messages: publishers subscribe to nothing.
+func (p *publisher) delivery([]byte) {}
+
+// other ignores other frames and packets.
+func (p *publisher) other() {}
+
 // credit returns how many more messages may be sent now.
 func (p *publisher) credit() uint64 {
-	low := p.receipted.Load()
+	low := p.sent
+	if p.confirms {
+		low = p.receipted.Load()
+	}
 	for _, s := range p.subs {
 		if h := s.highest[p.idx].Load(); h < low {
 			low = h
@@ -67,14 +78,13 @@ func (p *publisher) credit() uint64 {
 // run publishes until end. Messages stamped in [start, end) count as
 // published in the measurement window.
 func (p *publisher) run(start, end time.Time, size int) {
-	prefix := sendPrefix(p.dest, size)
+	p.c.preparePublish(p.dest, size)
 	body := make([]byte, size)
 	for i := minBody; i < size; i++ {
 		body[i] = 'x'
 	}
 	binary.LittleEndian.PutUint32(body[offPub:], uint32(p.idx))
 	startNs, endNs := start.UnixNano(), end.UnixNano()
-	var buf []byte
 	var avail uint64
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -125,12 +135,7 @@ func (p *publisher) run(start, end time.Time, size int) {
 		ns := now.UnixNano()
 		binary.LittleEndian.PutUint64(body[offTime:], uint64(ns))
 		binary.LittleEndian.PutUint64(body[offSeq:], seq)
-		var receipt uint64
-		if seq%p.chunk == 0 {
-			receipt = seq
-		}
-		buf = appendSend(buf[:0], prefix, receipt, body)
-		if err := p.c.ws.WriteMessage(websocket.BinaryMessage, buf); err != nil {
+		if err := p.c.publish(seq, body, seq%p.chunk == 0); err != nil {
 			p.writeErr = err
 			return
 		}

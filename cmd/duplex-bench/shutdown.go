@@ -45,7 +45,7 @@ func stopAll(pubs []*publisher, subs []*subscriber, timeout time.Duration) int {
 	parallel(len(ss), 64, func(k int) error {
 		select {
 		case <-ss[k].done:
-			ss[k].c.ws.Close()
+			ss[k].c.close()
 			return nil
 		default:
 		}

@@ -21,7 +21,7 @@ type counter struct {
 	_ [56]byte
 }
 
-// subscriber receives one topic's MESSAGE frames, measures latency in the
+// subscriber receives one topic's messages, measures latency in the
 // measurement window and tracks, per publisher, the highest sequence number
 // seen, which is what the publisher's flow control reads.
 type subscriber struct {
@@ -40,8 +40,8 @@ type subscriber struct {
 	total     uint64 // deliveries received
 	gaps      uint64 // sequence numbers skipped (lost messages)
 	dups      uint64 // sequence numbers seen again or out of order
-	bad       uint64 // MESSAGE frames with a body we did not send
-	other     uint64 // frames other than MESSAGE
+	bad       uint64 // messages with a body we did not send
+	others    uint64 // frames and packets other than messages
 }
 
 // newSubscriber makes subscriber idx for pubs publishers; feeds lists the
@@ -60,14 +60,16 @@ func newSubscriber(idx, size, pubs int, feeds []*publisher, chunk uint64) *subsc
 	return s
 }
 
-// handle processes one frame on the reader goroutine.
-func (s *subscriber) handle(f *frame) {
-	if !f.is("MESSAGE") {
-		s.other++
-		return
-	}
+// other counts, on the reader goroutine, a frame or packet that is not a
+// message.
+func (s *subscriber) other() { s.others++ }
+
+// confirmed ignores confirmations: subscribers publish nothing.
+func (s *subscriber) confirmed(uint64) {}
+
+// delivery processes one message body on the reader goroutine.
+func (s *subscriber) delivery(b []byte) {
 	now := time.Now().UnixNano()
-	b := f.body
 	if len(b) != s.size {
 		s.bad++
 		return

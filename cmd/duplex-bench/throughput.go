@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -15,7 +14,7 @@ type loadRun struct {
 	window  uint64 // messages in flight per publisher and subscriber
 	pubs    []*publisher
 	subs    []*subscriber
-	clients []*client
+	clients []conn
 }
 
 // runThroughput runs the throughput and latency scenarios: publishers and
@@ -50,11 +49,12 @@ func newLoadRun(cfg *config) *loadRun {
 	lr.pubs = make([]*publisher, cfg.pubs)
 	for i := range lr.pubs {
 		p := &publisher{
-			idx:    i,
-			dest:   "/topic/bench/" + strconv.Itoa(topo.pubTopic[i]),
-			window: window,
-			chunk:  chunk,
-			wake:   make(chan struct{}, 1),
+			idx:      i,
+			dest:     topicName(cfg.protocol, "bench", topo.pubTopic[i]),
+			window:   window,
+			chunk:    chunk,
+			confirms: cfg.protocol == protoSTOMP || cfg.qos > 0,
+			wake:     make(chan struct{}, 1),
 		}
 		if cfg.rate > 0 {
 			p.interval = time.Duration(float64(time.Second) * float64(cfg.pubs) / cfg.rate)
@@ -68,7 +68,7 @@ func newLoadRun(cfg *config) *loadRun {
 			feeds = append(feeds, lr.pubs[i])
 		}
 		s := newSubscriber(j, cfg.size, cfg.pubs, feeds, chunk)
-		s.dest = "/topic/bench/" + strconv.Itoa(topo.subTopic[j])
+		s.dest = topicName(cfg.protocol, "bench", topo.subTopic[j])
 		lr.subs[j] = s
 	}
 	for i, p := range lr.pubs {
@@ -80,14 +80,14 @@ func newLoadRun(cfg *config) *loadRun {
 }
 
 // connect opens every connection, 16 at a time, and subscribes the
-// subscribers (each SUBSCRIBE confirmed by a RECEIPT). On error it closes
-// what it opened.
+// subscribers (each SUBSCRIBE confirmed by a RECEIPT or SUBACK). On error
+// it closes what it opened.
 func (lr *loadRun) connect(ctx context.Context) error {
-	d, err := newDialer(lr.cfg.url, lr.cfg.sourceIPs, lr.cfg.timeout, false)
+	d, err := newDialer(lr.cfg, false)
 	if err != nil {
 		return err
 	}
-	lr.clients = make([]*client, len(lr.subs)+len(lr.pubs))
+	lr.clients = make([]conn, len(lr.subs)+len(lr.pubs))
 	err = parallel(len(lr.clients), 16, func(k int) error {
 		c, err := d.dial(ctx)
 		if err != nil {
@@ -95,7 +95,7 @@ func (lr *loadRun) connect(ctx context.Context) error {
 		}
 		lr.clients[k] = c
 		if k < len(lr.subs) {
-			if err := c.subscribe(strconv.Itoa(k), lr.subs[k].dest, time.Now().Add(lr.cfg.timeout)); err != nil {
+			if err := c.subscribe(k, lr.subs[k].dest, time.Now().Add(lr.cfg.timeout)); err != nil {
 				return fmt.Errorf("subscriber %d: %w", k, err)
 			}
 		}
@@ -104,7 +104,7 @@ func (lr *loadRun) connect(ctx context.Context) error {
 	if err != nil {
 		for _, c := range lr.clients {
 			if c != nil {
-				c.ws.Close()
+				c.close()
 			}
 		}
 	}
@@ -125,12 +125,12 @@ type measurement struct {
 func (lr *loadRun) measure(start, end time.Time) measurement {
 	for j, s := range lr.subs {
 		s.start, s.end = start.UnixNano(), end.UnixNano()
-		s.session.start(lr.clients[j], s.handle)
+		s.session.start(lr.clients[j], s)
 	}
 	var wg sync.WaitGroup
 	for i, p := range lr.pubs {
-		p.session.start(lr.clients[len(lr.subs)+i], p.handle)
-		p.c.ws.SetWriteDeadline(end.Add(lr.cfg.timeout))
+		p.session.start(lr.clients[len(lr.subs)+i], p)
+		p.c.setWriteDeadline(end.Add(lr.cfg.timeout))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
