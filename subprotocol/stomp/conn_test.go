@@ -792,3 +792,25 @@ func TestSlowConsumer(t *testing.T) {
 		t.Errorf("router: Sessions %d Subscriptions %d, want 0, 0", st.Sessions, st.Subscriptions)
 	}
 }
+
+// TestReservedUserPropertiesDropped: user properties named like STOMP's own
+// headers (an MQTT 5 publisher may send them) are not written, so the
+// frame's own content-length and destination stay the ones that count.
+func TestReservedUserPropertiesDropped(t *testing.T) {
+	h := startServer(t, Config{}, broker.Config{})
+	h.connect()
+	h.sendFrame(frame.SUBSCRIBE, nil, "id", "0", "destination", "/topic/clash", "receipt", "r")
+	h.waitFrame(frame.RECEIPT)
+	err := h.r.Publish(t.Context(), nil, &broker.Message{Topic: "clash", Payload: []byte("hello world"), QoS: broker.AtMostOnce,
+		Props: []broker.Property{{Key: "content-length", Value: "1"}, {Key: "destination", Value: "/topic/elsewhere"}, {Key: "x", Value: "y"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := h.waitFrame(frame.MESSAGE)
+	if string(f.Body) != "hello world" || f.Header.Get("destination") != "/topic/clash" || f.Header.Get("x") != "y" {
+		t.Fatalf("MESSAGE %q destination %q x %q", f.Body, f.Header.Get("destination"), f.Header.Get("x"))
+	}
+	if n := len(f.Header.GetAll("content-length")); n != 1 {
+		t.Fatalf("%d content-length headers, want 1", n)
+	}
+}

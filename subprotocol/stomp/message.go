@@ -62,6 +62,12 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 		dst = append(dst, "redelivered:true\n"...)
 	}
 	for _, p := range m.Props {
+		// A user property named like one of STOMP's own headers (an MQTT 5
+		// publisher may send "content-length") would come first and win
+		// (STOMP 1.2 §Repeated Header Entries), breaking the frame: drop it.
+		if reservedHeaders[p.Key] {
+			continue
+		}
 		dst = hdr(dst, p.Key, p.Value)
 	}
 	dst = append(dst, "content-length:"...)

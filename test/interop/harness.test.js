@@ -60,7 +60,7 @@ describe('harness self-check', () => {
     assert.equal(b.port, 45678);
     assert.equal(b.url, 'ws://127.0.0.1:45678/ws');
     await waitFor(() => b.stderrTail().includes('args:'), 2000, 'fake stderr');
-    assert.match(b.stderrTail(), /-addr 127\.0\.0\.1:0 -data \S+ -max-frame-size 65536/);
+    assert.match(b.stderrTail(), /-addr 127\.0\.0\.1:0 -stomp-tcp-addr= -mqtt-tcp-addr= -data \S+ -max-frame-size 65536/);
     const res = await b.stop();
     assert.equal(res.signal, 'SIGTERM');
     assert.equal(res.killed, false);
