@@ -52,6 +52,11 @@ type conn struct {
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
 	maxOutPacket int // client's Maximum Packet Size; 0 means none
+	// Outbound topic aliases (MQTT 5 §3.3.2.3.4): the client's Topic Alias
+	// Maximum, and the aliases given so far. Used only by whoever holds
+	// the writing flag, like the rest of the encode state.
+	aliasMax   uint16
+	aliasesOut map[string]uint16
 	maxQueued    int // deliveries waiting for the window before the client is a slow consumer
 	wdone        chan struct{}
 

@@ -133,6 +133,7 @@ func (c *conn) handleConnect(p *Connect) error {
 			c.window = int(props.ReceiveMaximum) // [MQTT-3.3.4-9]
 		}
 		c.maxOutPacket = int(min(props.MaximumPacketSize, math.MaxInt32))
+		c.aliasMax = props.TopicAliasMaximum // 0: the client takes none [MQTT-3.3.2-9]
 	}
 
 	sess, err := c.router.Open(broker.SessionID(c.clientID), broker.SessionOptions{

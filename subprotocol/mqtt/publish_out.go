@@ -45,8 +45,37 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 			}
 		}
 	}
+	newAlias := c.topicAlias(&p)
 	if c.maxOutPacket > 0 && PacketSize(&p, c.version) > c.maxOutPacket {
 		return buf, false
 	}
+	if newAlias {
+		// Only a PUBLISH that goes out teaches the client the alias.
+		if c.aliasesOut == nil {
+			c.aliasesOut = make(map[string]uint16)
+		}
+		c.aliasesOut[p.Topic] = p.Properties.TopicAlias
+	}
 	return AppendPacket(buf, &p, c.version), true
+}
+
+// topicAlias applies an outbound Topic Alias to p (MQTT 5 §3.3.2.3.4): a
+// topic that has one goes out as the alias alone with an empty topic name;
+// while the client's Topic Alias Maximum allows, a new topic gets the next
+// alias, sent with the topic so the client learns it. Aliases are never
+// reassigned, and each lives as long as the connection [MQTT-3.3.2-7]. It
+// reports a new alias, which the caller records once the packet is sent.
+func (c *conn) topicAlias(p *Publish) (newAlias bool) {
+	if c.version < Version5 || c.aliasMax == 0 {
+		return false
+	}
+	if a, ok := c.aliasesOut[p.Topic]; ok {
+		p.Topic, p.Properties.TopicAlias = "", a
+		return false
+	}
+	if len(c.aliasesOut) >= int(c.aliasMax) {
+		return false // all given out: send the full topic [MQTT-3.3.2-9]
+	}
+	p.Properties.TopicAlias = uint16(len(c.aliasesOut) + 1)
+	return true
 }

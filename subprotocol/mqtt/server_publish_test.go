@@ -505,3 +505,38 @@ func TestConcurrentQoS1(t *testing.T) {
 		next[p.Topic]++
 	}
 }
+
+// TestTopicAliasesOutbound: with the client's Topic Alias Maximum 2, the
+// first two topics get aliases 1 and 2, sent once with the topic and then
+// alone with an empty topic name; a third topic goes out in full
+// (MQTT 5 §3.3.2.3.4, [MQTT-3.3.2-9]).
+func TestTopicAliasesOutbound(t *testing.T) {
+	r := newRouter(broker.Config{})
+	c := dial(t, r, Config{}, Version5)
+	c.mustConnect("aliased", true, func(p *Connect) { p.Properties.TopicAliasMaximum = 2 })
+	c.subscribe(1, 0, "al/#")
+	for _, topic := range []string{"al/a", "al/a", "al/b", "al/c", "al/b", "al/c"} {
+		if err := r.Publish(context.Background(), nil, &broker.Message{Topic: topic, Payload: []byte(topic)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.waitN("6 PUBLISH", 6, func(p Packet) bool { return p.Type() == PUBLISH })
+	want := []struct {
+		topic string
+		alias uint16
+	}{{"al/a", 1}, {"", 1}, {"al/b", 2}, {"al/c", 0}, {"", 2}, {"al/c", 0}}
+	for i, p := range got {
+		pub := p.(*Publish)
+		if pub.Topic != want[i].topic || pub.Properties.TopicAlias != want[i].alias {
+			t.Errorf("PUBLISH %d (%s): topic %q alias %d, want %q alias %d", i, pub.Payload, pub.Topic, pub.Properties.TopicAlias, want[i].topic, want[i].alias)
+		}
+	}
+	// A 3.1.1-style client that sets no maximum gets none.
+	c2 := dial(t, r, Config{}, Version5)
+	c2.mustConnect("plain", true, nil)
+	c2.subscribe(1, 0, "al/#")
+	_ = r.Publish(context.Background(), nil, &broker.Message{Topic: "al/a", Payload: []byte("x")})
+	if p := c2.next(PUBLISH).(*Publish); p.Topic != "al/a" || p.Properties.TopicAlias != 0 {
+		t.Errorf("client without Topic Alias Maximum got topic %q alias %d", p.Topic, p.Properties.TopicAlias)
+	}
+}

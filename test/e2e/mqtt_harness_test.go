@@ -155,6 +155,10 @@ type v5Client struct {
 	// down is closed when the connection has gone down.
 	down     chan struct{}
 	overflow atomic.Int64 // messages dropped because msgs was full
+	// Topic aliases the server sent (MQTT 5 §3.3.2.3.4), resolved in next
+	// because paho.golang v0.23 does not resolve inbound aliases itself.
+	aliases     map[uint16]string
+	aliasedOnly int // PUBLISHes that arrived as an alias with an empty topic
 }
 
 // v5Options tune newV5.
@@ -305,6 +309,20 @@ func (c *v5Client) next(t testing.TB, timeout time.Duration) *paho.Publish {
 	t.Helper()
 	select {
 	case p := <-c.msgs:
+		if p.Properties != nil && p.Properties.TopicAlias != nil {
+			a := *p.Properties.TopicAlias
+			if p.Topic != "" {
+				if c.aliases == nil {
+					c.aliases = make(map[uint16]string)
+				}
+				c.aliases[a] = p.Topic
+			} else if topic, ok := c.aliases[a]; ok {
+				p.Topic = topic
+				c.aliasedOnly++
+			} else {
+				t.Fatalf("%s: PUBLISH with unknown topic alias %d and no topic", c.id, a)
+			}
+		}
 		return p
 	case <-time.After(timeout):
 		t.Fatalf("%s: no PUBLISH within %v (dropped %d)", c.id, timeout, c.overflow.Load())
