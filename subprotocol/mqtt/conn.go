@@ -57,8 +57,8 @@ type conn struct {
 	// the writing flag, like the rest of the encode state.
 	aliasMax   uint16
 	aliasesOut map[string]uint16
-	maxQueued    int // deliveries waiting for the window before the client is a slow consumer
-	wdone        chan struct{}
+	maxQueued  int // deliveries waiting for the window before the client is a slow consumer
+	wdone      chan struct{}
 
 	// Shared with the write loop.
 	mu       sync.Mutex // guards out (Outbox.mu may be taken under it)
