@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,8 +39,9 @@ func (l *lockedBuffer) String() string {
 var listeningLine = regexp.MustCompile(`^duplex listening on (127\.0\.0\.1:\d+)\n`)
 
 // TestRealBinary builds cmd/duplex, runs it on a random port, checks the
-// one stdout line, does a send/receive through it and stops it with
-// SIGTERM, expecting exit status 0.
+// one stdout line, does STOMP and MQTT send/receive through it (paho.golang
+// over WebSocket, paho.mqtt.golang over the MQTT TCP listener) and stops it
+// with SIGTERM, expecting exit status 0.
 func TestRealBinary(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -55,8 +57,18 @@ func TestRealBinary(t *testing.T) {
 		t.Fatalf("go build ./cmd/duplex: %v\n%s", err, out)
 	}
 
+	// A free loopback port for the MQTT TCP listener (the binary prints
+	// only its HTTP address). Another process could take it in between;
+	// then the binary exits early and the test says so.
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mqttTCP := pl.Addr().String()
+	pl.Close()
+
 	var stdout, stderr lockedBuffer
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=", "-data", filepath.Join(dir, "data"), "-log-level", "info")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr", mqttTCP, "-data", filepath.Join(dir, "data"), "-log-level", "info")
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.Env = envWithoutDuplex()
@@ -114,6 +126,22 @@ func TestRealBinary(t *testing.T) {
 	if err := pub.Disconnect(); err != nil {
 		t.Errorf("disconnect: %v", err)
 	}
+
+	// MQTT through the same binary: paho.golang (v5) over WebSocket,
+	// paho.mqtt.golang (3.1.1) over TCP, and across to the STOMP subscriber.
+	ms := &mqttServer{testServer: s, WSURL: "ws://" + addr + "/mqtt", TCPAddr: mqttTCP}
+	v5 := newV5(t, ms, uniq("bin-v5"))
+	v5.sub(t, "real/mqtt/#", 2)
+	v3 := newV3(t, ms, v3Transports[1], uniq("bin-v3"), true)
+	v3.sub(t, "real/mqtt/#", 2)
+	v3.pub(t, "real/mqtt/a", 1, false, []byte("from 3.1.1 over tcp"))
+	v5.expect(t, "real/mqtt/a", "from 3.1.1 over tcp")
+	v3.expect(t, "real/mqtt/a", "from 3.1.1 over tcp")
+	v5.pubs(t, "real/binary", 2, "from v5 to stomp")
+	recvBody(t, ssub, "from v5 to stomp")
+	v5.pubs(t, "real/mqtt/b", 2, "exactly once")
+	v3.expect(t, "real/mqtt/b", "exactly once")
+	v5.expect(t, "real/mqtt/b", "exactly once")
 
 	// SIGTERM with a client still connected: graceful shutdown, exit 0.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
