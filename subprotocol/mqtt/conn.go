@@ -63,9 +63,8 @@ type conn struct {
 	// Shared with the write loop.
 	mu       sync.Mutex // guards out (Outbox.mu may be taken under it)
 	out      outState
-	failCode atomic.Int32 // WebSocket close code after a DISCONNECT the read loop queued
-	ready    atomic.Bool  // CONNACK is written: write goroutines may start
-	writing  atomic.Bool  // a write goroutine runs, or the write side has ended
+	failCode atomic.Int32       // WebSocket close code after a DISCONNECT the read loop queued
+	wr       subprotocol.Writer // who writes after CONNACK (on demand, or inline)
 }
 
 // testHookNewConn, if set, sees every new connection (tests only).
@@ -263,12 +262,12 @@ func (c *conn) logf(level slog.Level, msg string, args ...any) {
 // the read loop writes it itself rather than start one.
 func (c *conn) reply(p Packet) {
 	b := AppendPacket(nil, p, c.version)
-	inline := c.ready.Load() && c.writing.CompareAndSwap(false, true)
+	inline := c.wr.Acquire()
 	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
 		c.logf(slog.LevelWarn, "mqtt: too many unanswered requests, closing")
 		c.sess.Close(broker.CloseProtocolError)
 	}
 	if inline {
-		c.writeInline()
+		c.wr.WriteInline()
 	}
 }

@@ -138,7 +138,7 @@ func (c *conn) handleConnect(p *Connect) error {
 
 	sess, err := c.router.Open(broker.SessionID(c.clientID), broker.SessionOptions{
 		Protocol: "mqtt", Version: versionNames[c.version], RemoteAddr: remote, Identity: id,
-		OnClose: c.onSessionClose, Wake: c.wake, Expiry: expiry, CleanStart: p.CleanStart,
+		OnClose: c.onSessionClose, Wake: c.wr.Wake, Expiry: expiry, CleanStart: p.CleanStart,
 	})
 	if err != nil {
 		return c.refuse(CodeServerUnavailable, "cannot open session", "err", err)
@@ -182,10 +182,8 @@ func (c *conn) handleConnect(p *Connect) error {
 		return nil
 	}
 	c.sess = sess
-	c.ready.Store(true)
-	if c.workPending() { // closed or pushed to before we were ready
-		c.wake()
-	}
+	c.wr.Init(c, sess.Outbox.Notify())
+	c.wr.Ready() // writes queued before now (a close, say) go out at once
 	return nil
 }
 

@@ -282,12 +282,12 @@ func TestIdleConnectionHoldsNoWriter(t *testing.T) {
 	c.send(&Pingreq{})
 	c.next(PINGRESP)
 	sc := serverConn(t, c)
-	if sc.writing.Load() {
+	if sc.wr.Writing() {
 		t.Error("a write goroutine runs after request/response traffic only")
 	}
 	_ = r.Publish(context.Background(), nil, &broker.Message{Topic: "i", Payload: []byte("x")})
 	c.next(PUBLISH)
-	checkFor(t, "write goroutine exits", func() bool { return !sc.writing.Load() })
+	checkFor(t, "write goroutine exits", func() bool { return !sc.wr.Writing() })
 	sc.mu.Lock()
 	q := sc.out.queue
 	sc.mu.Unlock()

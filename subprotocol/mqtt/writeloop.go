@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // maxBatch is the most bytes coalesced into one WebSocket message; packets
@@ -14,11 +15,6 @@ const maxBatch = 64 << 10
 
 // closeFlushTimeout bounds writing the final DISCONNECT.
 const closeFlushTimeout = time.Second
-
-// writerLinger is how long an idle write goroutine waits for more work
-// before it exits. Idle connections then hold no write goroutine (nor its
-// stack); the next push starts one again.
-const writerLinger = time.Second
 
 // batchPool shares encode buffers between connections: an idle connection
 // holds none.
@@ -35,83 +31,20 @@ type writer struct {
 	msgs []broker.Delivery
 }
 
-// wake makes sure a write goroutine runs. The Outbox calls it on every push
-// and on Close. At most one write goroutine runs: the one that wins the
-// writing flag.
-func (c *conn) wake() {
-	if !c.ready.Load() {
-		return // CONNACK is not written yet; handleConnect wakes us after
-	}
-	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
-		go c.writeLoop()
-	}
-}
-
-// writeLoop drains the outbox into the transport and exits after
-// writerLinger without work. When the session closes it writes the final
-// DISCONNECT (v5), closes the transport and closes wdone; writing then
-// stays set, so no write goroutine starts again. The caller holds the
-// writing flag.
-func (c *conn) writeLoop() {
-	w := &writer{c: c}
-	ob := c.sess.Outbox
-	idle := time.NewTimer(writerLinger)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ob.Notify():
-		case <-idle.C:
-			c.writing.Store(false)
-			// A push between the timer and the store above found writing
-			// set and started nothing: look again before leaving.
-			if c.workPending() && c.writing.CompareAndSwap(false, true) {
-				idle.Reset(writerLinger)
-				continue
-			}
-			return
-		}
-		if !w.pass() {
-			return
-		}
-		idle.Reset(writerLinger)
-	}
-}
-
-// writeInline writes what is queued on the calling goroutine, which must
-// hold the writing flag, then releases it. The read loop uses it for its
-// replies, so request/response traffic never starts a write goroutine.
-func (c *conn) writeInline() {
-	w := &writer{c: c}
-	if !w.pass() {
-		return // the write side has ended; the flag stays set
-	}
-	c.writing.Store(false)
-	if c.workPending() {
-		c.wake() // pushed while we held the flag
-	}
-}
-
-// tryWriteInline writes inline when no write goroutine runs and reports
-// whether it did.
-func (c *conn) tryWriteInline() bool {
-	if !c.ready.Load() || !c.writing.CompareAndSwap(false, true) {
-		return false
-	}
-	c.writeInline()
-	return true
-}
+// NewPasser starts one run of the write side (subprotocol.WriteSide).
+func (c *conn) NewPasser() subprotocol.Passer { return &writer{c: c} }
 
 // kick gets queued deliveries moving after the window opened (an
 // acknowledgement) or the read loop queued retained messages.
 func (c *conn) kick() {
-	if !c.tryWriteInline() {
+	if !c.wr.TryInline() {
 		c.sess.Outbox.Signal()
 	}
 }
 
-// workPending reports a non-empty or closed outbox, or queued deliveries
-// the window lets through.
-func (c *conn) workPending() bool {
+// WorkPending reports a non-empty or closed outbox, or queued deliveries
+// the window lets through (subprotocol.WriteSide).
+func (c *conn) WorkPending() bool {
 	if !c.sess.Outbox.Empty() {
 		return true
 	}
@@ -127,10 +60,10 @@ func (c *conn) sendableLocked() bool {
 	return len(q) > 0 && (q[0].d.QoS == broker.AtMostOnce || c.out.inflight() < c.window)
 }
 
-// pass drains the outbox once and writes the control packets and what the
+// Pass drains the outbox once and writes the control packets and what the
 // window allows of the queue. It reports false when the write side has
 // ended: the final packet went out or a write failed.
-func (w *writer) pass() bool {
+func (w *writer) Pass() bool {
 	c := w.c
 	// Drain under c.mu, so retained messages the read loop queues after
 	// pushing a SUBACK never overtake it.

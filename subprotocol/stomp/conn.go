@@ -46,14 +46,13 @@ type conn struct {
 	nextMsgID    atomic.Uint64 // last message-id issued
 	ackMu        sync.Mutex    // guards pending and every subState.unacked
 	pending      map[uint64]broker.Delivery
-	wdone        chan struct{} // closed when the write loop has ended
-	failCode     atomic.Int32  // WebSocket close code after an ERROR the read loop queued
-	ready        atomic.Bool   // CONNECTED is written: write goroutines may start
-	writing      atomic.Bool   // a write goroutine runs, or the write side has ended
-	lastWrite    atomic.Int64  // unix nanoseconds of the last write, for heart-beats
-	hbDue        atomic.Bool   // a heart-beat EOL is due
-	pingDue      atomic.Bool   // a WebSocket ping is due
-	pingEvery    time.Duration // set before the first write goroutine starts
+	wdone        chan struct{}      // closed when the write loop has ended
+	failCode     atomic.Int32       // WebSocket close code after an ERROR the read loop queued
+	wr           subprotocol.Writer // who writes after CONNECTED (on demand, or inline)
+	lastWrite    atomic.Int64       // unix nanoseconds of the last write, for heart-beats
+	hbDue        atomic.Bool        // a heart-beat EOL is due
+	pingDue      atomic.Bool        // a WebSocket ping is due
+	pingEvery    time.Duration      // set before the first write goroutine starts
 	// keepaliveTimer marks heart-beats and pings due; set before the first
 	// write goroutine starts.
 	keepaliveTimer *time.Timer

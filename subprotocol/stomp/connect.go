@@ -55,7 +55,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
 		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id,
-		OnClose: c.onSessionClose, Wake: c.wake,
+		OnClose: c.onSessionClose, Wake: c.wr.Wake,
 	})
 	if err != nil {
 		return err
@@ -83,10 +83,8 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	c.wdone = make(chan struct{})
 	c.state = connected
 	c.startKeepalive()
-	c.ready.Store(true)
-	if !sess.Outbox.Empty() { // closed or pushed to before we were ready
-		c.wake()
-	}
+	c.wr.Init(c, sess.Outbox.Notify())
+	c.wr.Ready() // writes queued before now (a close, say) go out at once
 	if r, ok := f.Header.Contains("receipt"); ok {
 		c.receipt(r)
 	}

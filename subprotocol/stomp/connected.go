@@ -63,11 +63,11 @@ func connected(c *conn, f *frame.Frame) error {
 // runs, the read loop writes it itself rather than start one.
 func (c *conn) receipt(id string) {
 	b := AppendFrame(nil, frame.New(frame.RECEIPT, frame.ReceiptId, id), c.version)
-	inline := c.ready.Load() && c.writing.CompareAndSwap(false, true)
+	inline := c.wr.Acquire()
 	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
 		c.sess.Close(broker.CloseProtocolError)
 	}
 	if inline {
-		c.writeInline()
+		c.wr.WriteInline()
 	}
 }

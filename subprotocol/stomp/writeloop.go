@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // maxBatch is the most bytes coalesced into one WebSocket message; frames
@@ -19,13 +20,8 @@ const closeFlushTimeout = time.Second
 // holds none.
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// writerLinger is how long an idle write goroutine waits for more work
-// before it exits. Idle connections then hold no write goroutine (nor its
-// stack); the next push starts one again.
-const writerLinger = time.Second
-
-// writer is one run of the write loop: the only goroutine that writes to
-// the transport after CONNECTED.
+// writer is one run of the write side (a subprotocol.Passer): the only
+// goroutine that writes to the transport after CONNECTED while it runs.
 type writer struct {
 	c      *conn
 	buf    *[]byte
@@ -37,82 +33,19 @@ type writer struct {
 	msgs []broker.Delivery
 }
 
-// wake makes sure a write goroutine runs. The Outbox calls it on every push
-// and on Close; the heart-beat timer calls it through Outbox.Signal. At most
-// one write goroutine runs: the one that wins the writing flag.
-func (c *conn) wake() {
-	if !c.ready.Load() {
-		return // CONNECTED is not written yet; handleConnect wakes us after
-	}
-	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
-		go c.writeLoop()
-	}
-}
+// NewPasser starts one run of the write side (subprotocol.WriteSide).
+func (c *conn) NewPasser() subprotocol.Passer { return &writer{c: c} }
 
-// writeLoop drains the outbox into the transport, sends heart-beats (STOMP
-// 1.2 §Heart-beating) and WebSocket pings when they are due, and exits after
-// writerLinger without work. When the session closes it writes the final
-// frame, closes the transport and closes wdone; writing then stays set, so
-// no write goroutine starts again. The caller holds the writing flag.
-func (c *conn) writeLoop() {
-	w := &writer{c: c}
-	ob := c.sess.Outbox
-	idle := time.NewTimer(writerLinger)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ob.Notify():
-		case <-idle.C:
-			c.writing.Store(false)
-			// A push between the timer and the store above found writing
-			// set and started nothing: look again before leaving.
-			if c.workPending() && c.writing.CompareAndSwap(false, true) {
-				idle.Reset(writerLinger)
-				continue
-			}
-			return
-		}
-		if !w.pass() {
-			return
-		}
-		idle.Reset(writerLinger)
-	}
-}
-
-// writeInline writes what is queued on the calling goroutine, which must
-// hold the writing flag, then releases it. The read loop uses it for its own
-// replies and the keepalive timer for heart-beats, so request/response
-// traffic and idle connections never start a write goroutine.
-func (c *conn) writeInline() {
-	w := &writer{c: c}
-	if !w.pass() {
-		return // the write side has ended; the flag stays set
-	}
-	c.writing.Store(false)
-	if c.workPending() {
-		c.wake() // pushed while we held the flag
-	}
-}
-
-// tryWriteInline writes inline when no write goroutine runs and reports
-// whether it did.
-func (c *conn) tryWriteInline() bool {
-	if !c.ready.Load() || !c.writing.CompareAndSwap(false, true) {
-		return false
-	}
-	c.writeInline()
-	return true
-}
-
-// workPending reports queued frames, a due keepalive or a closed session.
-func (c *conn) workPending() bool {
+// WorkPending reports queued frames, a due keepalive or a closed session
+// (subprotocol.WriteSide).
+func (c *conn) WorkPending() bool {
 	return !c.sess.Outbox.Empty() || c.hbDue.Load() || c.pingDue.Load()
 }
 
-// pass drains the outbox once and writes it all, plus any due keepalive. It
+// Pass drains the outbox once and writes it all, plus any due keepalive. It
 // reports false when the write side has ended: the final frame went out or
 // a write failed.
-func (w *writer) pass() bool {
+func (w *writer) Pass() bool {
 	c := w.c
 	w.keepalive()
 	ctrl, msgs, closed := c.sess.Outbox.Drain(w.ctrl, w.msgs)
@@ -193,7 +126,7 @@ func (c *conn) startKeepalive() {
 			c.pingDue.Store(true)
 			due = true
 		}
-		if due && !c.tryWriteInline() {
+		if due && !c.wr.TryInline() {
 			c.sess.Outbox.Signal() // the running write goroutine sends it
 		}
 		c.keepaliveTimer.Reset(tick)
