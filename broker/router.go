@@ -89,12 +89,16 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	s := &Session{
 		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
-		Outbox:   NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
-		subs:     make(map[string]*Subscription),
-		done:     make(chan struct{}),
-		detached: make(chan struct{}),
+		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
+		subs:   make(map[string]*Subscription),
+		done:   make(chan struct{}),
 	}
 	s.expiry.Store(int64(o.Expiry))
+	if o.Expiry != 0 {
+		// Only a persistent session is waited for at takeover; the expiry
+		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
+		s.detached = make(chan struct{})
+	}
 	r.cancelWill(id)
 	r.mu.Lock()
 	if r.closed {
@@ -105,7 +109,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	r.sessions[id] = s
 	r.mu.Unlock()
 	if old != nil {
-		keep := old.Expiry() != 0 && !o.CleanStart
+		keep := old.Expiry() != 0 && !o.CleanStart && old.detached != nil
 		old.taken.Store(true)
 		old.Close(CloseTakenOver)
 		if keep {
@@ -241,9 +245,12 @@ func (r *Router) expire(s *Session) {
 	r.detach(s)
 }
 
-// closeOnce closes ch unless it is closed already. Callers serialise per
-// session (Router.Close runs on the session's own read loop).
+// closeOnce closes ch unless it is nil or closed already. Callers
+// serialise per session (Router.Close runs on the session's own read loop).
 func closeOnce(ch chan struct{}) {
+	if ch == nil {
+		return
+	}
 	select {
 	case <-ch:
 	default:

@@ -54,11 +54,11 @@ type Session struct {
 
 	// Persistence (MQTT). expiry is atomic because the protocol may change
 	// it at DISCONNECT (MQTT 5) while publishers read it.
-	expiry   atomic.Int64 // time.Duration; see SessionOptions.Expiry
-	taken    atomic.Bool  // a newer connection took the id over
-	resumed  bool         // Open found state for this id and moved it here
-	detached chan struct{}
-	offMu    sync.Mutex // guards offline, state and expireTimer
+	expiry   atomic.Int64  // time.Duration; see SessionOptions.Expiry
+	taken    atomic.Bool   // a newer connection took the id over
+	resumed  bool          // Open found state for this id and moved it here
+	detached chan struct{} // closed by Router.Close; persistent sessions only (nil otherwise)
+	offMu    sync.Mutex    // guards offline, state and expireTimer
 	offline  []Delivery
 	state    any // the protocol's own session state (MQTT inflight) while detached
 	expireAt *time.Timer
