@@ -19,6 +19,14 @@
 // policy (Config.SlowConsumer), so a publisher never waits on a subscriber.
 // Each connection's write loop drains its Outbox, encodes and writes.
 //
+// Retained messages live in a second trie walked by a subscription's
+// filter. An MQTT shared subscription is one proxy in the Index per
+// (group, filter), handing each message to one member. A persistent session
+// (SessionOptions.Expiry) outlives its connection: its subscriptions keep
+// collecting QoS 1/2 messages offline, and Open with the same id takes it
+// over, moving subscriptions with Index.Replace (one step, so nothing is
+// missed or duplicated) and handing over what was not delivered, in order.
+//
 // Queue messages (Message.Queue) go to one consumer each, round robin over
 // consumers with room under their prefetch; they are held until Ack and put
 // back on Redeliver or when their consumer leaves.
@@ -35,11 +43,17 @@
 // A → B means B may be acquired while A is held; never the reverse.
 //
 //	Router.mu (sessions)       leaf: nothing is taken while it is held
+//	Router.wmu (wills)         leaf: a will's timer publishes after releasing it
 //	Session.mu → Router.qmu    (TempQueue)
 //	Router.qmu                 otherwise a leaf: released before any queue.mu
+//	Router.smu → shareGroup.mu, Index.mu   (joining and leaving share groups)
 //	queue.mu → Outbox.mu       (dispatch; Session.Close may run under queue.mu)
-//	Index.mu                   leaf: Match copies matches out before delivery
+//	Session.offMu → Outbox.mu  (takeover hands unsent and offline messages over)
+//	Index.mu, Retained.mu      leaves: Match copies out before delivery
 //	Outbox.mu                  leaf
+//
+// Session.Close takes only the Outbox lock and calls the protocol's OnClose
+// hook, which must not block or take broker locks.
 //
 // No broker lock is held while calling a protocol, a store or the network.
 package broker

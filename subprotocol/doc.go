@@ -1,6 +1,20 @@
-// Package subprotocol defines what a wire protocol needs from a connection
-// (Transport) and what the gateway needs from a protocol (Protocol), plus
-// the Registry that picks a protocol from a client's offered WebSocket
-// subprotocols. The protocols themselves live in the stomp (and later mqtt)
-// subpackages; this package never imports them.
+// Package subprotocol is the seam between the gateway and the wire
+// protocols: Transport (what a protocol needs from a connection: messages
+// in, messages out, deadlines, close) and Protocol (what the gateway needs
+// from a protocol), with the Registry that picks a protocol from a client's
+// offered WebSocket subprotocols in the server's order of preference.
+//
+// It also holds the two pieces both protocols share:
+//
+//   - Stream reads a transport's messages as one byte stream, since frames
+//     may span or share WebSocket messages; BinaryOnly refuses text
+//     messages before their bytes reach a decoder (MQTT).
+//   - Writer schedules a connection's writes: at most one writer at a time
+//     (gorilla's rule), a write goroutine started on demand and gone after
+//     a second idle, and inline writes by whoever produced a reply when
+//     nobody writes, so idle connections and request/response traffic hold
+//     no write goroutine.
+//
+// The protocols live in the stomp and mqtt subpackages; this package never
+// imports them.
 package subprotocol
