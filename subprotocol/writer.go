@@ -1,6 +1,7 @@
 package subprotocol
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 )
@@ -58,6 +59,18 @@ func (w *Writer) Ready() {
 	if w.side.WorkPending() {
 		w.Wake()
 	}
+}
+
+// CloseBeforeReady closes t with 1001 when ctx ends (server shutdown)
+// before Ready: a connection still in its handshake has no session for the
+// router's Shutdown to close, and would otherwise linger until its connect
+// timeout. Call the returned stop when the connection ends.
+func (w *Writer) CloseBeforeReady(ctx context.Context, t Transport) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		if !w.ready.Load() {
+			t.Close(CloseGoingAway, "server shutting down")
+		}
+	})
 }
 
 // Wake makes sure someone writes: it starts a write goroutine unless one

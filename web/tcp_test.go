@@ -566,3 +566,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestShutdownClosesConnectionsBeforeHandshake: a client that connected
+// but never sent CONNECT holds no session; Shutdown still ends it at once
+// (close 1001) instead of waiting out the connect timeout.
+func TestShutdownClosesConnectionsBeforeHandshake(t *testing.T) {
+	gw := New(Config{}, broker.New(broker.Config{}, nil), subprotocol.Registry{dstomp.New(dstomp.Config{ConnectTimeout: time.Minute})})
+	hs := httptest.NewServer(gw)
+	defer hs.Close()
+	d := websocket.Dialer{Subprotocols: []string{"v12.stomp"}}
+	ws, _, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v (the connection waited for its connect timeout)", err, time.Since(start))
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("client got %v, want close 1001", err)
+	}
+}

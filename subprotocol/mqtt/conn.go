@@ -81,6 +81,7 @@ func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
 // serve is the read loop.
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
+	defer c.wr.CloseBeforeReady(ctx, c.t)()
 	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
 	c.st = &subprotocol.Stream{T: c.t, BinaryOnly: true}
 	c.rd = NewReader(bufio.NewReaderSize(c.st, connReadBufferSize))

@@ -77,6 +77,7 @@ func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
 // serve is the read loop.
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
+	defer c.wr.CloseBeforeReady(ctx, c.t)()
 	// The transport buffers too (gorilla's read buffer), so a small buffer
 	// here costs little speed and keeps idle connections light; longer lines
 	// are still read (Reader spills into its scratch buffer).
