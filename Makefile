@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/stomp/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/mqtt/
 	$(GO) test -run '^$$' -fuzz '^FuzzRetained$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMsg$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./store/
 
 ## bench: the load generator against a real broker process (STOMP, and MQTT)
 bench: build
