@@ -2,29 +2,17 @@ package mqtt
 
 import (
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
-// maxBatch is the most bytes coalesced into one WebSocket message; packets
-// queued together beyond it go out in further messages.
-const maxBatch = 64 << 10
-
-// closeFlushTimeout bounds writing the final DISCONNECT.
-const closeFlushTimeout = time.Second
-
-// batchPool shares encode buffers between connections: an idle connection
-// holds none.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // writer is one run of the write loop: the only goroutine that writes to
 // the transport after CONNACK.
 type writer struct {
 	c   *conn
-	buf *[]byte
+	b   subprotocol.Batch // packets coalesced into binary WebSocket messages [MQTT-6.0.0-1]
 	err error
 	// Drained slices, handed back to the outbox on the next Drain.
 	ctrl [][]byte
@@ -32,7 +20,9 @@ type writer struct {
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
-func (c *conn) NewPasser() subprotocol.Passer { return &writer{c: c} }
+func (c *conn) NewPasser() subprotocol.Passer {
+	return &writer{c: c, b: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}
+}
 
 // kick gets queued deliveries moving after the window opened (an
 // acknowledgement) or the read loop queued retained messages.
@@ -84,19 +74,17 @@ func (w *writer) Pass() bool {
 	}
 	reason := c.sess.Reason()
 	if w.err == nil && (len(ctrl) > 0 || !closed) {
-		w.buf = batchPool.Get().(*[]byte)
-		for _, b := range ctrl {
-			w.add(b)
+		for _, p := range ctrl {
+			w.b.Append(p, true)
+			if w.b.Full() {
+				w.b.Flush()
+			}
 		}
 		if !closed {
 			w.sendQueue() // a closed session keeps its queue for SaveState
 		}
-		w.flush()
-		if cap(*w.buf) <= 4*maxBatch {
-			*w.buf = (*w.buf)[:0]
-			batchPool.Put(w.buf)
-		}
-		w.buf = nil
+		w.b.Done()
+		w.err = w.b.Err
 	}
 	clear(ctrl) // drop references before the slices go back to the outbox
 	clear(msgs)
@@ -120,10 +108,10 @@ func (w *writer) Pass() bool {
 func (w *writer) sendQueue() {
 	c := w.c
 	sent := 0
-	for w.err == nil {
+	for w.b.Err == nil {
 		c.mu.Lock()
 		o := &c.out
-		for len(o.queue) > 0 && len(*w.buf) < maxBatch && c.sendableLocked() {
+		for len(o.queue) > 0 && !w.b.Full() && c.sendableLocked() {
 			p := o.queue[0]
 			o.queue[0] = pending{}
 			o.queue = o.queue[1:]
@@ -137,11 +125,12 @@ func (w *writer) sendQueue() {
 			if p.d.QoS > 0 {
 				id = o.allocID()
 			}
-			var ok bool
-			if *w.buf, ok = c.appendPublish(*w.buf, p.d, p.retained, id, false); !ok {
+			dst, ok := c.appendPublish(w.b.Buf(), p.d, p.retained, id, false)
+			if !ok {
 				c.logf(slog.LevelDebug, "mqtt: message larger than the client's Maximum Packet Size, not sent", "topic", p.d.Msg.Topic)
 				continue
 			}
+			w.b.Added(dst, true)
 			if p.d.QoS > 0 {
 				if o.flights == nil {
 					o.flights = make(map[uint16]*flight)
@@ -154,34 +143,14 @@ func (w *writer) sendQueue() {
 		if len(o.queue) == 0 {
 			o.queue = nil // an idle connection holds no queue buffer
 		}
-		more := len(*w.buf) >= maxBatch
+		more := w.b.Full()
 		c.mu.Unlock()
 		if !more {
 			break
 		}
-		w.flush()
+		w.b.Flush() // outside c.mu: the read loop's acknowledgements never wait on a write
 	}
 	c.sess.CountOut(sent)
-}
-
-// add appends one encoded control packet.
-func (w *writer) add(b []byte) {
-	*w.buf = append(*w.buf, b...)
-	if len(*w.buf) >= maxBatch {
-		w.flush()
-	}
-}
-
-// flush writes the batch as one binary WebSocket message under a write
-// deadline [MQTT-6.0.0-1].
-func (w *writer) flush() {
-	if w.err != nil || len(*w.buf) == 0 {
-		*w.buf = (*w.buf)[:0]
-		return
-	}
-	_ = w.c.t.SetWriteDeadline(time.Now().Add(w.c.cfg.WriteTimeout))
-	w.err = w.c.t.WriteMessage(true, *w.buf)
-	*w.buf = (*w.buf)[:0]
 }
 
 // final sends a v5 client the DISCONNECT for a server-side close (MQTT 5
@@ -194,7 +163,7 @@ func (w *writer) final(reason broker.CloseReason) {
 		code, ws = 0, int(fc) // the read loop queued its DISCONNECT and chose the code
 	}
 	if code != 0 && c.version >= Version5 {
-		_ = c.t.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		_ = c.t.SetWriteDeadline(time.Now().Add(subprotocol.CloseFlushTimeout))
 		_ = c.t.WriteMessage(true, AppendPacket(nil, &Disconnect{ReasonCode: code}, c.version))
 		c.logf(slog.LevelInfo, "mqtt: session closed by server", "reason", reason)
 	}
@@ -213,7 +182,7 @@ func (c *conn) onSessionClose(reason broker.CloseReason) {
 	case broker.CloseWriteTimeout:
 		c.t.Abort()
 	case broker.CloseTakenOver:
-		c.t.InterruptWrite(time.Now().Add(closeFlushTimeout))
+		c.t.InterruptWrite(time.Now().Add(subprotocol.CloseFlushTimeout))
 	}
 }
 

@@ -2,31 +2,18 @@ package stomp
 
 import (
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
-// maxBatch is the most bytes coalesced into one WebSocket message; frames
-// queued together beyond it go out in further messages.
-const maxBatch = 64 << 10
-
-// closeFlushTimeout bounds writing the final frames when a session closes.
-const closeFlushTimeout = time.Second
-
-// batchPool shares encode buffers between connections: an idle connection
-// holds none.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // writer is one run of the write side (a subprotocol.Passer): the only
 // goroutine that writes to the transport after CONNECTED while it runs.
 type writer struct {
-	c      *conn
-	buf    *[]byte
-	binary bool // the batch in buf goes as a binary WebSocket message
-	err    error
+	c   *conn
+	b   subprotocol.Batch // frames coalesced into WebSocket messages
+	err error
 	// Drained slices, handed back to the outbox on the next Drain so a busy
 	// write goroutine allocates nothing per pass.
 	ctrl [][]byte
@@ -34,7 +21,9 @@ type writer struct {
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
-func (c *conn) NewPasser() subprotocol.Passer { return &writer{c: c} }
+func (c *conn) NewPasser() subprotocol.Passer {
+	return &writer{c: c, b: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}
+}
 
 // WorkPending reports queued frames, a due keepalive or a closed session
 // (subprotocol.WriteSide).
@@ -133,21 +122,20 @@ func (c *conn) startKeepalive() {
 	})
 }
 
-// writeAll encodes and writes control frames, then deliveries.
+// writeAll encodes and writes control frames, then deliveries, coalesced
+// into as few WebSocket messages as the batch allows: text for text-safe
+// frames, binary for MESSAGEs whose body is not UTF-8.
 func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 	if len(ctrl) == 0 && len(msgs) == 0 {
 		return
 	}
-	w.buf = batchPool.Get().(*[]byte)
-	defer func() {
-		if cap(*w.buf) <= 4*maxBatch {
-			*w.buf = (*w.buf)[:0]
-			batchPool.Put(w.buf)
+	b := &w.b
+	flushes := b.Flushes
+	for _, f := range ctrl {
+		b.Append(f, false)
+		if b.Full() {
+			b.Flush()
 		}
-		w.buf = nil
-	}()
-	for _, b := range ctrl {
-		w.add(b, false)
 	}
 	c := w.c
 	for _, d := range msgs {
@@ -158,49 +146,20 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 			c.router.Redeliver(d)                  // a queue message goes back for another consumer
 			break
 		}
-		start := len(*w.buf)
-		var binary bool
-		*w.buf, binary = c.appendMessage(*w.buf, d, id)
-		if binary != w.binary && start > 0 {
-			// The frame type changes: send what came before on its own.
-			frame := append([]byte(nil), (*w.buf)[start:]...)
-			*w.buf = (*w.buf)[:start]
-			w.flush()
-			*w.buf = append(*w.buf, frame...)
-		}
-		w.binary = binary
-		if len(*w.buf) >= maxBatch {
-			w.flush()
+		dst, binary := c.appendMessage(b.Buf(), d, id)
+		b.Added(dst, binary)
+		if b.Full() {
+			b.Flush()
 		}
 	}
 	c.sess.CountOut(len(msgs))
-	w.flush()
-}
-
-// add appends one encoded control frame (always text-safe).
-func (w *writer) add(b []byte, binary bool) {
-	if len(*w.buf) > 0 && binary != w.binary {
-		w.flush()
+	b.Done()
+	if b.Flushes > flushes {
+		c.lastWrite.Store(time.Now().UnixNano())
 	}
-	*w.buf = append(*w.buf, b...)
-	w.binary = binary
-	if len(*w.buf) >= maxBatch {
-		w.flush()
+	if b.Err != nil {
+		w.err = b.Err
 	}
-}
-
-// flush writes the batch as one WebSocket message under a write deadline.
-func (w *writer) flush() {
-	if w.err != nil || len(*w.buf) == 0 {
-		*w.buf = (*w.buf)[:0]
-		return
-	}
-	now := time.Now()
-	_ = w.c.t.SetWriteDeadline(now.Add(w.c.cfg.WriteTimeout))
-	w.err = w.c.t.WriteMessage(w.binary, *w.buf)
-	w.c.lastWrite.Store(now.UnixNano())
-	*w.buf = (*w.buf)[:0]
-	w.binary = false
 }
 
 // heartbeat sends one EOL.
@@ -219,7 +178,7 @@ func (w *writer) final(reason broker.CloseReason) {
 	c := w.c
 	f, code := closeFrame(reason)
 	if f != nil {
-		_ = c.t.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		_ = c.t.SetWriteDeadline(time.Now().Add(subprotocol.CloseFlushTimeout))
 		_ = c.t.WriteMessage(false, AppendFrame(nil, f, c.version))
 		c.logf(slog.LevelInfo, "stomp: session closed by server", "reason", reason)
 	}
