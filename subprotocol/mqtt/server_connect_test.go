@@ -45,7 +45,7 @@ func TestConnectLevels(t *testing.T) {
 			if len(infos) != 1 || infos[0].ID != "dev-1" || infos[0].Version != tc.name || infos[0].Protocol != "mqtt" {
 				t.Errorf("router sessions %+v", infos)
 			}
-			if !c.ft.binaryOut {
+			if !c.ft.AllBinary() {
 				t.Error("server wrote a text message [MQTT-6.0.0-1]")
 			}
 			// PINGREQ → PINGRESP [MQTT-3.12.4-1].
@@ -263,9 +263,8 @@ func TestServerKeepAlive(t *testing.T) {
 	if !ack.Properties.HasServerKeepAlive || ack.Properties.ServerKeepAlive != 30 {
 		t.Errorf("Server Keep Alive %v/%d, want 30", ack.Properties.HasServerKeepAlive, ack.Properties.ServerKeepAlive)
 	}
-	c.ft.mu.Lock()
-	dl := c.ft.readDeadline
-	c.ft.mu.Unlock()
+	rd := c.ft.ReadDeadlines()
+	dl := rd[len(rd)-1]
 	if d := time.Until(dl); d < 40*time.Second || d > 46*time.Second {
 		t.Errorf("read deadline in %v, want 45s", d)
 	}

@@ -8,24 +8,25 @@ import (
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol/stomp"
+	"github.com/duplexmq/duplex/subprotocol/transporttest"
 )
 
 // stompClient runs a STOMP connection on the same router, over the same
 // fake transport, speaking raw frames.
 type stompClient struct {
 	t  *testing.T
-	ft *fakeTransport
+	ft *transporttest.Fake
 }
 
 func dialStomp(t *testing.T, r *broker.Router) *stompClient {
-	s := &stompClient{t: t, ft: newFakeTransport()}
+	s := &stompClient{t: t, ft: newFake("v12.stomp")}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = stomp.New(stomp.Config{}).Serve(context.Background(), s.ft, r)
 	}()
 	t.Cleanup(func() {
-		s.ft.hangUp()
+		s.ft.HangUp()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -35,12 +36,12 @@ func dialStomp(t *testing.T, r *broker.Router) *stompClient {
 	return s
 }
 
-func (s *stompClient) send(frame string) { s.ft.in <- inMsg{data: []byte(frame)} }
+func (s *stompClient) send(frame string) { s.ft.Send(false, []byte(frame)) }
 
 // waitFor waits until the server's output contains want.
 func (s *stompClient) waitFor(want string) {
 	s.t.Helper()
-	checkFor(s.t, "STOMP "+want, func() bool { return bytes.Contains(bytes.Join(s.ft.written(), nil), []byte(want)) })
+	checkFor(s.t, "STOMP "+want, func() bool { return bytes.Contains(bytes.Join(s.ft.Written(), nil), []byte(want)) })
 }
 
 // TestCrossProtocol sends an MQTT PUBLISH to a STOMP subscriber and a STOMP

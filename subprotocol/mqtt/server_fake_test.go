@@ -6,13 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
-	"github.com/duplexmq/duplex/subprotocol"
+	"github.com/duplexmq/duplex/subprotocol/transporttest"
 )
 
 // checkFor polls cond until it holds or a deadline passes.
@@ -27,166 +25,21 @@ func checkFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// inMsg is one message the client sends.
-type inMsg struct {
-	binary bool
-	data   []byte
+// newFake returns the transport the MQTT tests use: reads fail once the
+// server closed it (as a real socket's would) and read deadlines are
+// enforced, for the keep-alive tests.
+func newFake(subprotocol string) *transporttest.Fake {
+	f := transporttest.New(subprotocol)
+	f.ClosedErr = net.ErrClosed
+	f.EnforceReadDeadline = true
+	return f
 }
 
-// fakeTransport is an in-memory subprotocol.Transport (a copy of the STOMP
-// tests' one, with frame types and read deadlines). The test pushes inbound
-// messages with send and reads what the server wrote with messages; Close
-// and Abort are recorded and end the inbound side.
-type fakeTransport struct {
-	in        chan inMsg
-	closed    chan struct{} // closed by Close or Abort
-	closeOnce sync.Once
-	hungUp    chan struct{} // the client went away
-	hangOnce  sync.Once
-
-	mu           sync.Mutex
-	out          [][]byte
-	binaryOut    bool // every message written was binary
-	closeCalls   int
-	closeCode    int
-	aborted      bool
-	readDeadline time.Time
-	gate         chan struct{} // when set, writes wait for it to close
-}
-
-var _ subprotocol.Transport = (*fakeTransport)(nil)
-
-var fakeAddr = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 41883}
-
-func newFakeTransport() *fakeTransport {
-	return &fakeTransport{
-		in:        make(chan inMsg, 1024),
-		closed:    make(chan struct{}),
-		hungUp:    make(chan struct{}),
-		binaryOut: true,
-	}
-}
-
-// NextReader returns queued inbound messages in order, then io.EOF once the
-// transport is closed or the client hung up; past the read deadline it
-// fails with os.ErrDeadlineExceeded.
-func (f *fakeTransport) NextReader() (bool, io.Reader, error) {
-	select {
-	case <-f.closed:
-		return false, nil, net.ErrClosed
-	default:
-	}
-	select {
-	case m := <-f.in:
-		return m.binary, bytes.NewReader(m.data), nil
-	default:
-	}
-	f.mu.Lock()
-	dl := f.readDeadline
-	f.mu.Unlock()
-	var timeout <-chan time.Time
-	if !dl.IsZero() {
-		tm := time.NewTimer(time.Until(dl))
-		defer tm.Stop()
-		timeout = tm.C
-	}
-	select {
-	case m := <-f.in:
-		return m.binary, bytes.NewReader(m.data), nil
-	case <-f.closed:
-		return false, nil, net.ErrClosed
-	case <-f.hungUp:
-		return false, nil, io.EOF
-	case <-timeout:
-		return false, nil, os.ErrDeadlineExceeded
-	}
-}
-
-func (f *fakeTransport) WriteMessage(binary bool, p []byte) error {
-	select {
-	case <-f.closed:
-		return net.ErrClosed
-	default:
-	}
-	f.mu.Lock()
-	if gate := f.gate; gate != nil {
-		f.mu.Unlock()
-		select {
-		case <-gate:
-		case <-f.closed:
-			return net.ErrClosed
-		}
-		f.mu.Lock()
-	}
-	defer f.mu.Unlock()
-	f.out = append(f.out, bytes.Clone(p))
-	f.binaryOut = f.binaryOut && binary
-	return nil
-}
-
-func (f *fakeTransport) Ping() error { return nil }
-
-func (f *fakeTransport) SetReadDeadline(t time.Time) error {
-	f.mu.Lock()
-	f.readDeadline = t
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fakeTransport) SetWriteDeadline(time.Time) error { return nil }
-
-func (f *fakeTransport) Close(code int, reason string) error {
-	f.mu.Lock()
-	if f.closeCalls == 0 && !f.aborted {
-		f.closeCode = code
-	}
-	f.closeCalls++
-	f.mu.Unlock()
-	f.closeOnce.Do(func() { close(f.closed) })
-	return nil
-}
-
-func (f *fakeTransport) Abort() {
-	f.mu.Lock()
-	f.aborted = true
-	f.mu.Unlock()
-	f.closeOnce.Do(func() { close(f.closed) })
-}
-
-func (f *fakeTransport) InterruptWrite(time.Time) {}
-func (f *fakeTransport) RemoteAddr() net.Addr     { return fakeAddr }
-func (f *fakeTransport) Subprotocol() string      { return "mqtt" }
-
-// hangUp makes NextReader return io.EOF once the queued messages are read.
-func (f *fakeTransport) hangUp() { f.hangOnce.Do(func() { close(f.hungUp) }) }
-
-func (f *fakeTransport) isClosed() bool {
-	select {
-	case <-f.closed:
-		return true
-	default:
-		return false
-	}
-}
-
-// closeState reports how the server ended the connection.
-func (f *fakeTransport) closeState() (code int, aborted bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closeCode, f.aborted
-}
-
-func (f *fakeTransport) written() [][]byte {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([][]byte(nil), f.out...)
-}
-
-// client runs one server connection over a fakeTransport and speaks raw
+// client runs one server connection over a transporttest.Fake and speaks raw
 // packets to it.
 type client struct {
 	t       *testing.T
-	ft      *fakeTransport
+	ft      *transporttest.Fake
 	r       *broker.Router
 	version byte // for encoding and decoding after CONNECT
 	done    chan struct{}
@@ -200,20 +53,20 @@ func newRouter(bcfg broker.Config) *broker.Router { return broker.New(bcfg, nil)
 // dial starts a server connection on r.
 func dial(t *testing.T, r *broker.Router, cfg Config, version byte) *client {
 	t.Helper()
-	c := &client{t: t, ft: newFakeTransport(), r: r, version: version, done: make(chan struct{})}
+	c := &client{t: t, ft: newFake("mqtt"), r: r, version: version, done: make(chan struct{})}
 	p := New(cfg)
 	go func() {
 		defer close(c.done)
 		c.err = p.Serve(context.Background(), c.ft, r)
 	}()
 	t.Cleanup(func() {
-		c.ft.hangUp()
+		c.ft.HangUp()
 		select {
 		case <-c.done:
 		case <-time.After(5 * time.Second):
 			t.Errorf("Serve did not return after the client hung up")
 		}
-		if !c.ft.isClosed() {
+		if !c.ft.Closed() {
 			t.Errorf("Serve returned without closing the transport")
 		}
 	})
@@ -223,14 +76,14 @@ func dial(t *testing.T, r *broker.Router, cfg Config, version byte) *client {
 // send encodes p in the client's version and sends it as one binary message.
 func (c *client) send(p Packet) { c.sendRaw(AppendPacket(nil, p, c.version)) }
 
-func (c *client) sendRaw(b []byte) { c.ft.in <- inMsg{binary: true, data: b} }
+func (c *client) sendRaw(b []byte) { c.ft.Send(true, b) }
 
-func (c *client) sendText(b []byte) { c.ft.in <- inMsg{binary: false, data: b} }
+func (c *client) sendText(b []byte) { c.ft.Send(false, b) }
 
 // packets decodes everything the server wrote, as one stream.
 func (c *client) packets() []Packet {
 	c.t.Helper()
-	rd := NewReader(bytes.NewReader(bytes.Join(c.ft.written(), nil)))
+	rd := NewReader(bytes.NewReader(bytes.Join(c.ft.Written(), nil)))
 	rd.MaxPacketSize = 1 << 28
 	var out []Packet
 	for {
@@ -294,7 +147,7 @@ func (c *client) count(t PacketType) int {
 // publishesNoFail is publishes for other goroutines than the test's: it
 // stops at the first packet that does not decode instead of failing.
 func (c *client) publishesNoFail() []*Publish {
-	rd := NewReader(bytes.NewReader(bytes.Join(c.ft.written(), nil)))
+	rd := NewReader(bytes.NewReader(bytes.Join(c.ft.Written(), nil)))
 	rd.MaxPacketSize = 1 << 28
 	var out []*Publish
 	for {
@@ -364,13 +217,13 @@ func (c *client) subscribePacket(p *Subscribe) *Suback {
 // return, and returns the close code.
 func (c *client) waitClosed() int {
 	c.t.Helper()
-	checkFor(c.t, "transport closed", c.ft.isClosed)
+	checkFor(c.t, "transport closed", c.ft.Closed)
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
 		c.t.Fatal("Serve did not return")
 	}
-	code, _ := c.ft.closeState()
+	code, _, _ := c.ft.CloseState()
 	return code
 }
 

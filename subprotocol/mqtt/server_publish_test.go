@@ -196,9 +196,9 @@ func TestWill(t *testing.T) {
 		end   func(c *client)
 		want  bool
 	}{
-		{"3.1.1 abrupt close", Version311, func(c *client) { c.ft.hangUp() }, true},
+		{"3.1.1 abrupt close", Version311, func(c *client) { c.ft.HangUp() }, true},
 		{"3.1.1 DISCONNECT", Version311, func(c *client) { c.send(&Disconnect{}) }, false},
-		{"v5 abrupt close", Version5, func(c *client) { c.ft.hangUp() }, true},
+		{"v5 abrupt close", Version5, func(c *client) { c.ft.HangUp() }, true},
 		{"v5 DISCONNECT", Version5, func(c *client) { c.send(&Disconnect{}) }, false},
 		{"v5 DISCONNECT 0x04", Version5, func(c *client) { c.send(&Disconnect{ReasonCode: CodeDisconnectWithWill}) }, true},
 		{"v5 DISCONNECT 0x80", Version5, func(c *client) { c.send(&Disconnect{ReasonCode: CodeUnspecifiedError}) }, true},
@@ -250,7 +250,7 @@ func TestWillDelayCancelledByReconnect(t *testing.T) {
 		p.Properties.SessionExpiry = 60
 		p.Will = &Will{Topic: "status/dev", Payload: []byte("offline"), Properties: Properties{WillDelay: 60}}
 	})
-	c.ft.hangUp()
+	c.ft.HangUp()
 	c.waitClosed()
 	c2 := dial(t, r, Config{}, Version5)
 	if ack := c2.mustConnect("dev", false, func(p *Connect) { p.Properties.SessionExpiry = 60 }); !ack.SessionPresent {

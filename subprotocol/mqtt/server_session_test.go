@@ -31,7 +31,7 @@ func TestPersistentSessionResume(t *testing.T) {
 			c.send(&Ack{Kind: PUBACK, PacketID: ps[0].PacketID})
 			c.send(&Ack{Kind: PUBREC, PacketID: ps[2].PacketID})
 			c.next(PUBREL)
-			c.ft.hangUp()
+			c.ft.HangUp()
 			c.waitClosed()
 
 			pub(5, 1) // while offline: kept [MQTT-3.1.2-5]
@@ -97,7 +97,7 @@ func TestInboundQoS2SurvivesReconnect(t *testing.T) {
 	c.mustConnect("pub", false, nil)
 	c.send(&Publish{Topic: "e", QoS: 2, PacketID: 7, Payload: []byte("once")})
 	c.next(PUBREC)
-	c.ft.hangUp()
+	c.ft.HangUp()
 	c.waitClosed()
 	c2 := dial(t, r, Config{}, Version311)
 	c2.mustConnect("pub", false, nil)

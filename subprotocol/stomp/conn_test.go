@@ -11,6 +11,7 @@ import (
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
+	"github.com/duplexmq/duplex/subprotocol/transporttest"
 )
 
 func TestConnectVersionNegotiation(t *testing.T) {
@@ -52,8 +53,8 @@ func TestConnectVersionNegotiation(t *testing.T) {
 			if len(infos) != 1 || infos[0].ID != sess || infos[0].Version != tc.want || infos[0].Protocol != "stomp" {
 				t.Errorf("router sessions = %+v, want one stomp %s session %q", infos, tc.want, sess)
 			}
-			if len(infos) == 1 && infos[0].RemoteAddr != fakeAddr.String() {
-				t.Errorf("RemoteAddr = %q, want %q", infos[0].RemoteAddr, fakeAddr.String())
+			if len(infos) == 1 && infos[0].RemoteAddr != transporttest.Addr.String() {
+				t.Errorf("RemoteAddr = %q, want %q", infos[0].RemoteAddr, transporttest.Addr.String())
 			}
 		})
 	}
@@ -111,10 +112,8 @@ func TestConnectHeartBeatHeader(t *testing.T) {
 			if got := f.Header.Get("heart-beat"); got != tc.want {
 				t.Errorf("CONNECTED heart-beat = %q, want %q", got, tc.want)
 			}
-			h.ft.mu.Lock()
-			rd := h.ft.readDeadlines
+			rd := h.ft.ReadDeadlines()
 			dl := rd[len(rd)-1]
-			h.ft.mu.Unlock()
 			if dl.Before(before.Add(tc.timeout)) || dl.After(after.Add(tc.timeout)) {
 				t.Errorf("read deadline %v after CONNECT, want %v", dl.Sub(before), tc.timeout)
 			}
@@ -149,8 +148,8 @@ func TestServerSendsHeartBeats(t *testing.T) {
 	}
 	checkFor(t, "two heart-beat EOLs", func() bool {
 		n := 0
-		for _, m := range h.ft.messages() {
-			if string(m.data) == "\n" && !m.binary {
+		for _, m := range h.ft.Messages() {
+			if string(m.Data) == "\n" && !m.Binary {
 				n++
 			}
 		}
@@ -576,7 +575,7 @@ func TestDisconnectReceipt(t *testing.T) {
 	if receipt == nil {
 		t.Fatal("no RECEIPT for DISCONNECT")
 	}
-	if _, _, after := h.ft.closeState(); receipt.msg >= after {
+	if _, _, after := h.ft.CloseState(); receipt.msg >= after {
 		t.Errorf("RECEIPT written in message %d, after Close (which followed %d messages)", receipt.msg, after)
 	}
 	if st := h.r.Stats(); st.Sessions != 0 || st.Subscriptions != 0 {
@@ -590,11 +589,11 @@ func TestClientHangUp(t *testing.T) {
 	h := startServer(t, Config{}, broker.Config{})
 	h.connect()
 	h.queueMessages("hq", "client", "m1")
-	h.ft.hangUp()
+	h.ft.HangUp()
 	if err := h.waitDone(); err != nil {
 		t.Errorf("Serve after EOF = %v, want nil", err)
 	}
-	if !h.ft.isClosed() {
+	if !h.ft.Closed() {
 		t.Error("transport not closed")
 	}
 	if q := h.queueInfo("hq"); q.Ready != 1 || q.Unacked != 0 || q.Consumers != 0 {
@@ -626,9 +625,9 @@ func TestBinaryBody(t *testing.T) {
 	if !bytes.Equal(fs[1].Body, bin) {
 		t.Errorf("binary body = %q, want %q", fs[1].Body, bin)
 	}
-	for _, m := range h.ft.messages() {
-		if m.binary && bytes.Contains(m.data, []byte("text-")) {
-			t.Errorf("a text frame shares a binary message: %q", m.data)
+	for _, m := range h.ft.Messages() {
+		if m.Binary && bytes.Contains(m.Data, []byte("text-")) {
+			t.Errorf("a text frame shares a binary message: %q", m.Data)
 		}
 	}
 }
@@ -661,12 +660,12 @@ func TestMessageSeveralSubscriptions(t *testing.T) {
 func TestTempQueueReply(t *testing.T) {
 	req := startServer(t, Config{}, broker.Config{})
 	// The responder shares the requester's router.
-	resp := &harness{t: t, ft: newFakeTransport(), r: req.r, version: "1.2", done: make(chan struct{})}
+	resp := &harness{t: t, ft: transporttest.New("v12.stomp"), r: req.r, version: "1.2", done: make(chan struct{})}
 	go func() {
 		defer close(resp.done)
 		resp.err = New(Config{}).Serve(t.Context(), resp.ft, resp.r)
 	}()
-	t.Cleanup(func() { resp.ft.hangUp(); <-resp.done })
+	t.Cleanup(func() { resp.ft.HangUp(); <-resp.done })
 
 	req.connect()
 	resp.connect()
@@ -752,7 +751,7 @@ func TestSlowConsumer(t *testing.T) {
 	h.connect()
 	h.sendFrame(frame.SUBSCRIBE, nil, "id", "0", "destination", "/topic/s", "receipt", "r")
 	h.waitFrame(frame.RECEIPT)
-	h.ft.holdWrites()
+	h.ft.HoldWrites()
 	pub := func(body string) {
 		t.Helper()
 		if err := h.r.Publish(t.Context(), nil, &broker.Message{Topic: "s", Payload: []byte(body), QoS: broker.AtLeastOnce}); err != nil {
@@ -760,20 +759,18 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	pub("m0")
-	checkFor(t, "the write loop stuck writing m0", func() bool { return h.ft.blockedWrites() == 1 })
+	checkFor(t, "the write loop stuck writing m0", func() bool { return h.ft.BlockedWrites() == 1 })
 	for i := 1; i <= 3; i++ { // two fit in the outbox, the third overflows it
 		pub(fmt.Sprint("m", i))
 	}
 	if n := h.r.Stats().SlowConsumers; n != 1 {
 		t.Fatalf("SlowConsumers = %d, want 1", n)
 	}
-	h.ft.mu.Lock()
-	interrupts := len(h.ft.interrupts)
-	h.ft.mu.Unlock()
+	interrupts := len(h.ft.Interrupts())
 	if interrupts != 0 {
 		t.Errorf("%d InterruptWrite calls, want 0: the write in progress keeps its deadline", interrupts)
 	}
-	h.ft.releaseWrites()
+	h.ft.ReleaseWrites()
 	f := h.waitFrame("ERROR")
 	if m := f.Header.Get("message"); m != "slow consumer" {
 		t.Errorf("message = %q, want slow consumer", m)

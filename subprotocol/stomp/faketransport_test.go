@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
-	"github.com/duplexmq/duplex/subprotocol"
+	"github.com/duplexmq/duplex/subprotocol/transporttest"
 )
 
 // checkFor polls cond until it holds or a deadline passes.
@@ -28,197 +26,6 @@ func checkFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// outMsg is one message the server wrote.
-type outMsg struct {
-	binary bool
-	data   []byte
-}
-
-// fakeTransport is an in-memory subprotocol.Transport. The test pushes
-// inbound messages with send and reads what the server wrote with messages;
-// Close and Abort are recorded and end the inbound side.
-type fakeTransport struct {
-	in        chan []byte
-	closed    chan struct{} // closed by Close or Abort
-	closeOnce sync.Once
-	hungUp    chan struct{} // the client went away
-	hangOnce  sync.Once
-
-	mu             sync.Mutex
-	out            []outMsg
-	closeCalls     int
-	closeCode      int
-	closeReason    string
-	aborted        bool
-	closedAfter    int // len(out) at the first Close or Abort
-	readDeadlines  []time.Time
-	writeDeadlines []time.Time
-	pings          int
-	interrupts     []time.Time
-	gate           chan struct{} // when set, writes wait for it to close
-	blocked        int           // writes waiting at the gate
-}
-
-var _ subprotocol.Transport = (*fakeTransport)(nil)
-
-var fakeAddr = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 40123}
-
-func newFakeTransport() *fakeTransport {
-	return &fakeTransport{
-		in:     make(chan []byte, 1024),
-		closed: make(chan struct{}),
-		hungUp: make(chan struct{}),
-	}
-}
-
-// NextReader returns queued inbound messages in order, then io.EOF once the
-// transport is closed or the client hung up.
-func (f *fakeTransport) NextReader() (bool, io.Reader, error) {
-	select {
-	case <-f.closed:
-		return false, nil, io.EOF
-	default:
-	}
-	select {
-	case b := <-f.in:
-		return false, bytes.NewReader(b), nil
-	default:
-	}
-	select {
-	case b := <-f.in:
-		return false, bytes.NewReader(b), nil
-	case <-f.closed:
-		return false, nil, io.EOF
-	case <-f.hungUp:
-		return false, nil, io.EOF
-	}
-}
-
-func (f *fakeTransport) WriteMessage(binary bool, p []byte) error {
-	select {
-	case <-f.closed:
-		return net.ErrClosed
-	default:
-	}
-	f.mu.Lock()
-	if gate := f.gate; gate != nil {
-		f.blocked++
-		f.mu.Unlock()
-		select {
-		case <-gate:
-		case <-f.closed:
-			return net.ErrClosed
-		}
-		f.mu.Lock()
-		f.blocked--
-	}
-	defer f.mu.Unlock()
-	f.out = append(f.out, outMsg{binary: binary, data: bytes.Clone(p)})
-	return nil
-}
-
-// holdWrites makes writes wait until releaseWrites, like a client that
-// stopped reading.
-func (f *fakeTransport) holdWrites() {
-	f.mu.Lock()
-	f.gate = make(chan struct{})
-	f.mu.Unlock()
-}
-
-func (f *fakeTransport) releaseWrites() {
-	f.mu.Lock()
-	close(f.gate)
-	f.gate = nil
-	f.mu.Unlock()
-}
-
-func (f *fakeTransport) blockedWrites() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.blocked
-}
-
-func (f *fakeTransport) Ping() error {
-	f.mu.Lock()
-	f.pings++
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fakeTransport) SetReadDeadline(t time.Time) error {
-	f.mu.Lock()
-	f.readDeadlines = append(f.readDeadlines, t)
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fakeTransport) SetWriteDeadline(t time.Time) error {
-	f.mu.Lock()
-	f.writeDeadlines = append(f.writeDeadlines, t)
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fakeTransport) Close(code int, reason string) error {
-	f.mu.Lock()
-	if f.closeCalls == 0 && !f.aborted {
-		f.closeCode, f.closeReason, f.closedAfter = code, reason, len(f.out)
-	}
-	f.closeCalls++
-	f.mu.Unlock()
-	f.closeOnce.Do(func() { close(f.closed) })
-	return nil
-}
-
-func (f *fakeTransport) Abort() {
-	f.mu.Lock()
-	if f.closeCalls == 0 && !f.aborted {
-		f.closedAfter = len(f.out)
-	}
-	f.aborted = true
-	f.mu.Unlock()
-	f.closeOnce.Do(func() { close(f.closed) })
-}
-
-func (f *fakeTransport) InterruptWrite(d time.Time) {
-	f.mu.Lock()
-	f.interrupts = append(f.interrupts, d)
-	f.mu.Unlock()
-}
-
-func (f *fakeTransport) RemoteAddr() net.Addr { return fakeAddr }
-func (f *fakeTransport) Subprotocol() string  { return "v12.stomp" }
-
-// send queues one inbound message.
-func (f *fakeTransport) send(b []byte) {
-	f.in <- b
-}
-
-// hangUp makes NextReader return io.EOF once the queued messages are read.
-func (f *fakeTransport) hangUp() { f.hangOnce.Do(func() { close(f.hungUp) }) }
-
-func (f *fakeTransport) isClosed() bool {
-	select {
-	case <-f.closed:
-		return true
-	default:
-		return false
-	}
-}
-
-// closeState reports how the server ended the connection.
-func (f *fakeTransport) closeState() (code int, aborted bool, after int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closeCode, f.aborted, f.closedAfter
-}
-
-func (f *fakeTransport) messages() []outMsg {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]outMsg(nil), f.out...)
 }
 
 // outFrame is one decoded server frame.
@@ -243,11 +50,11 @@ func (o outFrame) String() string {
 
 // decodeOut decodes every frame the server wrote, heart-beats skipped, with
 // the header unescaping of version. Each message holds whole frames.
-func decodeOut(t testing.TB, msgs []outMsg, version string) []outFrame {
+func decodeOut(t testing.TB, msgs []transporttest.Message, version string) []outFrame {
 	t.Helper()
 	var out []outFrame
 	for i, m := range msgs {
-		rd := NewReader(bytes.NewReader(m.data), Limits{})
+		rd := NewReader(bytes.NewReader(m.Data), Limits{})
 		rd.SetVersion(version)
 		for {
 			f, err := rd.Read()
@@ -255,20 +62,20 @@ func decodeOut(t testing.TB, msgs []outMsg, version string) []outFrame {
 				break
 			}
 			if err != nil {
-				t.Fatalf("server message %d %q does not decode: %v", i, m.data, err)
+				t.Fatalf("server message %d %q does not decode: %v", i, m.Data, err)
 			}
 			if f != nil {
-				out = append(out, outFrame{Frame: f, binary: m.binary, msg: i})
+				out = append(out, outFrame{Frame: f, binary: m.Binary, msg: i})
 			}
 		}
 	}
 	return out
 }
 
-// harness runs one server connection over a fakeTransport.
+// harness runs one server connection over a transporttest.Fake.
 type harness struct {
 	t       *testing.T
-	ft      *fakeTransport
+	ft      *transporttest.Fake
 	r       *broker.Router
 	version string // for decoding server frames
 	done    chan struct{}
@@ -277,20 +84,20 @@ type harness struct {
 
 func startServer(t *testing.T, cfg Config, bcfg broker.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, ft: newFakeTransport(), r: broker.New(bcfg, nil), version: "1.2", done: make(chan struct{})}
+	h := &harness{t: t, ft: transporttest.New("v12.stomp"), r: broker.New(bcfg, nil), version: "1.2", done: make(chan struct{})}
 	p := New(cfg)
 	go func() {
 		defer close(h.done)
 		h.err = p.Serve(context.Background(), h.ft, h.r)
 	}()
 	t.Cleanup(func() {
-		h.ft.hangUp()
+		h.ft.HangUp()
 		select {
 		case <-h.done:
 		case <-time.After(5 * time.Second):
 			t.Errorf("Serve did not return after the client hung up")
 		}
-		if !h.ft.isClosed() {
+		if !h.ft.Closed() {
 			t.Errorf("Serve returned without closing the transport")
 		}
 	})
@@ -302,12 +109,12 @@ func startServer(t *testing.T, cfg Config, bcfg broker.Config) *harness {
 func (h *harness) sendFrame(command string, body []byte, headers ...string) {
 	f := frame.New(command, headers...)
 	f.Body = body
-	h.ft.send(AppendFrame(nil, f, h.version))
+	h.ft.Send(false, AppendFrame(nil, f, h.version))
 }
 
-func (h *harness) sendRaw(s string) { h.ft.send([]byte(s)) }
+func (h *harness) sendRaw(s string) { h.ft.Send(false, []byte(s)) }
 
-func (h *harness) frames() []outFrame { return decodeOut(h.t, h.ft.messages(), h.version) }
+func (h *harness) frames() []outFrame { return decodeOut(h.t, h.ft.Messages(), h.version) }
 
 // waitFrames waits until n frames satisfy match and returns them in order.
 func (h *harness) waitFrames(what string, n int, match func(outFrame) bool) []outFrame {
@@ -395,9 +202,9 @@ func (h *harness) waitDone() error {
 // writing everything, and for Serve to return.
 func (h *harness) waitClosed(code int) error {
 	h.t.Helper()
-	checkFor(h.t, "transport closed", h.ft.isClosed)
+	checkFor(h.t, "transport closed", h.ft.Closed)
 	err := h.waitDone()
-	got, aborted, _ := h.ft.closeState()
+	got, aborted, _ := h.ft.CloseState()
 	if aborted {
 		h.t.Errorf("transport aborted, want Close(%d)", code)
 	} else if got != code {
