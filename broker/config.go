@@ -1,6 +1,10 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/duplexmq/duplex/store"
+)
 
 // Defaults for Config; a zero field takes its default (withDefaults).
 const (
@@ -58,6 +62,10 @@ type Config struct {
 	// persistent session (mosquitto's max_queued_messages); past it new
 	// ones are dropped and counted. QoS 0 messages are not kept offline.
 	MaxOfflineMsgs int
+
+	// Store makes sessions, subscriptions, queued and retained messages
+	// durable (see durable.go); nil keeps everything in memory.
+	Store store.Store
 
 	Authenticator Authenticator // nil allows everyone
 	Authorizer    Authorizer    // nil allows everything

@@ -19,11 +19,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/store"
 	"github.com/duplexmq/duplex/subprotocol"
 	"github.com/duplexmq/duplex/subprotocol/mqtt"
 	"github.com/duplexmq/duplex/subprotocol/stomp"
@@ -38,6 +40,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "compact" {
+		return compact(args[1:])
+	}
 	opts, err := parseOptions(args)
 	if err != nil {
 		return err
@@ -47,7 +52,25 @@ func run(args []string) error {
 		return fmt.Errorf("data folder: %w", err)
 	}
 
+	dbPath := opts.dbPath
+	if dbPath == "" {
+		dbPath = filepath.Join(opts.dataDir, "duplex.db")
+	}
+	st, err := store.Open(dbPath, store.Options{Sync: opts.sync})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opts.broker.Store = st
 	router := broker.New(opts.broker, log)
+	loaded, err := router.Restore()
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", dbPath, err)
+	}
+	log.Info("store loaded", "file", dbPath, "sync", opts.sync.String(),
+		"sessions", loaded.Sessions, "subscriptions", loaded.Subs, "queued", loaded.Queued,
+		"queue_msgs", loaded.QueueMsgs, "retained", loaded.Retained, "wills", loaded.Wills,
+		"removed", loaded.Removed, "took", loaded.Took.Round(time.Millisecond))
 	opts.stomp.Log = log
 	opts.mqtt.Log = log
 	opts.web.Log = log
@@ -99,7 +122,8 @@ func run(args []string) error {
 	if err := gateway.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return nil
+	router.Stop() // flushes pending acknowledgements to the store
+	return st.Close()
 }
 
 // options is everything the command line and environment configure.
@@ -109,6 +133,8 @@ type options struct {
 	mqttTCPAddr  string
 	debugAddr    string
 	dataDir      string
+	dbPath       string
+	sync         store.SyncPolicy
 	logLevel     slog.Level
 	broker       broker.Config
 	stomp        stomp.Config
@@ -121,6 +147,9 @@ func parseOptions(args []string) (*options, error) {
 	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
 	fs.StringVar(&o.dataDir, "data", "data", "data folder")
+	fs.StringVar(&o.dbPath, "db", "", "database file (default <data>/duplex.db)")
+	syncPolicy := fs.String("sync", "always", "store sync policy: always (fsync before every acknowledgement), or an interval such as 200ms (may lose that much on a power cut)")
+	fs.IntVar(&o.broker.MaxOfflineMsgs, "max-session-queue", broker.DefaultMaxOfflineMsgs, "QoS 1/2 messages queued for one persistent MQTT session before new ones are refused")
 	fs.StringVar(&o.stompTCPAddr, "stomp-tcp-addr", "127.0.0.1:61613", "serve STOMP over plain TCP on this address (empty: off)")
 	fs.StringVar(&o.mqttTCPAddr, "mqtt-tcp-addr", "127.0.0.1:1883", "serve MQTT over plain TCP on this address (empty: off)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
@@ -149,6 +178,9 @@ func parseOptions(args []string) (*options, error) {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
 	var err error
+	if o.sync, err = store.ParseSyncPolicy(*syncPolicy); err != nil {
+		return nil, fmt.Errorf("-sync: %w", err)
+	}
 	if o.broker.SlowConsumer, err = broker.ParseSlowConsumerPolicy(*slow); err != nil {
 		return nil, err
 	}
