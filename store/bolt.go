@@ -106,7 +106,7 @@ func (b *Bolt) init() error {
 		} else if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketSessions, bucketSubs, bucketRetained, bucketQueue, bucketQueues} {
+		for _, name := range [][]byte{bucketSessions, bucketSubs, bucketRetained, bucketQueue, bucketQueues, bucketMarks} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -253,6 +253,9 @@ func (b *Bolt) DeleteSession(id string) error {
 			return err
 		}
 		if err := deletePrefix(tx.Bucket(bucketSubs), p); err != nil {
+			return err
+		}
+		if err := deletePrefix(tx.Bucket(bucketMarks), p); err != nil {
 			return err
 		}
 		return deletePrefix(tx.Bucket(bucketQueue), p)

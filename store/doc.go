@@ -24,6 +24,7 @@
 //	retained  topic                                Msg record
 //	queue     sessionID 0x00 seq (8 bytes, BE)     Msg record
 //	queues    queueName 0x00 seq (8 bytes, BE)     Msg record
+//	marks     sessionID 0x00 'i'|'o' id (2, BE)    empty: an MQTT QoS 2 packet id (Mark)
 //
 // seq comes from the bucket's NextSequence: global to the bucket, strictly
 // increasing, never reused (also across restarts), so a prefix scan returns

@@ -19,6 +19,7 @@ type Memory struct {
 	queues   map[string][]memEntry // queue name -> entries in seq order
 	seq      uint64                // session queues, like bucket queue's sequence
 	qseq     uint64                // named queues, like bucket queues' sequence
+	marks    map[string]map[Mark]struct{}
 }
 
 type memEntry struct {
@@ -36,6 +37,7 @@ func NewMemory() *Memory {
 		retained: map[string][]byte{},
 		queue:    map[string][]memEntry{},
 		queues:   map[string][]memEntry{},
+		marks:    map[string]map[Mark]struct{}{},
 	}
 }
 
@@ -122,6 +124,7 @@ func (m *Memory) DeleteSession(id string) error {
 	delete(m.sessions, id)
 	delete(m.subs, id)
 	delete(m.queue, id)
+	delete(m.marks, id)
 	return nil
 }
 
@@ -284,6 +287,12 @@ func (m *Memory) ack(q map[string][]memEntry, name string, seq uint64) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	m.ackLocked(q, name, seq)
+	return nil
+}
+
+// ackLocked removes one entry; m.mu must be held.
+func (m *Memory) ackLocked(q map[string][]memEntry, name string, seq uint64) {
 	es := q[name]
 	if i, ok := findSeq(es, seq); ok {
 		es = slices.Delete(es, i, i+1)
@@ -293,7 +302,6 @@ func (m *Memory) ack(q map[string][]memEntry, name string, seq uint64) error {
 			q[name] = es
 		}
 	}
-	return nil
 }
 
 // Load implements Store.

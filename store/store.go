@@ -142,6 +142,10 @@ type Store interface {
 	// lock or transaction, so it may call the Store.
 	Load(v Visitor) error
 
+	// Housekeeping: batched writes, QoS 2 marks, queue listing, counts
+	// and the background sweep.
+	Housekeeping
+
 	// Close flushes pending writes (an interval policy syncs once more),
 	// releases the file and makes later calls return ErrClosed. It is
 	// safe to call more than once.

@@ -51,6 +51,8 @@ func testStore(t *testing.T, newFn func(t *testing.T) Store) {
 		{"ConcurrentEnqueue", testConcurrentEnqueue},
 		{"InvalidKeys", testInvalidKeys},
 		{"Closed", testClosed},
+		{"Commit", testCommit},
+		{"Sweep", testSweep},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newFn(t)) })
 	}
