@@ -24,6 +24,15 @@ type config struct {
 	window    int
 	timeout   time.Duration
 	deadline  time.Duration
+
+	// Durable messaging (durable, fill, drain, restart).
+	inflight     int
+	msgs         int
+	clientID     string
+	label        string
+	brokerLog    string
+	startTimeout time.Duration
+	brokerCmd    []string // restart: the broker's command line
 }
 
 // Scenarios.
@@ -32,7 +41,14 @@ const (
 	scenarioLatency    = "latency"
 	scenarioIdle       = "idle"
 	scenarioProbe      = "probe"
+	scenarioDurable    = "durable"
+	scenarioFill       = "fill"
+	scenarioDrain      = "drain"
+	scenarioRestart    = "restart"
 )
+
+// durableTopic is the topic of the durable scenarios.
+const durableTopic = "bench/durable"
 
 // minBody is the smallest body: send time (8 bytes), publisher (4) and
 // sequence number (8).
@@ -45,7 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "broker WebSocket `URL`")
 	fs.StringVar(&c.protocol, "protocol", protoSTOMP, "stomp (STOMP 1.2, subprotocol v12.stomp) or mqtt (MQTT 3.1.1, subprotocol mqtt)")
 	fs.IntVar(&c.qos, "qos", 0, "MQTT QoS `0 or 1` of publications and subscriptions (QoS 1: subscribers PUBACK, publishers wait for PUBACKs)")
-	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency, idle, or probe (one connection and subscription: does the broker speak -protocol?)")
+	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency, idle, probe (one connection and subscription: does the broker speak -protocol?), or, MQTT QoS 1 only, durable, fill, drain, restart (see the package doc)")
 	fs.IntVar(&c.pubs, "pubs", 1, "publishers (throughput, latency)")
 	fs.IntVar(&c.subs, "subs", 1, "subscribers (throughput, latency); with -pubs decides the topics: equal counts pair publisher i with subscriber i, one publisher fans out to every subscriber")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("message body `bytes` (at least %d)", minBody))
@@ -58,13 +74,34 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.window, "window", 256, "most messages in flight to any one subscriber (must stay below the broker's -max-pending-msgs)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "timeout for each connect, subscribe and disconnect")
 	fs.DurationVar(&c.deadline, "deadline", 0, "hard limit on the whole run (0: derived from the other flags)")
+	fs.IntVar(&c.inflight, "inflight", 32, "durable, fill: most QoS 1 PUBLISHes each publisher has sent and not yet seen PUBACKed (1..65535)")
+	fs.IntVar(&c.msgs, "msgs", 0, "fill: messages to queue for the persistent session; drain, restart: messages it should receive (restart: 0 skips the drain)")
+	fs.StringVar(&c.clientID, "client-id", "bench-durable-sub", "durable, fill, drain, restart: client identifier of the persistent subscriber")
+	fs.StringVar(&c.label, "label", "", "text appended to the result line's name, e.g. the broker's sync policy \"sync=always\"")
+	fs.StringVar(&c.brokerLog, "broker-log", "", "restart: append the broker's standard output and error to this `file` (empty: not kept)")
+	fs.DurationVar(&c.startTimeout, "start-timeout", 5*time.Minute, "restart: longest wait for the broker's listening line")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: duplex-bench [flags]\n       duplex-bench -protocol mqtt -scenario restart [flags] -- BROKER-COMMAND [ARGS...]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
+	if c.scenario == scenarioRestart {
+		c.brokerCmd = fs.Args()
+	} else if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return c, c.check()
+}
+
+// durable tells whether the scenario is one of the durable-messaging ones.
+func (c *config) durable() bool {
+	switch c.scenario {
+	case scenarioDurable, scenarioFill, scenarioDrain, scenarioRestart:
+		return true
+	}
+	return false
 }
 
 // check validates the flags and fills scenario defaults.
@@ -91,8 +128,12 @@ func (c *config) check() error {
 		if c.conns < 1 {
 			return fmt.Errorf("-conns %d: want at least 1", c.conns)
 		}
+	case scenarioDurable, scenarioFill, scenarioDrain, scenarioRestart:
+		if err := c.checkDurable(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, latency, idle or probe", c.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, latency, idle, probe, durable, fill, drain or restart", c.scenario)
 	}
 	if c.scenario == scenarioThroughput || c.scenario == scenarioLatency {
 		if c.pubs < 1 || c.subs < 0 || c.pubs+c.subs > 10000 {
@@ -110,8 +151,56 @@ func (c *config) check() error {
 	}
 	if c.deadline == 0 {
 		c.deadline = c.warmup + c.duration + 6*c.timeout + time.Minute
-		if c.scenario == scenarioIdle {
+		switch c.scenario {
+		case scenarioIdle:
 			c.deadline += time.Duration(c.conns) * time.Millisecond
+		case scenarioFill, scenarioDrain, scenarioRestart:
+			// No fixed duration: allow 5000 messages/s at least.
+			c.deadline = 6*c.timeout + 2*time.Minute + time.Duration(c.msgs)*200*time.Microsecond
+			if c.scenario == scenarioRestart {
+				c.deadline += c.startTimeout
+			}
+		}
+	}
+	return nil
+}
+
+// checkDurable checks the flags of the durable-messaging scenarios, which
+// speak MQTT at QoS 1 only: -qos is set to 1.
+func (c *config) checkDurable() error {
+	if c.protocol != protoMQTT {
+		return fmt.Errorf("-scenario %s: needs -protocol mqtt", c.scenario)
+	}
+	c.qos = 1
+	if c.clientID == "" || len(c.clientID) > 23 {
+		return fmt.Errorf("-client-id %q: want 1..23 characters", c.clientID)
+	}
+	switch c.scenario {
+	case scenarioDurable, scenarioFill:
+		if c.pubs < 1 || c.pubs > 1000 {
+			return fmt.Errorf("-pubs %d: want 1..1000", c.pubs)
+		}
+		if c.size < minBody || c.size > 1<<22 {
+			return fmt.Errorf("-size %d: want %d..%d", c.size, minBody, 1<<22)
+		}
+		if c.inflight < 1 || c.inflight > 65535 {
+			return fmt.Errorf("-inflight %d: want 1..65535 (MQTT packet identifiers)", c.inflight)
+		}
+	}
+	switch c.scenario {
+	case scenarioFill, scenarioDrain:
+		if c.msgs < 1 {
+			return fmt.Errorf("-msgs %d: want at least 1", c.msgs)
+		}
+	case scenarioRestart:
+		if c.msgs < 0 {
+			return fmt.Errorf("-msgs %d: want 0 or more", c.msgs)
+		}
+		if len(c.brokerCmd) == 0 {
+			return fmt.Errorf("-scenario restart: the broker's command line must follow the flags (after --)")
+		}
+		if c.startTimeout <= 0 {
+			return fmt.Errorf("-start-timeout must be positive")
 		}
 	}
 	return nil

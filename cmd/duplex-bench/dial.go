@@ -77,6 +77,53 @@ func newDialer(cfg *config, small bool) (*dialer, error) {
 // dial opens one WebSocket connection and completes the STOMP CONNECT or
 // the MQTT CONNECT.
 func (d *dialer) dial(ctx context.Context) (conn, error) {
+	ws, err := d.dialWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(d.timeout)
+	if d.protocol == protoMQTT {
+		c := newMQTTClient(ws, d.qos)
+		if err := c.connect(deadline); err != nil {
+			ws.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	c := &client{ws: ws, p: parser{limit: maxBuffered}}
+	if err := c.connect(d.host, deadline); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialSession opens one MQTT connection with client identifier id, a clean
+// session or not (a persistent one), and returns it with the CONNACK's
+// Session Present flag. The dialer's protocol must be MQTT.
+func (d *dialer) dialSession(ctx context.Context, id string, clean bool) (*mqttClient, bool, error) {
+	ws, err := d.dialWS(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	c := newMQTTClient(ws, d.qos)
+	present, err := c.connectAs(id, clean, time.Now().Add(d.timeout))
+	if err != nil {
+		ws.Close()
+		return nil, false, err
+	}
+	return c, present, nil
+}
+
+// newMQTTClient wraps an open WebSocket connection.
+func newMQTTClient(ws *websocket.Conn, qos byte) *mqttClient {
+	c := &mqttClient{ws: ws, qos: qos}
+	c.p.limit = maxBuffered
+	return c
+}
+
+// dialWS opens one WebSocket connection with the protocol's subprotocol.
+func (d *dialer) dialWS(ctx context.Context) (*websocket.Conn, error) {
 	wd := d.ws[d.next.Add(1)%uint64(len(d.ws))]
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -95,20 +142,5 @@ func (d *dialer) dial(ctx context.Context) (conn, error) {
 		return nil, fmt.Errorf("server chose subprotocol %q, want %q", ws.Subprotocol(), want)
 	}
 	ws.SetReadLimit(maxBuffered)
-	deadline := time.Now().Add(d.timeout)
-	if d.protocol == protoMQTT {
-		c := &mqttClient{ws: ws, qos: d.qos}
-		c.p.limit = maxBuffered
-		if err := c.connect(deadline); err != nil {
-			ws.Close()
-			return nil, err
-		}
-		return c, nil
-	}
-	c := &client{ws: ws, p: parser{limit: maxBuffered}}
-	if err := c.connect(d.host, deadline); err != nil {
-		ws.Close()
-		return nil, err
-	}
-	return c, nil
+	return ws, nil
 }

@@ -15,6 +15,27 @@
 //	probe       one connection and one subscription: exits 0 when the broker
 //	            speaks -protocol on -url, 1 when it does not.
 //
+// Durable messaging, MQTT at QoS 1 only (-protocol mqtt; -qos is 1). The
+// persistent subscriber is -client-id (default bench-durable-sub), connected
+// without a clean session and subscribed to bench/durable; while it is
+// offline the broker must store every message for it before the PUBACK:
+//
+//	durable     sets up the subscriber afresh and leaves it offline, then
+//	            -pubs publishers send -size messages to its topic for -warmup
+//	            plus -duration, each with at most -inflight PUBLISHes not yet
+//	            PUBACKed; reports msg/s PUBACKed and publish-to-PUBACK
+//	            latency over the measured window.
+//	fill        the same until exactly -msgs messages are queued; reports the
+//	            time and rate.
+//	drain       resumes the subscriber's session and receives -msgs messages
+//	            (PUBACKing them), checking each publisher's sequence numbers;
+//	            reports the time from CONNECT to the last one.
+//	restart     execs the broker command line given after the flags (after
+//	            --), times exec to its "duplex listening on" line, quotes its
+//	            "store loaded" log line, drains -msgs messages (0: none) on
+//	            -url's path at the address it printed, then stops it with
+//	            SIGTERM (it must exit with status 0).
+//
 // With -protocol mqtt, -qos 0 or 1 sets the QoS of every publication and
 // subscription; QoS 1 subscribers PUBACK each delivery and QoS 1 publishers
 // count PUBACKs as confirmations for flow control.
@@ -23,6 +44,7 @@
 //
 //	stomp throughput 1->1 64B: 187432 msg/s delivered, 187430 msg/s published, p50 0.210 ms, ...
 //	mqtt throughput 1->100 64B qos1: 98000 msg/s delivered, 980 msg/s published, ...
+//	mqtt durable 16 pubs 64B qos1 inflight 32/pub sync=always: 5200 msg/s, PUBACK p50 3.10 ms, ...
 //
 // followed by ", FAIL: why" when the run does not count (a subscriber was
 // disconnected, deliveries were lost, ...), in which case it exits 1.
@@ -76,6 +98,14 @@ func main() {
 		runIdle(ctx, cfg, r)
 	case scenarioProbe:
 		runProbe(ctx, cfg, r)
+	case scenarioDurable:
+		runDurable(ctx, cfg, r)
+	case scenarioFill:
+		runFill(ctx, cfg, r)
+	case scenarioDrain:
+		runDrain(ctx, cfg, r)
+	case scenarioRestart:
+		runRestart(ctx, cfg, r)
 	default:
 		runThroughput(ctx, cfg, r)
 	}
@@ -87,8 +117,18 @@ func main() {
 
 // resultName is the start of the result line, naming the protocol, the
 // scenario and its shape: "stomp throughput 1->100 1KiB", "mqtt latency 1->1
-// 64B qos1 @5000/s", "stomp idle 10000 conns", "mqtt probe".
+// 64B qos1 @5000/s", "stomp idle 10000 conns", "mqtt probe", "mqtt durable
+// 16 pubs 64B qos1 inflight 32/pub", followed by -label if any.
 func resultName(cfg *config) string {
+	name := scenarioName(cfg)
+	if cfg.label != "" {
+		name += " " + cfg.label
+	}
+	return name
+}
+
+// scenarioName is resultName without the label.
+func scenarioName(cfg *config) string {
 	qos := ""
 	if cfg.protocol == protoMQTT {
 		qos = fmt.Sprintf(" qos%d", cfg.qos)
@@ -100,10 +140,26 @@ func resultName(cfg *config) string {
 		return fmt.Sprintf("%s probe %s", cfg.protocol, cfg.url)
 	case scenarioLatency:
 		return fmt.Sprintf("%s latency %d->%d %s%s @%.0f/s", cfg.protocol, cfg.pubs, cfg.subs, fmtSize(cfg.size), qos, cfg.rate)
+	case scenarioDurable:
+		return fmt.Sprintf("%s durable %d %s %s%s inflight %d/pub", cfg.protocol, cfg.pubs, plural(cfg.pubs, "pub"), fmtSize(cfg.size), qos, cfg.inflight)
+	case scenarioFill:
+		return fmt.Sprintf("%s fill %d msgs %d %s %s%s inflight %d/pub", cfg.protocol, cfg.msgs, cfg.pubs, plural(cfg.pubs, "pub"), fmtSize(cfg.size), qos, cfg.inflight)
+	case scenarioDrain:
+		return fmt.Sprintf("%s drain %d msgs%s", cfg.protocol, cfg.msgs, qos)
+	case scenarioRestart:
+		return fmt.Sprintf("%s restart %d msgs%s", cfg.protocol, cfg.msgs, qos)
 	}
 	name := fmt.Sprintf("%s throughput %d->%d %s%s", cfg.protocol, cfg.pubs, cfg.subs, fmtSize(cfg.size), qos)
 	if cfg.rate > 0 {
 		name += fmt.Sprintf(" @%.0f/s", cfg.rate)
 	}
 	return name
+}
+
+// plural returns word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

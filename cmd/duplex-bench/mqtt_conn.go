@@ -25,6 +25,9 @@ type mqttClient struct {
 	wbuf   []byte // the writer goroutine's buffer
 	acked  uint64 // PUBACKs received; owned by the reader
 	msgs   uint64 // WebSocket messages read; owned by the reader
+	// caughtUp, when set, is called by the reader each time it has handled
+	// every packet received so far and sent the PUBACKs owed.
+	caughtUp func()
 
 	wmu     sync.Mutex  // serialises writes: the reader's PUBACKs, sendBye, publish
 	acks    []byte      // PUBACKs owed; owned by the reader
@@ -42,20 +45,29 @@ var errNotConfirmed = errors.New("broker did not close the connection after DISC
 // connect sends CONNECT (clean session) and waits for a successful CONNACK.
 func (c *mqttClient) connect(deadline time.Time) error {
 	id := "dxb" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(clientSeq.Add(1), 10)
-	if err := c.write(deadline, appendMQTTConnect(c.wbuf[:0], id)); err != nil {
-		return fmt.Errorf("send CONNECT: %w", err)
+	_, err := c.connectAs(id, true, deadline)
+	return err
+}
+
+// connectAs sends CONNECT with client identifier id, a clean session or
+// not, and waits for a successful CONNACK. It returns the CONNACK's Session
+// Present flag. Packets the broker sends after the CONNACK (a resumed
+// session's queued messages) stay buffered for the next read.
+func (c *mqttClient) connectAs(id string, clean bool, deadline time.Time) (present bool, err error) {
+	if err := c.write(deadline, appendMQTTConnectSession(c.wbuf[:0], id, clean)); err != nil {
+		return false, fmt.Errorf("send CONNECT: %w", err)
 	}
 	pk, err := c.await(mqttCONNACK, -1, deadline)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(pk.body) != 2 {
-		return fmt.Errorf("%w: CONNACK of %d bytes", errMalformedPacket, len(pk.body))
+		return false, fmt.Errorf("%w: CONNACK of %d bytes", errMalformedPacket, len(pk.body))
 	}
 	if rc := pk.body[1]; rc != 0 {
-		return fmt.Errorf("CONNACK return code %d", rc)
+		return false, fmt.Errorf("CONNACK return code %d", rc)
 	}
-	return nil
+	return pk.body[0]&1 != 0, nil
 }
 
 // subscribe sends SUBSCRIBE for topic at the client's QoS and waits for a

@@ -58,6 +58,9 @@ func (c *mqttClient) readLoop(h handler) error {
 			if err := c.flushAcks(); err != nil {
 				return err
 			}
+			if c.caughtUp != nil {
+				c.caughtUp()
+			}
 			_, r, err := c.ws.NextReader()
 			if err != nil {
 				if c.byeSent.Load() && !c.closed.Load() {

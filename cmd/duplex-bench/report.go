@@ -79,6 +79,15 @@ func fmtMs(ns int64) string {
 	return fmt.Sprintf("%.0f ms", ms)
 }
 
+// fmtDur formats a duration for a result line: milliseconds below one
+// second (as fmtMs), seconds with two decimals above.
+func fmtDur(d time.Duration) string {
+	if d < time.Second {
+		return fmtMs(int64(d))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
 // addLatency appends p50, p90, p99 and max of h.
 func (r *result) addLatency(h *histogram) {
 	if h.n == 0 {
