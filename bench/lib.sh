@@ -14,19 +14,19 @@ alive() {
 	[[ -n "$state" && "$state" != Z ]]
 }
 
-# stop_pid NAME PID sends SIGTERM and waits up to 10 s for a graceful exit,
-# then SIGKILL. It fails (after saying why on standard error) when the
-# process had to be killed or exited non-zero. PID must be a child of this
-# shell.
+# stop_pid NAME PID [SECONDS] sends SIGTERM and waits up to SECONDS
+# (default 10) for a graceful exit, then SIGKILL. It fails (after saying why
+# on standard error) when the process had to be killed or exited non-zero.
+# PID must be a child of this shell.
 stop_pid() {
-	local name=$1 pid=$2 rc=0
+	local name=$1 pid=$2 secs=${3:-10} rc=0
 	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
+	for _ in $(seq $((secs * 50))); do
 		alive "$pid" || break
-		sleep 0.1
+		sleep 0.02
 	done
 	if alive "$pid"; then
-		echo "bench: $name $pid still running 10s after SIGTERM; killing it" >&2
+		echo "bench: $name $pid still running ${secs}s after SIGTERM; killing it" >&2
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		return 1
@@ -38,25 +38,35 @@ stop_pid() {
 	fi
 }
 
-# start_duplex starts a fresh Duplex broker (its own process, raised
-# open-files limit, empty data folder, random loopback port, no plain TCP
-# listeners: the benchmark speaks WebSocket only, and their fixed default
-# ports may be taken, by a Mosquitto service on 1883 for one) and waits up
-# to 10 s for its listening line. It sets DUPLEX_PID and DUPLEX_ADDR
-# (host:port) and fails after saying why on standard error. Its log goes to
-# $WORK/duplex.log.
-start_duplex() {
-	local data out line="" help tcp_off=()
+# duplex_argv DATA [FLAGS...] sets DUPLEX_ARGV to the broker's command line
+# with data folder DATA: random loopback port, no plain TCP listeners (the
+# benchmark speaks WebSocket only, and their fixed default ports may be
+# taken, by a Mosquitto service on 1883 for one), then FLAGS, then
+# EXTRA_BROKER.
+duplex_argv() {
+	local help tcp_off=()
 	help=$("$DUPLEX_BIN" -h 2>&1 || true)
 	if [[ "$help" == *-mqtt-tcp-addr* ]]; then
 		tcp_off=(-stomp-tcp-addr= -mqtt-tcp-addr=)
 	fi
-	data=$(mktemp -d "$WORK/data.XXXXXX")
+	DUPLEX_ARGV=("$DUPLEX_BIN" -addr 127.0.0.1:0 -data "$1" "${tcp_off[@]}" "${@:2}" "${EXTRA_BROKER[@]}")
+}
+
+# start_duplex [FLAGS...] starts a fresh Duplex broker (its own process,
+# raised open-files limit, empty data folder, the command line of
+# duplex_argv with FLAGS) and waits up to 10 s for its listening line. It
+# sets DUPLEX_PID, DUPLEX_ADDR (host:port) and DUPLEX_DATA (its data
+# folder) and fails after saying why on standard error. Its log goes to
+# $WORK/duplex.log.
+start_duplex() {
+	local out line=""
+	DUPLEX_DATA=$(mktemp -d "$WORK/data.XXXXXX")
+	duplex_argv "$DUPLEX_DATA" "$@"
 	out="$WORK/duplex.out"
 	: >"$out"
 	(
 		ulimit -n "$(ulimit -Hn)"
-		exec "$DUPLEX_BIN" -addr 127.0.0.1:0 -data "$data" "${tcp_off[@]}" "${EXTRA_BROKER[@]}"
+		exec "${DUPLEX_ARGV[@]}"
 	) >"$out" 2>>"$WORK/duplex.log" &
 	DUPLEX_PID=$!
 	for _ in $(seq 100); do
