@@ -19,4 +19,11 @@ var (
 	ErrSessionTakenOver = errors.New("broker: session taken over")
 	ErrControlOverflow  = errors.New("broker: control queue overflow")
 	ErrShuttingDown     = errors.New("broker: shutting down")
+	// ErrQuotaExceeded: a durable subscriber (persistent session, durable
+	// subscription or queue) is at its limit of stored messages, so the
+	// message was not kept for it (MQTT 5 PUBACK 0x97). Other subscribers
+	// got it.
+	ErrQuotaExceeded = errors.New("broker: quota exceeded: a durable subscriber's queue is full")
+	// ErrStore: the store failed to write; the message was not accepted.
+	ErrStore = errors.New("broker: store write failed")
 )

@@ -72,4 +72,8 @@ type Delivery struct {
 	QoS         QoS    // min(message QoS, granted QoS)
 	Tag         uint64 // queue delivery tag to Ack/Nack; 0 for topic deliveries
 	Redelivered bool   // sent before and not acknowledged
+	// Seq is the delivery's sequence number in its persistent session's
+	// stored queue (Config.Store); 0 when it is not stored. A protocol that
+	// needs the same packet id after a restart derives it from Seq.
+	Seq uint64
 }

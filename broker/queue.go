@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/duplexmq/duplex/store"
 )
 
 // MaxQueueNameLength bounds a queue name in bytes.
@@ -33,6 +35,7 @@ type queued struct {
 	msg         *Message
 	redelivered bool
 	sub         *Subscription // consumer holding it; nil while ready
+	seq         uint64        // sequence number in the store; 0 if not stored
 }
 
 // queue is a point-to-point destination (STOMP /queue/<name>): each message
@@ -70,6 +73,29 @@ func (q *queue) enqueue(r *Router, m *Message, max int) error {
 	return nil
 }
 
+// enqueueSeq appends m, already stored under seq, and dispatches. The
+// store holds it, so no limit applies here (the caller checked).
+func (q *queue) enqueueSeq(r *Router, m *Message, seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ready = append(q.ready, queued{msg: m, seq: seq})
+	q.dispatchLocked(r)
+}
+
+// depth0 is the number of ready messages.
+func (q *queue) depth0() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ready)
+}
+
+// settled removes a stored message once consumed.
+func (q *queue) settled(r *Router, seq uint64) {
+	if seq != 0 && r.dur != nil {
+		r.dur.ack(ackOp{ref: store.Ref{Name: q.name, Seq: seq}, queue: true})
+	}
+}
+
 // addConsumer adds sub and dispatches waiting messages to it.
 func (q *queue) addConsumer(r *Router, sub *Subscription) {
 	q.mu.Lock()
@@ -103,7 +129,7 @@ func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 	for _, tag := range back {
 		e := q.unacked[tag]
 		delete(q.unacked, tag)
-		requeue = append(requeue, queued{msg: e.msg, redelivered: true})
+		requeue = append(requeue, queued{msg: e.msg, redelivered: true, seq: e.seq})
 	}
 	if len(requeue) > 0 {
 		q.ready = append(requeue, q.ready...)
@@ -119,6 +145,7 @@ func (q *queue) ack(r *Router, tag uint64) {
 	if e, ok := q.unacked[tag]; ok {
 		delete(q.unacked, tag)
 		e.sub.inflight--
+		q.settled(r, e.seq)
 		q.dispatchLocked(r)
 	}
 }
@@ -130,7 +157,7 @@ func (q *queue) nack(r *Router, tag uint64) {
 	if e, ok := q.unacked[tag]; ok {
 		delete(q.unacked, tag)
 		e.sub.inflight--
-		q.ready = append([]queued{{msg: e.msg, redelivered: true}}, q.ready...)
+		q.ready = append([]queued{{msg: e.msg, redelivered: true, seq: e.seq}}, q.ready...)
 		q.dispatchLocked(r)
 	}
 }
@@ -161,7 +188,9 @@ func (q *queue) dispatchLocked(r *Router) {
 		q.ready = q.ready[1:]
 		if d.Tag != 0 {
 			sub.inflight++
-			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub}
+			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub, seq: e.seq}
+		} else {
+			q.settled(r, e.seq) // auto ack: consumed once handed over
 		}
 	}
 	if len(q.ready) == 0 {

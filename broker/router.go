@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/duplexmq/duplex/store"
 )
 
 // TempQueuePrefix starts the name of every temporary (reply) queue.
@@ -45,6 +47,11 @@ type Router struct {
 	published, delivered, dropped, slowConsumers, offlineDropped atomic.Uint64
 
 	matchBufs sync.Pool // *[]*Subscription, one per concurrent Publish
+
+	dur      *durable // nil without Config.Store
+	stopOnce sync.Once
+	bindings map[string]*binding // durable subscriptions by queue name, guarded by qmu
+	nbind    atomic.Int32        // len(bindings), read by Publish without qmu
 }
 
 // New returns a router with cfg (zero fields take defaults). log may be nil.
@@ -54,15 +61,21 @@ func New(cfg Config, log *slog.Logger) *Router {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &Router{
+	r := &Router{
 		cfg:      cfg.withDefaults(),
 		log:      log,
 		sessions: make(map[SessionID]*Session),
 		queues:   make(map[string]*queue),
 		shares:   make(map[string]*shareGroup),
 		wills:    make(map[SessionID]*time.Timer),
+		bindings: make(map[string]*binding),
 		idPrefix: hex.EncodeToString(b[:]),
 	}
+	if cfg.Store != nil {
+		r.dur = &durable{st: cfg.Store, acks: make(chan ackOp, ackBatch), stop: make(chan struct{}), done: make(chan struct{})}
+		go r.dur.ackLoop(r)
+	}
+	return r
 }
 
 // Config returns the router's effective configuration.
@@ -92,6 +105,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
 		subs:   make(map[string]*Subscription),
 		done:   make(chan struct{}),
+		stored: new(atomic.Int64),
 	}
 	s.expiry.Store(int64(o.Expiry))
 	if o.Expiry != 0 {
@@ -122,6 +136,21 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			}
 		}
 		r.takeover(old, s, o.CleanStart)
+	}
+	if r.dur != nil {
+		if old != nil && old.Expiry() != 0 && (o.CleanStart || o.Expiry == 0) {
+			r.forgetSession(id) // [MQTT-3.1.2-4] the old state goes, on disk too
+		}
+		if o.Expiry != 0 {
+			if err := r.saveSession(s, time.Time{}, storeWill(o.Will, o.WillDelay)); err != nil {
+				r.log.Error("store: session not saved", "session", id, "err", err)
+				r.Close(s, CloseServerShutdown)
+				return nil, fmt.Errorf("%w: %v", ErrStore, err)
+			}
+		}
+		if s.Paging() {
+			r.Refill(s)
+		}
 	}
 	return s, nil
 }
@@ -165,7 +194,16 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		old.expireAt.Stop()
 	}
 	_, unsent, _ := old.Outbox.Drain(nil, nil)
+	if r.dur != nil {
+		// Stored deliveries stay in the store: s pages them in, in order,
+		// once the protocol is ready (Refill).
+		s.stored = old.stored
+		s.paging.Store(true)
+	}
 	for _, d := range append(unsent, old.offline...) {
+		if d.Seq != 0 {
+			continue
+		}
 		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
 			continue
 		}
@@ -210,6 +248,13 @@ func (r *Router) Close(s *Session, why CloseReason) {
 		closeOnce(s.detached)
 		return
 	}
+	if s.persistent() && why == CloseServerShutdown {
+		// Kept as it is on disk, with the will (if any) published by the
+		// protocol already: it is not sent again after the restart.
+		if err := r.saveSession(s, time.Time{}, nil); err != nil {
+			r.log.Error("store: session not saved", "session", s.ID, "err", err)
+		}
+	}
 	if s.persistent() && why != CloseServerShutdown {
 		if d := s.Expiry(); d > 0 {
 			s.offMu.Lock()
@@ -217,9 +262,17 @@ func (r *Router) Close(s *Session, why CloseReason) {
 				s.expireAt = time.AfterFunc(d, func() { r.expire(s) })
 			}
 			s.offMu.Unlock()
+			if err := r.saveSession(s, time.Now().Add(d), nil); err != nil {
+				r.log.Error("store: session not saved", "session", s.ID, "err", err)
+			}
+		} else if err := r.saveSession(s, time.Time{}, nil); err != nil {
+			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
 		closeOnce(s.detached)
 		return
+	}
+	if s.Expiry() == 0 && r.dur != nil && s.detached != nil {
+		r.forgetSession(s.ID) // MQTT 5 DISCONNECT set Session Expiry to 0
 	}
 	r.mu.Lock()
 	if r.sessions[s.ID] == s {
@@ -243,6 +296,7 @@ func (r *Router) expire(s *Session) {
 	s.offline, s.state = nil, nil
 	s.offMu.Unlock()
 	r.detach(s)
+	r.forgetSession(s.ID)
 }
 
 // closeOnce closes ch unless it is nil or closed already. Callers
@@ -290,6 +344,13 @@ func (r *Router) dropTempQueues(names []string) {
 // is set, a queue consumer when sub.Queue is set. Waiting queue messages are
 // dispatched at once.
 func (r *Router) Subscribe(s *Session, sub *Subscription) error {
+	if isDurableQueue(sub.Queue) {
+		return fmt.Errorf("%w: %s names a durable subscription's queue", ErrInvalidQueue, DurableQueuePrefix)
+	}
+	return r.subscribe(s, sub)
+}
+
+func (r *Router) subscribe(s *Session, sub *Subscription) error {
 	sub.Session = s
 	switch {
 	case sub.Queue != "":
@@ -387,6 +448,9 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 	if old != nil {
 		r.unlink(old)
 	}
+	if err := r.saveSub(s, sub); err != nil {
+		r.log.Error("store: subscription not saved", "session", s.ID, "key", sub.Key, "err", err)
+	}
 	if sub.Group == "" { // shared subscriptions get no retained messages [MQTT-4.8.2-? v5 §3.3.1.3]
 		retained = r.retained.Match(sub.Filter, nil)
 	}
@@ -404,6 +468,7 @@ func (r *Router) Unsubscribe(s *Session, key string) error {
 		return ErrNoSuchSub
 	}
 	r.unlink(sub)
+	r.forgetSub(s, key)
 	return nil
 }
 
@@ -466,6 +531,10 @@ func (r *Router) TempQueue(s *Session) (string, error) {
 // It never waits on a subscriber: one whose outbox is full is handled by the
 // slow-consumer policy. m must not be modified afterwards.
 func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
+	return r.publish(from, m, nil)
+}
+
+func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	if from != nil {
 		m.From = from.ID
 	}
@@ -484,10 +553,25 @@ func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
 	if bp == nil {
 		bp = new([]*Subscription)
 	}
-	if m.Retain && !r.retained.Set(m, r.cfg.MaxRetained) {
-		r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
+	if m.Retain {
+		if !r.retained.Set(m, r.cfg.MaxRetained) {
+			r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
+		} else if r.dur != nil {
+			// Durable before the publisher's acknowledgement; an empty
+			// payload removes it [MQTT-3.3.1-10].
+			if err := r.dur.st.PutRetained(toStoreMsg(m)); err != nil {
+				r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
+			}
+		}
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
+	if mark != nil || (r.dur != nil && m.QoS > AtMostOnce) || r.nbind.Load() > 0 {
+		err := r.route(m, matches, mark)
+		clear(matches)
+		*bp = matches[:0]
+		r.matchBufs.Put(bp)
+		return err
+	}
 	for _, sub := range matches {
 		if sub.isProxy() {
 			if sub = sub.share.pick(); sub == nil {
@@ -512,6 +596,9 @@ func (r *Router) publishQueue(from *Session, m *Message) error {
 	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Queue) {
 		return ErrNotAuthorized
 	}
+	if isDurableQueue(m.Queue) {
+		return fmt.Errorf("%w: %s names a durable subscription's queue", ErrInvalidQueue, DurableQueuePrefix)
+	}
 	r.qmu.Lock()
 	q := r.queues[m.Queue]
 	if q == nil {
@@ -525,6 +612,9 @@ func (r *Router) publishQueue(from *Session, m *Message) error {
 		r.queues[m.Queue] = q
 	}
 	r.qmu.Unlock()
+	if r.dur != nil && q.owner == nil && m.QoS > AtMostOnce {
+		return r.enqueueStored(q, m)
+	}
 	return q.enqueue(r, m, r.cfg.MaxQueueDepth)
 }
 
@@ -644,6 +734,9 @@ func (r *Router) Redeliver(d Delivery) {
 // Ack settles a delivery. Topic deliveries need nothing; a queue delivery
 // is removed from its queue and frees a prefetch slot.
 func (r *Router) Ack(d Delivery) {
+	if d.Seq != 0 {
+		r.ackStored(d)
+	}
 	if d.Tag == 0 {
 		return
 	}

@@ -27,6 +27,13 @@ type SessionOptions struct {
 	// on Close, so a protocol can start its write goroutine on demand
 	// instead of keeping one per idle connection. It must not block.
 	Wake func()
+	// Will and WillDelay are the connection's will (MQTT), kept in the
+	// store with a persistent session so that a crash does not lose it:
+	// after a restart the broker publishes it once (the connection ended
+	// without DISCONNECT). The protocol still publishes it itself when the
+	// connection ends (PublishWill).
+	Will      *Message
+	WillDelay time.Duration
 }
 
 // Session is one client's state in the router: its subscriptions, its
@@ -67,7 +74,31 @@ type Session struct {
 	successor *Session
 	forward   map[*Subscription]*Subscription
 
+	// Durability (Config.Store). stored counts the session's messages in
+	// the store, shared with the sessions that take this one over. While
+	// paging, committed deliveries stay in the store and Router.Refill
+	// pages them in after lastPaged, in order; both are guarded by offMu
+	// (paging is atomic for lock-free reads).
+	stored    *atomic.Int64
+	paging    atomic.Bool
+	lastPaged uint64
+	refilling atomic.Bool
+
 	msgsIn, msgsOut atomic.Uint64
+}
+
+// Paging reports a persistent session that has messages in the store still
+// to page in (Router.Refill).
+func (s *Session) Paging() bool { return s.paging.Load() }
+
+// RestoredState is the protocol state a persistent session had on disk at
+// startup (TakeState returns it to the first connection that resumes the
+// session): MQTT QoS 2 packet ids awaiting PUBREL from the client
+// [MQTT-4.3.3-10], and ids of deliveries whose PUBREC arrived and whose
+// PUBREL must be resent [MQTT-4.4.0-1].
+type RestoredState struct {
+	QoS2In []uint16
+	PubRel []uint16
 }
 
 // NeverExpire is a SessionOptions.Expiry that never ends the session.

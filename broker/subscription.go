@@ -50,6 +50,7 @@ type Subscription struct {
 	pos      int         // slot in the index node's subscriber slice, guarded by the Index lock
 	inflight int         // unacknowledged queue deliveries, guarded by the queue's lock
 	share    *shareGroup // the group of a shared subscription (members and the proxy)
+	bind     *queue      // a durable subscription's index entry: matches go into this queue
 }
 
 // moveTo returns a copy of s for session to, made of the fields the owner

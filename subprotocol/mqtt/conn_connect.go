@@ -139,6 +139,7 @@ func (c *conn) handleConnect(p *Connect) error {
 	sess, err := c.router.Open(broker.SessionID(c.clientID), broker.SessionOptions{
 		Protocol: "mqtt", Version: versionNames[c.version], RemoteAddr: remote, Identity: id,
 		OnClose: c.onSessionClose, Wake: c.wr.Wake, Expiry: expiry, CleanStart: p.CleanStart,
+		Will: c.will, WillDelay: c.willDelay,
 	})
 	if err != nil {
 		return c.refuse(CodeServerUnavailable, "cannot open session", "err", err)

@@ -62,32 +62,55 @@ func (o *outState) allocID() uint16 {
 // settle frees the packet id of a PUBACK (QoS 1) or PUBCOMP (QoS 2) and
 // reports whether it was in flight (MQTT 5 §4.3.2, §4.3.3). A PUBACK for a QoS 2
 // flight, or PUBCOMP before PUBREC, is ignored.
-func (c *conn) settle(id uint16, kind PacketType) bool {
+func (c *conn) settle(id uint16, kind PacketType) (*flight, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.out.flights[id]
 	if f == nil || (kind == PUBACK) != (f.d.QoS == broker.AtLeastOnce) || (kind == PUBCOMP && !f.rel) {
-		return false
+		return nil, false
 	}
 	delete(c.out.flights, id)
-	return true
+	return f, true
 }
 
 // received handles PUBREC for id: known reports a QoS 2 flight, now at the
-// PUBREL stage; freed reports a flight ended by a failure code.
-func (c *conn) received(id uint16, failed bool) (known, freed bool) {
+// PUBREL stage; freed reports a flight ended by a failure code. d is the
+// flight's delivery, for the router. A repeated PUBREC (a flight already
+// at the PUBREL stage) returns a zero d: the store has settled it.
+func (c *conn) received(id uint16, failed bool) (known, freed bool, d broker.Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.out.flights[id]
 	if f == nil || f.d.QoS != broker.ExactlyOnce {
-		return false, false
+		return false, false, d
+	}
+	if f.rel {
+		return true, false, d
 	}
 	if failed {
 		delete(c.out.flights, id)
-		return true, true
+		return true, true, f.d
 	}
 	f.rel = true
-	return true, false
+	return true, false, f.d
+}
+
+// storedID is the packet id of a stored delivery: derived from its store
+// sequence, so that after a restart the same message goes out with the same
+// id and a client that already has it (QoS 2, PUBREC sent) recognises the
+// resend [MQTT-4.3.3-10]. Consecutive sequences give consecutive ids.
+func storedID(seq uint64) uint16 { return uint16(seq%65535) + 1 }
+
+// idFor returns the packet id for d, or false while a flight still holds
+// the id a stored delivery needs (the queue then waits, in order). Caller
+// holds c.mu.
+func (o *outState) idFor(d broker.Delivery) (uint16, bool) {
+	if d.Seq == 0 {
+		return o.allocID(), true
+	}
+	id := storedID(d.Seq)
+	_, used := o.flights[id]
+	return id, !used
 }
 
 // inflight counts QoS 1/2 PUBLISH packets awaiting acknowledgement. Caller
@@ -102,6 +125,9 @@ func (c *conn) saveState() *savedState {
 	defer c.mu.Unlock()
 	s := &savedState{qos2In: c.qos2In, nextID: c.out.nextID}
 	for _, f := range c.out.flights {
+		if f.d.Seq != 0 && !f.rel {
+			continue // in the store: the next connection pages it in again
+		}
 		s.flights = append(s.flights, *f)
 	}
 	slices.SortFunc(s.flights, func(a, b flight) int {
@@ -114,7 +140,7 @@ func (c *conn) saveState() *savedState {
 		return 0
 	})
 	for _, p := range c.out.queue {
-		if p.d.QoS > broker.AtMostOnce {
+		if p.d.QoS > broker.AtMostOnce && p.d.Seq == 0 {
 			s.queue = append(s.queue, p)
 		}
 	}
@@ -127,7 +153,13 @@ func (c *conn) saveState() *savedState {
 // [MQTT-4.4.0-1] [MQTT-3.3.1-1]. Called by the read loop before any write
 // goroutine can run.
 func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
-	s, _ := sess.TakeState().(*savedState)
+	var s *savedState
+	switch st := sess.TakeState().(type) {
+	case *savedState:
+		s = st
+	case *broker.RestoredState:
+		s = restoredState(st)
+	}
 	if s == nil {
 		return buf
 	}
@@ -174,4 +206,21 @@ func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
 		}
 	}
 	return buf
+}
+
+// restoredState turns the QoS 2 state a persistent session had on disk at
+// startup into a savedState: inbound ids awaiting PUBREL, and outbound
+// flights at the PUBREL stage (resent as PUBREL) [MQTT-4.4.0-1].
+func restoredState(st *broker.RestoredState) *savedState {
+	s := &savedState{}
+	if len(st.QoS2In) > 0 {
+		s.qos2In = make(map[uint16]struct{}, len(st.QoS2In))
+		for _, id := range st.QoS2In {
+			s.qos2In[id] = struct{}{}
+		}
+	}
+	for _, id := range st.PubRel {
+		s.flights = append(s.flights, flight{id: id, d: broker.Delivery{QoS: broker.ExactlyOnce}, rel: true})
+	}
+	return s
 }

@@ -42,7 +42,18 @@ func (c *conn) handlePublish(p *Publish) error {
 		applyProps(m, &p.Properties)
 	}
 	code := CodeSuccess
-	if err := c.router.Publish(c.ctx, c.sess, m); err != nil {
+	if p.QoS == 2 {
+		err = c.router.PublishQoS2(c.ctx, c.sess, m, p.PacketID)
+	} else {
+		err = c.router.Publish(c.ctx, c.sess, m)
+	}
+	if errors.Is(err, broker.ErrQuotaExceeded) && c.version < Version5 {
+		// Delivered to everyone but a durable subscriber at its limit
+		// (logged and counted by the router); 3.x cannot tell the
+		// publisher, and closing it would not help that subscriber.
+		err = nil
+	}
+	if err != nil {
 		// v5 refuses a publication in its acknowledgement (MQTT 5
 		// §3.4.2.1); a QoS 0 one is dropped. MQTT 3.x has no way to say
 		// no: the connection closes [MQTT-3.3.5-2].
@@ -54,6 +65,10 @@ func (c *conn) handlePublish(p *Publish) error {
 			code = CodeNotAuthorized
 		case errors.Is(err, broker.ErrInvalidTopic):
 			code = CodeTopicNameInvalid
+		case errors.Is(err, broker.ErrQuotaExceeded):
+			code = CodeQuotaExceeded // MQTT 5 §3.4.2.1: delivered, but not kept for every subscriber
+		case errors.Is(err, broker.ErrStore):
+			code = CodeUnspecifiedError // not stored, not routed: the client may retry
 		default:
 			return err
 		}
@@ -65,7 +80,7 @@ func (c *conn) handlePublish(p *Publish) error {
 	case 1:
 		c.reply(&Ack{Kind: PUBACK, PacketID: p.PacketID, ReasonCode: code})
 	case 2:
-		if !code.IsError() {
+		if !code.IsError() || code == CodeQuotaExceeded {
 			if c.qos2In == nil {
 				c.qos2In = make(map[uint16]struct{})
 			}
@@ -128,6 +143,10 @@ func (c *conn) handleAck(p *Ack) error {
 		// [MQTT-4.3.3-11] discard the packet id, answer PUBCOMP.
 		code := CodeSuccess
 		if _, ok := c.qos2In[p.PacketID]; ok {
+			// Forgotten on disk before PUBCOMP lets the client reuse it.
+			if err := c.router.ReleasedIn(c.sess, p.PacketID); err != nil {
+				return err
+			}
 			delete(c.qos2In, p.PacketID)
 		} else if c.version >= Version5 {
 			code = CodePacketIdentifierNotFound // MQTT 5 §3.7.2.1
@@ -135,18 +154,30 @@ func (c *conn) handleAck(p *Ack) error {
 		c.reply(&Ack{Kind: PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
 		return nil
 	case PUBACK, PUBCOMP:
-		if c.settle(p.PacketID, p.Kind) {
+		if f, ok := c.settle(p.PacketID, p.Kind); ok {
+			if p.Kind == PUBACK {
+				c.router.Ack(f.d) // a stored delivery leaves the store
+			} else {
+				c.router.Completed(c.sess, p.PacketID)
+			}
 			c.kick()
 		}
 		return nil
 	case PUBREC:
 		// [MQTT-4.3.3-4] PUBREL follows PUBREC; a failure code ends the
 		// flow (MQTT 5 §4.3.3).
-		known, freed := c.received(p.PacketID, p.ReasonCode.IsError())
+		known, freed, d := c.received(p.PacketID, p.ReasonCode.IsError())
 		switch {
 		case freed:
+			c.router.Ack(d)
 			c.kick()
 		case known:
+			// A stored delivery leaves the store and its packet id is
+			// recorded before PUBREL goes out: after a restart the broker
+			// resends PUBREL, never the message.
+			if err := c.router.Received(d, p.PacketID); err != nil {
+				return err
+			}
 			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID})
 		default:
 			code := CodeSuccess

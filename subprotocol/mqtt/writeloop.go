@@ -47,7 +47,20 @@ func (c *conn) WorkPending() bool {
 // Caller holds c.mu.
 func (c *conn) sendableLocked() bool {
 	q := c.out.queue
-	return len(q) > 0 && (q[0].d.QoS == broker.AtMostOnce || c.out.inflight() < c.window)
+	if len(q) == 0 {
+		return false
+	}
+	if q[0].d.QoS == broker.AtMostOnce {
+		return true
+	}
+	if c.out.inflight() >= c.window {
+		return false
+	}
+	if q[0].d.Seq != 0 {
+		_, free := c.out.flights[storedID(q[0].d.Seq)]
+		return !free
+	}
+	return true
 }
 
 // Pass drains the outbox once and writes the control packets and what the
@@ -64,7 +77,11 @@ func (w *writer) Pass() bool {
 	}
 	c.out.live += len(msgs)
 	over := c.out.live > c.maxQueued
+	low := c.out.live < c.maxQueued/4
 	c.mu.Unlock()
+	if low && !closed && c.sess.Paging() {
+		c.router.Refill(c.sess) // the next page of stored messages
+	}
 	if over && !closed {
 		// The client does not acknowledge fast enough to keep its window
 		// moving: the same policy as a full outbox (ARCHITECTURE §3.5).
@@ -123,9 +140,9 @@ func (w *writer) sendQueue() {
 			}
 			var id uint16
 			if p.d.QoS > 0 {
-				id = o.allocID()
+				id, _ = o.idFor(p.d) // free: sendableLocked checked
 			}
-			dst, ok := c.appendPublish(w.b.Buf(), p.d, p.retained, id, false)
+			dst, ok := c.appendPublish(w.b.Buf(), p.d, p.retained, id, p.d.Redelivered)
 			if !ok {
 				c.logf(slog.LevelDebug, "mqtt: message larger than the client's Maximum Packet Size, not sent", "topic", p.d.Msg.Topic)
 				continue

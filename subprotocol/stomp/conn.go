@@ -40,6 +40,7 @@ type conn struct {
 	txs         map[string][]*frame.Frame // open transactions
 	txBytes     int                       // body bytes buffered in txs
 	temps       map[string]string         // /temp-queue/<name> → router queue name
+	clientID    string                    // CONNECT client-id: names durable subscriptions
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts

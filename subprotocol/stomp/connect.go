@@ -45,6 +45,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		send, recv = negotiateHeartBeat(cx, cy, c.cfg.HeartbeatMin)
 	}
 	remote := c.t.RemoteAddr().String()
+	c.clientID = f.Header.Get("client-id")
 	id, err := c.router.Authenticate(c.ctx, broker.Credentials{
 		Login: f.Header.Get("login"), Passcode: f.Header.Get("passcode"),
 		ClientID: f.Header.Get("client-id"), RemoteAddr: remote, Protocol: "stomp",

@@ -1,6 +1,8 @@
 package stomp
 
 import (
+	"errors"
+
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
@@ -43,7 +45,14 @@ func (c *conn) handleSend(f *frame.Frame) error {
 			m.Props = append(m.Props, broker.Property{Key: k, Value: v})
 		}
 	}
-	return c.router.Publish(c.ctx, c.sess, m)
+	err = c.router.Publish(c.ctx, c.sess, m)
+	if errors.Is(err, broker.ErrQuotaExceeded) && f.Header.Get(frame.Receipt) == "" {
+		// Delivered, except to a durable subscriber at its limit (the
+		// router logs and counts it). Only a SEND that asked for a
+		// receipt is told, with an ERROR instead of the RECEIPT.
+		return nil
+	}
+	return err
 }
 
 // replyTo rewrites a /temp-queue/<name> reply-to into the private reply

@@ -45,7 +45,41 @@ func (c *conn) handleSubscribe(f *frame.Frame) error {
 	if d.queue != "" && len(d.queue) > len(broker.TempQueuePrefix) && d.queue[:len(broker.TempQueuePrefix)] == broker.TempQueuePrefix {
 		return protocolErr("access refused", "reply queues are consumed through /temp-queue/ reply-to headers")
 	}
+	if name, ok := c.durableName(f, id); ok && d.topic != "" {
+		return c.router.SubscribeDurable(c.sess, sub, name)
+	}
 	return c.router.Subscribe(c.sess, sub)
+}
+
+// durableName reads a durable topic subscription's name in the three
+// dialects STOMP clients use (none is in STOMP 1.2 itself):
+//
+//   - RabbitMQ: durable:true (or persistent:true) on SUBSCRIBE, named by the
+//     subscription id; auto-delete:true makes it not durable.
+//   - ActiveMQ: activemq.subscriptionName, with CONNECT's client-id.
+//   - Artemis: durable-subscription-name (or durable-subscriber-name),
+//     with CONNECT's client-id.
+//
+// The name is scoped by CONNECT's client-id when the client sent one, as
+// ActiveMQ and Artemis do. UNSUBSCRIBE with the same header deletes it.
+func (c *conn) durableName(f *frame.Frame, id string) (string, bool) {
+	var name string
+	switch {
+	case f.Header.Get("activemq.subscriptionName") != "":
+		name = f.Header.Get("activemq.subscriptionName")
+	case f.Header.Get("durable-subscription-name") != "":
+		name = f.Header.Get("durable-subscription-name")
+	case f.Header.Get("durable-subscriber-name") != "":
+		name = f.Header.Get("durable-subscriber-name")
+	case (f.Header.Get("durable") == "true" || f.Header.Get("persistent") == "true") && f.Header.Get("auto-delete") != "true" && id != "":
+		name = id
+	default:
+		return "", false
+	}
+	if c.clientID != "" {
+		name = c.clientID + "/" + name
+	}
+	return name, true
 }
 
 // handleUnsubscribe removes a subscription by id (destination in 1.0).
@@ -57,6 +91,18 @@ func (c *conn) handleUnsubscribe(f *frame.Frame) error {
 		}
 	}
 	sub := c.sess.Subscription(id)
+	name, durable := c.durableName(f, id)
+	if durable {
+		// Deleting a durable subscription does not need it to be active
+		// on this connection.
+		if sub != nil {
+			if err := c.router.Unsubscribe(c.sess, id); err != nil {
+				return err
+			}
+			c.forget(sub)
+		}
+		return c.router.Unbind(name)
+	}
 	if err := c.router.Unsubscribe(c.sess, id); err != nil {
 		return err
 	}

@@ -1,0 +1,362 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/duplexmq/duplex/store"
+)
+
+// restart stops r and returns a new router restored from the same store,
+// as a broker process restart does.
+func restart(t *testing.T, r *Router, st store.Store, cfg Config) (*Router, RestoreStats) {
+	t.Helper()
+	if r != nil {
+		r.Stop()
+	}
+	cfg.Store = st
+	nr := New(cfg, nil)
+	stats, err := nr.Restore()
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	t.Cleanup(nr.Stop)
+	return nr, stats
+}
+
+// collectStored drains s until it has n deliveries or the deadline passes.
+func collectStored(t *testing.T, s *Session, n int) []Delivery {
+	t.Helper()
+	var got []Delivery
+	checkFor(t, "deliveries", func() bool {
+		got = append(got, drained(s)...)
+		if len(got) < n && s.Paging() {
+			s.router.Refill(s)
+		}
+		return len(got) >= n
+	})
+	return got
+}
+
+func countStored(t *testing.T, st store.Store, id string) int {
+	t.Helper()
+	n, _, err := st.Count(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A persistent session's offline messages are on disk once Publish
+// returns, survive a restart, and are paged in, in order, when it resumes;
+// an acknowledgement removes them.
+func TestDurableOfflineAcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t/#")
+	r.Close(p, CloseClientClosed)
+	for _, b := range []string{"1", "2", "3"} {
+		publishQoS(t, r, "t/x", b, AtLeastOnce)
+	}
+	publishQoS(t, r, "t/x", "qos0", AtMostOnce) // not kept offline
+	if n := countStored(t, st, "p"); n != 3 {
+		t.Fatalf("stored for p: %d, want 3", n)
+	}
+
+	r, stats := restart(t, r, st, Config{})
+	if stats.Sessions != 1 || stats.Subs != 1 || stats.Queued != 3 {
+		t.Fatalf("restore stats %+v, want 1 session, 1 sub, 3 queued", stats)
+	}
+	p2 := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	if !p2.Resumed() {
+		t.Fatal("resumed session not reported as Resumed")
+	}
+	got := collectStored(t, p2, 3)
+	if b := deliveryBodies(got); !slices.Equal(b, []string{"1", "2", "3"}) {
+		t.Fatalf("after restart: %q, want 1 2 3", b)
+	}
+	for _, d := range got {
+		if d.Seq == 0 || !d.Redelivered || d.Sub == nil || d.Sub.Session != p2 {
+			t.Fatalf("paged delivery %+v: want Seq, Redelivered and p2's subscription", d)
+		}
+		r.Ack(d)
+	}
+	// A message published now goes straight to the outbox (caught up).
+	checkFor(t, "caught up", func() bool { return !p2.Paging() })
+	publishQoS(t, r, "t/x", "4", AtLeastOnce)
+	if b := drainedBodies(p2); !slices.Equal(b, []string{"4"}) {
+		t.Fatalf("live after catch-up: %q", b)
+	}
+	r.Stop()
+	if n := countStored(t, st, "p"); n != 1 {
+		t.Fatalf("stored after acks: %d, want 1 (the unacknowledged 4)", n)
+	}
+}
+
+// Messages committed but not yet acknowledged when a connection is taken
+// over reach the new one exactly once, in order, with live ones after.
+func TestDurableTakeoverPagesInOrder(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	for _, b := range []string{"1", "2"} {
+		publishQoS(t, r, "t", b, AtLeastOnce)
+	}
+	first := drained(p) // sent, never acknowledged
+	if len(first) != 2 {
+		t.Fatalf("online deliveries: %d", len(first))
+	}
+	publishQoS(t, r, "t", "3", AtLeastOnce) // still in p's outbox
+	r.Close(p, CloseTransportError)
+	p2 := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	publishQoS(t, r, "t", "4", AtLeastOnce)
+	got := collectStored(t, p2, 4)
+	checkFor(t, "caught up", func() bool { return !p2.Paging() })
+	publishQoS(t, r, "t", "5", AtLeastOnce)
+	got = append(got, drained(p2)...)
+	if b := deliveryBodies(got); !slices.Equal(b, []string{"1", "2", "3", "4", "5"}) {
+		t.Fatalf("after takeover: %q, want 1..5 once each", b)
+	}
+}
+
+// A durable subscription (STOMP) collects messages while nobody consumes
+// and across a restart; Unbind deletes it with its messages.
+func TestDurableSubscriptionAcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	c := openSession(t, r, "c1")
+	sub := &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}
+	if err := r.SubscribeDurable(c, sub, "cid/s"); err != nil {
+		t.Fatal(err)
+	}
+	r.Close(c, CloseClientClosed)
+	publishQoS(t, r, "news/a", "1", AtLeastOnce)
+	publishQoS(t, r, "other", "x", AtLeastOnce)
+	publishQoS(t, r, "news/b", "2", AtLeastOnce)
+
+	r, stats := restart(t, r, st, Config{})
+	if stats.QueueMsgs != 2 || stats.Subs != 1 {
+		t.Fatalf("restore stats %+v, want 2 queue messages, 1 durable subscription", stats)
+	}
+	publishQoS(t, r, "news/c", "3", AtLeastOnce) // the binding is live before anyone subscribes
+	c2 := openSession(t, r, "c2")
+	sub2 := &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}
+	if err := r.SubscribeDurable(c2, sub2, "cid/s"); err != nil {
+		t.Fatal(err)
+	}
+	got := drained(c2)
+	if b := deliveryBodies(got); !slices.Equal(b, []string{"1", "2", "3"}) {
+		t.Fatalf("durable subscription after restart: %q", b)
+	}
+	r.Ack(got[0])
+	// Unacknowledged ones come back after another restart.
+	r, _ = restart(t, r, st, Config{})
+	c3 := openSession(t, r, "c3")
+	if err := r.SubscribeDurable(c3, &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}, "cid/s"); err != nil {
+		t.Fatal(err)
+	}
+	if b := drainedBodies(c3); !slices.Equal(b, []string{"2", "3"}) {
+		t.Fatalf("unacknowledged after restart: %q, want 2 3", b)
+	}
+	if err := r.Unbind("cid/s"); err != nil {
+		t.Fatal(err)
+	}
+	publishQoS(t, r, "news/d", "4", AtLeastOnce)
+	r, stats = restart(t, r, st, Config{})
+	if stats.QueueMsgs != 0 || stats.Subs != 0 {
+		t.Fatalf("after Unbind: %+v, want nothing", stats)
+	}
+	if err := r.Subscribe(openSession(t, r, "x"), &Subscription{Key: "k", Queue: DurableQueuePrefix + "cid/s"}); !errors.Is(err, ErrInvalidQueue) {
+		t.Fatalf("direct consumer of a durable queue: %v, want ErrInvalidQueue", err)
+	}
+}
+
+// Queue (STOMP /queue/) messages are stored before Publish returns and
+// redelivered after a restart until acknowledged.
+func TestDurableQueueAcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	for _, b := range []string{"1", "2"} {
+		if err := r.Publish(context.Background(), nil, &Message{Queue: "jobs", Payload: []byte(b), QoS: AtLeastOnce}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, stats := restart(t, r, st, Config{})
+	if stats.QueueMsgs != 2 {
+		t.Fatalf("restore stats %+v, want 2 queue messages", stats)
+	}
+	c := openSession(t, r, "c")
+	if err := r.Subscribe(c, &Subscription{Key: "k", Queue: "jobs", QoS: AtLeastOnce, Ack: AckClientIndividual}); err != nil {
+		t.Fatal(err)
+	}
+	got := drained(c)
+	if b := deliveryBodies(got); !slices.Equal(b, []string{"1", "2"}) {
+		t.Fatalf("queue after restart: %q", b)
+	}
+	r.Ack(got[0])
+	r.Ack(got[1])
+	r.Stop()
+	if p, _ := st.QueuePending("jobs", 0, 0); len(p) != 0 {
+		t.Fatalf("acknowledged queue messages still stored: %d", len(p))
+	}
+}
+
+func TestDurableRetainedAcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	for _, m := range []*Message{
+		{Topic: "a", Payload: []byte("A"), Retain: true},
+		{Topic: "b", Payload: []byte("B"), Retain: true, QoS: AtLeastOnce},
+		{Topic: "b", Payload: nil, Retain: true}, // clears b
+	} {
+		if err := r.Publish(context.Background(), nil, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, stats := restart(t, r, st, Config{})
+	if stats.Retained != 1 {
+		t.Fatalf("restore stats %+v, want 1 retained", stats)
+	}
+	if got := r.Retained("#"); len(got) != 1 || string(got[0].Payload) != "A" {
+		t.Fatalf("retained after restart: %v", got)
+	}
+}
+
+// Past MaxOfflineMsgs a persistent session gets no more; the publisher is
+// told (ErrQuotaExceeded) and other subscribers still get the message.
+func TestDurableQuota(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{MaxOfflineMsgs: 2})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	other := openSession(t, r, "o")
+	topicSub(t, r, other, "k", "t")
+	publishQoS(t, r, "t", "1", AtLeastOnce)
+	publishQoS(t, r, "t", "2", AtLeastOnce)
+	err := r.Publish(context.Background(), nil, &Message{Topic: "t", Payload: []byte("3"), QoS: AtLeastOnce})
+	if !errors.Is(err, ErrQuotaExceeded) {
+		t.Fatalf("third publish: %v, want ErrQuotaExceeded", err)
+	}
+	if b := drainedBodies(other); !slices.Equal(b, []string{"1", "2", "3"}) {
+		t.Fatalf("other subscriber: %q", b)
+	}
+	if n := countStored(t, st, "p"); n != 2 {
+		t.Fatalf("stored: %d, want 2", n)
+	}
+}
+
+// A will of a session connected at a crash is published once after the
+// restart, never again.
+func TestDurableWillOnceAfterCrash(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	openOpts(t, r, "w", SessionOptions{Expiry: time.Hour, Will: &Message{Topic: "wills/w", Payload: []byte("gone"), QoS: AtLeastOnce}})
+	// Crash: no Close, no Shutdown.
+	r, _ = restart(t, r, st, Config{})
+	watcher := openOpts(t, r, "watch", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, watcher, "wills/#")
+	_ = watcher
+	r2, stats := restart(t, r, st, Config{})
+	_ = r2
+	if stats.Wills != 0 {
+		t.Fatalf("second restart published %d wills, want 0", stats.Wills)
+	}
+
+	// Once more, with the watcher subscribed before the crash.
+	st2 := store.NewMemory()
+	r, _ = restart(t, nil, st2, Config{})
+	watch := openOpts(t, r, "watch", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, watch, "wills/#")
+	r.Close(watch, CloseClientClosed)
+	openOpts(t, r, "w", SessionOptions{Expiry: time.Hour, Will: &Message{Topic: "wills/w", Payload: []byte("gone"), QoS: AtLeastOnce}})
+	r, stats = restart(t, r, st2, Config{})
+	if stats.Wills != 1 {
+		t.Fatalf("restart after crash published %d wills, want 1", stats.Wills)
+	}
+	if n := countStored(t, st2, "watch"); n != 1 {
+		t.Fatalf("will stored for the offline watcher: %d, want 1", n)
+	}
+	if _, stats = restart(t, r, st2, Config{}); stats.Wills != 0 {
+		t.Fatalf("next restart published %d wills, want 0", stats.Wills)
+	}
+}
+
+// A session whose expiry passed while the broker was down is removed at
+// startup with everything it had.
+func TestDurableExpiryAcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	publishQoS(t, r, "t", "1", AtLeastOnce)
+	r.Stop()
+	s, _, err := st.GetSession("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ExpiresAt.IsZero() || s.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("offline session record ExpiresAt %v, want an hour ahead", s.ExpiresAt)
+	}
+	s.ExpiresAt = time.Now().Add(-time.Second) // as if the broker had been down for an hour
+	if err := st.PutSession(s); err != nil {
+		t.Fatal(err)
+	}
+	_, stats := restart(t, nil, st, Config{})
+	if stats.Sessions != 0 || stats.Removed != 1 {
+		t.Fatalf("restore stats %+v, want the expired session removed", stats)
+	}
+	if n := countStored(t, st, "p"); n != 0 {
+		t.Fatalf("expired session's messages still stored: %d", n)
+	}
+}
+
+// QoS 2 packet ids of a persistent session are on disk: inbound ones with
+// the message, outbound ones at PUBREC, and come back after a restart.
+func TestDurableQoS2Marks(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	sub := openOpts(t, r, "sub", SessionOptions{Expiry: time.Hour})
+	s := &Subscription{Key: "t", Filter: "t", QoS: ExactlyOnce}
+	if _, _, err := r.SubscribeReplace(sub, s); err != nil {
+		t.Fatal(err)
+	}
+	pub := openOpts(t, r, "pub", SessionOptions{Expiry: time.Hour})
+	if err := r.PublishQoS2(context.Background(), pub, &Message{Topic: "t", Payload: []byte("x"), QoS: ExactlyOnce}, 7); err != nil {
+		t.Fatal(err)
+	}
+	d := drained(sub)[0]
+	if err := r.Received(d, 42); err != nil {
+		t.Fatal(err)
+	}
+	if n := countStored(t, st, "sub"); n != 0 {
+		t.Fatalf("PUBREC left the message stored: %d", n)
+	}
+	r, _ = restart(t, r, st, Config{})
+	for id, want := range map[SessionID]*RestoredState{"pub": {QoS2In: []uint16{7}}, "sub": {PubRel: []uint16{42}}} {
+		s2 := openOpts(t, r, id, SessionOptions{Expiry: time.Hour})
+		got, _ := s2.TakeState().(*RestoredState)
+		if got == nil || !slices.Equal(got.QoS2In, want.QoS2In) || !slices.Equal(got.PubRel, want.PubRel) {
+			t.Fatalf("%s restored state %+v, want %+v", id, got, want)
+		}
+		if id == "pub" {
+			if err := r.ReleasedIn(s2, 7); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			r.Completed(s2, 42)
+		}
+	}
+	r.Stop()
+	for _, id := range []string{"pub", "sub"} {
+		if m, _ := st.Marks(id); len(m) != 0 {
+			t.Fatalf("%s marks after release: %v", id, m)
+		}
+	}
+}

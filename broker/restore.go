@@ -1,0 +1,237 @@
+package broker
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/duplexmq/duplex/store"
+)
+
+// RestoreStats is what Router.Restore loaded from the store.
+type RestoreStats struct {
+	Sessions  int // persistent sessions
+	Subs      int // their subscriptions and durable subscriptions
+	Queued    int // messages queued for persistent sessions
+	QueueMsgs int // messages in queues and durable subscriptions
+	Retained  int
+	Wills     int // wills of sessions that were connected at the crash, published now
+	Removed   int // sessions that expired while the broker was down
+	Took      time.Duration
+}
+
+// sweepEvery is how often the background sweep removes expired and
+// orphaned records.
+const sweepEvery = time.Hour
+
+// Restore loads the store's state into a new router, before it serves any
+// connection: persistent sessions (offline, their subscriptions in the
+// index and their queued messages left on disk to be paged in when they
+// resume), durable subscriptions, queues and retained messages. A session
+// whose expiry passed while the broker was down is removed; one that was
+// connected when the broker stopped starts its expiry now, and its will,
+// if the store still holds one (a crash: no DISCONNECT, no will sent), is
+// published once and removed from the record first, so it is never sent
+// twice. Restore also starts the background sweep. Without a store it does
+// nothing.
+func (r *Router) Restore() (RestoreStats, error) {
+	var st RestoreStats
+	if r.dur == nil {
+		return st, nil
+	}
+	start := time.Now()
+	v := &restorer{r: r, st: &st, now: start}
+	if err := r.dur.st.Load(v); err != nil {
+		return st, err
+	}
+	names, err := r.dur.st.QueueNames()
+	if err != nil {
+		return st, err
+	}
+	for _, name := range names {
+		n, err := r.restoreQueue(name)
+		if err != nil {
+			return st, err
+		}
+		st.QueueMsgs += n
+	}
+	for _, w := range v.wills {
+		r.PublishWill(w.id, w.msg, w.delay)
+		st.Wills++
+	}
+	st.Took = time.Since(start)
+	go r.sweepLoop()
+	return st, nil
+}
+
+// restorer is the store.Visitor of Restore.
+type restorer struct {
+	r     *Router
+	st    *RestoreStats
+	now   time.Time
+	wills []restoredWill
+}
+
+type restoredWill struct {
+	id    SessionID
+	msg   *Message
+	delay time.Duration
+}
+
+func (v *restorer) Retained(m store.Msg) error {
+	msg := fromStoreMsg(m)
+	if msg.Expired() {
+		return nil
+	}
+	v.r.retained.Set(msg, v.r.cfg.MaxRetained)
+	v.st.Retained++
+	return nil
+}
+
+func (v *restorer) Session(s store.Session, subs []store.Sub) error {
+	r := v.r
+	if s.Protocol == bindingProtocol {
+		for _, sub := range subs {
+			if err := r.bind(sub.Queue, sub.Filter, false); err != nil {
+				return err
+			}
+			v.st.Subs++
+		}
+		return nil
+	}
+	id := SessionID(s.ID)
+	if s.Expiry > 0 && !s.ExpiresAt.IsZero() && !s.ExpiresAt.After(v.now) {
+		r.forgetSession(id)
+		v.st.Removed++
+		return nil
+	}
+	proto, version, _ := strings.Cut(s.Protocol, "/")
+	sess := &Session{
+		ID: id, Protocol: proto, Version: version, router: r,
+		Outbox:   NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
+		subs:     make(map[string]*Subscription, len(subs)),
+		done:     make(chan struct{}),
+		detached: make(chan struct{}),
+		stored:   new(atomic.Int64),
+	}
+	sess.expiry.Store(int64(s.Expiry))
+	sess.Close(CloseServerShutdown)
+	closeOnce(sess.detached)
+	n, _, err := r.dur.st.Count(s.ID)
+	if err != nil {
+		return err
+	}
+	sess.stored.Store(int64(n))
+	v.st.Queued += n
+	marks, err := r.dur.st.Marks(s.ID)
+	if err != nil {
+		return err
+	}
+	if len(marks) > 0 {
+		rs := &RestoredState{}
+		for _, m := range marks {
+			if m.In {
+				rs.QoS2In = append(rs.QoS2In, m.ID)
+			} else {
+				rs.PubRel = append(rs.PubRel, m.ID)
+			}
+		}
+		sess.state = rs
+	}
+	for _, ss := range subs {
+		sub := &Subscription{
+			Session: sess, Key: ss.Key, Filter: ss.Filter, Queue: ss.Queue, Group: ss.Group, QoS: QoS(ss.QoS),
+			Ack: AckClientIndividual, NoLocal: ss.NoLocal, RetainAsPublished: ss.RetainAsPublished,
+			RetainHandling: ss.RetainHandling, SubID: ss.SubID, Durable: ss.Durable,
+		}
+		if ValidFilter(sub.Filter) != nil {
+			continue
+		}
+		sess.subs[sub.Key] = sub
+		r.link(sub)
+		v.st.Subs++
+	}
+	r.mu.Lock()
+	r.sessions[id] = sess
+	r.mu.Unlock()
+	v.st.Sessions++
+	if s.Will != nil {
+		// Connected when the broker stopped without a chance to publish
+		// it: publish it now, once. The record loses it first.
+		if err := r.saveSession(sess, time.Time{}, nil); err != nil {
+			return err
+		}
+		v.wills = append(v.wills, restoredWill{id: id, msg: fromStoreMsg(s.Will.Msg), delay: s.Will.Delay})
+	}
+	if s.Expiry > 0 {
+		at := s.ExpiresAt
+		if at.IsZero() {
+			at = v.now.Add(s.Expiry) // it was connected: the expiry starts now
+			if err := r.saveSession(sess, at, nil); err != nil {
+				return err
+			}
+		}
+		sess.offMu.Lock()
+		sess.expireAt = time.AfterFunc(at.Sub(v.now), func() { r.expire(sess) })
+		sess.offMu.Unlock()
+	}
+	return nil
+}
+
+// restoreQueue loads a named queue's stored messages.
+func (r *Router) restoreQueue(name string) (int, error) {
+	page, err := r.dur.st.QueuePending(name, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	r.qmu.Lock()
+	q := r.queues[name]
+	if q == nil {
+		if isDurableQueue(name) {
+			// Its durable subscription is gone (Unbind did not finish):
+			// the sweep of a later version may remove them; keep them
+			// unreachable rather than lose them silently.
+			r.log.Warn("store: messages of a removed durable subscription", "queue", name, "count", len(page))
+		}
+		q = newQueue(name, nil)
+		r.queues[name] = q
+	}
+	r.qmu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, e := range page {
+		m := fromStoreMsg(e.Msg)
+		if m.Expired() {
+			q.settled(r, e.Seq)
+			continue
+		}
+		q.ready = append(q.ready, queued{msg: m, seq: e.Seq, redelivered: true})
+		n++
+	}
+	return n, nil
+}
+
+// sweepLoop removes expired and orphaned records now and every sweepEvery.
+func (r *Router) sweepLoop() {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			n, err := r.dur.st.Sweep(time.Now())
+			switch {
+			case errors.Is(err, store.ErrClosed):
+				return
+			case err != nil:
+				r.log.Error("store: sweep failed", "err", err)
+			case n > 0:
+				r.log.Info("store: removed expired and orphaned records", "count", n)
+			}
+			t.Reset(sweepEvery)
+		case <-r.dur.stop:
+			return
+		}
+	}
+}
