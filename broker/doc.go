@@ -49,11 +49,23 @@
 //	Router.smu → shareGroup.mu, Index.mu   (joining and leaving share groups)
 //	queue.mu → Outbox.mu       (dispatch; Session.Close may run under queue.mu)
 //	Session.offMu → Outbox.mu  (takeover hands unsent and offline messages over)
+//	Session.offMu → Session.mu (Refill finds the subscription of a stored message)
 //	Index.mu, Retained.mu      leaves: Match copies out before delivery
 //	Outbox.mu                  leaf
 //
 // Session.Close takes only the Outbox lock and calls the protocol's OnClose
 // hook, which must not block or take broker locks.
 //
-// No broker lock is held while calling a protocol, a store or the network.
+// No broker lock is held while calling a protocol, a store write or the
+// network. One store read runs under a lock: Refill reads a page of a
+// session's stored messages under Session.offMu, which orders the page
+// against concurrent deliveries (a bbolt read transaction never waits for
+// a writer).
+//
+// # Durability
+//
+// With Config.Store, QoS 1/2 messages for persistent sessions, durable
+// subscriptions and queues are committed before Publish returns, and the
+// state is restored at startup (Router.Restore); durable.go describes what
+// is written when.
 package broker

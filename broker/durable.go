@@ -102,14 +102,23 @@ func (d *durable) ackLoop(r *Router) {
 	}
 }
 
-// ack queues an asynchronous removal. It blocks only while ackLoop is
-// ackBatch removals behind, which slows the acknowledging client, never a
-// publisher.
+// ack queues an asynchronous removal without blocking: callers may hold a
+// queue or session lock. When ackLoop is ackBatch removals behind, the
+// removal waits on a goroutine of its own.
 func (d *durable) ack(op ackOp) {
 	select {
 	case d.acks <- op:
+		return
 	case <-d.stop:
+		return
+	default:
 	}
+	go func() {
+		select {
+		case d.acks <- op:
+		case <-d.stop:
+		}
+	}()
 }
 
 // Stop stops the router's background work and flushes pending

@@ -20,6 +20,17 @@ func (r *Router) PublishQoS2(ctx context.Context, from *Session, m *Message, pac
 	return r.publish(from, m, mark)
 }
 
+// anyPersistent reports a match that may need the store: a persistent
+// session's subscription or a share group (whose pick may be one).
+func anyPersistent(matches []*Subscription) bool {
+	for _, sub := range matches {
+		if sub.share != nil || (sub.Session != nil && sub.Session.Expiry() != 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // route is Publish's fan-out when something durable may be involved: it
 // sorts the matches into in-memory deliveries, deliveries to persistent
 // sessions and durable subscriptions' queues, commits the stored ones (and

@@ -565,7 +565,7 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 		}
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
-	if mark != nil || (r.dur != nil && m.QoS > AtMostOnce) || r.nbind.Load() > 0 {
+	if mark != nil || r.nbind.Load() > 0 || (r.dur != nil && m.QoS > AtMostOnce && anyPersistent(matches)) {
 		err := r.route(m, matches, mark)
 		clear(matches)
 		*bp = matches[:0]
