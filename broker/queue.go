@@ -172,6 +172,14 @@ func (q *queue) dispatchLocked(r *Router) {
 			return
 		}
 		e := q.ready[0]
+		if e.msg.Expired() {
+			// Expired while it waited (MQTT 5 Message Expiry): never
+			// delivered, and gone from the store.
+			q.settled(r, e.seq)
+			q.ready[0] = queued{}
+			q.ready = q.ready[1:]
+			continue
+		}
 		d := Delivery{Msg: e.msg, Sub: sub, QoS: min(e.msg.QoS, sub.QoS), Redelivered: e.redelivered}
 		if sub.Ack != AckAuto {
 			q.nextTag++
