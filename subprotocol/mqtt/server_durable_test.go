@@ -1,0 +1,169 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/store"
+)
+
+// restartRouter stops r (if any) and returns a router restored from st, as
+// a broker restart does.
+func restartRouter(t *testing.T, r *broker.Router, st store.Store, cfg broker.Config) *broker.Router {
+	t.Helper()
+	if r != nil {
+		r.Stop()
+	}
+	cfg.Store = st
+	nr := broker.New(cfg, nil)
+	if _, err := nr.Restore(); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	t.Cleanup(nr.Stop)
+	return nr
+}
+
+// A persistent session's in-flight and offline state survives a broker
+// restart: unacknowledged PUBLISHes come back with DUP and their original
+// packet ids, a PUBREC'd QoS 2 message comes back as PUBREL only
+// [MQTT-4.4.0-1], offline QoS 1/2 messages follow, QoS 0 ones do not.
+func TestDurableSessionAcrossRestart(t *testing.T) {
+	for _, level := range []byte{Version311, Version5} {
+		t.Run(versionNames[level], func(t *testing.T) {
+			st := store.NewMemory()
+			r := restartRouter(t, nil, st, broker.Config{})
+			persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+			c := dial(t, r, Config{}, level)
+			c.mustConnect("dev", false, persistent)
+			c.subscribe(1, 2, "q/#")
+			pub := func(r *broker.Router, i int, qos broker.QoS) {
+				t.Helper()
+				if err := r.Publish(context.Background(), nil, &broker.Message{Topic: "q/x", QoS: qos, Payload: []byte(fmt.Sprint(i))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pub(r, 1, 1) // acked
+			pub(r, 2, 1) // left unacked
+			pub(r, 3, 2) // PUBREC'd: PUBREL stage
+			pub(r, 4, 2) // left unacked
+			checkFor(t, "4 deliveries", func() bool { return len(c.publishes()) == 4 })
+			ps := c.publishes()
+			c.send(&Ack{Kind: PUBACK, PacketID: ps[0].PacketID})
+			c.send(&Ack{Kind: PUBREC, PacketID: ps[2].PacketID})
+			c.next(PUBREL)
+			c.ft.HangUp()
+			c.waitClosed()
+			pub(r, 5, 1) // offline: stored
+			pub(r, 6, 0) // QoS 0 offline: not kept
+			pub(r, 7, 2)
+
+			r = restartRouter(t, r, st, broker.Config{})
+			c2 := dial(t, r, Config{}, level)
+			if ack := c2.mustConnect("dev", false, persistent); !ack.SessionPresent {
+				t.Fatal("session not present after a restart [MQTT-3.2.2-2]")
+			}
+			checkFor(t, "resent and stored", func() bool { return len(c2.publishes()) == 4 && c2.count(PUBREL) == 1 })
+			var order []string
+			for _, p := range c2.packets()[1:] {
+				switch p := p.(type) {
+				case *Publish:
+					order = append(order, fmt.Sprintf("%s/%d/%v", p.Payload, p.QoS, p.Dup))
+				case *Ack:
+					order = append(order, fmt.Sprintf("%v/%d", p.Kind, p.PacketID))
+				}
+			}
+			want := []string{fmt.Sprintf("PUBREL/%d", ps[2].PacketID), "2/1/true", "4/2/true", "5/1/true", "7/2/true"}
+			if fmt.Sprint(order) != fmt.Sprint(want) {
+				t.Errorf("after restart: %v, want %v", order, want)
+			}
+			got := c2.publishes()
+			if got[0].PacketID != ps[1].PacketID || got[1].PacketID != ps[3].PacketID {
+				t.Errorf("resent ids %d, %d; want the original %d, %d", got[0].PacketID, got[1].PacketID, ps[1].PacketID, ps[3].PacketID)
+			}
+			// Settle everything; nothing is left on disk.
+			c2.send(&Ack{Kind: PUBCOMP, PacketID: ps[2].PacketID})
+			c2.send(&Ack{Kind: PUBACK, PacketID: got[0].PacketID})
+			c2.send(&Ack{Kind: PUBACK, PacketID: got[2].PacketID})
+			for _, p := range []*Publish{got[1], got[3]} {
+				c2.send(&Ack{Kind: PUBREC, PacketID: p.PacketID})
+				c2.send(&Ack{Kind: PUBCOMP, PacketID: p.PacketID})
+			}
+			checkFor(t, "all settled", func() bool {
+				n, _, _ := st.Count("dev")
+				marks, _ := st.Marks("dev")
+				return n == 0 && len(marks) == 0
+			})
+		})
+	}
+}
+
+// An inbound QoS 2 PUBLISH resent after a restart (the client did not see
+// PUBCOMP) is acknowledged, not routed again [MQTT-4.3.3-10]; after PUBREL
+// the id is free for a new message.
+func TestDurableInboundQoS2AcrossRestart(t *testing.T) {
+	st := store.NewMemory()
+	r := restartRouter(t, nil, st, broker.Config{})
+	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	sub := dial(t, r, Config{}, Version5)
+	sub.mustConnect("sub", false, persistent)
+	sub.subscribe(1, 2, "in")
+	pub := dial(t, r, Config{}, Version5)
+	pub.mustConnect("pub", false, persistent)
+	pub.send(&Publish{QoS: 2, PacketID: 9, Topic: "in", Payload: []byte("once")})
+	pub.next(PUBREC)
+	pub.ft.HangUp()
+	pub.waitClosed()
+	sub.ft.HangUp()
+	sub.waitClosed()
+
+	r = restartRouter(t, r, st, broker.Config{})
+	pub2 := dial(t, r, Config{}, Version5)
+	pub2.mustConnect("pub", false, persistent)
+	pub2.send(&Publish{QoS: 2, PacketID: 9, Dup: true, Topic: "in", Payload: []byte("once")})
+	pub2.next(PUBREC)
+	pub2.send(&Ack{Kind: PUBREL, PacketID: 9})
+	if c := pub2.next(PUBCOMP).(*Ack); c.ReasonCode != CodeSuccess {
+		t.Fatalf("PUBCOMP reason %v, want success (the id was known)", c.ReasonCode)
+	}
+	pub2.send(&Publish{QoS: 2, PacketID: 9, Topic: "in", Payload: []byte("next")}) // id reused
+	pub2.next(PUBREC)
+
+	sub2 := dial(t, r, Config{}, Version5)
+	sub2.mustConnect("sub", false, persistent)
+	checkFor(t, "two messages", func() bool { return len(sub2.publishes()) == 2 })
+	if got := sub2.publishes(); string(got[0].Payload) != "once" || string(got[1].Payload) != "next" {
+		t.Fatalf("subscriber got %q, %q; want once, next", got[0].Payload, got[1].Payload)
+	}
+}
+
+// A v5 publisher learns with 0x97 that a persistent subscriber's stored
+// queue is full (MQTT 5 §3.4.2.1); a 3.1.1 publisher is not disconnected.
+func TestDurableQuotaExceeded(t *testing.T) {
+	st := store.NewMemory()
+	r := restartRouter(t, nil, st, broker.Config{MaxOfflineMsgs: 1})
+	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	sub := dial(t, r, Config{}, Version5)
+	sub.mustConnect("sub", false, persistent)
+	sub.subscribe(1, 1, "t")
+	sub.ft.HangUp()
+	sub.waitClosed()
+	p5 := dial(t, r, Config{}, Version5)
+	p5.mustConnect("p5", true, nil)
+	p5.send(&Publish{QoS: 1, PacketID: 1, Topic: "t", Payload: []byte("1")})
+	if a := p5.next(PUBACK).(*Ack); a.ReasonCode != CodeSuccess {
+		t.Fatalf("first PUBACK %v", a.ReasonCode)
+	}
+	p5.send(&Publish{QoS: 1, PacketID: 2, Topic: "t", Payload: []byte("2")})
+	if a := p5.next(PUBACK).(*Ack); a.ReasonCode != CodeQuotaExceeded {
+		t.Fatalf("second PUBACK %v, want 0x97 Quota exceeded", a.ReasonCode)
+	}
+	p3 := dial(t, r, Config{}, Version311)
+	p3.mustConnect("p3", true, nil)
+	p3.send(&Publish{QoS: 1, PacketID: 1, Topic: "t", Payload: []byte("3")})
+	p3.next(PUBACK)
+	if p3.ft.Closed() {
+		t.Fatal("3.1.1 publisher disconnected for a subscriber's full queue")
+	}
+}
