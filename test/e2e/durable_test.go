@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/duplexmq/duplex/store"
+)
+
+// durableDialect is one way STOMP clients ask for a durable topic
+// subscription (README, Durability).
+type durableDialect struct {
+	name    string
+	connect []string // extra CONNECT headers
+	sub     []string // extra SUBSCRIBE headers (id comes separately)
+	unsub   []string // UNSUBSCRIBE headers that delete it
+}
+
+var durableDialects = []durableDialect{
+	{"rabbitmq", nil, []string{"durable", "true", "auto-delete", "false"}, []string{"durable", "true"}},
+	{"activemq", []string{"client-id", "c1"}, []string{"activemq.subscriptionName", "s1"}, []string{"activemq.subscriptionName", "s1"}},
+	{"artemis", []string{"client-id", "c1"}, []string{"durable-subscription-name", "s1"}, []string{"durable-subscription-name", "s1"}},
+}
+
+// A durable subscription keeps collecting while its subscriber is away,
+// across connections; UNSUBSCRIBE with the dialect's header deletes it.
+func TestDurableSubscriptionDialects(t *testing.T) {
+	for _, d := range durableDialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := startServer(t, func(c *serverConfig) { c.Broker.Store = store.NewMemory() })
+			dest := "/topic/durable/" + d.name
+			subscribe := func() *rawClient {
+				c := newRaw(t, s)
+				c.connect(d.connect...)
+				c.send("SUBSCRIBE", "", append([]string{"id", "sub-1", "destination", dest, "ack", "client-individual"}, d.sub...)...)
+				c.send("SEND", "", "destination", "/topic/$e2e/barrier", "receipt", "b")
+				return c
+			}
+			c := subscribe()
+			c.expect("RECEIPT")
+			c.send("DISCONNECT", "", "receipt", "bye")
+			c.expect("RECEIPT")
+
+			pub := newRaw(t, s)
+			pub.connect()
+			for i := 1; i <= 2; i++ {
+				pub.send("SEND", fmt.Sprint(i), "destination", dest, "receipt", fmt.Sprint(i))
+				pub.expect("RECEIPT")
+			}
+			c = subscribe()
+			// Receipts travel in their own lane and may overtake the
+			// backlog: take the two MESSAGEs and the RECEIPT in any order.
+			var bodies []string
+			for receipt := false; len(bodies) < 2 || !receipt; {
+				f, err := c.next(waitShort)
+				if err != nil {
+					t.Fatalf("waiting for the backlog: %v (got %q)", err, bodies)
+				}
+				switch f.Command {
+				case "RECEIPT":
+					receipt = true
+				case "MESSAGE":
+					if f.Header.Get("destination") != dest {
+						t.Fatalf("MESSAGE destination %q, want %q", f.Header.Get("destination"), dest)
+					}
+					bodies = append(bodies, string(f.Body))
+					c.send("ACK", "", "id", f.Header.Get("ack"))
+				default:
+					t.Fatalf("unexpected %s %q", f.Command, f.Body)
+				}
+			}
+			if fmt.Sprint(bodies) != "[1 2]" {
+				t.Fatalf("backlog %q, want [1 2] in order", bodies)
+			}
+			// Delete it; what is sent next has no subscription to wait in.
+			c.send("UNSUBSCRIBE", "", append([]string{"id", "sub-1", "receipt", "u"}, d.unsub...)...)
+			c.expect("RECEIPT")
+			pub.send("SEND", "lost", "destination", dest, "receipt", "3")
+			pub.expect("RECEIPT")
+			c.send("SUBSCRIBE", "", append([]string{"id", "sub-2", "destination", dest, "ack", "client-individual"}, d.sub...)...)
+			c.send("SEND", "", "destination", "/topic/$e2e/barrier", "receipt", "b2")
+			c.expect("RECEIPT")
+			pub.send("SEND", "4", "destination", dest, "receipt", "4")
+			pub.expect("RECEIPT")
+			if m := c.expect("MESSAGE"); string(m.Body) != "4" {
+				t.Fatalf("after deleting the durable subscription got %q, want only the new 4", m.Body)
+			}
+		})
+	}
+}
+
+// A SEND with a receipt to a full durable subscription gets ERROR, not
+// RECEIPT; one without a receipt is dropped for that subscriber only.
+func TestDurableSubscriptionFull(t *testing.T) {
+	s := startServer(t, func(c *serverConfig) {
+		c.Broker.Store = store.NewMemory()
+		c.Broker.MaxQueueDepth = 1
+	})
+	c := newRaw(t, s)
+	c.connect()
+	c.send("SUBSCRIBE", "", "id", "1", "destination", "/topic/full", "durable", "true", "auto-delete", "false", "receipt", "s")
+	c.send("UNSUBSCRIBE", "", "id", "1", "receipt", "u") // detach; the subscription stays
+	c.expect("RECEIPT")
+	pub := newRaw(t, s)
+	pub.connect()
+	pub.send("SEND", "1", "destination", "/topic/full", "receipt", "r1")
+	pub.expect("RECEIPT")
+	pub.send("SEND", "2", "destination", "/topic/full") // no receipt: dropped quietly
+	pub.send("SEND", "3", "destination", "/topic/full", "receipt", "r3")
+	e := pub.expect("ERROR")
+	if e.Header.Get("message") != "quota exceeded" || e.Header.Get("receipt-id") != "r3" {
+		t.Fatalf("ERROR message %q receipt-id %q, want quota exceeded, r3", e.Header.Get("message"), e.Header.Get("receipt-id"))
+	}
+}
