@@ -88,6 +88,10 @@ type Housekeeping interface {
 	// messages and deletes of unknown marks are not errors. Marks are put
 	// after they are deleted, so a batch may move a mark.
 	Commit(b *Batch) ([]uint64, error)
+	// CommitAll applies several batches in one transaction, in order (a
+	// connection's pipelined publishes share one commit and one fsync),
+	// and returns Commit's result for each. It writes all or none.
+	CommitAll(bs []*Batch) ([][]uint64, error)
 	// Marks returns a session's QoS 2 marks, ordered by direction (in
 	// first) and id.
 	Marks(sessionID string) ([]Mark, error)

@@ -80,3 +80,27 @@ func testSweep(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, "second sweep", again, 0)
 }
+
+func testCommitAll(t *testing.T, s Store) {
+	m1, m2 := sampleMsg(1), sampleMsg(2)
+	out, err := s.CommitAll([]*Batch{
+		{Msg: &m1, Sessions: []string{"a"}},
+		{},
+		{Msg: &m2, Sessions: []string{"a", "b"}, Queues: []string{"q"}},
+	})
+	must(t, err)
+	equal(t, "results", len(out), 3)
+	equal(t, "empty batch", len(out[1]), 0)
+	if len(out[0]) != 1 || len(out[2]) != 3 || out[2][0] <= out[0][0] {
+		t.Fatalf("seqs %v: want 1 then 3, in order", out)
+	}
+	p, err := s.Pending("a", 0, 0)
+	must(t, err)
+	equal(t, "a's queue in order", p, []Queued{{Seq: out[0][0], Msg: m1}, {Seq: out[2][0], Msg: m2}})
+	if _, err := s.CommitAll([]*Batch{{Msg: &m1, Sessions: []string{"ok"}}, {Sessions: []string{"bad\x00"}, Msg: &m1}}); err != ErrInvalidKey {
+		t.Fatalf("invalid key in the second batch: %v", err)
+	}
+	n, _, err := s.Count("ok")
+	must(t, err)
+	equal(t, "nothing written when one batch is invalid", n, 0)
+}

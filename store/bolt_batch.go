@@ -12,18 +12,50 @@ var bucketMarks = []byte("marks")
 
 // Commit implements Store.
 func (b *Bolt) Commit(bt *Batch) ([]uint64, error) {
-	if !bt.valid() {
-		return nil, ErrInvalidKey
+	seqs, err := b.CommitAll([]*Batch{bt})
+	if err != nil {
+		return nil, err
 	}
-	if bt.empty() {
-		return nil, nil
+	return seqs[0], nil
+}
+
+// CommitAll implements Store.
+func (b *Bolt) CommitAll(bts []*Batch) ([][]uint64, error) {
+	vals := make([][]byte, len(bts))
+	work := false
+	for i, bt := range bts {
+		if !bt.valid() {
+			return nil, ErrInvalidKey
+		}
+		if bt.Msg != nil {
+			vals[i] = encodeMsg(bt.Msg)
+		}
+		work = work || !bt.empty()
 	}
-	var val []byte
-	if bt.Msg != nil {
-		val = encodeMsg(bt.Msg)
+	out := make([][]uint64, len(bts))
+	if !work {
+		return out, nil
 	}
-	var seqs []uint64
 	err := b.write(func(tx *bolt.Tx) error {
+		for i, bt := range bts {
+			seqs, err := commitTx(tx, bt, vals[i])
+			if err != nil {
+				return err
+			}
+			out[i] = seqs
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// commitTx applies one batch inside tx; val is the encoded bt.Msg.
+func commitTx(tx *bolt.Tx, bt *Batch, val []byte) ([]uint64, error) {
+	var seqs []uint64
+	err := func() error {
 		out := make([]uint64, 0, len(bt.Sessions)+len(bt.Queues))
 		q := tx.Bucket(bucketQueue)
 		for _, id := range bt.Sessions {
@@ -70,11 +102,8 @@ func (b *Bolt) Commit(bt *Batch) ([]uint64, error) {
 		}
 		seqs = out
 		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return seqs, nil
+	}()
+	return seqs, err
 }
 
 // Marks implements Store.

@@ -21,20 +21,39 @@ func sortMarks(ms []Mark) {
 
 // Commit implements Store.
 func (m *Memory) Commit(bt *Batch) ([]uint64, error) {
-	if !bt.valid() {
-		return nil, ErrInvalidKey
+	seqs, err := m.CommitAll([]*Batch{bt})
+	if err != nil {
+		return nil, err
 	}
-	if bt.empty() {
-		return nil, nil
-	}
-	var val []byte
-	if bt.Msg != nil {
-		val = encodeMsg(bt.Msg)
+	return seqs[0], nil
+}
+
+// CommitAll implements Store.
+func (m *Memory) CommitAll(bts []*Batch) ([][]uint64, error) {
+	vals := make([][]byte, len(bts))
+	for i, bt := range bts {
+		if !bt.valid() {
+			return nil, ErrInvalidKey
+		}
+		if bt.Msg != nil {
+			vals[i] = encodeMsg(bt.Msg)
+		}
 	}
 	if err := m.lock(); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
+	out := make([][]uint64, len(bts))
+	for i, bt := range bts {
+		if !bt.empty() {
+			out[i] = m.commitLocked(bt, vals[i])
+		}
+	}
+	return out, nil
+}
+
+// commitLocked applies one batch; m.mu must be held.
+func (m *Memory) commitLocked(bt *Batch, val []byte) []uint64 {
 	out := make([]uint64, 0, len(bt.Sessions)+len(bt.Queues))
 	for _, id := range bt.Sessions {
 		m.seq++
@@ -61,7 +80,7 @@ func (m *Memory) Commit(bt *Batch) ([]uint64, error) {
 		}
 		m.marks[mk.Session][mk] = struct{}{}
 	}
-	return out, nil
+	return out
 }
 
 // Marks implements Store.

@@ -53,6 +53,7 @@ func testStore(t *testing.T, newFn func(t *testing.T) Store) {
 		{"Closed", testClosed},
 		{"Commit", testCommit},
 		{"Sweep", testSweep},
+		{"CommitAll", testCommitAll},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newFn(t)) })
 	}
