@@ -28,7 +28,8 @@
 # Exit status 0 when every result is clean, 1 when any line says FAIL or the
 # broker misbehaved (died, no listening line, non-zero exit on SIGTERM).
 # Whole run: about 1 minute on 2 cores with the defaults over STOMP only,
-# 2.5 minutes with MQTT, plus 1 to 3 minutes of durable messaging.
+# 2.5 minutes with MQTT, plus about 1.5 minutes of durable messaging (most
+# of it filling the store with 1M messages).
 #
 # Environment:
 #   BENCH_DURATION  measured time per scenario (default 5s)
@@ -60,6 +61,17 @@ MQTT=${BENCH_MQTT:-auto}
 DURABLE=${BENCH_DURABLE:-auto}
 read -r -a DURABLE_SYNCS <<<"${BENCH_DURABLE_SYNCS:-always 200ms}"
 RESTART_MSGS=${DUPLEX_BENCH_RESTART_MSGS:-1000000}
+if [[ ! "$RESTART_MSGS" =~ ^[0-9]+$ ]]; then
+	echo "bench: DUPLEX_BENCH_RESTART_MSGS=$RESTART_MSGS: want a count" >&2
+	exit 2
+fi
+case "$DURABLE" in
+auto | 0 | 1 | only) ;;
+*)
+	echo "bench: BENCH_DURABLE=$DURABLE: want auto, 0, 1 or only" >&2
+	exit 2
+	;;
+esac
 read -r -a EXTRA_BENCH <<<"${BENCH_ARGS:-}"
 read -r -a EXTRA_BROKER <<<"${DUPLEX_ARGS:-}"
 VERBOSE=${BENCH_VERBOSE:-0}
