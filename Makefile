@@ -4,7 +4,7 @@ BIN      := bin
 INTEROP  := test/interop
 FUZZTIME ?= 20s
 
-.PHONY: all build run test unit interop lint fuzz bench bench-peers clean
+.PHONY: all build run test unit interop lint fuzz soak bench bench-peers clean
 
 all: build
 
@@ -42,6 +42,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/mqtt/
 	$(GO) test -run '^$$' -fuzz '^FuzzRetained$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMsg$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./store/
+
+## soak: the kill -9 harness with 30 kill points (replay a run with DUPLEX_CRASH_SEED=<seed from its log>)
+soak:
+	DUPLEX_CRASH_KILLS=30 $(GO) test -count=1 -run TestKill9 -timeout 30m -v ./test/crash/
 
 ## bench: the load generator against a real broker process (STOMP, and MQTT)
 bench: build

@@ -1,0 +1,317 @@
+package crash_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Kill9 settings.
+const (
+	defaultKills  = 3
+	publishPace   = 5 * time.Millisecond // at most one publish per pace per publisher
+	minKillDelay  = 200 * time.Millisecond
+	killDelaySpan = 1800 * time.Millisecond // random part of the delay before a kill
+	minProgress   = 5                       // acknowledgements per publisher between kills
+	waitProgress  = 30 * time.Second
+)
+
+// killPoint is one SIGKILL of the experiment, for the failure report.
+type killPoint struct {
+	idx     int
+	delay   time.Duration // after the stream was running again
+	offline bool          // subscribers offline across this kill
+	gen     int           // broker generation killed
+	acked   []int         // per publisher, acknowledged before the kill
+}
+
+func (k killPoint) String() string {
+	s := fmt.Sprintf("#%d: gen %d killed %v after progress (acked %v)", k.idx, k.gen, k.delay, k.acked)
+	if k.offline {
+		s += ", subscribers offline"
+	}
+	return s
+}
+
+// TestKill9 runs sustained MQTT QoS 1, MQTT QoS 2, STOMP durable-topic and
+// STOMP /queue streams and kills the broker with SIGKILL at random points
+// (seeded: DUPLEX_CRASH_SEED; count: DUPLEX_CRASH_KILLS), restarting it
+// each time. Subscribers are online across most kills (live deliveries and
+// in-flight state) and offline across every third. At the end every
+// acknowledged message must have reached its subscriber: at least once and
+// in order of first arrival (QoS 1, STOMP), exactly once (QoS 2).
+func TestKill9(t *testing.T) {
+	kills := envInt(t, "DUPLEX_CRASH_KILLS", defaultKills)
+	seed := int64(envInt(t, "DUPLEX_CRASH_SEED", int(time.Now().UnixNano()&(1<<62-1))))
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6475706c6578))
+	t.Logf("seed %d, %d kill points (reproduce with DUPLEX_CRASH_SEED=%d DUPLEX_CRASH_KILLS=%d)", seed, kills, seed, kills)
+	var points []killPoint
+	t.Cleanup(func() {
+		if t.Failed() {
+			var ps []string
+			for _, p := range points {
+				ps = append(ps, p.String())
+			}
+			t.Logf("FAILED with seed %d and kill points:\n  %s\nreproduce: DUPLEX_CRASH_SEED=%d DUPLEX_CRASH_KILLS=%d go test -count=1 -run TestKill9 -v ./test/crash/",
+				seed, strings.Join(ps, "\n  "), seed, kills)
+		}
+	})
+
+	// A queue limit high enough that no acknowledged message is refused
+	// for a session while its subscriber is offline.
+	srv := startServer(t, "kill9", "-max-session-queue", "1000000")
+
+	const (
+		topicQoS1  = "crash/k9/qos1"
+		topicQoS2  = "crash/k9/qos2"
+		stompTopic = "/topic/crash/k9/stomp"
+		queue      = "/queue/crash-k9"
+	)
+	q1Sub := newV5Sub(srv, "k9-qos1-sub", topicQoS1, 1)
+	q2Sub := newV5Sub(srv, "k9-qos2-sub", topicQoS2, 2)
+	dialect := stompDialects[1] // ActiveMQ: client-id + activemq.subscriptionName
+	durClient := "k9-stomp-durable"
+	topicSub := newStompConsumer(srv, durClient, stompTopic, dialect.connHdrs(durClient), dialect.subHdrs(durClient))
+	queueSub := newStompConsumer(srv, "k9-queue-consumer", queue, nil, nil)
+	topicSub.start()
+	queueSub.start()
+	t.Cleanup(topicSub.stop)
+	t.Cleanup(queueSub.stop)
+	t.Cleanup(func() { _ = q1Sub.offline(); _ = q2Sub.offline() })
+
+	setOnline := func(on bool) {
+		t.Helper()
+		var errs, took []string
+		for _, s := range []*v5Sub{q1Sub, q2Sub} {
+			t0 := time.Now()
+			var err error
+			if on {
+				err = s.online()
+			} else {
+				err = s.offline()
+			}
+			took = append(took, fmt.Sprintf("%s %v", s.name, time.Since(t0).Round(time.Millisecond)))
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		for _, c := range []*stompConsumer{topicSub, queueSub} {
+			t0 := time.Now()
+			if err := c.setOnline(on); err != nil {
+				errs = append(errs, err.Error())
+			}
+			took = append(took, fmt.Sprintf("%s %v", c.name, time.Since(t0).Round(time.Millisecond)))
+		}
+		t.Logf("subscribers online=%v (broker generation %d): %s", on, srv.gen(), strings.Join(took, ", "))
+		if len(errs) > 0 {
+			t.Fatalf("subscribers online=%v (broker generation %d): %s", on, srv.gen(), strings.Join(errs, "; "))
+		}
+	}
+	setOnline(true)
+
+	// The streams.
+	p1, p2 := &pubLog{name: "p1"}, &pubLog{name: "p2"} // MQTT QoS 1
+	r1 := &pubLog{name: "r1"}                          // MQTT QoS 2
+	s1 := &pubLog{name: "s1"}                          // STOMP to the durable topic subscription
+	u1 := &pubLog{name: "u1"}                          // STOMP to the queue
+	logs := []*pubLog{p1, p2, r1, s1, u1}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	run := func(l *pubLog, send func(payload string) error, closeFn func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer closeFn()
+			tick := time.NewTicker(publishPace)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				n, p := l.take()
+				err := send(p)
+				l.result(n, err)
+				if err != nil && sleepOrStop(retryDelay, stop) {
+					return
+				}
+			}
+		}()
+	}
+	mqttStream := func(l *pubLog, topic string, qos byte) {
+		pub := &mqttPub{name: "k9-pub-" + l.name, srv: srv}
+		run(l, func(p string) error {
+			ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+			defer cancel()
+			return pub.publish(ctx, topic, qos, false, p)
+		}, pub.close)
+	}
+	stompStream := func(l *pubLog, dest string) {
+		snd := &stompSender{srv: srv}
+		run(l, func(p string) error { return snd.send(dest, p) }, snd.close)
+	}
+	mqttStream(p1, topicQoS1, 1)
+	mqttStream(p2, topicQoS1, 1)
+	mqttStream(r1, topicQoS2, 2)
+	stompStream(s1, stompTopic)
+	stompStream(u1, queue)
+	stopped := false
+	stopStreams := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		close(stop)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitExit):
+			t.Errorf("publishers still running %v after stop", waitExit)
+		}
+	}
+	t.Cleanup(stopStreams)
+
+	acked := func() []int {
+		out := make([]int, len(logs))
+		for i, l := range logs {
+			out[i] = l.ackedCount()
+		}
+		return out
+	}
+	// progress waits until every publisher has had minProgress more
+	// acknowledgements than in base.
+	progress := func(base []int, what string) {
+		t.Helper()
+		err := waitFor(waitProgress, func() error {
+			var slow []string
+			for i, l := range logs {
+				if got := l.ackedCount(); got < base[i]+minProgress {
+					slow = append(slow, fmt.Sprintf("%s (%d new)", l, got-base[i]))
+				}
+			}
+			if len(slow) > 0 {
+				return fmt.Errorf("%s", strings.Join(slow, "; "))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: publishers made no progress within %v (broker generation %d): %v", what, waitProgress, srv.gen(), err)
+		}
+	}
+
+	progress(acked(), "before the first kill")
+	for i := range kills {
+		offline := i%3 == 1
+		if offline {
+			setOnline(false)
+		}
+		delay := minKillDelay + time.Duration(rng.Int64N(int64(killDelaySpan)))
+		time.Sleep(delay) // the experiment: where in the stream the kill lands
+		kp := killPoint{idx: i + 1, delay: delay, offline: offline, gen: srv.gen(), acked: acked()}
+		points = append(points, kp)
+		t.Logf("kill %s", kp)
+		srv.kill9()
+		srv.start()
+		if offline {
+			setOnline(true)
+		}
+		progress(acked(), fmt.Sprintf("after kill #%d", i+1))
+	}
+	stopStreams()
+	for _, l := range logs {
+		t.Logf("publisher %s", l)
+	}
+
+	// End markers: each subscription's deliveries are in order, so once a
+	// marker arrived everything routed before it has been delivered.
+	markers := map[*recorder]string{}
+	func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+		defer cancel()
+		mp := &mqttPub{name: "k9-marker", srv: srv}
+		defer mp.close()
+		sp := &stompSender{srv: srv}
+		defer sp.close()
+		for _, m := range []struct {
+			rec  *recorder
+			send func(string) error
+		}{
+			{q1Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS1, 1, false, p) }},
+			{q2Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS2, 2, false, p) }},
+			{topicSub.rec, func(p string) error { return sp.send(stompTopic, p) }},
+			{queueSub.rec, func(p string) error { return sp.send(queue, p) }},
+		} {
+			marker := "end of stream"
+			if err := m.send(marker); err != nil {
+				t.Fatalf("marker for %s (broker generation %d, up): %v", m.rec.name, srv.gen(), err)
+			}
+			markers[m.rec] = marker
+		}
+	}()
+
+	streams := []struct {
+		rec  *recorder
+		pubs []*pubLog
+		opt  checkOptions
+	}{
+		{q1Sub.rec, []*pubLog{p1, p2}, checkOptions{ordered: true}},
+		{q2Sub.rec, []*pubLog{r1}, checkOptions{ordered: true, exactlyOnce: true}},
+		{topicSub.rec, []*pubLog{s1}, checkOptions{ordered: true}},
+		{queueSub.rec, []*pubLog{u1}, checkOptions{ordered: true}},
+	}
+	var recs []*recorder
+	var wants [][]string
+	for _, s := range streams {
+		var want []string
+		for _, l := range s.pubs {
+			want = append(want, l.ackedPayloads()...)
+		}
+		recs = append(recs, s.rec)
+		wants = append(wants, append(want, markers[s.rec]))
+	}
+	missing := drainAll(recs, wants, time.Now().Add(waitDrain))
+	for i, s := range streams {
+		dups := 0
+		for _, d := range s.rec.snapshot() {
+			if d.dup {
+				dups++
+			}
+		}
+		t.Logf("subscriber %s: %d deliveries (%d flagged redelivered/DUP), %d of %d wanted missing after the drain",
+			s.rec.name, s.rec.len(), dups, len(missing[i]), len(wants[i]))
+		if s.rec.times(markers[s.rec]) == 0 {
+			t.Errorf("%s: the end-of-stream marker, published after the last restart, never arrived", s.rec.name)
+		}
+		for _, p := range checkStream(s.rec, s.pubs, s.opt) {
+			t.Error(p)
+		}
+	}
+	for _, s := range []*v5Sub{q1Sub, q2Sub} {
+		for _, p := range s.getProblems() {
+			t.Error(p)
+		}
+	}
+}
+
+// envInt reads a positive integer setting, or returns def.
+func envInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a non-negative integer", name, v)
+	}
+	return n
+}
