@@ -32,28 +32,53 @@ func anyPersistent(matches []*Subscription) bool {
 }
 
 // route is Publish's fan-out when something durable may be involved: it
-// sorts the matches into in-memory deliveries, deliveries to persistent
-// sessions and durable subscriptions' queues, commits the stored ones (and
-// mark) in one transaction, then delivers. A durable subscriber at its
-// limit does not get the message and route returns ErrQuotaExceeded after
-// delivering to everyone else.
+// plans the deliveries, commits the stored ones (and mark) in one
+// transaction, then delivers.
 func (r *Router) route(m *Message, matches []*Subscription, mark *store.Mark) error {
-	var (
-		live   []Delivery
-		kept   []Delivery // to persistent sessions: stored
-		queues []*queue   // durable subscriptions: stored
-		memq   []*queue   // durable subscriptions, QoS 0 or no store: memory only
-		quota  bool
-	)
+	p := r.plan(m, matches, mark)
+	if !p.stored() {
+		return r.finishPlan(p, nil)
+	}
+	seqs, err := r.dur.st.Commit(&p.batch)
+	if err != nil {
+		r.log.Error("store: message not written; refused", "topic", m.Topic, "err", err)
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	return r.finishPlan(p, seqs)
+}
+
+// routePlan is one message's fan-out, sorted for the store: in-memory
+// deliveries, deliveries to persistent sessions and durable subscriptions'
+// queues (stored), and durable subscriptions that keep a QoS 0 message in
+// memory only.
+type routePlan struct {
+	m      *Message
+	live   []Delivery
+	kept   []Delivery
+	queues []*queue
+	memq   []*queue
+	quota  bool
+	batch  store.Batch
+}
+
+// stored reports a plan with something to commit.
+func (p *routePlan) stored() bool {
+	return p.batch.Msg != nil || len(p.batch.PutMarks) > 0
+}
+
+// plan sorts matches into a routePlan and fills its store batch. A durable
+// subscriber at its limit gets nothing and sets quota.
+func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *routePlan {
+	p := &routePlan{m: m}
 	for _, sub := range matches {
 		if sub.bind != nil {
 			switch {
 			case sub.bind.depth0() >= r.cfg.MaxQueueDepth:
-				quota = true
+				p.quota = true
 			case r.dur != nil && m.QoS > AtMostOnce:
-				queues = append(queues, sub.bind)
+				p.queues = append(p.queues, sub.bind)
 			default:
-				memq = append(memq, sub.bind)
+				p.memq = append(p.memq, sub.bind)
 			}
 			continue
 		}
@@ -68,53 +93,51 @@ func (r *Router) route(m *Message, matches []*Subscription, mark *store.Mark) er
 		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
 		if r.dur != nil && d.QoS > AtMostOnce && sub.Session.Expiry() != 0 {
 			if sub.Session.stored.Load() >= int64(r.cfg.MaxOfflineMsgs) {
-				quota = true
+				p.quota = true
 				r.offlineDropped.Add(1)
 				continue
 			}
-			kept = append(kept, d)
+			p.kept = append(p.kept, d)
 			continue
 		}
-		live = append(live, d)
+		p.live = append(p.live, d)
 	}
-	if len(kept) > 0 || len(queues) > 0 || mark != nil {
-		var b store.Batch
-		if len(kept)+len(queues) > 0 {
-			sm := toStoreMsg(m)
-			b.Msg = &sm
+	if len(p.kept)+len(p.queues) > 0 {
+		sm := toStoreMsg(m)
+		p.batch.Msg = &sm
+		for _, d := range p.kept {
+			p.batch.Sessions = append(p.batch.Sessions, string(d.Sub.Session.ID))
 		}
-		for _, d := range kept {
-			b.Sessions = append(b.Sessions, string(d.Sub.Session.ID))
-		}
-		for _, q := range queues {
-			b.Queues = append(b.Queues, q.name)
-		}
-		if mark != nil {
-			b.PutMarks = []store.Mark{*mark}
-		}
-		seqs, err := r.dur.st.Commit(&b)
-		if err != nil {
-			r.log.Error("store: message not written; refused", "topic", m.Topic, "err", err)
-			return fmt.Errorf("%w: %v", ErrStore, err)
-		}
-		for i := range kept {
-			kept[i].Seq = seqs[i]
-			kept[i].Sub.Session.stored.Add(1)
-		}
-		for i, q := range queues {
-			q.enqueueSeq(r, m, seqs[len(kept)+i])
+		for _, q := range p.queues {
+			p.batch.Queues = append(p.batch.Queues, q.name)
 		}
 	}
-	for _, d := range live {
+	if mark != nil {
+		p.batch.PutMarks = []store.Mark{*mark}
+	}
+	return p
+}
+
+// finishPlan delivers a planned message once its batch is committed with
+// sequence numbers seqs.
+func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
+	for i := range p.kept {
+		p.kept[i].Seq = seqs[i]
+		p.kept[i].Sub.Session.stored.Add(1)
+	}
+	for i, q := range p.queues {
+		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
+	}
+	for _, d := range p.live {
 		r.deliver(d)
 	}
-	for _, d := range kept {
+	for _, d := range p.kept {
 		r.deliverStored(d)
 	}
-	for _, q := range memq {
-		_ = q.enqueue(r, m, r.cfg.MaxQueueDepth)
+	for _, q := range p.memq {
+		_ = q.enqueue(r, p.m, r.cfg.MaxQueueDepth)
 	}
-	if quota {
+	if p.quota {
 		return ErrQuotaExceeded
 	}
 	return nil
@@ -283,4 +306,80 @@ func (r *Router) ReleasedIn(s *Session, packetID uint16) error {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	return nil
+}
+
+// PublishReq is one message of PublishBatch.
+type PublishReq struct {
+	Msg *Message
+	// QoS2 and PacketID: an MQTT QoS 2 PUBLISH, whose packet id is
+	// recorded for a persistent publisher as PublishQoS2 does.
+	QoS2     bool
+	PacketID uint16
+	Err      error // set by PublishBatch: what Publish would have returned
+}
+
+// PublishBatch publishes topic messages in order, as that many Publish (or
+// PublishQoS2) calls would, but commits all their stored copies in one
+// store transaction, so a publisher that pipelines (MQTT QoS 1/2 with many
+// packets in flight) pays one commit and one fsync per batch, not per
+// message. Every message is delivered after the commit, in order. When the
+// commit fails, every message that needed it gets ErrStore and is not
+// delivered.
+func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
+	plans := make([]*routePlan, len(reqs))
+	var batches []*store.Batch
+	for i := range reqs {
+		m := reqs[i].Msg
+		if from != nil {
+			m.From = from.ID
+		}
+		m.ID = r.nextMsgID.Add(1)
+		r.published.Add(1)
+		if err := r.admit(from, m); err != nil {
+			reqs[i].Err = err
+			continue
+		}
+		var mark *store.Mark
+		if reqs[i].QoS2 && r.dur != nil && from != nil && from.Expiry() != 0 {
+			mark = &store.Mark{Session: string(from.ID), In: true, ID: reqs[i].PacketID}
+		}
+		bp, _ := r.matchBufs.Get().(*[]*Subscription)
+		if bp == nil {
+			bp = new([]*Subscription)
+		}
+		matches := r.idx.Match(m.Topic, (*bp)[:0])
+		plans[i] = r.plan(m, matches, mark)
+		clear(matches)
+		*bp = matches[:0]
+		r.matchBufs.Put(bp)
+		if plans[i].stored() {
+			batches = append(batches, &plans[i].batch)
+		}
+	}
+	var (
+		seqs [][]uint64
+		err  error
+	)
+	if len(batches) > 0 {
+		if seqs, err = r.dur.st.CommitAll(batches); err != nil {
+			r.log.Error("store: messages not written; refused", "count", len(batches), "err", err)
+			err = fmt.Errorf("%w: %v", ErrStore, err)
+		}
+	}
+	next := 0
+	for i, p := range plans {
+		if p == nil {
+			continue
+		}
+		var s []uint64
+		if p.stored() {
+			if err != nil {
+				reqs[i].Err = err
+				continue
+			}
+			s = seqs[next]
+			next++
+		}
+		reqs[i].Err = r.finishPlan(p, s)
+	}
 }

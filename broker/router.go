@@ -543,26 +543,12 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	if m.Queue != "" {
 		return r.publishQueue(from, m)
 	}
-	if err := ValidTopicName(m.Topic); err != nil {
+	if err := r.admit(from, m); err != nil {
 		return err
-	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Topic) {
-		return ErrNotAuthorized
 	}
 	bp, _ := r.matchBufs.Get().(*[]*Subscription)
 	if bp == nil {
 		bp = new([]*Subscription)
-	}
-	if m.Retain {
-		if !r.retained.Set(m, r.cfg.MaxRetained) {
-			r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
-		} else if r.dur != nil {
-			// Durable before the publisher's acknowledgement; an empty
-			// payload removes it [MQTT-3.3.1-10].
-			if err := r.dur.st.PutRetained(toStoreMsg(m)); err != nil {
-				r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
-			}
-		}
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
 	if mark != nil || r.nbind.Load() > 0 || (r.dur != nil && m.QoS > AtMostOnce && anyPersistent(matches)) {
@@ -586,6 +572,29 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	clear(matches)
 	*bp = matches[:0]
 	r.matchBufs.Put(bp)
+	return nil
+}
+
+// admit checks a topic message before routing (name, authorization) and
+// stores or clears its retained copy.
+func (r *Router) admit(from *Session, m *Message) error {
+	if err := ValidTopicName(m.Topic); err != nil {
+		return err
+	}
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Topic) {
+		return ErrNotAuthorized
+	}
+	if m.Retain {
+		if !r.retained.Set(m, r.cfg.MaxRetained) {
+			r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
+		} else if r.dur != nil {
+			// Durable before the publisher's acknowledgement; an empty
+			// payload removes it [MQTT-3.3.1-10].
+			if err := r.dur.st.PutRetained(toStoreMsg(m)); err != nil {
+				r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
+			}
+		}
+	}
 	return nil
 }
 

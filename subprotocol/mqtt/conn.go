@@ -47,7 +47,10 @@ type conn struct {
 	aliases    map[uint16]string // inbound topic aliases (v5)
 	// qos2In holds inbound QoS 2 packet ids published and awaiting PUBREL
 	// (MQTT 5 §4.3.3 method B): a repeated PUBLISH is not published again.
+	// Guarded by q2mu: the publish pipeline releases an id it refused.
+	q2mu   sync.Mutex
 	qos2In map[uint16]struct{}
+	pipe   pubPipe // publishes waiting for their store commit (pipeline.go)
 
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
@@ -216,6 +219,15 @@ func (c *conn) fail(err error) error {
 		c.t.Close(we.ws, we.reason.String())
 		return err
 	}
+	c.closeOnError(err, we)
+	c.finish()
+	return err
+}
+
+// closeOnError queues a v5 DISCONNECT for err and closes the session; the
+// read loop then finishes. Safe on any goroutine once the session is open
+// (the publish pipeline uses it).
+func (c *conn) closeOnError(err error, we wire) {
 	c.failCode.Store(int32(we.ws))
 	if c.version >= Version5 && we.code != 0 {
 		d := &Disconnect{ReasonCode: we.code}
@@ -226,8 +238,6 @@ func (c *conn) fail(err error) error {
 		_ = c.sess.Outbox.PushControl(AppendPacket(nil, d, c.version))
 	}
 	c.sess.Close(we.reason)
-	c.finish()
-	return err
 }
 
 // finish waits for the write loop to flush and close, publishes the will
@@ -237,6 +247,7 @@ func (c *conn) finish() error {
 	if c.sess == nil {
 		return nil
 	}
+	c.drainPipe() // publishes it accepted are routed before the will and the session's end
 	<-c.wdone
 	reason := c.sess.Reason()
 	if c.will != nil && !c.normalClose {

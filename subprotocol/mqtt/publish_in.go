@@ -22,15 +22,19 @@ func (c *conn) handlePublish(p *Publish) error {
 		return err
 	}
 	if p.QoS == 2 {
-		if _, dup := c.qos2In[p.PacketID]; dup {
+		c.q2mu.Lock()
+		_, dup := c.qos2In[p.PacketID]
+		n := len(c.qos2In)
+		c.q2mu.Unlock()
+		if dup {
 			c.reply(&Ack{Kind: PUBREC, PacketID: p.PacketID}) // [MQTT-4.3.3-10]
 			return nil
 		}
 		// [MQTT-3.3.4-7] at most Receive Maximum QoS 2 publications may
 		// await PUBREL, else DISCONNECT 0x93 (MQTT 5 §3.3.4); QoS 1 ones
-		// are acknowledged before the next packet is read, so they never
-		// add up.
-		if len(c.qos2In) >= c.cfg.ReceiveMaximum {
+		// are acknowledged before the next packet is read, or wait in the
+		// bounded publish pipeline, so they never add up.
+		if n >= c.cfg.ReceiveMaximum {
 			return Error{Code: CodeReceiveMaximumExceeded, Reason: "more unacknowledged QoS 2 PUBLISH packets than Receive Maximum [MQTT-3.3.4-7]"}
 		}
 	}
@@ -41,12 +45,33 @@ func (c *conn) handlePublish(p *Publish) error {
 	if c.version >= Version5 {
 		applyProps(m, &p.Properties)
 	}
-	code := CodeSuccess
+	if c.router.Durable() && (p.QoS > 0 || c.pipe.busy()) {
+		// Acknowledged once stored, off the read loop, so a client
+		// with many packets in flight shares commits (pipeline.go).
+		if p.QoS == 2 {
+			c.q2mu.Lock()
+			if c.qos2In == nil {
+				c.qos2In = make(map[uint16]struct{})
+			}
+			c.qos2In[p.PacketID] = struct{}{} // released again if refused
+			c.q2mu.Unlock()
+		}
+		c.submit(pubJob{qos: p.QoS, id: p.PacketID, m: m})
+		return nil
+	}
 	if p.QoS == 2 {
 		err = c.router.PublishQoS2(c.ctx, c.sess, m, p.PacketID)
 	} else {
 		err = c.router.Publish(c.ctx, c.sess, m)
 	}
+	return c.acknowledge(p.QoS, p.PacketID, err)
+}
+
+// acknowledge answers a routed PUBLISH: PUBACK (QoS 1) or PUBREC (QoS 2),
+// with a v5 reason code when it was refused. A non-nil return closes the
+// connection (3.x has no way to refuse [MQTT-3.3.5-2]).
+func (c *conn) acknowledge(qos byte, id uint16, err error) error {
+	code := CodeSuccess
 	if errors.Is(err, broker.ErrQuotaExceeded) && c.version < Version5 {
 		// Delivered to everyone but a durable subscriber at its limit
 		// (logged and counted by the router); 3.x cannot tell the
@@ -72,21 +97,26 @@ func (c *conn) handlePublish(p *Publish) error {
 		default:
 			return err
 		}
-		if p.QoS == 0 {
+		if qos == 0 {
 			return nil
 		}
 	}
-	switch p.QoS {
+	switch qos {
 	case 1:
-		c.reply(&Ack{Kind: PUBACK, PacketID: p.PacketID, ReasonCode: code})
+		c.reply(&Ack{Kind: PUBACK, PacketID: id, ReasonCode: code})
 	case 2:
-		if !code.IsError() || code == CodeQuotaExceeded {
+		// A failure code ends the flow (MQTT 5 §4.3.3): the id is free.
+		c.q2mu.Lock()
+		if code.IsError() {
+			delete(c.qos2In, id)
+		} else {
 			if c.qos2In == nil {
 				c.qos2In = make(map[uint16]struct{})
 			}
-			c.qos2In[p.PacketID] = struct{}{}
+			c.qos2In[id] = struct{}{}
 		}
-		c.reply(&Ack{Kind: PUBREC, PacketID: p.PacketID, ReasonCode: code})
+		c.q2mu.Unlock()
+		c.reply(&Ack{Kind: PUBREC, PacketID: id, ReasonCode: code})
 	}
 	return nil
 }
@@ -142,12 +172,17 @@ func (c *conn) handleAck(p *Ack) error {
 	case PUBREL:
 		// [MQTT-4.3.3-11] discard the packet id, answer PUBCOMP.
 		code := CodeSuccess
-		if _, ok := c.qos2In[p.PacketID]; ok {
+		c.q2mu.Lock()
+		_, ok := c.qos2In[p.PacketID]
+		c.q2mu.Unlock()
+		if ok {
 			// Forgotten on disk before PUBCOMP lets the client reuse it.
 			if err := c.router.ReleasedIn(c.sess, p.PacketID); err != nil {
 				return err
 			}
+			c.q2mu.Lock()
 			delete(c.qos2In, p.PacketID)
+			c.q2mu.Unlock()
 		} else if c.version >= Version5 {
 			code = CodePacketIdentifierNotFound // MQTT 5 §3.7.2.1
 		}

@@ -167,3 +167,76 @@ func TestDurableQuotaExceeded(t *testing.T) {
 		t.Fatal("3.1.1 publisher disconnected for a subscriber's full queue")
 	}
 }
+
+// gatedStore holds every commit until the test lets it through.
+type gatedStore struct {
+	*store.Memory
+	entered chan int // batches in a CommitAll that is waiting
+	release chan struct{}
+}
+
+func (g *gatedStore) CommitAll(bs []*store.Batch) ([][]uint64, error) {
+	g.entered <- len(bs)
+	<-g.release
+	return g.Memory.CommitAll(bs)
+}
+
+func (g *gatedStore) Commit(b *store.Batch) ([]uint64, error) {
+	out, err := g.CommitAll([]*store.Batch{b})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// Pipelined QoS 1 publishes are acknowledged only after their commit, in
+// order [MQTT-4.6.0-2], and those that queue up during a commit share the
+// next one.
+func TestDurablePipelinedPublishes(t *testing.T) {
+	g := &gatedStore{Memory: store.NewMemory(), entered: make(chan int, 16), release: make(chan struct{})}
+	r := broker.New(broker.Config{Store: g}, nil)
+	if _, err := r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	sub := dial(t, r, Config{}, Version5)
+	sub.mustConnect("sub", false, persistent)
+	sub.subscribe(1, 1, "t")
+	sub.ft.HangUp()
+	sub.waitClosed()
+
+	pub := dial(t, r, Config{}, Version5)
+	pub.mustConnect("pub", true, nil)
+	pub.send(&Publish{QoS: 1, PacketID: 1, Topic: "t", Payload: []byte("1")})
+	if n := <-g.entered; n != 1 {
+		t.Fatalf("first commit has %d batches, want 1", n)
+	}
+	// While it waits, nine more arrive; none may be acknowledged yet.
+	for i := 2; i <= 10; i++ {
+		pub.send(&Publish{QoS: 1, PacketID: uint16(i), Topic: "t", Payload: []byte(fmt.Sprint(i))})
+	}
+	pub.send(&Pingreq{}) // read loop barrier: the nine are queued behind the commit
+	pub.next(PINGRESP)
+	if n := pub.count(PUBACK); n != 0 {
+		t.Fatalf("%d PUBACKs before the commit finished", n)
+	}
+	g.release <- struct{}{}
+	if n := <-g.entered; n != 9 {
+		t.Fatalf("second commit has %d batches, want the 9 that queued up", n)
+	}
+	g.release <- struct{}{}
+	acks := pub.waitN("10 PUBACKs", 10, func(p Packet) bool { a, ok := p.(*Ack); return ok && a.Kind == PUBACK })
+	for i, p := range acks {
+		if a := p.(*Ack); a.PacketID != uint16(i+1) || a.ReasonCode != CodeSuccess {
+			t.Fatalf("PUBACK %d: id %d reason %v, want id %d success", i, a.PacketID, a.ReasonCode, i+1)
+		}
+	}
+	close(g.release) // let the router's remaining writes (acks, session records) through
+	go func() {
+		for range g.entered {
+		}
+	}()
+	if n, _, _ := g.Count("sub"); n != 10 {
+		t.Fatalf("stored for the subscriber: %d, want 10", n)
+	}
+}
