@@ -261,12 +261,14 @@ func (c *v5Sub) offline() error {
 // v3Sub is a CleanSession=false 3.1.1 client. It connects, subscribes the
 // first time, and goes offline with a DISCONNECT; each online period is a
 // new client with the same id, receiving through its default handler.
+// With reconnect set it also reconnects by itself while online.
 type v3Sub struct {
-	name   string
-	srv    *server
-	filter string
-	qos    byte
-	rec    *recorder
+	name      string
+	srv       *server
+	filter    string
+	qos       byte
+	rec       *recorder
+	reconnect bool
 
 	subscribed bool
 	c          pahomqtt.Client
@@ -282,7 +284,8 @@ func (c *v3Sub) online() error {
 		SetClientID(c.name).
 		SetProtocolVersion(4).
 		SetCleanSession(false).
-		SetAutoReconnect(false).
+		SetAutoReconnect(c.reconnect).
+		SetMaxReconnectInterval(4 * retryDelay).
 		SetConnectRetry(false).
 		SetConnectTimeout(waitShort).
 		SetWriteTimeout(waitShort).

@@ -39,8 +39,9 @@ func (k killPoint) String() string {
 	return s
 }
 
-// TestKill9 runs sustained MQTT QoS 1, MQTT QoS 2, STOMP durable-topic and
-// STOMP /queue streams and kills the broker with SIGKILL at random points
+// TestKill9 runs sustained MQTT QoS 1 (to an MQTT 5 and an MQTT 3.1.1
+// persistent session), MQTT QoS 2, STOMP durable-topic and STOMP /queue
+// streams and kills the broker with SIGKILL at random points
 // (seeded: DUPLEX_CRASH_SEED; count: DUPLEX_CRASH_KILLS), restarting it
 // each time. Subscribers are online across most kills (live deliveries and
 // in-flight state) and offline across every third. At the end every
@@ -75,6 +76,8 @@ func TestKill9(t *testing.T) {
 	)
 	q1Sub := newV5Sub(srv, "k9-qos1-sub", topicQoS1, 1)
 	q2Sub := newV5Sub(srv, "k9-qos2-sub", topicQoS2, 2)
+	v3Sub := newV3Sub(srv, "k9-qos1-sub-v311", topicQoS1, 1) // paho.mqtt.golang
+	v3Sub.reconnect = true
 	dialect := stompDialects[1] // ActiveMQ: client-id + activemq.subscriptionName
 	durClient := "k9-stomp-durable"
 	topicSub := newStompConsumer(srv, durClient, stompTopic, dialect.connHdrs(durClient), dialect.subHdrs(durClient))
@@ -83,7 +86,7 @@ func TestKill9(t *testing.T) {
 	queueSub.start()
 	t.Cleanup(topicSub.stop)
 	t.Cleanup(queueSub.stop)
-	t.Cleanup(func() { _ = q1Sub.offline(); _ = q2Sub.offline() })
+	t.Cleanup(func() { _ = q1Sub.offline(); _ = q2Sub.offline(); v3Sub.offline() })
 
 	setOnline := func(on bool) {
 		t.Helper()
@@ -101,6 +104,15 @@ func TestKill9(t *testing.T) {
 				errs = append(errs, err.Error())
 			}
 		}
+		t0 := time.Now()
+		if on {
+			if err := v3Sub.online(); err != nil {
+				errs = append(errs, err.Error())
+			}
+		} else {
+			v3Sub.offline()
+		}
+		took = append(took, fmt.Sprintf("%s %v", v3Sub.name, time.Since(t0).Round(time.Millisecond)))
 		for _, c := range []*stompConsumer{topicSub, queueSub} {
 			t0 := time.Now()
 			if err := c.setOnline(on); err != nil {
@@ -246,15 +258,19 @@ func TestKill9(t *testing.T) {
 			send func(string) error
 		}{
 			{q1Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS1, 1, false, p) }},
+			{v3Sub.rec, nil}, // same topic as q1Sub
 			{q2Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS2, 2, false, p) }},
 			{topicSub.rec, func(p string) error { return sp.send(stompTopic, p) }},
 			{queueSub.rec, func(p string) error { return sp.send(queue, p) }},
 		} {
 			marker := "end of stream"
+			markers[m.rec] = marker
+			if m.send == nil {
+				continue
+			}
 			if err := m.send(marker); err != nil {
 				t.Fatalf("marker for %s (broker generation %d, up): %v", m.rec.name, srv.gen(), err)
 			}
-			markers[m.rec] = marker
 		}
 	}()
 
@@ -264,6 +280,7 @@ func TestKill9(t *testing.T) {
 		opt  checkOptions
 	}{
 		{q1Sub.rec, []*pubLog{p1, p2}, checkOptions{ordered: true}},
+		{v3Sub.rec, []*pubLog{p1, p2}, checkOptions{ordered: true}},
 		{q2Sub.rec, []*pubLog{r1}, checkOptions{ordered: true, exactlyOnce: true}},
 		{topicSub.rec, []*pubLog{s1}, checkOptions{ordered: true}},
 		{queueSub.rec, []*pubLog{u1}, checkOptions{ordered: true}},

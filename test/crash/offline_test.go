@@ -141,6 +141,13 @@ func testOfflineAcrossRestart(t *testing.T, mode string, kill bool) {
 	}
 	drainAll(recs, wants, time.Now().Add(waitDrain))
 	for _, r := range recs {
+		dups := 0
+		for _, d := range r.snapshot() {
+			if d.dup {
+				dups++
+			}
+		}
+		t.Logf("%s: %d deliveries, %d flagged DUP/redelivered", r.name, r.len(), dups)
 		for _, p := range checkStream(r, []*pubLog{mqttLog, stompLog}, checkOptions{ordered: true}) {
 			t.Errorf("after %s: %s", how, p)
 		}
