@@ -5,11 +5,13 @@ package crash_test
 // warm-up messages) is ignored by the checks.
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // pubLog is one publisher's record: which sequence numbers the broker
@@ -128,10 +130,11 @@ func checkStream(rec *recorder, pubs []*pubLog, opt checkOptions) []string {
 				continue
 			}
 			seen[d.payload] = true
-			if prev, ok := last[pub]; ok && n < prev {
+			prev, ok := last[pub]
+			if ok && n < prev {
 				bad = append(bad, fmt.Sprintf("%s first arrived (delivery #%d, broker generation %d) after %s-%d", d.payload, i, d.gen, pub, prev))
 			}
-			if n > last[pub] || !hasKey(last, pub) {
+			if !ok || n > prev {
 				last[pub] = n
 			}
 		}
@@ -166,11 +169,6 @@ func checkStream(rec *recorder, pubs []*pubLog, opt checkOptions) []string {
 	return problems
 }
 
-func hasKey(m map[string]int, k string) bool {
-	_, ok := m[k]
-	return ok
-}
-
 // ranges prints sorted ints compactly: 1-4,7,9-10.
 func ranges(ns []int) string {
 	ns = append([]int(nil), ns...)
@@ -199,4 +197,50 @@ func firstN(s []string, n int) string {
 		return strings.Join(s, "; ")
 	}
 	return strings.Join(s[:n], "; ") + fmt.Sprintf("; … %d more", len(s)-n)
+}
+
+// TestCheckStream shows the checks can fail: a missing acknowledged
+// message, a message out of order, and a duplicate under exactly once.
+func TestCheckStream(t *testing.T) {
+	pub := &pubLog{name: "p"}
+	for range 5 {
+		n, _ := pub.take()
+		pub.result(n, nil) // p-0 … p-4 acknowledged
+	}
+	n, _ := pub.take()
+	pub.result(n, errors.New("lost")) // p-5 not acknowledged
+	feed := func(payloads ...string) *recorder {
+		r := newRecorder("sub", nil)
+		for _, p := range payloads {
+			r.add(p, false)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		got  []string
+		opt  checkOptions
+		want []string // substrings, one per problem; none: no problem
+	}{
+		{"all", []string{"p-0", "p-1", "p-2", "p-3", "p-4"}, checkOptions{ordered: true, exactlyOnce: true}, nil},
+		{"unacknowledged may arrive", []string{"p-0", "p-1", "p-2", "p-3", "p-4", "p-5", "marker"}, checkOptions{ordered: true, exactlyOnce: true}, nil},
+		{"redelivered", []string{"p-0", "p-1", "p-0", "p-1", "p-2", "p-3", "p-4"}, checkOptions{ordered: true}, nil},
+		{"missing", []string{"p-0", "p-2", "p-4"}, checkOptions{ordered: true}, []string{"2 of 5 acknowledged messages from p never arrived: 1,3"}},
+		{"out of order", []string{"p-0", "p-2", "p-1", "p-3", "p-4"}, checkOptions{ordered: true}, []string{"p-1 first arrived (delivery #2, broker generation 0) after p-2"}},
+		{"order not checked", []string{"p-0", "p-2", "p-1", "p-3", "p-4"}, checkOptions{}, nil},
+		{"duplicate", []string{"p-0", "p-1", "p-2", "p-3", "p-4", "p-3"}, checkOptions{ordered: true, exactlyOnce: true}, []string{"p-3 ×2"}},
+		{"unacknowledged duplicate", []string{"p-0", "p-1", "p-2", "p-3", "p-4", "p-5", "p-5"}, checkOptions{exactlyOnce: true}, []string{"p-5 ×2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkStream(feed(tc.got...), []*pubLog{pub}, tc.opt)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %d matching %q", got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %q does not contain %q", got[i], w)
+				}
+			}
+		})
+	}
 }

@@ -48,7 +48,10 @@ func newRecorder(name string, srv *server) *recorder {
 }
 
 func (r *recorder) add(payload string, dup bool) {
-	gen := r.srv.gen()
+	gen := 0
+	if r.srv != nil {
+		gen = r.srv.gen()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, delivery{payload: payload, dup: dup, gen: gen})
