@@ -139,6 +139,7 @@ type v5Sub struct {
 
 	session *state.State
 	connIdx atomic.Int64 // CONNACKs so far, across managers
+	lastErr atomic.Pointer[string]
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -196,6 +197,10 @@ func (c *v5Sub) online() error {
 			}
 		},
 		OnConnectionDown: func() bool { return true },
+		OnConnectError: func(err error) {
+			s := fmt.Sprintf("connect (broker generation %d): %v", c.srv.gen(), err)
+			c.lastErr.Store(&s)
+		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: c.name,
 			Session:  c.session,

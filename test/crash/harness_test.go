@@ -365,6 +365,23 @@ func (s *server) restart(kill bool) {
 	s.start()
 }
 
+// alive returns an error when the current broker process has exited by
+// itself (a crash of its own, not one of ours).
+func (s *server) alive() error {
+	s.mu.Lock()
+	p := s.cur
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.exited:
+		return fmt.Errorf("broker generation %d exited by itself: %v", p.gen, p.err)
+	default:
+		return nil
+	}
+}
+
 // logs returns every generation's stderr, in order.
 func (s *server) logs() []*proc {
 	s.mu.Lock()

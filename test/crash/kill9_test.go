@@ -214,6 +214,9 @@ func testKill9(t *testing.T, syncPolicy string) {
 	progress := func(base []int, what string) {
 		t.Helper()
 		err := waitFor(waitProgress, func() error {
+			if err := srv.alive(); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
 			var slow []string
 			for i, l := range logs {
 				if got := l.ackedCount(); got < base[i]+minProgress {
@@ -295,6 +298,9 @@ func testKill9(t *testing.T, syncPolicy string) {
 		{topicSub.rec, []*pubLog{s1}, checkOptions{ordered: true}},
 		{queueSub.rec, []*pubLog{u1}, checkOptions{ordered: true}},
 	}
+	if err := srv.alive(); err != nil {
+		t.Error(err)
+	}
 	var recs []*recorder
 	var wants [][]string
 	for _, s := range streams {
@@ -306,6 +312,12 @@ func testKill9(t *testing.T, syncPolicy string) {
 		wants = append(wants, append(want, markers[s.rec]))
 	}
 	missing := drainAll(recs, wants, time.Now().Add(waitDrain))
+	lastErrs := map[*recorder]*string{
+		q1Sub.rec:    q1Sub.lastErr.Load(),
+		q2Sub.rec:    q2Sub.lastErr.Load(),
+		topicSub.rec: topicSub.lastErr.Load(),
+		queueSub.rec: queueSub.lastErr.Load(),
+	}
 	for i, s := range streams {
 		dups := 0
 		for _, d := range s.rec.snapshot() {
@@ -315,6 +327,11 @@ func testKill9(t *testing.T, syncPolicy string) {
 		}
 		t.Logf("subscriber %s: %d deliveries (%d flagged redelivered/DUP), %d of %d wanted missing after the drain",
 			s.rec.name, s.rec.len(), dups, len(missing[i]), len(wants[i]))
+		if len(missing[i]) > 0 {
+			if e := lastErrs[s.rec]; e != nil && *e != "" {
+				t.Logf("subscriber %s: last client error: %s", s.rec.name, *e)
+			}
+		}
 		if s.rec.times(markers[s.rec]) == 0 {
 			t.Errorf("%s: the end-of-stream marker, published after the last restart, never arrived", s.rec.name)
 		}
