@@ -127,7 +127,7 @@ func (r *Router) Unbind(name string) error {
 			refs = append(refs, store.Ref{Name: qname, Seq: e.seq})
 		}
 	}
-	q.ready, q.unacked = nil, make(map[uint64]queued)
+	q.ready, q.unacked, q.bytes = nil, make(map[uint64]queued), 0
 	q.mu.Unlock()
 	if r.dur == nil {
 		return nil
@@ -149,7 +149,7 @@ func isDurableQueue(name string) bool { return strings.HasPrefix(name, DurableQu
 // enqueueStored pushes m onto a named queue through the store: durable
 // before the caller acknowledges the sender (STOMP RECEIPT).
 func (r *Router) enqueueStored(q *queue, m *Message) error {
-	if q.depth0() >= r.cfg.MaxQueueDepth {
+	if !q.room(r, m) {
 		return ErrQueueFull
 	}
 	sm := toStoreMsg(m)

@@ -15,6 +15,7 @@ const (
 	DefaultMaxQueueDepth     = 100000
 	DefaultMaxRetained       = 100000
 	DefaultMaxOfflineMsgs    = 1000
+	DefaultMaxQueueBytes     = 256 << 20
 )
 
 // SlowConsumerPolicy says what happens to a subscriber whose outbox is past
@@ -62,6 +63,13 @@ type Config struct {
 	// persistent session (mosquitto's max_queued_messages); past it new
 	// ones are dropped and counted. QoS 0 messages are not kept offline.
 	MaxOfflineMsgs int
+	// MaxOfflineBytes bounds the payload bytes stored for one persistent
+	// session (Mosquitto's max_queued_bytes); 0 means no byte limit (they
+	// are on disk, paged in as the session reads).
+	MaxOfflineBytes int64
+	// MaxQueueBytes bounds the payload bytes a queue or durable
+	// subscription holds (ready and unacknowledged; they are in memory).
+	MaxQueueBytes int
 
 	// Store makes sessions, subscriptions, queued and retained messages
 	// durable (see durable.go); nil keeps everything in memory.
@@ -89,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetained <= 0 {
 		c.MaxRetained = DefaultMaxRetained
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if c.MaxOfflineMsgs <= 0 {
 		c.MaxOfflineMsgs = DefaultMaxOfflineMsgs

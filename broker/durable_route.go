@@ -73,7 +73,7 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 	for _, sub := range matches {
 		if sub.bind != nil {
 			switch {
-			case sub.bind.depth0() >= r.cfg.MaxQueueDepth:
+			case !sub.bind.room(r, m):
 				p.quota = true
 			case r.dur != nil && m.QoS > AtMostOnce:
 				p.queues = append(p.queues, sub.bind)
@@ -92,7 +92,9 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 		}
 		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
 		if r.dur != nil && d.QoS > AtMostOnce && sub.Session.Expiry() != 0 {
-			if sub.Session.stored.Load() >= int64(r.cfg.MaxOfflineMsgs) {
+			s := sub.Session
+			if s.stored.Load() >= int64(r.cfg.MaxOfflineMsgs) ||
+				(r.cfg.MaxOfflineBytes > 0 && s.storedBytes.Load()+int64(len(m.Payload)) > r.cfg.MaxOfflineBytes) {
 				p.quota = true
 				r.offlineDropped.Add(1)
 				continue
@@ -124,6 +126,7 @@ func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 	for i := range p.kept {
 		p.kept[i].Seq = seqs[i]
 		p.kept[i].Sub.Session.stored.Add(1)
+		p.kept[i].Sub.Session.storedBytes.Add(int64(len(p.m.Payload)))
 	}
 	for i, q := range p.queues {
 		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
@@ -260,6 +263,7 @@ func (r *Router) ackStored(d Delivery) {
 		return
 	}
 	d.Sub.Session.stored.Add(-1)
+	d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
 	r.dur.ack(ackOp{ref: store.Ref{Name: string(d.Sub.Session.ID), Seq: d.Seq}})
 }
 
@@ -281,6 +285,7 @@ func (r *Router) Received(d Delivery, packetID uint16) error {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	d.Sub.Session.stored.Add(-1)
+	d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
 	return nil
 }
 

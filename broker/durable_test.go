@@ -360,3 +360,48 @@ func TestDurableQoS2Marks(t *testing.T) {
 		}
 	}
 }
+
+// Byte limits: a persistent session's stored payload bytes
+// (MaxOfflineBytes) and a queue's held bytes (MaxQueueBytes).
+func TestDurableByteLimits(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{MaxOfflineBytes: 10, MaxQueueBytes: 10})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	publishQoS(t, r, "t", "123456", AtLeastOnce)
+	if err := r.Publish(context.Background(), nil, &Message{Topic: "t", Payload: []byte("12345"), QoS: AtLeastOnce}); !errors.Is(err, ErrQuotaExceeded) {
+		t.Fatalf("6+5 bytes past a 10-byte session limit: %v, want ErrQuotaExceeded", err)
+	}
+	publishQoS(t, r, "t", "1234", AtLeastOnce) // 6+4 fits
+	if n := countStored(t, st, "p"); n != 2 {
+		t.Fatalf("stored %d, want 2", n)
+	}
+	// The limit holds after a restart (the store counts the bytes).
+	r, _ = restart(t, r, st, Config{MaxOfflineBytes: 10, MaxQueueBytes: 10})
+	if err := r.Publish(context.Background(), nil, &Message{Topic: "t", Payload: []byte("1"), QoS: AtLeastOnce}); !errors.Is(err, ErrQuotaExceeded) {
+		t.Fatalf("after restart, a full session took more: %v", err)
+	}
+
+	send := func(body string) error {
+		return r.Publish(context.Background(), nil, &Message{Queue: "q", Payload: []byte(body), QoS: AtLeastOnce})
+	}
+	if err := send("12345678"); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("123"); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("8+3 bytes past a 10-byte queue: %v, want ErrQueueFull", err)
+	}
+	c := openSession(t, r, "c")
+	if err := r.Subscribe(c, &Subscription{Key: "k", Queue: "q", QoS: AtLeastOnce, Ack: AckClientIndividual}); err != nil {
+		t.Fatal(err)
+	}
+	got := drained(c)
+	if err := send("123"); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("unacknowledged bytes still count: %v, want ErrQueueFull", err)
+	}
+	r.Ack(got[0])
+	if err := send("123"); err != nil {
+		t.Fatalf("after the ack: %v", err)
+	}
+}

@@ -55,20 +55,23 @@ type queue struct {
 	next      int // round-robin cursor into consumers
 	unacked   map[uint64]queued
 	nextTag   uint64
+	bytes     int64 // payload bytes of ready and unacknowledged messages
 }
 
 func newQueue(name string, owner *Session) *queue {
 	return &queue{name: name, owner: owner, unacked: make(map[uint64]queued)}
 }
 
-// enqueue appends m and dispatches. It fails with ErrQueueFull past max.
-func (q *queue) enqueue(r *Router, m *Message, max int) error {
+// enqueue appends m and dispatches. It fails with ErrQueueFull past the
+// router's limits.
+func (q *queue) enqueue(r *Router, m *Message, _ int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.ready) >= max {
+	if !q.roomLocked(r, m) {
 		return ErrQueueFull
 	}
 	q.ready = append(q.ready, queued{msg: m})
+	q.bytes += int64(len(m.Payload))
 	q.dispatchLocked(r)
 	return nil
 }
@@ -79,20 +82,30 @@ func (q *queue) enqueueSeq(r *Router, m *Message, seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.ready = append(q.ready, queued{msg: m, seq: seq})
+	q.bytes += int64(len(m.Payload))
 	q.dispatchLocked(r)
 }
 
-// depth0 is the number of ready messages.
-func (q *queue) depth0() int {
+// room reports whether m fits: fewer than MaxQueueDepth ready messages
+// and, with MaxQueueBytes, the held payload bytes stay within it.
+func (q *queue) room(r *Router, m *Message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.ready)
+	return q.roomLocked(r, m)
 }
 
-// settled removes a stored message once consumed.
-func (q *queue) settled(r *Router, seq uint64) {
-	if seq != 0 && r.dur != nil {
-		r.dur.ack(ackOp{ref: store.Ref{Name: q.name, Seq: seq}, queue: true})
+func (q *queue) roomLocked(r *Router, m *Message) bool {
+	if len(q.ready) >= r.cfg.MaxQueueDepth {
+		return false
+	}
+	return r.cfg.MaxQueueBytes <= 0 || q.bytes+int64(len(m.Payload)) <= int64(r.cfg.MaxQueueBytes)
+}
+
+// settled forgets a message once consumed: its bytes, and its stored copy.
+func (q *queue) settled(r *Router, e queued) {
+	q.bytes -= int64(len(e.msg.Payload))
+	if e.seq != 0 && r.dur != nil {
+		r.dur.ack(ackOp{ref: store.Ref{Name: q.name, Seq: e.seq}, queue: true})
 	}
 }
 
@@ -145,7 +158,7 @@ func (q *queue) ack(r *Router, tag uint64) {
 	if e, ok := q.unacked[tag]; ok {
 		delete(q.unacked, tag)
 		e.sub.inflight--
-		q.settled(r, e.seq)
+		q.settled(r, e)
 		q.dispatchLocked(r)
 	}
 }
@@ -175,7 +188,7 @@ func (q *queue) dispatchLocked(r *Router) {
 		if e.msg.Expired() {
 			// Expired while it waited (MQTT 5 Message Expiry): never
 			// delivered, and gone from the store.
-			q.settled(r, e.seq)
+			q.settled(r, e)
 			q.ready[0] = queued{}
 			q.ready = q.ready[1:]
 			continue
@@ -198,7 +211,7 @@ func (q *queue) dispatchLocked(r *Router) {
 			sub.inflight++
 			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub, seq: e.seq}
 		} else {
-			q.settled(r, e.seq) // auto ack: consumed once handed over
+			q.settled(r, e) // auto ack: consumed once handed over
 		}
 	}
 	if len(q.ready) == 0 {

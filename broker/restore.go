@@ -109,20 +109,22 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	proto, version, _ := strings.Cut(s.Protocol, "/")
 	sess := &Session{
 		ID: id, Protocol: proto, Version: version, router: r,
-		Outbox:   NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
-		subs:     make(map[string]*Subscription, len(subs)),
-		done:     make(chan struct{}),
-		detached: make(chan struct{}),
-		stored:   new(atomic.Int64),
+		Outbox:      NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
+		subs:        make(map[string]*Subscription, len(subs)),
+		done:        make(chan struct{}),
+		detached:    make(chan struct{}),
+		stored:      new(atomic.Int64),
+		storedBytes: new(atomic.Int64),
 	}
 	sess.expiry.Store(int64(s.Expiry))
 	sess.Close(CloseServerShutdown)
 	closeOnce(sess.detached)
-	n, _, err := r.dur.st.Count(s.ID)
+	n, nb, err := r.dur.st.Count(s.ID)
 	if err != nil {
 		return err
 	}
 	sess.stored.Store(int64(n))
+	sess.storedBytes.Store(nb)
 	v.st.Queued += n
 	marks, err := r.dur.st.Marks(s.ID)
 	if err != nil {
@@ -204,10 +206,11 @@ func (r *Router) restoreQueue(name string) (int, error) {
 	for _, e := range page {
 		m := fromStoreMsg(e.Msg)
 		if m.Expired() {
-			q.settled(r, e.Seq)
+			q.settled(r, queued{msg: &Message{}, seq: e.Seq})
 			continue
 		}
 		q.ready = append(q.ready, queued{msg: m, seq: e.Seq, redelivered: true})
+		q.bytes += int64(len(m.Payload))
 		n++
 	}
 	return n, nil

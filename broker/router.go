@@ -105,7 +105,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
 		subs:   make(map[string]*Subscription),
 		done:   make(chan struct{}),
-		stored: new(atomic.Int64),
+		stored: new(atomic.Int64), storedBytes: new(atomic.Int64),
 	}
 	s.expiry.Store(int64(o.Expiry))
 	if o.Expiry != 0 {
@@ -197,7 +197,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	if r.dur != nil {
 		// Stored deliveries stay in the store: s pages them in, in order,
 		// once the protocol is ready (Refill).
-		s.stored = old.stored
+		s.stored, s.storedBytes = old.stored, old.storedBytes
 		s.paging.Store(true)
 	}
 	for _, d := range append(unsent, old.offline...) {

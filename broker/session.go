@@ -79,10 +79,11 @@ type Session struct {
 	// paging, committed deliveries stay in the store and Router.Refill
 	// pages them in after lastPaged, in order; both are guarded by offMu
 	// (paging is atomic for lock-free reads).
-	stored    *atomic.Int64
-	paging    atomic.Bool
-	lastPaged uint64
-	refilling atomic.Bool
+	stored      *atomic.Int64
+	storedBytes *atomic.Int64 // their payload bytes
+	paging      atomic.Bool
+	lastPaged   uint64
+	refilling   atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
 }

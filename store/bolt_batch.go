@@ -163,7 +163,7 @@ func (b *Bolt) Count(sessionID string) (int, int64, error) {
 		c := tx.Bucket(bucketQueue).Cursor()
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			n++
-			sz += int64(len(v))
+			sz += payloadLen(v)
 		}
 		return nil
 	})

@@ -313,3 +313,29 @@ func decodeSub(b []byte) (Sub, error) {
 	}
 	return s, nil
 }
+
+// payloadLen reads the payload length of an encoded Msg record without
+// decoding it (Count); a malformed record counts as its whole size.
+func payloadLen(val []byte) int64 {
+	if len(val) == 0 || val[0] != recordV1 {
+		return int64(len(val))
+	}
+	b := val[1:]
+	if _, n := binary.Uvarint(b); n > 0 { // ID
+		b = b[n:]
+	} else {
+		return int64(len(val))
+	}
+	for i := 0; i < 2; i++ { // topic, queue
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return int64(len(val))
+		}
+		b = b[n+int(l):]
+	}
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return int64(len(val))
+	}
+	return int64(l)
+}

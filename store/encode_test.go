@@ -156,3 +156,14 @@ func FuzzDecodeMsg(f *testing.F) {
 		_, _ = decodeSub(b)
 	})
 }
+
+func TestPayloadLen(t *testing.T) {
+	m := Msg{ID: 300, Topic: "a/b", Queue: "q", Payload: make([]byte, 1000), Props: []Prop{{"k", "v"}}}
+	if got := payloadLen(encodeMsg(&m)); got != 1000 {
+		t.Fatalf("payloadLen = %d, want 1000", got)
+	}
+	bad := encodeMsg(&m)[:5]
+	if got := payloadLen(bad); got != 5 {
+		t.Fatalf("payloadLen(truncated) = %d, want its length 5", got)
+	}
+}

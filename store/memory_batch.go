@@ -127,7 +127,7 @@ func (m *Memory) Count(sessionID string) (int, int64, error) {
 	defer m.mu.Unlock()
 	var sz int64
 	for _, e := range m.queue[sessionID] {
-		sz += int64(len(e.val))
+		sz += payloadLen(e.val)
 	}
 	return len(m.queue[sessionID]), sz, nil
 }

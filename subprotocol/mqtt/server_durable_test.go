@@ -198,6 +198,14 @@ func TestDurablePipelinedPublishes(t *testing.T) {
 	if _, err := r.Restore(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		close(g.release) // let the router's last writes through
+		go func() {
+			for range g.entered {
+			}
+		}()
+		r.Stop()
+	})
 	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
 	sub := dial(t, r, Config{}, Version5)
 	sub.mustConnect("sub", false, persistent)
@@ -231,11 +239,6 @@ func TestDurablePipelinedPublishes(t *testing.T) {
 			t.Fatalf("PUBACK %d: id %d reason %v, want id %d success", i, a.PacketID, a.ReasonCode, i+1)
 		}
 	}
-	close(g.release) // let the router's remaining writes (acks, session records) through
-	go func() {
-		for range g.entered {
-		}
-	}()
 	if n, _, _ := g.Count("sub"); n != 10 {
 		t.Fatalf("stored for the subscriber: %d, want 10", n)
 	}
