@@ -19,8 +19,9 @@ type rawMQTT5 struct {
 	nc net.Conn
 }
 
-// dialRaw5 connects with Session Expiry one hour and returns the CONNACK.
-func dialRaw5(t testing.TB, srv *server, id string, cleanStart bool) (*rawMQTT5, *packets.Connack) {
+// dialRaw5 connects with Session Expiry expiry (seconds; 0: the session
+// ends with the connection) and returns the CONNACK.
+func dialRaw5(t testing.TB, srv *server, id string, cleanStart bool, expiry uint32) (*rawMQTT5, *packets.Connack) {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", srv.mqttAddr, waitShort)
 	if err != nil {
@@ -33,8 +34,9 @@ func dialRaw5(t testing.TB, srv *server, id string, cleanStart bool) (*rawMQTT5,
 	c.ClientID = id
 	c.CleanStart = cleanStart
 	c.KeepAlive = 60
-	expiry := uint32(3600)
-	c.Properties.SessionExpiryInterval = &expiry
+	if expiry > 0 {
+		c.Properties.SessionExpiryInterval = &expiry
+	}
 	r.write(cp)
 	p := r.read()
 	ca, ok := p.Content.(*packets.Connack)
@@ -138,7 +140,7 @@ func (r *rawMQTT5) disconnect() {
 func TestInFlightAcrossKill(t *testing.T) {
 	const topic1, topic2 = "crash/inflight/q1", "crash/inflight/q2"
 	srv := startServer(t, "inflight")
-	sub, _ := dialRaw5(t, srv, "inflight-sub", true)
+	sub, _ := dialRaw5(t, srv, "inflight-sub", true, 3600)
 	sub.subscribe(topic1, 1)
 	sub.subscribe(topic2, 2)
 
@@ -171,7 +173,7 @@ func TestInFlightAcrossKill(t *testing.T) {
 	srv.kill9()
 	srv.start()
 
-	sub2, ca := dialRaw5(t, srv, "inflight-sub", false)
+	sub2, ca := dialRaw5(t, srv, "inflight-sub", false, 3600)
 	if !ca.SessionPresent {
 		t.Fatalf("CONNACK after SIGKILL: Session Present 0, the persistent session was lost")
 	}
@@ -249,7 +251,7 @@ func TestInFlightAcrossKill(t *testing.T) {
 	}
 	sub2.disconnect()
 	srv.restart(false)
-	sub3, ca := dialRaw5(t, srv, "inflight-sub", false)
+	sub3, ca := dialRaw5(t, srv, "inflight-sub", false, 3600)
 	if !ca.SessionPresent {
 		t.Fatalf("CONNACK after SIGTERM: Session Present 0, the persistent session was lost")
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.golang/packets"
 )
 
 // Kill9 settings.
@@ -83,6 +85,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 		topicQoS2  = "crash/k9/qos2"
 		stompTopic = "/topic/crash/k9/stomp"
 		queue      = "/queue/crash-k9"
+		retained   = "crash/k9/retained"
 	)
 	q1Sub := newV5Sub(srv, "k9-qos1-sub", topicQoS1, 1)
 	q2Sub := newV5Sub(srv, "k9-qos2-sub", topicQoS2, 2)
@@ -142,7 +145,8 @@ func testKill9(t *testing.T, syncPolicy string) {
 	r1 := &pubLog{name: "r1"}                          // MQTT QoS 2
 	s1 := &pubLog{name: "s1"}                          // STOMP to the durable topic subscription
 	u1 := &pubLog{name: "u1"}                          // STOMP to the queue
-	logs := []*pubLog{p1, p2, r1, s1, u1}
+	t1 := &pubLog{name: "t1"}                          // MQTT QoS 1 retained, each replacing the last
+	logs := []*pubLog{p1, p2, r1, s1, u1, t1}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -168,21 +172,22 @@ func testKill9(t *testing.T, syncPolicy string) {
 			}
 		}()
 	}
-	mqttStream := func(l *pubLog, topic string, qos byte) {
+	mqttStream := func(l *pubLog, topic string, qos byte, retain bool) {
 		pub := &mqttPub{name: "k9-pub-" + l.name, srv: srv}
 		run(l, func(p string) error {
 			ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 			defer cancel()
-			return pub.publish(ctx, topic, qos, false, p)
+			return pub.publish(ctx, topic, qos, retain, p)
 		}, pub.close)
 	}
 	stompStream := func(l *pubLog, dest string) {
 		snd := &stompSender{srv: srv}
 		run(l, func(p string) error { return snd.send(dest, p) }, snd.close)
 	}
-	mqttStream(p1, topicQoS1, 1)
-	mqttStream(p2, topicQoS1, 1)
-	mqttStream(r1, topicQoS2, 2)
+	mqttStream(p1, topicQoS1, 1, false)
+	mqttStream(p2, topicQoS1, 1, false)
+	mqttStream(r1, topicQoS2, 2, false)
+	mqttStream(t1, retained, 1, true)
 	stompStream(s1, stompTopic)
 	stompStream(u1, queue)
 	stopped := false
@@ -246,6 +251,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 		t.Logf("kill %s", kp)
 		srv.kill9()
 		srv.start()
+		checkRetained(t, srv, retained, t1, kp.acked[len(kp.acked)-1], i+1)
 		if offline {
 			setOnline(true)
 		}
@@ -358,4 +364,39 @@ func envInt(t testing.TB, name string, def int) int {
 		t.Fatalf("%s=%q: want a non-negative integer", name, v)
 	}
 	return n
+}
+
+// checkRetained subscribes a new session to topic and checks its retained
+// message: publisher l's retained messages replace each other, so after
+// a kill the retained one must be no older than the last acknowledged
+// before the kill (the acknowledgedBefore'th); a later one is fine.
+func checkRetained(t *testing.T, srv *server, topic string, l *pubLog, acknowledgedBefore, kill int) {
+	t.Helper()
+	if acknowledgedBefore == 0 {
+		return
+	}
+	l.mu.Lock()
+	floor := l.acked[acknowledgedBefore-1]
+	l.mu.Unlock()
+	c, _ := dialRaw5(t, srv, fmt.Sprintf("k9-retained-check-%d", kill), true, 0)
+	defer c.disconnect()
+	c.subscribe(topic, 1)
+	deadline := time.Now().Add(waitShort)
+	for {
+		_ = c.nc.SetReadDeadline(deadline)
+		p, err := packets.ReadPacket(c.nc)
+		if err != nil {
+			t.Errorf("after kill #%d: no retained message on %s (last acknowledged before the kill: %s-%d): %v", kill, topic, l.name, floor, err)
+			return
+		}
+		pub, ok := p.Content.(*packets.Publish)
+		if !ok || !pub.Retain {
+			continue
+		}
+		name, n, ok := parsePayload(string(pub.Payload))
+		if !ok || name != l.name || n < floor {
+			t.Errorf("after kill #%d: retained message on %s is %q, older than %s-%d, acknowledged before the kill", kill, topic, pub.Payload, l.name, floor)
+		}
+		return
+	}
 }
