@@ -224,8 +224,9 @@ func (r *Router) refill(s *Session) {
 			r.ackStored(Delivery{Msg: m, Sub: &Subscription{Session: s}, Seq: q.Seq})
 			continue
 		}
-		// It may have reached the previous connection: DUP [MQTT-3.3.1-1].
-		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS), Seq: q.Seq, Redelivered: true}
+		// One that may have reached an earlier connection goes out as a
+		// redelivery (DUP), a first delivery does not [MQTT-3.3.1-1].
+		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS), Seq: q.Seq, Redelivered: q.Seq <= s.dupUpTo}
 		if err := s.Outbox.PushDelivery(d); err != nil {
 			// Closed meanwhile, or a client that stopped reading; it stays
 			// in the store either way.

@@ -41,7 +41,13 @@ func (r *Router) Restore() (RestoreStats, error) {
 		return st, nil
 	}
 	start := time.Now()
-	v := &restorer{r: r, st: &st, now: start}
+	seq, err := r.dur.st.QueueSeq()
+	if err != nil {
+		return st, err
+	}
+	// Whatever was stored before this start may have been sent before the
+	// crash; nothing stored after it was.
+	v := &restorer{r: r, st: &st, now: start, sentUpTo: seq}
 	if err := r.dur.st.Load(v); err != nil {
 		return st, err
 	}
@@ -67,10 +73,11 @@ func (r *Router) Restore() (RestoreStats, error) {
 
 // restorer is the store.Visitor of Restore.
 type restorer struct {
-	r     *Router
-	st    *RestoreStats
-	now   time.Time
-	wills []restoredWill
+	r        *Router
+	st       *RestoreStats
+	now      time.Time
+	sentUpTo uint64
+	wills    []restoredWill
 }
 
 type restoredWill struct {
@@ -117,6 +124,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		storedBytes: new(atomic.Int64),
 	}
 	sess.expiry.Store(int64(s.Expiry))
+	sess.dupUpTo = v.sentUpTo
 	sess.Close(CloseServerShutdown)
 	closeOnce(sess.detached)
 	n, nb, err := r.dur.st.Count(s.ID)

@@ -198,6 +198,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		// Stored deliveries stay in the store: s pages them in, in order,
 		// once the protocol is ready (Refill).
 		s.stored, s.storedBytes = old.stored, old.storedBytes
+		s.dupUpTo = max(old.dupUpTo, old.sentSeq.Load())
 		s.paging.Store(true)
 	}
 	for _, d := range append(unsent, old.offline...) {

@@ -82,10 +82,27 @@ type Session struct {
 	stored      *atomic.Int64
 	storedBytes *atomic.Int64 // their payload bytes
 	paging      atomic.Bool
-	lastPaged   uint64
-	refilling   atomic.Bool
+	// sentSeq is the highest Seq a connection of the session has written
+	// (NoteSent); stored messages up to dupUpTo may have reached an earlier
+	// connection, so Refill marks them redelivered (MQTT DUP).
+	sentSeq   atomic.Uint64
+	dupUpTo   uint64
+	lastPaged uint64
+	refilling atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
+}
+
+// NoteSent records that a stored delivery (Delivery.Seq) was written to
+// the client, so that after a takeover or restart it goes out marked as a
+// redelivery [MQTT-3.3.1-1] and a first delivery does not.
+func (s *Session) NoteSent(seq uint64) {
+	for {
+		cur := s.sentSeq.Load()
+		if seq <= cur || s.sentSeq.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // Paging reports a persistent session that has messages in the store still

@@ -100,6 +100,9 @@ type Housekeeping interface {
 	// Count reports how many messages and payload bytes a session has
 	// queued.
 	Count(sessionID string) (n int, bytes int64, err error)
+	// QueueSeq returns the last sequence number given to a session-queued
+	// message (every later one is higher).
+	QueueSeq() (uint64, error)
 	// Sweep removes records no session owns (queued messages, subscriptions
 	// and marks of a session without a record) and queued messages whose
 	// expiry is before now, and reports how many records it removed.

@@ -238,3 +238,13 @@ func (b *Bolt) Sweep(now time.Time) (int, error) {
 	}
 	return removed, nil
 }
+
+// QueueSeq implements Store.
+func (b *Bolt) QueueSeq() (uint64, error) {
+	var seq uint64
+	err := b.read(func(tx *bolt.Tx) error {
+		seq = tx.Bucket(bucketQueue).Sequence()
+		return nil
+	})
+	return seq, err
+}

@@ -188,3 +188,12 @@ func (m *Memory) Sweep(now time.Time) (int, error) {
 	}
 	return n, nil
 }
+
+// QueueSeq implements Store.
+func (m *Memory) QueueSeq() (uint64, error) {
+	if err := m.lock(); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	return m.seq, nil
+}

@@ -154,6 +154,9 @@ func (w *writer) sendQueue() {
 				}
 				o.seq++
 				o.flights[id] = &flight{id: id, d: p.d, retained: p.retained, seq: o.seq}
+				if p.d.Seq != 0 {
+					c.sess.NoteSent(p.d.Seq)
+				}
 			}
 			sent++
 		}
