@@ -416,6 +416,46 @@ func (p *mqttPub) publish(ctx context.Context, topic string, qos byte, retain bo
 	return nil
 }
 
+// sharedPub lets several goroutines publish concurrently on one
+// connection (pipelined: many publishes in flight at once), reconnecting
+// after a failure like mqttPub.
+type sharedPub struct {
+	mu sync.Mutex
+	p  *mqttPub
+}
+
+func (s *sharedPub) publish(ctx context.Context, topic string, qos byte, payload string) error {
+	s.mu.Lock()
+	err := s.p.ensure(ctx)
+	cli, connUp := s.p.cli, s.p.connUp
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(connUp, cancel)()
+	r, err := cli.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte(payload)})
+	if err != nil {
+		s.mu.Lock()
+		if s.p.cli == cli {
+			s.p.drop()
+		}
+		s.mu.Unlock()
+		return err
+	}
+	if r != nil && r.ReasonCode >= 0x80 {
+		return fmt.Errorf("refused: reason %#02x", r.ReasonCode)
+	}
+	return nil
+}
+
+func (s *sharedPub) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.p.close()
+}
+
 func (p *mqttPub) close() {
 	if p.cli != nil {
 		_ = p.cli.Disconnect(&paho.Disconnect{ReasonCode: 0})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,7 +147,15 @@ func testKill9(t *testing.T, syncPolicy string) {
 	s1 := &pubLog{name: "s1"}                          // STOMP to the durable topic subscription
 	u1 := &pubLog{name: "u1"}                          // STOMP to the queue
 	t1 := &pubLog{name: "t1"}                          // MQTT QoS 1 retained, each replacing the last
-	logs := []*pubLog{p1, p2, r1, s1, u1, t1}
+	// Pipelined: lanes publishing concurrently on one connection each
+	// (QoS 1, QoS 2); each lane waits for its own acknowledgement, so the
+	// order per lane is defined.
+	var w1, w2 []*pubLog
+	for _, lane := range []string{"a", "b", "c", "d"} {
+		w1 = append(w1, &pubLog{name: "w1" + lane})
+		w2 = append(w2, &pubLog{name: "w2" + lane})
+	}
+	logs := append([]*pubLog{p1, p2, r1, s1, u1, t1}, append(w1, w2...)...)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -188,6 +197,24 @@ func testKill9(t *testing.T, syncPolicy string) {
 	mqttStream(p2, topicQoS1, 1, false)
 	mqttStream(r1, topicQoS2, 2, false)
 	mqttStream(t1, retained, 1, true)
+	pipelined := func(lanes []*pubLog, topic string, qos byte) {
+		sp := &sharedPub{p: &mqttPub{name: "k9-pipelined-" + topic[len("crash/k9/"):], srv: srv}}
+		var left sync.WaitGroup
+		left.Add(len(lanes))
+		for _, l := range lanes {
+			run(l, func(p string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+				defer cancel()
+				return sp.publish(ctx, topic, qos, p)
+			}, func() {
+				left.Done()
+				left.Wait()
+				sp.close()
+			})
+		}
+	}
+	pipelined(w1, topicQoS1, 1)
+	pipelined(w2, topicQoS2, 2)
 	stompStream(s1, stompTopic)
 	stompStream(u1, queue)
 	stopped := false
@@ -251,7 +278,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 		t.Logf("kill %s", kp)
 		srv.kill9()
 		srv.start()
-		checkRetained(t, srv, retained, t1, kp.acked[len(kp.acked)-1], i+1)
+		checkRetained(t, srv, retained, t1, kp.acked[slices.Index(logs, t1)], i+1)
 		if offline {
 			setOnline(true)
 		}
@@ -298,9 +325,9 @@ func testKill9(t *testing.T, syncPolicy string) {
 		pubs []*pubLog
 		opt  checkOptions
 	}{
-		{q1Sub.rec, []*pubLog{p1, p2}, checkOptions{ordered: true}},
-		{v3Sub.rec, []*pubLog{p1, p2}, checkOptions{ordered: true}},
-		{q2Sub.rec, []*pubLog{r1}, checkOptions{ordered: true, exactlyOnce: true}},
+		{q1Sub.rec, append([]*pubLog{p1, p2}, w1...), checkOptions{ordered: true}},
+		{v3Sub.rec, append([]*pubLog{p1, p2}, w1...), checkOptions{ordered: true}},
+		{q2Sub.rec, append([]*pubLog{r1}, w2...), checkOptions{ordered: true, exactlyOnce: true}},
 		{topicSub.rec, []*pubLog{s1}, checkOptions{ordered: true}},
 		{queueSub.rec, []*pubLog{u1}, checkOptions{ordered: true}},
 	}
