@@ -41,6 +41,7 @@ func (r *Router) route(m *Message, matches []*Subscription, mark *store.Mark) er
 	}
 	seqs, err := r.dur.st.Commit(&p.batch)
 	if err != nil {
+		p.unplan()
 		r.log.Error("store: message not written; refused", "topic", m.Topic, "err", err)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
@@ -58,7 +59,19 @@ type routePlan struct {
 	queues []*queue
 	memq   []*queue
 	quota  bool
+	direct bool // a queue message (not a topic's durable subscriptions)
 	batch  store.Batch
+}
+
+// unplan gives back what plan reserved, when the commit failed.
+func (p *routePlan) unplan() {
+	for _, d := range p.kept {
+		d.Sub.Session.stored.Add(-1)
+		d.Sub.Session.storedBytes.Add(-int64(len(p.m.Payload)))
+	}
+	for _, q := range p.queues {
+		q.unreserve(p.m)
+	}
 }
 
 // stored reports a plan with something to commit.
@@ -73,12 +86,12 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 	for _, sub := range matches {
 		if sub.bind != nil {
 			switch {
-			case !sub.bind.room(r, m):
-				p.quota = true
-			case r.dur != nil && m.QoS > AtMostOnce:
+			case r.dur == nil || m.QoS == AtMostOnce:
+				p.memq = append(p.memq, sub.bind) // enqueue checks the limits
+			case sub.bind.reserve(r, m):
 				p.queues = append(p.queues, sub.bind)
 			default:
-				p.memq = append(p.memq, sub.bind)
+				p.quota = true
 			}
 			continue
 		}
@@ -92,9 +105,7 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 		}
 		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
 		if r.dur != nil && d.QoS > AtMostOnce && sub.Session.Expiry() != 0 {
-			s := sub.Session
-			if s.stored.Load() >= int64(r.cfg.MaxOfflineMsgs) ||
-				(r.cfg.MaxOfflineBytes > 0 && s.storedBytes.Load()+int64(len(m.Payload)) > r.cfg.MaxOfflineBytes) {
+			if !sub.Session.reserve(r, m) {
 				p.quota = true
 				r.offlineDropped.Add(1)
 				continue
@@ -120,13 +131,32 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 	return p
 }
 
+// planQueue plans a queue message for PublishBatch: stored when the router
+// has a store and the queue is shared, in memory otherwise. nil: a reply
+// for a temporary queue that is gone (dropped, as Publish does).
+func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
+	q, err := r.queueTarget(from, m)
+	if q == nil || err != nil {
+		return nil, err
+	}
+	p := &routePlan{m: m, direct: true}
+	if r.dur != nil && q.owner == nil && m.QoS > AtMostOnce {
+		if !q.reserve(r, m) {
+			return nil, ErrQueueFull
+		}
+		sm := toStoreMsg(m)
+		p.batch.Msg, p.batch.Queues, p.queues = &sm, []string{q.name}, []*queue{q}
+	} else {
+		p.memq = []*queue{q}
+	}
+	return p, nil
+}
+
 // finishPlan delivers a planned message once its batch is committed with
 // sequence numbers seqs.
 func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 	for i := range p.kept {
-		p.kept[i].Seq = seqs[i]
-		p.kept[i].Sub.Session.stored.Add(1)
-		p.kept[i].Sub.Session.storedBytes.Add(int64(len(p.m.Payload)))
+		p.kept[i].Seq = seqs[i] // counted by reserve
 	}
 	for i, q := range p.queues {
 		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
@@ -138,7 +168,9 @@ func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 		r.deliverStored(d)
 	}
 	for _, q := range p.memq {
-		_ = q.enqueue(r, p.m, r.cfg.MaxQueueDepth)
+		if err := q.enqueue(r, p.m, r.cfg.MaxQueueDepth); err != nil && p.direct {
+			return err // a SEND to a full queue is refused
+		}
 	}
 	if p.quota {
 		return ErrQuotaExceeded
@@ -341,6 +373,18 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		}
 		m.ID = r.nextMsgID.Add(1)
 		r.published.Add(1)
+		if m.Queue != "" {
+			p, err := r.planQueue(from, m)
+			if err != nil || p == nil {
+				reqs[i].Err = err
+				continue
+			}
+			plans[i] = p
+			if p.stored() {
+				batches = append(batches, &p.batch)
+			}
+			continue
+		}
 		if err := r.admit(from, m); err != nil {
 			reqs[i].Err = err
 			continue
@@ -368,6 +412,11 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 	)
 	if len(batches) > 0 {
 		if seqs, err = r.dur.st.CommitAll(batches); err != nil {
+			for _, p := range plans {
+				if p != nil && p.stored() {
+					p.unplan()
+				}
+			}
 			r.log.Error("store: messages not written; refused", "count", len(batches), "err", err)
 			err = fmt.Errorf("%w: %v", ErrStore, err)
 		}
@@ -389,3 +438,7 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		reqs[i].Err = r.finishPlan(p, s)
 	}
 }
+
+// HasDurableSubscriptions reports whether any durable subscription exists,
+// so a topic message may need the store.
+func (r *Router) HasDurableSubscriptions() bool { return r.nbind.Load() > 0 }

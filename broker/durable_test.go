@@ -414,3 +414,34 @@ func TestDurableByteLimits(t *testing.T) {
 		t.Fatalf("after the ack: %v", err)
 	}
 }
+
+// PublishBatch holds the limits within one batch: each message counts
+// against them before the batch commits.
+func TestDurableBatchLimits(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{MaxOfflineMsgs: 2, MaxQueueDepth: 2})
+	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	reqs := make([]PublishReq, 3)
+	for i := range reqs {
+		reqs[i].Msg = &Message{Topic: "t", Payload: []byte{byte('1' + i)}, QoS: AtLeastOnce}
+	}
+	r.PublishBatch(nil, reqs)
+	if reqs[0].Err != nil || reqs[1].Err != nil || !errors.Is(reqs[2].Err, ErrQuotaExceeded) {
+		t.Fatalf("batch of 3 into a 2-message session: %v %v %v", reqs[0].Err, reqs[1].Err, reqs[2].Err)
+	}
+	for i := range reqs {
+		reqs[i] = PublishReq{Msg: &Message{Queue: "q", Payload: []byte{byte('1' + i)}, QoS: AtLeastOnce}}
+	}
+	r.PublishBatch(nil, reqs)
+	if reqs[0].Err != nil || reqs[1].Err != nil || !errors.Is(reqs[2].Err, ErrQueueFull) {
+		t.Fatalf("batch of 3 into a 2-message queue: %v %v %v", reqs[0].Err, reqs[1].Err, reqs[2].Err)
+	}
+	if n := countStored(t, st, "p"); n != 2 {
+		t.Fatalf("stored for p: %d", n)
+	}
+	if q, _ := st.QueuePending("q", 0, 0); len(q) != 2 {
+		t.Fatalf("stored in q: %d", len(q))
+	}
+}

@@ -56,6 +56,9 @@ type queue struct {
 	unacked   map[uint64]queued
 	nextTag   uint64
 	bytes     int64 // payload bytes of ready and unacknowledged messages
+	// Reserved by a plan whose commit is under way (reserve): counted
+	// against the limits until enqueueSeq or unreserve.
+	reserved, reservedBytes int64
 }
 
 func newQueue(name string, owner *Session) *queue {
@@ -76,29 +79,44 @@ func (q *queue) enqueue(r *Router, m *Message, _ int) error {
 	return nil
 }
 
-// enqueueSeq appends m, already stored under seq, and dispatches. The
-// store holds it, so no limit applies here (the caller checked).
+// enqueueSeq appends m, stored under seq after reserve, and dispatches.
 func (q *queue) enqueueSeq(r *Router, m *Message, seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.reserved--
+	q.reservedBytes -= int64(len(m.Payload))
 	q.ready = append(q.ready, queued{msg: m, seq: seq})
 	q.bytes += int64(len(m.Payload))
 	q.dispatchLocked(r)
 }
 
-// room reports whether m fits: fewer than MaxQueueDepth ready messages
-// and, with MaxQueueBytes, the held payload bytes stay within it.
-func (q *queue) room(r *Router, m *Message) bool {
+// reserve takes room for m ahead of its commit, if it fits: fewer than
+// MaxQueueDepth ready (and reserved) messages and at most MaxQueueBytes
+// held (and reserved) payload bytes. enqueueSeq or unreserve gives it back.
+func (q *queue) reserve(r *Router, m *Message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.roomLocked(r, m)
+	if !q.roomLocked(r, m) {
+		return false
+	}
+	q.reserved++
+	q.reservedBytes += int64(len(m.Payload))
+	return true
+}
+
+// unreserve gives back a reservation whose commit failed.
+func (q *queue) unreserve(m *Message) {
+	q.mu.Lock()
+	q.reserved--
+	q.reservedBytes -= int64(len(m.Payload))
+	q.mu.Unlock()
 }
 
 func (q *queue) roomLocked(r *Router, m *Message) bool {
-	if len(q.ready) >= r.cfg.MaxQueueDepth {
+	if int64(len(q.ready))+q.reserved >= int64(r.cfg.MaxQueueDepth) {
 		return false
 	}
-	return r.cfg.MaxQueueBytes <= 0 || q.bytes+int64(len(m.Payload)) <= int64(r.cfg.MaxQueueBytes)
+	return r.cfg.MaxQueueBytes <= 0 || q.bytes+q.reservedBytes+int64(len(m.Payload)) <= int64(r.cfg.MaxQueueBytes)
 }
 
 // settled forgets a message once consumed: its bytes, and its stored copy.

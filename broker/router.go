@@ -600,32 +600,41 @@ func (r *Router) admit(from *Session, m *Message) error {
 }
 
 func (r *Router) publishQueue(from *Session, m *Message) error {
-	if err := ValidQueueName(m.Queue); err != nil {
+	q, err := r.queueTarget(from, m)
+	if q == nil || err != nil {
 		return err
 	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Queue) {
-		return ErrNotAuthorized
-	}
-	if isDurableQueue(m.Queue) {
-		return fmt.Errorf("%w: %s names a durable subscription's queue", ErrInvalidQueue, DurableQueuePrefix)
-	}
-	r.qmu.Lock()
-	q := r.queues[m.Queue]
-	if q == nil {
-		if strings.HasPrefix(m.Queue, TempQueuePrefix) {
-			// The requester is gone; a late reply has nowhere to go.
-			r.qmu.Unlock()
-			r.dropped.Add(1)
-			return nil
-		}
-		q = newQueue(m.Queue, nil)
-		r.queues[m.Queue] = q
-	}
-	r.qmu.Unlock()
 	if r.dur != nil && q.owner == nil && m.QoS > AtMostOnce {
 		return r.enqueueStored(q, m)
 	}
 	return q.enqueue(r, m, r.cfg.MaxQueueDepth)
+}
+
+// queueTarget checks a queue message (name, authorization) and returns its
+// queue, creating a shared one if needed; nil (and no error) for a reply to
+// a temporary queue that is gone.
+func (r *Router) queueTarget(from *Session, m *Message) (*queue, error) {
+	if err := ValidQueueName(m.Queue); err != nil {
+		return nil, err
+	}
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Queue) {
+		return nil, ErrNotAuthorized
+	}
+	if isDurableQueue(m.Queue) {
+		return nil, fmt.Errorf("%w: %s names a durable subscription's queue", ErrInvalidQueue, DurableQueuePrefix)
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	q := r.queues[m.Queue]
+	if q == nil {
+		if strings.HasPrefix(m.Queue, TempQueuePrefix) {
+			r.dropped.Add(1) // the requester is gone; a late reply has nowhere to go
+			return nil, nil
+		}
+		q = newQueue(m.Queue, nil)
+		r.queues[m.Queue] = q
+	}
+	return q, nil
 }
 
 // deliver pushes d into its subscriber's outbox, applying the slow-consumer

@@ -105,6 +105,22 @@ func (s *Session) NoteSent(seq uint64) {
 	}
 }
 
+// reserve counts m against the session's stored-message limits ahead of
+// its commit (MaxOfflineMsgs, MaxOfflineBytes), if it fits.
+func (s *Session) reserve(r *Router, m *Message) bool {
+	n := int64(len(m.Payload))
+	if s.stored.Add(1) > int64(r.cfg.MaxOfflineMsgs) {
+		s.stored.Add(-1)
+		return false
+	}
+	if b := s.storedBytes.Add(n); r.cfg.MaxOfflineBytes > 0 && b > r.cfg.MaxOfflineBytes {
+		s.stored.Add(-1)
+		s.storedBytes.Add(-n)
+		return false
+	}
+	return true
+}
+
 // Paging reports a persistent session that has messages in the store still
 // to page in (Router.Refill).
 func (s *Session) Paging() bool { return s.paging.Load() }

@@ -41,6 +41,7 @@ type conn struct {
 	txBytes     int                       // body bytes buffered in txs
 	temps       map[string]string         // /temp-queue/<name> → router queue name
 	clientID    string                    // CONNECT client-id: names durable subscriptions
+	pipe        sendPipe                  // SENDs waiting for their store commit (pipeline.go)
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts
@@ -153,11 +154,18 @@ func (c *conn) fail(err error, bad *frame.Frame) error {
 		c.t.Close(we.code, we.message)
 		return err
 	}
+	c.closeOnError(we, ef)
+	c.finish()
+	return err
+}
+
+// closeOnError queues the ERROR frame ef and closes the session; the read
+// loop then finishes. Safe on any goroutine once connected (the SEND
+// pipeline uses it).
+func (c *conn) closeOnError(we wire, ef *frame.Frame) {
 	c.failCode.Store(int32(we.code))
 	_ = c.sess.Outbox.PushControl(AppendFrame(nil, ef, c.version))
 	c.sess.Close(we.reason)
-	c.finish()
-	return err
 }
 
 // finish waits for the write loop to flush and close, then detaches the
@@ -166,6 +174,7 @@ func (c *conn) finish() error {
 	if c.sess == nil {
 		return nil
 	}
+	c.drainPipe() // SENDs it accepted are routed before the session ends
 	<-c.wdone
 	c.router.Close(c.sess, c.sess.Reason())
 	c.logf(slog.LevelDebug, "stomp: session ended", "reason", c.sess.Reason())

@@ -12,6 +12,15 @@ func connected(c *conn, f *frame.Frame) error {
 	// Read the receipt first: a frame buffered in a transaction loses its
 	// receipt header, but the RECEIPT is due now (STOMP 1.2 §RECEIPT).
 	receipt, wantReceipt := f.Header.Contains(frame.Receipt)
+	if f.Command == frame.SEND && c.pipelined(f) {
+		m, err := c.sendMessage(f)
+		if err != nil {
+			return err
+		}
+		c.submit(sendJob{f: f, m: m})
+		return nil
+	}
+	c.drainPipe() // every other frame after the SENDs before it
 	var err error
 	switch f.Command {
 	case frame.SEND:

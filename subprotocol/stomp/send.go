@@ -19,9 +19,30 @@ var reservedHeaders = map[string]bool{
 // handleSend publishes a SEND frame (STOMP 1.2 §SEND). A SEND is
 // at-least-once (QoS 1); its receipt is sent after Publish returns.
 func (c *conn) handleSend(f *frame.Frame) error {
-	d, err := parseDest(f.Header.Get(frame.Destination), c.cfg.TopicSeparator, false)
+	m, err := c.sendMessage(f)
 	if err != nil {
 		return err
+	}
+	return c.sent(f, c.router.Publish(c.ctx, c.sess, m))
+}
+
+// sent turns Publish's result for SEND f into the connection's: nil, or the
+// error that makes the ERROR frame.
+func (c *conn) sent(f *frame.Frame, err error) error {
+	if errors.Is(err, broker.ErrQuotaExceeded) && f.Header.Get(frame.Receipt) == "" {
+		// Delivered, except to a durable subscriber at its limit (the
+		// router logs and counts it). Only a SEND that asked for a
+		// receipt is told, with an ERROR instead of the RECEIPT.
+		return nil
+	}
+	return err
+}
+
+// sendMessage builds the message of a SEND frame.
+func (c *conn) sendMessage(f *frame.Frame) (*broker.Message, error) {
+	d, err := parseDest(f.Header.Get(frame.Destination), c.cfg.TopicSeparator, false)
+	if err != nil {
+		return nil, err
 	}
 	m := &broker.Message{
 		Topic: d.topic, Queue: d.queue,
@@ -33,7 +54,7 @@ func (c *conn) handleSend(f *frame.Frame) error {
 		if rd, err := parseDest(rt, c.cfg.TopicSeparator, false); err == nil && rd.topic != "" {
 			m.ResponseTopic = rd.topic // MQTT 5 Response Topic on the other side
 		} else if m.ReplyTo, err = c.replyTo(rt); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if cid, ok := f.Header.Contains("correlation-id"); ok {
@@ -45,14 +66,7 @@ func (c *conn) handleSend(f *frame.Frame) error {
 			m.Props = append(m.Props, broker.Property{Key: k, Value: v})
 		}
 	}
-	err = c.router.Publish(c.ctx, c.sess, m)
-	if errors.Is(err, broker.ErrQuotaExceeded) && f.Header.Get(frame.Receipt) == "" {
-		// Delivered, except to a durable subscriber at its limit (the
-		// router logs and counts it). Only a SEND that asked for a
-		// receipt is told, with an ERROR instead of the RECEIPT.
-		return nil
-	}
-	return err
+	return m, nil
 }
 
 // replyTo rewrites a /temp-queue/<name> reply-to into the private reply

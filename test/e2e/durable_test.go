@@ -101,6 +101,9 @@ func TestDurableSubscriptionFull(t *testing.T) {
 	c.send("SUBSCRIBE", "", "id", "1", "destination", "/topic/full", "durable", "true", "auto-delete", "false", "receipt", "s")
 	c.send("UNSUBSCRIBE", "", "id", "1", "receipt", "u") // detach; the subscription stays
 	c.expect("RECEIPT")
+	if r := c.expect("RECEIPT"); r.Header.Get("receipt-id") != "u" {
+		t.Fatalf("second RECEIPT %q, want u", r.Header.Get("receipt-id"))
+	}
 	pub := newRaw(t, s)
 	pub.connect()
 	pub.send("SEND", "1", "destination", "/topic/full", "receipt", "r1")
@@ -110,5 +113,30 @@ func TestDurableSubscriptionFull(t *testing.T) {
 	e := pub.expect("ERROR")
 	if e.Header.Get("message") != "quota exceeded" || e.Header.Get("receipt-id") != "r3" {
 		t.Fatalf("ERROR message %q receipt-id %q, want quota exceeded, r3", e.Header.Get("message"), e.Header.Get("receipt-id"))
+	}
+}
+
+// SENDs with receipts pipelined to a stored queue: every RECEIPT comes, in
+// order, and the consumer gets every message in order.
+func TestDurableQueuePipelinedSends(t *testing.T) {
+	s := startServer(t, func(c *serverConfig) { c.Broker.Store = store.NewMemory() })
+	pub := newRaw(t, s)
+	pub.connect()
+	const n = 300
+	for i := 0; i < n; i++ {
+		pub.send("SEND", fmt.Sprint(i), "destination", "/queue/pipelined", "receipt", fmt.Sprint(i))
+	}
+	for i := 0; i < n; i++ {
+		if id := pub.expect("RECEIPT").Header.Get("receipt-id"); id != fmt.Sprint(i) {
+			t.Fatalf("RECEIPT %d has receipt-id %q", i, id)
+		}
+	}
+	c := newRaw(t, s)
+	c.connect()
+	c.send("SUBSCRIBE", "", "id", "1", "destination", "/queue/pipelined")
+	for i := 0; i < n; i++ {
+		if m := c.expect("MESSAGE"); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, m.Body)
+		}
 	}
 }
