@@ -249,8 +249,25 @@ func TestInFlightAcrossKill(t *testing.T) {
 	for id := range seenRel {
 		sub2.ack(packets.PUBCOMP, id)
 	}
-	sub2.disconnect()
+	// PUBACK and PUBCOMP have no answer: a PINGREQ's PINGRESP shows the
+	// broker has read them; the end of the connection after DISCONNECT,
+	// that it has read that too. Only then the graceful restart.
+	sub2.write(packets.NewControlPacket(packets.PINGREQ))
+	for {
+		p := sub2.read()
+		if p.Type == packets.PINGRESP {
+			break
+		}
+		t.Errorf("waiting for PINGRESP after completing everything, got %s %v", p.PacketType(), p.Content)
+	}
+	sub2.write(packets.NewControlPacket(packets.DISCONNECT))
+	_ = sub2.nc.SetReadDeadline(time.Now().Add(waitShort))
+	if p, err := packets.ReadPacket(sub2.nc); err == nil {
+		t.Errorf("after DISCONNECT, got %s %v instead of the connection's end", p.PacketType(), p.Content)
+	}
+	sub2.nc.Close()
 	srv.restart(false)
+
 	sub3, ca := dialRaw5(t, srv, "inflight-sub", false, 3600)
 	if !ca.SessionPresent {
 		t.Fatalf("CONNACK after SIGTERM: Session Present 0, the persistent session was lost")
@@ -260,7 +277,29 @@ func TestInFlightAcrossKill(t *testing.T) {
 	if err := pub3.publish(ctx, topic1, 1, false, "marker 2"); err != nil {
 		t.Fatalf("marker 2: %v", err)
 	}
-	if p := sub3.read(); p.Type != packets.PUBLISH || string(p.Content.(*packets.Publish).Payload) != "marker 2" {
-		t.Errorf("after everything was completed and a graceful restart, got %s %v before the new message", p.PacketType(), p.Content)
+	// Everything was completed before a graceful restart. A QoS 2 message
+	// coming back as a PUBLISH would be delivered twice; a PUBREL or a
+	// QoS 1 redelivery would not break the guarantees (and is noted).
+	for n := 0; ; n++ {
+		p := sub3.read()
+		if c, ok := p.Content.(*packets.Publish); ok {
+			if string(c.Payload) == "marker 2" {
+				break
+			}
+			if c.QoS == 2 {
+				t.Errorf("after a graceful restart, completed QoS 2 message %q delivered again (id %d DUP %v)", c.Payload, c.PacketID, c.Duplicate)
+			} else {
+				t.Logf("note: after a graceful restart, acknowledged QoS %d message %q delivered again (id %d DUP %v)", c.QoS, c.Payload, c.PacketID, c.Duplicate)
+				sub3.ack(packets.PUBACK, c.PacketID)
+			}
+		} else {
+			t.Logf("note: after a graceful restart, before the new message: %s %v", p.PacketType(), p.Content)
+			if pr, ok := p.Content.(*packets.Pubrel); ok {
+				sub3.ack(packets.PUBCOMP, pr.PacketID)
+			}
+		}
+		if n > 20 {
+			t.Fatalf("no marker after 20 packets")
+		}
 	}
 }
