@@ -52,8 +52,9 @@ func (k killPoint) String() string {
 //     persistent session;
 //   - MQTT QoS 2 from one publisher and four pipelined lanes to an MQTT 5
 //     persistent session (paho.golang);
-//   - STOMP SENDs with receipts to a durable topic subscription (ActiveMQ
-//     dialect) and to a /queue, consumed with ack:client-individual;
+//   - STOMP SENDs with receipts to a topic with a durable subscription in
+//     each dialect (RabbitMQ, ActiveMQ, Artemis) and to a /queue, consumed
+//     with ack:client-individual;
 //   - retained QoS 1 messages replacing each other.
 //
 // Subscribers are online across most kills (live deliveries and in-flight
@@ -106,14 +107,18 @@ func testKill9(t *testing.T, syncPolicy string) {
 	q2Sub := newV5Sub(srv, "k9-qos2-sub", topicQoS2, 2)
 	v3Sub := newV3Sub(srv, "k9-qos1-sub-v311", topicQoS1, 1) // paho.mqtt.golang
 	v3Sub.reconnect = true
-	dialect := stompDialects[1] // ActiveMQ: client-id + activemq.subscriptionName
-	durClient := "k9-stomp-durable"
-	topicSub := newStompConsumer(srv, durClient, stompTopic, dialect.connHdrs(durClient), dialect.subHdrs(durClient))
+	// One durable topic subscription per STOMP dialect, on one topic.
+	var topicSubs []*stompConsumer
+	for _, d := range stompDialects {
+		client := "k9-stomp-durable-" + d.name
+		topicSubs = append(topicSubs, newStompConsumer(srv, client, stompTopic, d.connHdrs(client), d.subHdrs(client)))
+	}
 	queueSub := newStompConsumer(srv, "k9-queue-consumer", queue, nil, nil)
-	topicSub.start()
-	queueSub.start()
-	t.Cleanup(topicSub.stop)
-	t.Cleanup(queueSub.stop)
+	stompSubs := append(slices.Clone(topicSubs), queueSub)
+	for _, c := range stompSubs {
+		c.start()
+		t.Cleanup(c.stop)
+	}
 	t.Cleanup(func() { _ = q1Sub.offline(); _ = q2Sub.offline(); v3Sub.offline() })
 
 	setOnline := func(on bool) {
@@ -141,7 +146,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 			v3Sub.offline()
 		}
 		took = append(took, fmt.Sprintf("%s %v", v3Sub.name, time.Since(t0).Round(time.Millisecond)))
-		for _, c := range []*stompConsumer{topicSub, queueSub} {
+		for _, c := range stompSubs {
 			t0 := time.Now()
 			if err := c.setOnline(on); err != nil {
 				errs = append(errs, err.Error())
@@ -308,6 +313,9 @@ func testKill9(t *testing.T, syncPolicy string) {
 	// End markers: each subscription's deliveries are in order, so once a
 	// marker arrived everything routed before it has been delivered.
 	markers := map[*recorder]string{}
+	for _, c := range topicSubs[1:] {
+		markers[c.rec] = "end of stream" // the marker sent to topicSubs[0]'s topic
+	}
 	func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 		defer cancel()
@@ -322,7 +330,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 			{q1Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS1, 1, false, p) }},
 			{v3Sub.rec, nil}, // same topic as q1Sub
 			{q2Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS2, 2, false, p) }},
-			{topicSub.rec, func(p string) error { return sp.send(stompTopic, p) }},
+			{topicSubs[0].rec, func(p string) error { return sp.send(stompTopic, p) }},
 			{queueSub.rec, func(p string) error { return sp.send(queue, p) }},
 		} {
 			marker := "end of stream"
@@ -344,8 +352,14 @@ func testKill9(t *testing.T, syncPolicy string) {
 		{q1Sub.rec, append([]*pubLog{p1, p2}, w1...), checkOptions{ordered: true}},
 		{v3Sub.rec, append([]*pubLog{p1, p2}, w1...), checkOptions{ordered: true}},
 		{q2Sub.rec, append([]*pubLog{r1}, w2...), checkOptions{ordered: true, exactlyOnce: true}},
-		{topicSub.rec, []*pubLog{s1}, checkOptions{ordered: true}},
 		{queueSub.rec, []*pubLog{u1}, checkOptions{ordered: true}},
+	}
+	for _, c := range topicSubs {
+		streams = append(streams, struct {
+			rec  *recorder
+			pubs []*pubLog
+			opt  checkOptions
+		}{c.rec, []*pubLog{s1}, checkOptions{ordered: true}})
 	}
 	if err := srv.alive(); err != nil {
 		t.Error(err)
@@ -362,10 +376,11 @@ func testKill9(t *testing.T, syncPolicy string) {
 	}
 	missing := drainAll(recs, wants, time.Now().Add(waitDrain))
 	lastErrs := map[*recorder]*string{
-		q1Sub.rec:    q1Sub.lastErr.Load(),
-		q2Sub.rec:    q2Sub.lastErr.Load(),
-		topicSub.rec: topicSub.lastErr.Load(),
-		queueSub.rec: queueSub.lastErr.Load(),
+		q1Sub.rec: q1Sub.lastErr.Load(),
+		q2Sub.rec: q2Sub.lastErr.Load(),
+	}
+	for _, c := range stompSubs {
+		lastErrs[c.rec] = c.lastErr.Load()
 	}
 	for i, s := range streams {
 		dups := 0
