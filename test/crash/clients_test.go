@@ -4,8 +4,8 @@ package crash_test
 // paho.golang's autopaho (persistent session, in-memory session state kept
 // across reconnects and across connection managers), an MQTT 3.1.1
 // subscriber on paho.mqtt.golang, MQTT publishers on plain paho.golang
-// (clean session, a new connection after any failure), and go-stomp
-// consumers and senders over the STOMP TCP listener.
+// (clean session, a new connection after any failure), and frame-level
+// STOMP consumers and senders over the STOMP TCP listener.
 
 import (
 	"context"
@@ -627,11 +627,10 @@ type stompConsumer struct {
 	subHdrs  []string
 	rec      *recorder
 
-	ctl      chan ctlReq
-	quit     chan struct{}
-	done     chan struct{}
-	connects atomic.Int64
-	lastErr  atomic.Pointer[string]
+	ctl     chan ctlReq
+	quit    chan struct{}
+	done    chan struct{}
+	lastErr atomic.Pointer[string]
 }
 
 type ctlReq struct {
@@ -763,7 +762,6 @@ func (c *stompConsumer) run() {
 // (online set false) or quits (returns false). A pending setOnline(true)
 // is answered when the barrier receipt arrives.
 func (c *stompConsumer) consume(conn *stompConn, barrier string, online *bool, pending *chan error) bool {
-	c.connects.Add(1)
 	receipts := make(chan string, 16)
 	ended := make(chan error, 1)
 	go c.readLoop(conn, receipts, ended)

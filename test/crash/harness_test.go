@@ -7,6 +7,19 @@
 // runs it as a child process on loopback ports it picked, with its own data
 // folder, and drives it over the plain TCP listeners (MQTT and STOMP).
 //
+//   - TestOfflineAcrossRestart: durable subscribers of every kind offline
+//     across a SIGTERM and a SIGKILL restart; retained and /queue messages.
+//   - TestKill9: sustained streams, SIGKILL at seeded random points, then
+//     at-least-once / in-order / exactly-once checks (make soak: 30 kills).
+//   - TestInFlightAcrossKill: each MQTT QoS 1/2 in-flight state, packet by
+//     packet. TestStompUnackedAcrossKill, TestStompUnsubscribeAcrossKill:
+//     STOMP redelivery and durable subscription lifetime.
+//
+// A SIGKILL loses the process, not the OS page cache: these tests cannot
+// tell an fsync from none, so they do not prove the power-cut half of the
+// promise (-sync always); they do prove what the broker writes, and when it
+// acknowledges relative to writing.
+//
 // Environment:
 //
 //	DUPLEX_CRASH_KILLS  kill points in TestKill9 (default 3; make soak: 30)
