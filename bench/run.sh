@@ -28,8 +28,8 @@
 # Exit status 0 when every result is clean, 1 when any line says FAIL or the
 # broker misbehaved (died, no listening line, non-zero exit on SIGTERM).
 # Whole run: about 1 minute on 2 cores with the defaults over STOMP only,
-# 2.5 minutes with MQTT, plus about 1.5 minutes of durable messaging (most
-# of it filling the store with 1M messages).
+# 2.5 minutes with MQTT, plus about 1 minute of durable messaging (up to
+# 2 with a broker that fills the store with 1M messages slowly).
 #
 # Environment:
 #   BENCH_DURATION  measured time per scenario (default 5s)
