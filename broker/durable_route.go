@@ -217,13 +217,30 @@ func (r *Router) deliverStored(d Delivery) {
 // The protocol calls it when the session is Paging and its queue runs low;
 // the router calls it when a session resumes. Once it has caught up, new
 // deliveries go to the outbox directly again.
+//
+// A call while a refill runs is not lost: the running goroutine pages once
+// more before it exits (refillWanted), so a client that drains a page
+// before its refill has finished still gets the next one.
 func (r *Router) Refill(s *Session) {
-	if r.dur == nil || !s.paging.Load() || !s.refilling.CompareAndSwap(false, true) {
+	if r.dur == nil || !s.paging.Load() {
+		return
+	}
+	s.refillWanted.Store(true)
+	if !s.refilling.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer s.refilling.Store(false)
-		r.refill(s)
+		for {
+			for s.refillWanted.Swap(false) {
+				r.refill(s)
+			}
+			s.refilling.Store(false)
+			// A Refill between the last Swap and the Store above saw
+			// refilling still set and left its request in refillWanted.
+			if !s.refillWanted.Load() || !s.refilling.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}()
 }
 

@@ -85,10 +85,11 @@ type Session struct {
 	// sentSeq is the highest Seq a connection of the session has written
 	// (NoteSent); stored messages up to dupUpTo may have reached an earlier
 	// connection, so Refill marks them redelivered (MQTT DUP).
-	sentSeq   atomic.Uint64
-	dupUpTo   uint64
-	lastPaged uint64
-	refilling atomic.Bool
+	sentSeq      atomic.Uint64
+	dupUpTo      uint64
+	lastPaged    uint64
+	refilling    atomic.Bool
+	refillWanted atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
 }
