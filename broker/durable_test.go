@@ -71,6 +71,9 @@ func TestDurableOfflineAcrossRestart(t *testing.T) {
 	if stats.Sessions != 1 || stats.Subs != 1 || stats.Queued != 3 {
 		t.Fatalf("restore stats %+v, want 1 session, 1 sub, 3 queued", stats)
 	}
+	if n := r.Stats().StoredMsgs; n != 3 {
+		t.Fatalf("Stats().StoredMsgs = %d, want 3", n)
+	}
 	p2 := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
 	if !p2.Resumed() {
 		t.Fatal("resumed session not reported as Resumed")

@@ -249,6 +249,7 @@ type SessionInfo struct {
 	ConnectedAt time.Time
 	Subs        int
 	PendingMsgs int
+	StoredMsgs  int64 // in the store for this persistent session
 	MsgsIn      uint64
 	MsgsOut     uint64
 }
@@ -261,7 +262,7 @@ func (s *Session) Info() SessionInfo {
 	pending, _ := s.Outbox.Pending()
 	return SessionInfo{
 		ID: string(s.ID), Protocol: s.Protocol, Version: s.Version, RemoteAddr: s.RemoteAddr,
-		User: s.Identity.Name, ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending,
+		User: s.Identity.Name, ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending, StoredMsgs: s.stored.Load(),
 		MsgsIn: s.msgsIn.Load(), MsgsOut: s.msgsOut.Load(),
 	}
 }

@@ -16,6 +16,9 @@ type Stats struct {
 	// persistent session (past MaxOfflineMsgs) or lost in a takeover hand-over.
 	OfflineDropped uint64
 	Retained       int // topics holding a retained message
+	// StoredMsgs counts QoS 1/2 messages in the store for persistent
+	// sessions (sent but unacknowledged, or waiting); 0 without a store.
+	StoredMsgs int64
 }
 
 // QueueInfo describes one point-to-point queue.
@@ -30,6 +33,10 @@ type QueueInfo struct {
 func (r *Router) Stats() Stats {
 	r.mu.RLock()
 	n := len(r.sessions)
+	var stored int64
+	for _, s := range r.sessions {
+		stored += s.stored.Load()
+	}
 	r.mu.RUnlock()
 	r.qmu.Lock()
 	qs := make([]*queue, 0, len(r.queues))
@@ -41,7 +48,7 @@ func (r *Router) Stats() Stats {
 		Sessions: n, Subscriptions: r.idx.Len(),
 		Published: r.published.Load(), Delivered: r.delivered.Load(),
 		Dropped: r.dropped.Load(), SlowConsumers: r.slowConsumers.Load(),
-		OfflineDropped: r.offlineDropped.Load(), Retained: r.retained.Len(),
+		OfflineDropped: r.offlineDropped.Load(), Retained: r.retained.Len(), StoredMsgs: stored,
 	}
 	for _, q := range qs {
 		ready, unacked, consumers := q.depth()
