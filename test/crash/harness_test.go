@@ -40,6 +40,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -393,6 +394,31 @@ func (s *server) alive() error {
 	default:
 		return nil
 	}
+}
+
+// storeLoaded returns a count from the current generation's startup
+// summary ("store loaded ... key=N"), waiting briefly for the line (stderr
+// and stdout are copied separately).
+func (s *server) storeLoaded(key string) (int, bool) {
+	s.mu.Lock()
+	p := s.cur
+	s.mu.Unlock()
+	if p == nil {
+		return 0, false
+	}
+	re := regexp.MustCompile(`msg="store loaded".* ` + regexp.QuoteMeta(key) + `=(\d+)`)
+	var m []string
+	_ = waitFor(waitShort, func() error {
+		if m = re.FindStringSubmatch(p.stderr.String()); m == nil {
+			return errors.New("no summary yet")
+		}
+		return nil
+	})
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	return n, err == nil
 }
 
 // logs returns every generation's stderr, in order.

@@ -188,3 +188,19 @@ func payloads(r *recorder) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// TestSigtermRightAfterReady: the listening line says the broker is ready,
+// so a SIGTERM right after it must already be a graceful shutdown (exit
+// status 0, acknowledgements flushed), not the default action of the
+// signal.
+func TestSigtermRightAfterReady(t *testing.T) {
+	srv := startServer(t, "sigterm-ready")
+	for range 10 {
+		srv.restart(false) // stop checks the exit status
+	}
+	srv.stop()
+	if t.Failed() {
+		t.Log(`"signal: terminated" means the process died of the SIGTERM itself: its handler ` +
+			`was not installed yet when "duplex listening on" was printed`)
+	}
+}
