@@ -45,7 +45,7 @@ func (c *conn) handlePublish(p *Publish) error {
 	if c.version >= Version5 {
 		applyProps(m, &p.Properties)
 	}
-	if c.router.Durable() && (p.QoS > 0 || c.pipe.busy()) {
+	if c.router.Durable() && (p.QoS > 0 || c.pipe.Busy()) {
 		// Acknowledged once stored, off the read loop, so a client
 		// with many packets in flight shares commits (pipeline.go).
 		if p.QoS == 2 {
