@@ -4,7 +4,7 @@
 // from a protocol), with the Registry that picks a protocol from a client's
 // offered WebSocket subprotocols in the server's order of preference.
 //
-// It also holds the two pieces both protocols share:
+// It also holds the pieces both protocols share:
 //
 //   - Stream reads a transport's messages as one byte stream, since frames
 //     may span or share WebSocket messages; BinaryOnly refuses text
@@ -14,6 +14,10 @@
 //     a second idle, and inline writes by whoever produced a reply when
 //     nobody writes, so idle connections and request/response traffic hold
 //     no write goroutine.
+//   - Batch coalesces queued frames into one WebSocket message.
+//   - Pipeline runs publishes that wait on a store commit off the read
+//     loop, in order and in batches (one commit for what queued up during
+//     the last), on a goroutine started on demand.
 //
 // The protocols live in the stomp and mqtt subpackages; this package never
 // imports them.
