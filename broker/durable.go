@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -177,12 +178,29 @@ func fromStoreMsg(sm store.Msg) *Message {
 	return m
 }
 
-// storedSession is a persistent session's record.
+// storedSession is a persistent session's record. Once its connection has
+// ended, the record's State holds the highest stored sequence a connection
+// wrote (8 bytes, big-endian): after a restart, only messages up to it go
+// out as redeliveries (MQTT DUP). A record written while the session is
+// connected has no State: a crash then leaves every stored message
+// possibly sent.
 func storedSession(s *Session, expiresAt time.Time, will *store.Will) store.Session {
-	return store.Session{
+	rec := store.Session{
 		ID: string(s.ID), Protocol: s.Protocol + "/" + s.Version, Expiry: s.Expiry(),
 		ExpiresAt: expiresAt.UTC(), Will: will,
 	}
+	if s.Closed() {
+		rec.State = binary.BigEndian.AppendUint64(nil, max(s.dupUpTo, s.sentSeq.Load()))
+	}
+	return rec
+}
+
+// sentUpTo reads a record's State (storedSession).
+func sentUpTo(rec store.Session) (uint64, bool) {
+	if len(rec.State) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(rec.State), true
 }
 
 // storedSub is a subscription's record.

@@ -125,6 +125,9 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	}
 	sess.expiry.Store(int64(s.Expiry))
 	sess.dupUpTo = v.sentUpTo
+	if seq, ok := sentUpTo(s); ok {
+		sess.dupUpTo = seq // it was offline: its last connection's
+	}
 	sess.Close(CloseServerShutdown)
 	closeOnce(sess.detached)
 	n, nb, err := r.dur.st.Count(s.ID)

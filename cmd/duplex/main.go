@@ -92,6 +92,11 @@ func run(args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: gateway, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Signals are caught before the broker says it is ready: a SIGTERM at
+	// any moment after that line is a graceful shutdown (acknowledgements
+	// flushed, the store closed).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fmt.Printf("duplex listening on %s\n", ln.Addr())
 	log.Info("duplex started", "addr", ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "data", opts.dataDir)
 
@@ -103,8 +108,6 @@ func run(args []string) error {
 		log.Info("tcp listener", "protocol", l.proto.Name(), "addr", l.ln.Addr().String())
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1+len(tcp))
 	go func() { errc <- srv.Serve(ln) }()
 	for _, l := range tcp {

@@ -28,7 +28,8 @@ func restartRouter(t *testing.T, r *broker.Router, st store.Store, cfg broker.Co
 // A persistent session's in-flight and offline state survives a broker
 // restart: unacknowledged PUBLISHes come back with DUP and their original
 // packet ids, a PUBREC'd QoS 2 message comes back as PUBREL only
-// [MQTT-4.4.0-1], offline QoS 1/2 messages follow, QoS 0 ones do not.
+// [MQTT-4.4.0-1], offline QoS 1/2 messages follow (without DUP: never
+// sent [MQTT-3.3.1-1]), QoS 0 ones do not.
 func TestDurableSessionAcrossRestart(t *testing.T) {
 	for _, level := range []byte{Version311, Version5} {
 		t.Run(versionNames[level], func(t *testing.T) {
@@ -74,7 +75,7 @@ func TestDurableSessionAcrossRestart(t *testing.T) {
 					order = append(order, fmt.Sprintf("%v/%d", p.Kind, p.PacketID))
 				}
 			}
-			want := []string{fmt.Sprintf("PUBREL/%d", ps[2].PacketID), "2/1/true", "4/2/true", "5/1/true", "7/2/true"}
+			want := []string{fmt.Sprintf("PUBREL/%d", ps[2].PacketID), "2/1/true", "4/2/true", "5/1/false", "7/2/false"}
 			if fmt.Sprint(order) != fmt.Sprint(want) {
 				t.Errorf("after restart: %v, want %v", order, want)
 			}
@@ -242,4 +243,40 @@ func TestDurablePipelinedPublishes(t *testing.T) {
 	if n, _, _ := g.Count("sub"); n != 10 {
 		t.Fatalf("stored for the subscriber: %d, want 10", n)
 	}
+}
+
+// Messages stored while a persistent session was offline go out without
+// DUP on their first delivery [MQTT-3.3.1-1]; only what a connection wrote
+// before comes back with DUP.
+func TestDurableFirstDeliveryNotDup(t *testing.T) {
+	st := store.NewMemory()
+	r := restartRouter(t, nil, st, broker.Config{})
+	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	c := dial(t, r, Config{}, Version5)
+	c.mustConnect("dev", false, persistent)
+	c.subscribe(1, 1, "t")
+	if err := r.Publish(context.Background(), nil, &broker.Message{Topic: "t", QoS: 1, Payload: []byte("sent")}); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, "first delivery", func() bool { return len(c.publishes()) == 1 })
+	c.ft.HangUp() // never acknowledged
+	c.waitClosed()
+	if err := r.Publish(context.Background(), nil, &broker.Message{Topic: "t", QoS: 1, Payload: []byte("offline")}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, r *broker.Router) {
+		t.Helper()
+		c2 := dial(t, r, Config{}, Version5)
+		c2.mustConnect("dev", false, persistent)
+		checkFor(t, "two deliveries", func() bool { return len(c2.publishes()) == 2 })
+		got := c2.publishes()
+		if string(got[0].Payload) != "sent" || !got[0].Dup || string(got[1].Payload) != "offline" || got[1].Dup {
+			t.Fatalf("%s: %q dup=%v, %q dup=%v; want sent with DUP, offline without", when, got[0].Payload, got[0].Dup, got[1].Payload, got[1].Dup)
+		}
+		c2.ft.HangUp()
+		c2.waitClosed()
+	}
+	// After a restart too: the session was offline, so its record says
+	// what its last connection wrote.
+	check("after a restart", restartRouter(t, r, st, broker.Config{}))
 }
