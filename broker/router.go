@@ -105,10 +105,10 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
 		subs:   make(map[string]*Subscription),
 		done:   make(chan struct{}),
-		stored: new(atomic.Int64), storedBytes: new(atomic.Int64),
 	}
 	s.expiry.Store(int64(o.Expiry))
 	if o.Expiry != 0 {
+		s.stored, s.storedBytes = new(atomic.Int64), new(atomic.Int64)
 		// Only a persistent session is waited for at takeover; the expiry
 		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
 		s.detached = make(chan struct{})

@@ -75,7 +75,8 @@ type Session struct {
 	forward   map[*Subscription]*Subscription
 
 	// Durability (Config.Store). stored counts the session's messages in
-	// the store, shared with the sessions that take this one over. While
+	// the store, shared with the sessions that take this one over; nil
+	// (with storedBytes) unless the session is persistent. While
 	// paging, committed deliveries stay in the store and Router.Refill
 	// pages them in after lastPaged, in order; both are guarded by offMu
 	// (paging is atomic for lock-free reads).
@@ -104,6 +105,14 @@ func (s *Session) NoteSent(seq uint64) {
 			return
 		}
 	}
+}
+
+// storedMsgs reports the session's messages in the store.
+func (s *Session) storedMsgs() int64 {
+	if s.stored == nil {
+		return 0
+	}
+	return s.stored.Load()
 }
 
 // reserve counts m against the session's stored-message limits ahead of
@@ -262,7 +271,7 @@ func (s *Session) Info() SessionInfo {
 	pending, _ := s.Outbox.Pending()
 	return SessionInfo{
 		ID: string(s.ID), Protocol: s.Protocol, Version: s.Version, RemoteAddr: s.RemoteAddr,
-		User: s.Identity.Name, ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending, StoredMsgs: s.stored.Load(),
+		User: s.Identity.Name, ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending, StoredMsgs: s.storedMsgs(),
 		MsgsIn: s.msgsIn.Load(), MsgsOut: s.msgsOut.Load(),
 	}
 }

@@ -35,7 +35,7 @@ func (r *Router) Stats() Stats {
 	n := len(r.sessions)
 	var stored int64
 	for _, s := range r.sessions {
-		stored += s.stored.Load()
+		stored += s.storedMsgs()
 	}
 	r.mu.RUnlock()
 	r.qmu.Lock()

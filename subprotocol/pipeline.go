@@ -9,7 +9,9 @@ import "sync"
 // publishes that wait on a store commit: a batch shares one commit, and
 // each job is acknowledged in order after it.
 //
-// The zero value is ready to use.
+// The zero value is ready to use. Busy and Drain also take a nil
+// *Pipeline (no job ever submitted), so a connection can allocate its
+// pipeline on first use and idle connections carry none.
 type Pipeline[J any] struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when jobs shrink or the runner stops; L is mu
@@ -24,6 +26,9 @@ const PipelineMax = 256
 // Busy reports queued or running jobs: a job that must not overtake them
 // goes through the pipeline too.
 func (p *Pipeline[J]) Busy() bool {
+	if p == nil {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.running || len(p.jobs) > 0
@@ -66,6 +71,9 @@ func (p *Pipeline[J]) loop(run func([]J)) {
 
 // Drain waits until every submitted job has run.
 func (p *Pipeline[J]) Drain() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	p.cond.L = &p.mu
 	for p.running || len(p.jobs) > 0 {

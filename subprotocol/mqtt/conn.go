@@ -50,7 +50,7 @@ type conn struct {
 	// Guarded by q2mu: the publish pipeline releases an id it refused.
 	q2mu   sync.Mutex
 	qos2In map[uint16]struct{}
-	pipe   subprotocol.Pipeline[pubJob] // publishes waiting for their store commit (pipeline.go)
+	pipe   *subprotocol.Pipeline[pubJob] // publishes waiting for their store commit (pipeline.go); read loop sets it
 
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once

@@ -1,6 +1,9 @@
 package mqtt
 
-import "github.com/duplexmq/duplex/broker"
+import (
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
+)
 
 // pubJob is one PUBLISH waiting for its store commit.
 type pubJob struct {
@@ -18,7 +21,12 @@ type pubJob struct {
 // acknowledgement still comes only after its message is on disk.
 
 // submit queues a publish on the pipeline. Read loop only.
-func (c *conn) submit(j pubJob) { c.pipe.Submit(j, c.publishBatch) }
+func (c *conn) submit(j pubJob) {
+	if c.pipe == nil {
+		c.pipe = new(subprotocol.Pipeline[pubJob]) // on first use: idle connections carry none
+	}
+	c.pipe.Submit(j, c.publishBatch)
+}
 
 // publishBatch publishes and acknowledges one batch (the pipeline's run).
 func (c *conn) publishBatch(jobs []pubJob) {

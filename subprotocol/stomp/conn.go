@@ -36,12 +36,12 @@ type conn struct {
 	state       stateFunc
 	version     string // negotiated: "1.0", "1.1", "1.2"
 	sess        *broker.Session
-	readTimeout time.Duration                 // client heart-beat deadline, or IdleTimeout
-	txs         map[string][]*frame.Frame     // open transactions
-	txBytes     int                           // body bytes buffered in txs
-	temps       map[string]string             // /temp-queue/<name> → router queue name
-	clientID    string                        // CONNECT client-id: names durable subscriptions
-	pipe        subprotocol.Pipeline[sendJob] // SENDs waiting for their store commit (pipeline.go)
+	readTimeout time.Duration                  // client heart-beat deadline, or IdleTimeout
+	txs         map[string][]*frame.Frame      // open transactions
+	txBytes     int                            // body bytes buffered in txs
+	temps       map[string]string              // /temp-queue/<name> → router queue name
+	clientID    string                         // CONNECT client-id: names durable subscriptions
+	pipe        *subprotocol.Pipeline[sendJob] // SENDs waiting for their store commit (pipeline.go); read loop sets it
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts

@@ -7,6 +7,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // sendJob is one SEND waiting in the pipeline.
@@ -41,7 +42,12 @@ func (c *conn) pipelined(f *frame.Frame) bool {
 }
 
 // submit queues a SEND on the pipeline. Read loop only.
-func (c *conn) submit(j sendJob) { c.pipe.Submit(j, c.sendBatch) }
+func (c *conn) submit(j sendJob) {
+	if c.pipe == nil {
+		c.pipe = new(subprotocol.Pipeline[sendJob]) // on first use: idle connections carry none
+	}
+	c.pipe.Submit(j, c.sendBatch)
+}
 
 // sendBatch publishes and answers one batch (the pipeline's run). After an
 // error (ERROR frame sent, session closed) it routes nothing more.
