@@ -10,6 +10,10 @@ import (
 
 var bucketMarks = []byte("marks")
 
+// queueFillPercent is how full bbolt fills the pages of the two queue
+// buckets when it splits them.
+const queueFillPercent = 0.9
+
 // Commit implements Store.
 func (b *Bolt) Commit(bt *Batch) ([]uint64, error) {
 	seqs, err := b.CommitAll([]*Batch{bt})
@@ -58,6 +62,9 @@ func commitTx(tx *bolt.Tx, bt *Batch, val []byte) ([]uint64, error) {
 	err := func() error {
 		out := make([]uint64, 0, len(bt.Sessions)+len(bt.Queues))
 		q := tx.Bucket(bucketQueue)
+		// Queue keys grow per session (sequence numbers): fuller pages
+		// keep the file small; bbolt's default 50% suits random inserts.
+		q.FillPercent = queueFillPercent
 		for _, id := range bt.Sessions {
 			seq, err := q.NextSequence()
 			if err != nil {
@@ -69,6 +76,7 @@ func commitTx(tx *bolt.Tx, bt *Batch, val []byte) ([]uint64, error) {
 			out = append(out, seq)
 		}
 		nq := tx.Bucket(bucketQueues)
+		nq.FillPercent = queueFillPercent
 		for _, name := range bt.Queues {
 			seq, err := nq.NextSequence()
 			if err != nil {
