@@ -339,6 +339,42 @@ func (r *Router) Received(d Delivery, packetID uint16) error {
 	return nil
 }
 
+// Received is one PUBREC for ReceivedBatch.
+type Received struct {
+	Delivery Delivery
+	PacketID uint16
+}
+
+// ReceivedBatch is Received for several PUBRECs in one store transaction
+// (a subscriber that acknowledges many QoS 2 messages at once).
+func (r *Router) ReceivedBatch(recs []Received) error {
+	if r.dur == nil || len(recs) == 0 {
+		return nil
+	}
+	var b store.Batch
+	for _, rc := range recs {
+		if rc.Delivery.Seq == 0 {
+			continue
+		}
+		id := string(rc.Delivery.Sub.Session.ID)
+		b.Acks = append(b.Acks, store.Ref{Name: id, Seq: rc.Delivery.Seq})
+		b.PutMarks = append(b.PutMarks, store.Mark{Session: id, ID: rc.PacketID})
+	}
+	if len(b.Acks) == 0 {
+		return nil
+	}
+	if _, err := r.dur.st.Commit(&b); err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	for _, rc := range recs {
+		if d := rc.Delivery; d.Seq != 0 {
+			d.Sub.Session.stored.Add(-1)
+			d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
+		}
+	}
+	return nil
+}
+
 // Completed forgets the outbound QoS 2 packet id of s once PUBCOMP came
 // (asynchronously: a lost removal only means one more PUBREL after a
 // restart, which the client answers [MQTT-4.3.3-3]).

@@ -5,11 +5,15 @@ import (
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
-// pubJob is one PUBLISH waiting for its store commit.
+// pubJob is one PUBLISH, or one PUBREC of a stored delivery (rec),
+// waiting for its store commit.
 type pubJob struct {
-	qos byte
-	id  uint16
-	m   *broker.Message
+	qos  byte
+	id   uint16
+	m    *broker.Message
+	rec  bool            // a PUBREC: PUBREL follows the commit
+	d    broker.Delivery // the PUBREC's delivery
+	comp bool            // a PUBCOMP that came while its PUBREC was queued
 }
 
 // With a store, the read loop hands QoS 1/2 publishes (and anything behind
@@ -30,13 +34,37 @@ func (c *conn) submit(j pubJob) {
 
 // publishBatch publishes and acknowledges one batch (the pipeline's run).
 func (c *conn) publishBatch(jobs []pubJob) {
-	reqs := make([]broker.PublishReq, len(jobs))
-	for i, j := range jobs {
-		reqs[i] = broker.PublishReq{Msg: j.m, QoS2: j.qos == 2, PacketID: j.id}
+	reqs := make([]broker.PublishReq, 0, len(jobs))
+	var recs []broker.Received
+	for _, j := range jobs {
+		switch {
+		case j.comp:
+		case !j.rec:
+			reqs = append(reqs, broker.PublishReq{Msg: j.m, QoS2: j.qos == 2, PacketID: j.id})
+		case j.d.Seq != 0:
+			recs = append(recs, broker.Received{Delivery: j.d, PacketID: j.id})
+		}
 	}
-	c.router.PublishBatch(c.sess, reqs)
-	for i, j := range jobs {
-		if err := c.acknowledge(j.qos, j.id, reqs[i].Err); err != nil {
+	if len(reqs) > 0 {
+		c.router.PublishBatch(c.sess, reqs)
+	}
+	if err := c.router.ReceivedBatch(recs); err != nil {
+		c.closeOnError(err, wireError(err)) // no PUBREL: the client resends after reconnecting
+		return
+	}
+	next := 0
+	for _, j := range jobs {
+		if j.comp {
+			c.router.Completed(c.sess, j.id)
+			continue
+		}
+		if j.rec {
+			c.reply(&Ack{Kind: PUBREL, PacketID: j.id})
+			continue
+		}
+		err := reqs[next].Err
+		next++
+		if err := c.acknowledge(j.qos, j.id, err); err != nil {
 			// 3.x cannot refuse a PUBLISH: close, as the read loop would
 			// [MQTT-3.3.5-2]; it finishes the connection.
 			c.closeOnError(err, wireError(err))

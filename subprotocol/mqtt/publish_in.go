@@ -190,9 +190,14 @@ func (c *conn) handleAck(p *Ack) error {
 		return nil
 	case PUBACK, PUBCOMP:
 		if f, ok := c.settle(p.PacketID, p.Kind); ok {
-			if p.Kind == PUBACK {
+			switch {
+			case p.Kind == PUBACK:
 				c.router.Ack(f.d) // a stored delivery leaves the store
-			} else {
+			case c.pipe.Busy():
+				// Its PUBREC may still be committing: forget the id
+				// after that commit, not before.
+				c.submit(pubJob{comp: true, id: p.PacketID})
+			default:
 				c.router.Completed(c.sess, p.PacketID)
 			}
 			c.kick()
@@ -206,13 +211,14 @@ func (c *conn) handleAck(p *Ack) error {
 		case freed:
 			c.router.Ack(d)
 			c.kick()
-		case known:
+		case known && (d.Seq != 0 || c.pipe.Busy()):
 			// A stored delivery leaves the store and its packet id is
 			// recorded before PUBREL goes out: after a restart the broker
-			// resends PUBREL, never the message.
-			if err := c.router.Received(d, p.PacketID); err != nil {
-				return err
-			}
+			// resends PUBREL, never the message. The pipeline commits the
+			// PUBRECs that arrive together at once, and sends the PUBRELs
+			// in PUBREC order [MQTT-4.6.0-3].
+			c.submit(pubJob{rec: true, id: p.PacketID, d: d})
+		case known:
 			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID})
 		default:
 			code := CodeSuccess
