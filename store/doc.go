@@ -38,8 +38,12 @@
 //
 // # Durability and the sync policy
 //
-// Every write is one bbolt transaction: Enqueue writes a whole publish
-// fan-out atomically. Under SyncAlways, concurrent writes go through
+// Every write is one bbolt transaction: Commit writes a whole publish
+// fan-out (the message for every session and queue it reaches, with an
+// MQTT QoS 2 mark) atomically, CommitAll several of them (a connection's
+// pipelined publishes), and acknowledgements and marks go in the same kind
+// of batch. The queue buckets split pages at 90% (queueFillPercent), since
+// their keys grow in sequence order. Under SyncAlways, concurrent writes go through
 // db.Batch, so many publishers share one transaction and one fsync (group
 // commit); a write with no other write in flight commits at once instead
 // of waiting Options.MaxBatchDelay for company. Under an interval policy
