@@ -120,6 +120,8 @@ const LISTEN_RE = /^duplex listening on (127\.0\.0\.1):(\d+)\s*$/;
  * options.bin           override the binary path
  * options.startTimeout  ms to wait for the listening line (default 10000)
  * options.stopTimeout   ms stop() waits after SIGTERM before SIGKILL (5000)
+ * options.dataDir       use this data folder (a restart on the same store);
+ *                       the caller owns it: stop() and kill() leave it
  *
  * Set DUPLEX_LOG=1 to copy the broker's stderr to this process's stderr.
  */
@@ -127,7 +129,8 @@ export async function startBroker(extraArgs = [], options = {}) {
   const bin = options.bin ?? brokerBinary();
   const startTimeout = options.startTimeout ?? 10000;
   const stopTimeout = options.stopTimeout ?? 5000;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-'));
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-')));
   // TCP listeners off: their fixed default ports would clash between runs.
   const args = ['-addr', '127.0.0.1:0', '-stomp-tcp-addr=', '-mqtt-tcp-addr=', '-data', dataDir, ...extraArgs];
 
@@ -168,7 +171,7 @@ export async function startBroker(extraArgs = [], options = {}) {
     if (process.env.DUPLEX_LOG) process.stderr.write(chunk);
   });
 
-  const cleanupDir = () => rm(dataDir, { recursive: true, force: true }).catch(() => {});
+  const cleanupDir = () => (ownDir ? rm(dataDir, { recursive: true, force: true }).catch(() => {}) : Promise.resolve());
 
   let listening;
   try {
@@ -252,6 +255,20 @@ export async function startBroker(extraArgs = [], options = {}) {
     liveBrokers.delete(broker);
     await cleanupDir();
     return { code: broker.exitCode, signal: broker.exitSignal, killed };
+  };
+
+  /**
+   * SIGKILL (a crash: nothing flushed, no will published, no goodbye to
+   * clients), wait for exit. Resolves to {code, signal}.
+   */
+  broker.kill = async () => {
+    broker.stopping = true;
+    if (!broker.exited) proc.kill('SIGKILL');
+    await withTimeout(exitPromise, 5000, 'broker exit after SIGKILL');
+    liveBrokers.delete(broker);
+    await cleanup();
+    await cleanupDir();
+    return { code: broker.exitCode, signal: broker.exitSignal };
   };
 
   /** Throws (with stderr) if the broker died. */
