@@ -17,6 +17,48 @@ const N = 20;
 describe('durability across a broker restart (MQTT.js, STOMP.js)', () => {
   afterEach(mqttCleanup);
 
+  test('the will of a session connected at a crash is published once after the restart, never again', { timeout: 30000 }, async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-will-'));
+    try {
+      const willTopic = uniq('will');
+      const watcherOpts = { clientId: uniq('watcher'), clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } };
+      let broker = await startBroker([], { dataDir });
+      const watcher = await connectMqtt(mqttUrl(broker), watcherOpts);
+      await watcher.client.subscribeAsync(willTopic, { qos: 1 });
+      await watcher.end();
+      await connectMqtt(mqttUrl(broker), {
+        clientId: uniq('device'),
+        clean: false,
+        protocolVersion: 5,
+        properties: { sessionExpiryInterval: 3600 },
+        will: { topic: willTopic, payload: Buffer.from('device lost'), qos: 1 },
+      });
+      await broker.kill(); // the device was connected: its will was never sent
+
+      broker = await startBroker([], { dataDir });
+      let w = await connectMqtt(mqttUrl(broker), watcherOpts);
+      const [m] = await w.waitMessages(1, (x) => x.topic === willTopic, 10000);
+      assert.equal(m.payload.toString(), 'device lost');
+      await w.end();
+      assert.equal((await broker.stop()).code, 0);
+
+      // Another restart: the will is not sent again. A marker published
+      // now arrives, and nothing came before it.
+      broker = await startBroker([], { dataDir });
+      try {
+        const pub = await connectMqtt(mqttUrl(broker));
+        await pub.client.publishAsync(willTopic, 'marker', { qos: 1 });
+        w = await connectMqtt(mqttUrl(broker), watcherOpts);
+        const got = await w.waitMessages(1, (x) => x.topic === willTopic, 10000);
+        assert.deepEqual(got.map((x) => x.payload.toString()), ['marker'], 'the will came again');
+      } finally {
+        await broker.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   for (const how of ['SIGTERM', 'SIGKILL']) {
     test(`offline subscribers get everything after a ${how}`, { timeout: 30000 }, async () => {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'duplex-interop-durable-'));
