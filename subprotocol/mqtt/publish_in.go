@@ -105,7 +105,13 @@ func (c *conn) acknowledge(qos byte, id uint16, err error) error {
 	case 1:
 		c.reply(&Ack{Kind: PUBACK, PacketID: id, ReasonCode: code})
 	case 2:
-		// A failure code ends the flow (MQTT 5 §4.3.3): the id is free.
+		// A failure code ends the flow (MQTT 5 §4.3.3): the id is free,
+		// on disk too (a quota refusal stored it with the message).
+		if code.IsError() {
+			if err := c.router.ReleasedIn(c.sess, id); err != nil {
+				return err
+			}
+		}
 		c.q2mu.Lock()
 		if code.IsError() {
 			delete(c.qos2In, id)

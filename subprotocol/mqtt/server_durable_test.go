@@ -280,3 +280,30 @@ func TestDurableFirstDeliveryNotDup(t *testing.T) {
 	// what its last connection wrote.
 	check("after a restart", restartRouter(t, r, st, broker.Config{}))
 }
+
+// A v5 QoS 2 PUBLISH refused with 0x97 ends its flow: after a restart the
+// same packet id carries a new message, which is routed, not taken for a
+// resend.
+func TestDurableQoS2QuotaFreesID(t *testing.T) {
+	st := store.NewMemory()
+	r := restartRouter(t, nil, st, broker.Config{MaxOfflineMsgs: 1})
+	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	sub := dial(t, r, Config{}, Version5)
+	sub.mustConnect("sub", false, persistent)
+	sub.subscribe(1, 2, "t")
+	sub.ft.HangUp()
+	sub.waitClosed()
+	pub := dial(t, r, Config{}, Version5)
+	pub.mustConnect("pub", false, persistent)
+	pub.send(&Publish{QoS: 2, PacketID: 5, Topic: "t", Payload: []byte("1")})
+	if a := pub.next(PUBREC).(*Ack); a.ReasonCode != CodeSuccess {
+		t.Fatalf("first PUBREC %v", a.ReasonCode)
+	}
+	pub.send(&Ack{Kind: PUBREL, PacketID: 5})
+	pub.next(PUBCOMP)
+	pub.send(&Publish{QoS: 2, PacketID: 6, Topic: "t", Payload: []byte("2")})
+	if a := pub.next(PUBREC).(*Ack); a.ReasonCode != CodeQuotaExceeded {
+		t.Fatalf("second PUBREC %v, want 0x97", a.ReasonCode)
+	}
+	checkFor(t, "no marks left", func() bool { m, _ := st.Marks("pub"); return len(m) == 0 })
+}
