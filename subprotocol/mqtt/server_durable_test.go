@@ -9,6 +9,20 @@ import (
 	"github.com/duplexmq/duplex/store"
 )
 
+// persistentV5 makes a v5 CONNECT ask for a session that outlives it.
+func persistentV5(p *Connect) { p.Properties.SessionExpiry = 300 }
+
+// offlineSubscriber connects a persistent v5 session id, subscribes it to
+// filter at qos and hangs up: from now on the broker stores its messages.
+func offlineSubscriber(t *testing.T, r *broker.Router, id string, qos byte, filter string) {
+	t.Helper()
+	c := dial(t, r, Config{}, Version5)
+	c.mustConnect(id, false, persistentV5)
+	c.subscribe(1, qos, filter)
+	c.ft.HangUp()
+	c.waitClosed()
+}
+
 // restartRouter stops r (if any) and returns a router restored from st, as
 // a broker restart does.
 func restartRouter(t *testing.T, r *broker.Router, st store.Store, cfg broker.Config) *broker.Router {
@@ -35,7 +49,7 @@ func TestDurableSessionAcrossRestart(t *testing.T) {
 		t.Run(versionNames[level], func(t *testing.T) {
 			st := store.NewMemory()
 			r := restartRouter(t, nil, st, broker.Config{})
-			persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+			persistent := persistentV5
 			c := dial(t, r, Config{}, level)
 			c.mustConnect("dev", false, persistent)
 			c.subscribe(1, 2, "q/#")
@@ -106,7 +120,7 @@ func TestDurableSessionAcrossRestart(t *testing.T) {
 func TestDurableInboundQoS2AcrossRestart(t *testing.T) {
 	st := store.NewMemory()
 	r := restartRouter(t, nil, st, broker.Config{})
-	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	persistent := persistentV5
 	sub := dial(t, r, Config{}, Version5)
 	sub.mustConnect("sub", false, persistent)
 	sub.subscribe(1, 2, "in")
@@ -144,12 +158,7 @@ func TestDurableInboundQoS2AcrossRestart(t *testing.T) {
 func TestDurableQuotaExceeded(t *testing.T) {
 	st := store.NewMemory()
 	r := restartRouter(t, nil, st, broker.Config{MaxOfflineMsgs: 1})
-	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
-	sub := dial(t, r, Config{}, Version5)
-	sub.mustConnect("sub", false, persistent)
-	sub.subscribe(1, 1, "t")
-	sub.ft.HangUp()
-	sub.waitClosed()
+	offlineSubscriber(t, r, "sub", 1, "t")
 	p5 := dial(t, r, Config{}, Version5)
 	p5.mustConnect("p5", true, nil)
 	p5.send(&Publish{QoS: 1, PacketID: 1, Topic: "t", Payload: []byte("1")})
@@ -207,12 +216,7 @@ func TestDurablePipelinedPublishes(t *testing.T) {
 		}()
 		r.Stop()
 	})
-	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
-	sub := dial(t, r, Config{}, Version5)
-	sub.mustConnect("sub", false, persistent)
-	sub.subscribe(1, 1, "t")
-	sub.ft.HangUp()
-	sub.waitClosed()
+	offlineSubscriber(t, r, "sub", 1, "t")
 
 	pub := dial(t, r, Config{}, Version5)
 	pub.mustConnect("pub", true, nil)
@@ -251,7 +255,7 @@ func TestDurablePipelinedPublishes(t *testing.T) {
 func TestDurableFirstDeliveryNotDup(t *testing.T) {
 	st := store.NewMemory()
 	r := restartRouter(t, nil, st, broker.Config{})
-	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
+	persistent := persistentV5
 	c := dial(t, r, Config{}, Version5)
 	c.mustConnect("dev", false, persistent)
 	c.subscribe(1, 1, "t")
@@ -287,12 +291,8 @@ func TestDurableFirstDeliveryNotDup(t *testing.T) {
 func TestDurableQoS2QuotaFreesID(t *testing.T) {
 	st := store.NewMemory()
 	r := restartRouter(t, nil, st, broker.Config{MaxOfflineMsgs: 1})
-	persistent := func(p *Connect) { p.Properties.SessionExpiry = 300 }
-	sub := dial(t, r, Config{}, Version5)
-	sub.mustConnect("sub", false, persistent)
-	sub.subscribe(1, 2, "t")
-	sub.ft.HangUp()
-	sub.waitClosed()
+	persistent := persistentV5
+	offlineSubscriber(t, r, "sub", 2, "t")
 	pub := dial(t, r, Config{}, Version5)
 	pub.mustConnect("pub", false, persistent)
 	pub.send(&Publish{QoS: 2, PacketID: 5, Topic: "t", Payload: []byte("1")})
