@@ -118,14 +118,20 @@ func (w *Writer) TryInline() bool {
 	return true
 }
 
-// loop is a write goroutine: it passes on every signal and exits after
-// WriterLinger without one, or for good when a pass ends the write side.
-// The caller holds the flag.
+// loop is a write goroutine: it passes at once (it was started because
+// work is pending, which need not come with a signal: a window that
+// opened, a queue a resumed session brought along), then on every signal,
+// and exits after WriterLinger without one, or for good when a pass ends
+// the write side. The caller holds the flag.
 func (w *Writer) loop() {
 	p := w.side.NewPasser()
 	idle := time.NewTimer(WriterLinger)
 	defer idle.Stop()
 	for {
+		if !p.Pass() {
+			return
+		}
+		idle.Reset(WriterLinger)
 		select {
 		case <-w.notify:
 		case <-idle.C:
@@ -133,14 +139,9 @@ func (w *Writer) loop() {
 			// A push between the timer and the store above found writing
 			// set and started nothing: look again before leaving.
 			if w.side.WorkPending() && w.writing.CompareAndSwap(false, true) {
-				idle.Reset(WriterLinger)
 				continue
 			}
 			return
 		}
-		if !p.Pass() {
-			return
-		}
-		idle.Reset(WriterLinger)
 	}
 }

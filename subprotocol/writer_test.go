@@ -117,3 +117,13 @@ func TestWriterInlineReleasesAndRechecks(t *testing.T) {
 	s.w.WriteInline()
 	waitFor(t, "the item pushed during the inline pass written", func() bool { return s.written.Load() == 2 })
 }
+
+// TestWriterReadyWithoutSignal: work that is pending without a signal on
+// the notify channel (a resumed session's queue, a window that opened) is
+// written once Ready starts the writer; it does not wait for the next push.
+func TestWriterReadyWithoutSignal(t *testing.T) {
+	s := newFakeSide()
+	s.queued.Add(1) // pending, but nothing signalled
+	s.w.Ready()
+	waitFor(t, "the pending item written without a signal", func() bool { return s.written.Load() == 1 })
+}
