@@ -68,6 +68,7 @@ func (p *routePlan) unplan() {
 	for _, d := range p.kept {
 		d.Sub.Session.stored.Add(-1)
 		d.Sub.Session.storedBytes.Add(-int64(len(p.m.Payload)))
+		d.Sub.Session.gate.leave()
 	}
 	for _, q := range p.queues {
 		q.unreserve(p.m)
@@ -104,8 +105,12 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 			continue
 		}
 		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
-		if r.dur != nil && d.QoS > AtMostOnce && sub.Session.Expiry() != 0 {
+		if r.dur != nil && d.QoS > AtMostOnce && sub.Session.Expiry() != 0 && sub.Session.gate != nil {
+			if !sub.Session.gate.enter() {
+				continue // being discarded (clean start, expiry): nothing to keep
+			}
 			if !sub.Session.reserve(r, m) {
+				sub.Session.gate.leave()
 				p.quota = true
 				r.offlineDropped.Add(1)
 				continue
@@ -157,6 +162,7 @@ func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 	for i := range p.kept {
 		p.kept[i].Seq = seqs[i] // counted by reserve
+		p.kept[i].Sub.Session.gate.leave()
 	}
 	for i, q := range p.queues {
 		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])

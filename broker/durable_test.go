@@ -487,3 +487,84 @@ func TestDurableRefillNeverStalls(t *testing.T) {
 		}
 	}
 }
+
+// blockingStore holds each Commit until the test releases it.
+type blockingStore struct {
+	*store.Memory
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Commit(bt *store.Batch) ([]uint64, error) {
+	if bt.Msg != nil {
+		b.entered <- struct{}{}
+		<-b.release
+	}
+	return b.Memory.Commit(bt)
+}
+
+// A clean start waits for a commit under way for the old session before
+// deleting its records: the message does not land under the new session.
+func TestDurableCleanStartWaitsForCommit(t *testing.T) {
+	bs := &blockingStore{Memory: store.NewMemory(), entered: make(chan struct{}), release: make(chan struct{})}
+	r, _ := restart(t, nil, bs, Config{})
+	p := openOpts(t, r, "x", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	published := make(chan error, 1)
+	go func() {
+		published <- r.Publish(context.Background(), nil, &Message{Topic: "t", Payload: []byte("old"), QoS: AtLeastOnce})
+	}()
+	<-bs.entered // the commit for the old session is under way
+	waits := make(chan struct{}, 1)
+	testHookRetireWaits = func() { waits <- struct{}{} }
+	t.Cleanup(func() { testHookRetireWaits = nil })
+	opened := make(chan *Session, 1)
+	go func() {
+		s, err := r.Open("x", SessionOptions{Protocol: "test", Expiry: time.Hour, CleanStart: true})
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- s
+	}()
+	select {
+	case <-waits: // the clean start waits for the commit
+	case <-opened:
+		t.Fatal("the clean start did not wait for the commit under way")
+	}
+	// Let the commit through; the clean start then deletes what it wrote.
+	close(bs.release)
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	s := <-opened
+	if n := countStored(t, bs, "x"); n != 0 {
+		t.Fatalf("after the clean start %d message(s) of the old session stored for x", n)
+	}
+	if b := drainedBodies(s); len(b) != 0 {
+		t.Fatalf("clean session got %q", b)
+	}
+}
+
+// MQTT 5 CleanStart 0 with Session Expiry 0 resumes the stored messages
+// (they are paged in, not deleted first) and the session ends with the
+// connection, on disk too.
+func TestDurableResumeWithExpiryZero(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	p := openOpts(t, r, "z", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "t")
+	r.Close(p, CloseClientClosed)
+	publishQoS(t, r, "t", "kept", AtLeastOnce)
+	p2 := openOpts(t, r, "z", SessionOptions{}) // expiry 0, not a clean start
+	if b := deliveryBodies(collectStored(t, p2, 1)); len(b) != 1 || b[0] != "kept" {
+		t.Fatalf("resumed with expiry 0: %q, want kept", b)
+	}
+	r.Close(p2, CloseClientClosed)
+	if _, _, err := st.GetSession("z"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session record after its last connection: %v, want ErrNotFound", err)
+	}
+	if n := countStored(t, st, "z"); n != 0 {
+		t.Fatalf("%d messages still stored", n)
+	}
+}

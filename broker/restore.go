@@ -122,6 +122,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		detached:    make(chan struct{}),
 		stored:      new(atomic.Int64),
 		storedBytes: new(atomic.Int64),
+		gate:        newStoreGate(),
 	}
 	sess.expiry.Store(int64(s.Expiry))
 	sess.dupUpTo = v.sentUpTo

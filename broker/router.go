@@ -108,7 +108,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	}
 	s.expiry.Store(int64(o.Expiry))
 	if o.Expiry != 0 {
-		s.stored, s.storedBytes = new(atomic.Int64), new(atomic.Int64)
+		s.stored, s.storedBytes, s.gate = new(atomic.Int64), new(atomic.Int64), newStoreGate()
 		// Only a persistent session is waited for at takeover; the expiry
 		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
 		s.detached = make(chan struct{})
@@ -138,8 +138,11 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		r.takeover(old, s, o.CleanStart)
 	}
 	if r.dur != nil {
-		if old != nil && old.Expiry() != 0 && (o.CleanStart || o.Expiry == 0) {
-			r.forgetSession(id) // [MQTT-3.1.2-4] the old state goes, on disk too
+		if old != nil && old.gate != nil && o.CleanStart {
+			// [MQTT-3.1.2-4] the old state goes, on disk too, after the
+			// commits under way for it (storeGate).
+			old.gate.retire()
+			r.forgetSession(id)
 		}
 		if o.Expiry != 0 {
 			if err := r.saveSession(s, time.Time{}, storeWill(o.Will, o.WillDelay)); err != nil {
@@ -197,7 +200,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	if r.dur != nil {
 		// Stored deliveries stay in the store: s pages them in, in order,
 		// once the protocol is ready (Refill).
-		s.stored, s.storedBytes = old.stored, old.storedBytes
+		s.stored, s.storedBytes, s.gate = old.stored, old.storedBytes, old.gate
 		s.dupUpTo = max(old.dupUpTo, old.sentSeq.Load())
 		s.paging.Store(true)
 	}
@@ -272,8 +275,11 @@ func (r *Router) Close(s *Session, why CloseReason) {
 		closeOnce(s.detached)
 		return
 	}
-	if s.Expiry() == 0 && r.dur != nil && s.detached != nil {
-		r.forgetSession(s.ID) // MQTT 5 DISCONNECT set Session Expiry to 0
+	if s.Expiry() == 0 && r.dur != nil && s.gate != nil {
+		// The session had state on disk and ends now: MQTT 5 DISCONNECT set
+		// Session Expiry to 0, or it resumed with an expiry of 0.
+		s.gate.retire()
+		r.forgetSession(s.ID)
 	}
 	r.mu.Lock()
 	if r.sessions[s.ID] == s {
@@ -297,6 +303,9 @@ func (r *Router) expire(s *Session) {
 	s.offline, s.state = nil, nil
 	s.offMu.Unlock()
 	r.detach(s)
+	if s.gate != nil {
+		s.gate.retire()
+	}
 	r.forgetSession(s.ID)
 }
 

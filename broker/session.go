@@ -82,6 +82,7 @@ type Session struct {
 	// (paging is atomic for lock-free reads).
 	stored      *atomic.Int64
 	storedBytes *atomic.Int64 // their payload bytes
+	gate        *storeGate    // commits under way for the session (shared like stored)
 	paging      atomic.Bool
 	// sentSeq is the highest Seq a connection of the session has written
 	// (NoteSent); stored messages up to dupUpTo may have reached an earlier
@@ -105,6 +106,61 @@ func (s *Session) NoteSent(seq uint64) {
 			return
 		}
 	}
+}
+
+// storeGate counts the commits under way that store messages for a
+// persistent session, so that discarding the session (clean start,
+// expiry, Session Expiry set to 0) can wait for them and no commit lands
+// after its records are deleted: such a message would otherwise reappear
+// under the next session with the same id. Once retired, a session takes
+// no more stored messages.
+type storeGate struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	inflight int
+	retired  bool
+}
+
+func newStoreGate() *storeGate {
+	g := &storeGate{}
+	g.cond.L = &g.mu
+	return g
+}
+
+// enter registers a commit for the session; false once it is retired.
+func (g *storeGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.retired {
+		return false
+	}
+	g.inflight++
+	return true
+}
+
+// leave ends a commit registered by enter (committed or failed).
+func (g *storeGate) leave() {
+	g.mu.Lock()
+	if g.inflight--; g.inflight == 0 {
+		g.cond.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+// testHookRetireWaits, if set, runs when retire starts to wait (tests).
+var testHookRetireWaits func()
+
+// retire refuses new commits and waits for those under way.
+func (g *storeGate) retire() {
+	g.mu.Lock()
+	g.retired = true
+	if g.inflight > 0 && testHookRetireWaits != nil {
+		testHookRetireWaits()
+	}
+	for g.inflight > 0 {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
 }
 
 // storedMsgs reports the session's messages in the store.
