@@ -34,6 +34,25 @@ func (g *shareGroup) pick() *Subscription {
 	return nil
 }
 
+// Redistribute hands shared-subscription deliveries that a session ending
+// with its connection could not complete (unsent, or unacknowledged) to
+// another member of their group: "If the Client's Session terminates
+// before the Client reconnects, the Server SHOULD send the Application
+// Message to another Client that is subscribed to the same Shared
+// Subscription" (MQTT 5 §4.8.2). Call it after Router.Close, so the
+// session is out of its groups. Other deliveries are ignored.
+func (r *Router) Redistribute(ds []Delivery) {
+	for _, d := range ds {
+		g := d.Sub.share
+		if g == nil || d.Sub.isProxy() || d.QoS == AtMostOnce || d.Msg.Expired() {
+			continue
+		}
+		if sub := g.pick(); sub != nil {
+			_ = r.route(d.Msg, []*Subscription{sub}, nil)
+		}
+	}
+}
+
 // replace swaps old for sub (a resumed session's copy).
 func (g *shareGroup) replace(old, sub *Subscription) {
 	g.mu.Lock()

@@ -253,10 +253,14 @@ func (c *conn) finish() error {
 	if c.will != nil && !c.normalClose {
 		c.publishWill(reason)
 	}
+	var shared []broker.Delivery
 	if c.sess.Expiry() != 0 {
 		c.sess.SaveState(c.saveState())
+	} else {
+		shared = c.unfinishedShared()
 	}
 	c.router.Close(c.sess, reason)
+	c.router.Redistribute(shared) // the session is gone: another member takes them (MQTT 5 §4.8.2)
 	c.logf(slog.LevelDebug, "mqtt: session ended", "reason", reason)
 	return nil
 }

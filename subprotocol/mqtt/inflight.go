@@ -224,3 +224,34 @@ func restoredState(st *broker.RestoredState) *savedState {
 	}
 	return s
 }
+
+// unfinishedShared collects the QoS 1/2 deliveries of shared subscriptions
+// that this connection did not complete (unsent, or sent and not
+// acknowledged; a QoS 2 one past PUBREC is the client's), for a session
+// that ends with the connection (Router.Redistribute). The write loop is
+// done.
+func (c *conn) unfinishedShared() []broker.Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []broker.Delivery
+	keep := func(d broker.Delivery) {
+		if d.Sub != nil && d.Sub.Group != "" && d.QoS > broker.AtMostOnce {
+			out = append(out, d)
+		}
+	}
+	for _, f := range c.out.flights {
+		if !f.rel {
+			keep(f.d)
+		}
+	}
+	for _, p := range c.out.queue {
+		if !p.retained {
+			keep(p.d)
+		}
+	}
+	_, left, _ := c.sess.Outbox.Drain(nil, nil)
+	for _, d := range left {
+		keep(d)
+	}
+	return out
+}

@@ -219,3 +219,35 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("DISCONNECT %+v, want 0x8B", d)
 	}
 }
+
+// A shared-subscription message that a member leaving for good did not
+// acknowledge goes to another member of the group (MQTT 5 §4.8.2).
+func TestSharedSubscriptionRedistributesOnLeave(t *testing.T) {
+	r := newRouter(broker.Config{})
+	a := dial(t, r, Config{}, Version5)
+	a.mustConnect("a", true, nil)
+	a.subscribe(1, 1, "$share/g/jobs")
+	b := dial(t, r, Config{}, Version5)
+	b.mustConnect("b", true, nil)
+	b.subscribe(1, 1, "$share/g/jobs")
+	for i := 0; i < 4; i++ {
+		if err := r.Publish(context.Background(), nil, &broker.Message{Topic: "jobs", QoS: 1, Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, "round robin", func() bool { return len(a.publishes())+len(b.publishes()) == 4 })
+	held := len(a.publishes())
+	if held == 0 {
+		t.Fatal("round robin gave a nothing")
+	}
+	a.send(&Disconnect{}) // never acknowledged what it got
+	a.waitClosed()
+	checkFor(t, "a's messages at b", func() bool { return len(b.publishes()) == 4 })
+	seen := map[string]bool{}
+	for _, p := range b.publishes() {
+		seen[string(p.Payload)] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("b has %v, want all four", seen)
+	}
+}
