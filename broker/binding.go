@@ -116,28 +116,36 @@ func (r *Router) Unbind(name string) error {
 	r.idx.Remove(b.entry)
 	q := b.queue
 	q.mu.Lock()
-	var refs []store.Ref
-	for _, e := range q.ready {
-		if e.seq != 0 {
-			refs = append(refs, store.Ref{Name: qname, Seq: e.seq})
-		}
-	}
-	for _, e := range q.unacked {
-		if e.seq != 0 {
-			refs = append(refs, store.Ref{Name: qname, Seq: e.seq})
-		}
-	}
 	q.ready, q.unacked, q.bytes = nil, make(map[uint64]queued), 0
 	q.mu.Unlock()
 	if r.dur == nil {
 		return nil
 	}
-	if len(refs) > 0 {
-		if _, err := r.dur.st.Commit(&store.Batch{QueueAcks: refs}); err != nil {
-			return fmt.Errorf("%w: %v", ErrStore, err)
-		}
+	// Everything the store holds for it goes, including messages whose
+	// acknowledgement is still on its way to the store (ackLoop).
+	if err := r.dropStoredQueue(qname); err != nil {
+		return err
 	}
 	if err := r.dur.st.DeleteSession(bindingID(qname)); err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	return nil
+}
+
+// dropStoredQueue removes every stored message of the named queue.
+func (r *Router) dropStoredQueue(qname string) error {
+	page, err := r.dur.st.QueuePending(qname, 0, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	if len(page) == 0 {
+		return nil
+	}
+	refs := make([]store.Ref, len(page))
+	for i, e := range page {
+		refs[i] = store.Ref{Name: qname, Seq: e.Seq}
+	}
+	if _, err := r.dur.st.Commit(&store.Batch{QueueAcks: refs}); err != nil {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	return nil

@@ -568,3 +568,46 @@ func TestDurableResumeWithExpiryZero(t *testing.T) {
 		t.Fatalf("%d messages still stored", n)
 	}
 }
+
+// Deleting a durable subscription removes every stored message of it, even
+// one whose acknowledgement has not reached the store yet; after a crash
+// in between, the restart removes what is left, and a new subscription
+// with the same name starts empty.
+func TestDurableUnbindRemovesEverything(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	c := openSession(t, r, "c")
+	if err := r.SubscribeDurable(c, &Subscription{Key: "s", Filter: "t", QoS: AtLeastOnce, Ack: AckClientIndividual}, "n"); err != nil {
+		t.Fatal(err)
+	}
+	qname := DurableQueuePrefix + "n"
+	// A message acknowledged in memory whose removal is still queued:
+	// only the store has it.
+	m := store.Msg{Topic: "t", Payload: []byte("acked"), QoS: 1}
+	if _, err := st.Commit(&store.Batch{Msg: &m, Queues: []string{qname}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unbind("n"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.QueuePending(qname, 0, 0); len(p) != 0 {
+		t.Fatalf("%d stored messages left after Unbind", len(p))
+	}
+
+	// A crash between the binding's removal and its messages': the
+	// restart finishes the job.
+	if _, err := st.Commit(&store.Batch{Msg: &m, Queues: []string{qname}}); err != nil {
+		t.Fatal(err)
+	}
+	r, stats := restart(t, r, st, Config{})
+	if stats.QueueMsgs != 0 {
+		t.Fatalf("restored %d messages of a deleted durable subscription", stats.QueueMsgs)
+	}
+	c2 := openSession(t, r, "c2")
+	if err := r.SubscribeDurable(c2, &Subscription{Key: "s", Filter: "t", QoS: AtLeastOnce, Ack: AckClientIndividual}, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if b := drainedBodies(c2); len(b) != 0 {
+		t.Fatalf("new durable subscription got %q", b)
+	}
+}

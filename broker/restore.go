@@ -195,23 +195,25 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 
 // restoreQueue loads a named queue's stored messages.
 func (r *Router) restoreQueue(name string) (int, error) {
-	page, err := r.dur.st.QueuePending(name, 0, 0)
-	if err != nil {
-		return 0, err
-	}
 	r.qmu.Lock()
 	q := r.queues[name]
+	if q == nil && isDurableQueue(name) {
+		// Its durable subscription was deleted (Unbind) and the crash
+		// came before all of its messages left the store: they go now,
+		// and a new subscription with the same name starts empty.
+		r.qmu.Unlock()
+		r.log.Info("store: removing messages of a deleted durable subscription", "queue", name)
+		return 0, r.dropStoredQueue(name)
+	}
 	if q == nil {
-		if isDurableQueue(name) {
-			// Its durable subscription is gone (Unbind did not finish):
-			// the sweep of a later version may remove them; keep them
-			// unreachable rather than lose them silently.
-			r.log.Warn("store: messages of a removed durable subscription", "queue", name, "count", len(page))
-		}
 		q = newQueue(name, nil)
 		r.queues[name] = q
 	}
 	r.qmu.Unlock()
+	page, err := r.dur.st.QueuePending(name, 0, 0)
+	if err != nil {
+		return 0, err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
