@@ -24,7 +24,7 @@ import (
 //   - Acknowledgements remove messages asynchronously (ackLoop): a crash
 //     that loses one means a redelivery, which at least once allows. The
 //     one acknowledgement that must be durable first is an MQTT PUBREC from
-//     a subscriber: Router.Received removes the message and records the
+//     a subscriber: Router.ReceivedBatch removes the message and records the
 //     packet id (store.Mark) in one transaction before PUBREL goes out, so
 //     after a restart the broker resends PUBREL, never the message
 //     [MQTT-4.3.3-1].

@@ -323,36 +323,18 @@ func (r *Router) ackStored(d Delivery) {
 	r.dur.ack(ackOp{ref: store.Ref{Name: string(d.Sub.Session.ID), Seq: d.Seq}})
 }
 
-// Received records an MQTT PUBREC for a stored QoS 2 delivery sent with
-// packetID: the message leaves the store and the id is recorded, in one
-// durable transaction, before the caller sends PUBREL. After a restart the
-// broker resends PUBREL for the id and never the message again (MQTT 5
-// §4.3.3). Without a stored delivery it does nothing.
-func (r *Router) Received(d Delivery, packetID uint16) error {
-	if r.dur == nil || d.Seq == 0 {
-		return nil
-	}
-	id := string(d.Sub.Session.ID)
-	_, err := r.dur.st.Commit(&store.Batch{
-		Acks:     []store.Ref{{Name: id, Seq: d.Seq}},
-		PutMarks: []store.Mark{{Session: id, ID: packetID}},
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrStore, err)
-	}
-	d.Sub.Session.stored.Add(-1)
-	d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
-	return nil
-}
-
 // Received is one PUBREC for ReceivedBatch.
 type Received struct {
 	Delivery Delivery
 	PacketID uint16
 }
 
-// ReceivedBatch is Received for several PUBRECs in one store transaction
-// (a subscriber that acknowledges many QoS 2 messages at once).
+// ReceivedBatch records MQTT PUBRECs for stored QoS 2 deliveries: the
+// messages leave the store and their packet ids are recorded, in one
+// durable transaction, before the caller sends the PUBRELs. After a
+// restart the broker resends PUBREL for those ids and never the messages
+// again (MQTT 5 §4.3.3). PUBRECs that arrive together share the commit.
+// Deliveries that are not stored (Seq 0) are skipped.
 func (r *Router) ReceivedBatch(recs []Received) error {
 	if r.dur == nil || len(recs) == 0 {
 		return nil

@@ -344,7 +344,7 @@ func TestDurableQoS2Marks(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := drained(sub)[0]
-	if err := r.Received(d, 42); err != nil {
+	if err := r.ReceivedBatch([]Received{{Delivery: d, PacketID: 42}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countStored(t, st, "sub"); n != 0 {
