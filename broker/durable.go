@@ -29,9 +29,14 @@ import (
 //     after a restart the broker resends PUBREL, never the message
 //     [MQTT-4.3.3-1].
 //   - An inbound QoS 2 packet id of a persistent session is recorded with
-//     the message it carries (PublishQoS2) and removed before PUBCOMP
-//     (Router.Released), so a PUBLISH resent after a restart is not routed
-//     twice [MQTT-4.3.3-10].
+//     the message it carries (PublishQoS2, PublishBatch) and removed before
+//     PUBCOMP (Router.ReleasedIn), so a PUBLISH resent after a restart is
+//     not routed twice [MQTT-4.3.3-10].
+//   - Deleting state waits for commits under way: a persistent session
+//     that ends (clean start, expiry, Session Expiry 0) retires its
+//     storeGate before its records go, and deleting a durable subscription
+//     removes everything the store holds for its queue, so nothing comes
+//     back under a later session or subscription with the same name.
 
 // durable is the router's link to its store.
 type durable struct {
