@@ -117,3 +117,31 @@ func markKey(m Mark) []byte {
 	}
 	return append(k, dir, byte(m.ID>>8), byte(m.ID))
 }
+
+// The single-purpose writes of Store are one-kind batches; both
+// implementations share these, so Commit is the only write path.
+type committer interface {
+	Commit(b *Batch) ([]uint64, error)
+}
+
+func enqueue(c committer, m Msg, sessionIDs []string) ([]uint64, error) {
+	return c.Commit(&Batch{Msg: &m, Sessions: sessionIDs})
+}
+
+func ack(c committer, sessionID string, seq uint64) error {
+	_, err := c.Commit(&Batch{Acks: []Ref{{Name: sessionID, Seq: seq}}})
+	return err
+}
+
+func queuePush(c committer, queue string, m Msg) (uint64, error) {
+	seqs, err := c.Commit(&Batch{Msg: &m, Queues: []string{queue}})
+	if err != nil {
+		return 0, err
+	}
+	return seqs[0], nil
+}
+
+func queueAck(c committer, queue string, seq uint64) error {
+	_, err := c.Commit(&Batch{QueueAcks: []Ref{{Name: queue, Seq: seq}}})
+	return err
+}

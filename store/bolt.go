@@ -304,36 +304,7 @@ func (b *Bolt) PutRetained(m Msg) error {
 
 // Enqueue implements Store.
 func (b *Bolt) Enqueue(m Msg, sessionIDs []string) ([]uint64, error) {
-	for _, id := range sessionIDs {
-		if !validKey(id) {
-			return nil, ErrInvalidKey
-		}
-	}
-	if len(sessionIDs) == 0 {
-		return nil, nil
-	}
-	val := encodeMsg(&m)
-	var seqs []uint64
-	err := b.write(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
-		out := make([]uint64, len(sessionIDs))
-		for i, id := range sessionIDs {
-			seq, err := q.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := q.Put(seqKey(id, seq), val); err != nil {
-				return err
-			}
-			out[i] = seq
-		}
-		seqs = out
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return seqs, nil
+	return enqueue(b, m, sessionIDs)
 }
 
 // Pending implements Store.
@@ -342,31 +313,10 @@ func (b *Bolt) Pending(sessionID string, afterSeq uint64, max int) ([]Queued, er
 }
 
 // Ack implements Store.
-func (b *Bolt) Ack(sessionID string, seq uint64) error {
-	return b.ack(bucketQueue, sessionID, seq)
-}
+func (b *Bolt) Ack(sessionID string, seq uint64) error { return ack(b, sessionID, seq) }
 
 // QueuePush implements Store.
-func (b *Bolt) QueuePush(queue string, m Msg) (uint64, error) {
-	if !validKey(queue) {
-		return 0, ErrInvalidKey
-	}
-	val := encodeMsg(&m)
-	var seq uint64
-	err := b.write(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueues)
-		s, err := q.NextSequence()
-		if err != nil {
-			return err
-		}
-		seq = s
-		return q.Put(seqKey(queue, s), val)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return seq, nil
-}
+func (b *Bolt) QueuePush(queue string, m Msg) (uint64, error) { return queuePush(b, queue, m) }
 
 // QueuePending implements Store.
 func (b *Bolt) QueuePending(queue string, afterSeq uint64, max int) ([]Queued, error) {
@@ -374,9 +324,7 @@ func (b *Bolt) QueuePending(queue string, afterSeq uint64, max int) ([]Queued, e
 }
 
 // QueueAck implements Store.
-func (b *Bolt) QueueAck(queue string, seq uint64) error {
-	return b.ack(bucketQueues, queue, seq)
-}
+func (b *Bolt) QueueAck(queue string, seq uint64) error { return queueAck(b, queue, seq) }
 
 func (b *Bolt) pending(bucket []byte, name string, afterSeq uint64, max int) ([]Queued, error) {
 	if !validKey(name) {
@@ -409,16 +357,6 @@ func (b *Bolt) pending(bucket []byte, name string, afterSeq uint64, max int) ([]
 		return nil, err
 	}
 	return out, nil
-}
-
-func (b *Bolt) ack(bucket []byte, name string, seq uint64) error {
-	if !validKey(name) {
-		return ErrInvalidKey
-	}
-	key := seqKey(name, seq)
-	return b.write(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Delete(key)
-	})
 }
 
 // Load implements Store. It copies the records out in one read

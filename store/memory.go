@@ -181,26 +181,7 @@ func (m *Memory) PutRetained(msg Msg) error {
 
 // Enqueue implements Store.
 func (m *Memory) Enqueue(msg Msg, sessionIDs []string) ([]uint64, error) {
-	for _, id := range sessionIDs {
-		if !validKey(id) {
-			return nil, ErrInvalidKey
-		}
-	}
-	if len(sessionIDs) == 0 {
-		return nil, nil
-	}
-	b := encodeMsg(&msg)
-	if err := m.lock(); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	seqs := make([]uint64, len(sessionIDs))
-	for i, id := range sessionIDs {
-		m.seq++
-		seqs[i] = m.seq
-		m.queue[id] = append(m.queue[id], memEntry{m.seq, b})
-	}
-	return seqs, nil
+	return enqueue(m, msg, sessionIDs)
 }
 
 // Pending implements Store.
@@ -209,24 +190,10 @@ func (m *Memory) Pending(sessionID string, afterSeq uint64, max int) ([]Queued, 
 }
 
 // Ack implements Store.
-func (m *Memory) Ack(sessionID string, seq uint64) error {
-	return m.ack(m.queue, sessionID, seq)
-}
+func (m *Memory) Ack(sessionID string, seq uint64) error { return ack(m, sessionID, seq) }
 
 // QueuePush implements Store.
-func (m *Memory) QueuePush(queue string, msg Msg) (uint64, error) {
-	if !validKey(queue) {
-		return 0, ErrInvalidKey
-	}
-	b := encodeMsg(&msg)
-	if err := m.lock(); err != nil {
-		return 0, err
-	}
-	defer m.mu.Unlock()
-	m.qseq++
-	m.queues[queue] = append(m.queues[queue], memEntry{m.qseq, b})
-	return m.qseq, nil
-}
+func (m *Memory) QueuePush(queue string, msg Msg) (uint64, error) { return queuePush(m, queue, msg) }
 
 // QueuePending implements Store.
 func (m *Memory) QueuePending(queue string, afterSeq uint64, max int) ([]Queued, error) {
@@ -234,9 +201,7 @@ func (m *Memory) QueuePending(queue string, afterSeq uint64, max int) ([]Queued,
 }
 
 // QueueAck implements Store.
-func (m *Memory) QueueAck(queue string, seq uint64) error {
-	return m.ack(m.queues, queue, seq)
-}
+func (m *Memory) QueueAck(queue string, seq uint64) error { return queueAck(m, queue, seq) }
 
 func findSeq(es []memEntry, seq uint64) (int, bool) {
 	return slices.BinarySearchFunc(es, seq, func(e memEntry, s uint64) int {
@@ -277,18 +242,6 @@ func (m *Memory) pending(q map[string][]memEntry, name string, afterSeq uint64, 
 		out = append(out, Queued{Seq: e.seq, Msg: msg})
 	}
 	return out, nil
-}
-
-func (m *Memory) ack(q map[string][]memEntry, name string, seq uint64) error {
-	if !validKey(name) {
-		return ErrInvalidKey
-	}
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.ackLocked(q, name, seq)
-	return nil
 }
 
 // ackLocked removes one entry; m.mu must be held.
