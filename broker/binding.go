@@ -153,20 +153,3 @@ func (r *Router) dropStoredQueue(qname string) error {
 
 // isDurableQueue reports a durable subscription's queue name.
 func isDurableQueue(name string) bool { return strings.HasPrefix(name, DurableQueuePrefix) }
-
-// enqueueStored pushes m onto a named queue through the store: durable
-// before the caller acknowledges the sender (STOMP RECEIPT).
-func (r *Router) enqueueStored(q *queue, m *Message) error {
-	if !q.reserve(r, m) {
-		return ErrQueueFull
-	}
-	sm := toStoreMsg(m)
-	seqs, err := r.dur.st.Commit(&store.Batch{Msg: &sm, Queues: []string{q.name}})
-	if err != nil {
-		q.unreserve(m)
-		r.log.Error("store: queue message not written; refused", "queue", q.name, "err", err)
-		return fmt.Errorf("%w: %v", ErrStore, err)
-	}
-	q.enqueueSeq(r, m, seqs[0])
-	return nil
-}

@@ -35,14 +35,18 @@ func anyPersistent(matches []*Subscription) bool {
 // plans the deliveries, commits the stored ones (and mark) in one
 // transaction, then delivers.
 func (r *Router) route(m *Message, matches []*Subscription, mark *store.Mark) error {
-	p := r.plan(m, matches, mark)
+	return r.runPlan(r.plan(m, matches, mark))
+}
+
+// runPlan commits a plan's stored copies, if any, and delivers it.
+func (r *Router) runPlan(p *routePlan) error {
 	if !p.stored() {
 		return r.finishPlan(p, nil)
 	}
 	seqs, err := r.dur.st.Commit(&p.batch)
 	if err != nil {
 		p.unplan()
-		r.log.Error("store: message not written; refused", "topic", m.Topic, "err", err)
+		r.log.Error("store: message not written; refused", "topic", p.m.Topic, "queue", p.m.Queue, "err", err)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	return r.finishPlan(p, seqs)
@@ -136,7 +140,7 @@ func (r *Router) plan(m *Message, matches []*Subscription, mark *store.Mark) *ro
 	return p
 }
 
-// planQueue plans a queue message for PublishBatch: stored when the router
+// planQueue plans a queue message (Publish, PublishBatch): stored when the router
 // has a store and the queue is shared, in memory otherwise. nil: a reply
 // for a temporary queue that is gone (dropped, as Publish does).
 func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
@@ -174,7 +178,7 @@ func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 		r.deliverStored(d)
 	}
 	for _, q := range p.memq {
-		if err := q.enqueue(r, p.m, r.cfg.MaxQueueDepth); err != nil && p.direct {
+		if err := q.enqueue(r, p.m); err != nil && p.direct {
 			return err // a SEND to a full queue is refused
 		}
 	}

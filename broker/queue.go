@@ -67,7 +67,7 @@ func newQueue(name string, owner *Session) *queue {
 
 // enqueue appends m and dispatches. It fails with ErrQueueFull past the
 // router's limits.
-func (q *queue) enqueue(r *Router, m *Message, _ int) error {
+func (q *queue) enqueue(r *Router, m *Message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.roomLocked(r, m) {

@@ -609,14 +609,11 @@ func (r *Router) admit(from *Session, m *Message) error {
 }
 
 func (r *Router) publishQueue(from *Session, m *Message) error {
-	q, err := r.queueTarget(from, m)
-	if q == nil || err != nil {
+	p, err := r.planQueue(from, m)
+	if p == nil || err != nil {
 		return err
 	}
-	if r.dur != nil && q.owner == nil && m.QoS > AtMostOnce {
-		return r.enqueueStored(q, m)
-	}
-	return q.enqueue(r, m, r.cfg.MaxQueueDepth)
+	return r.runPlan(p)
 }
 
 // queueTarget checks a queue message (name, authorization) and returns its
