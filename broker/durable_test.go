@@ -41,6 +41,15 @@ func collectStored(t *testing.T, s *Session, n int) []Delivery {
 	return got
 }
 
+// durableSub makes s a client-individual consumer of the durable
+// subscription name on filter.
+func durableSub(t *testing.T, r *Router, s *Session, filter, name string) {
+	t.Helper()
+	if err := r.SubscribeDurable(s, &Subscription{Key: "s", Filter: filter, QoS: AtLeastOnce, Ack: AckClientIndividual}, name); err != nil {
+		t.Fatalf("SubscribeDurable(%q, %q): %v", filter, name, err)
+	}
+}
+
 func countStored(t *testing.T, st store.Store, id string) int {
 	t.Helper()
 	n, _, err := st.Count(id)
@@ -142,10 +151,7 @@ func TestDurableSubscriptionAcrossRestart(t *testing.T) {
 	st := store.NewMemory()
 	r, _ := restart(t, nil, st, Config{})
 	c := openSession(t, r, "c1")
-	sub := &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}
-	if err := r.SubscribeDurable(c, sub, "cid/s"); err != nil {
-		t.Fatal(err)
-	}
+	durableSub(t, r, c, "news/#", "cid/s")
 	r.Close(c, CloseClientClosed)
 	publishQoS(t, r, "news/a", "1", AtLeastOnce)
 	publishQoS(t, r, "other", "x", AtLeastOnce)
@@ -157,10 +163,7 @@ func TestDurableSubscriptionAcrossRestart(t *testing.T) {
 	}
 	publishQoS(t, r, "news/c", "3", AtLeastOnce) // the binding is live before anyone subscribes
 	c2 := openSession(t, r, "c2")
-	sub2 := &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}
-	if err := r.SubscribeDurable(c2, sub2, "cid/s"); err != nil {
-		t.Fatal(err)
-	}
+	durableSub(t, r, c2, "news/#", "cid/s")
 	got := drained(c2)
 	if b := deliveryBodies(got); !slices.Equal(b, []string{"1", "2", "3"}) {
 		t.Fatalf("durable subscription after restart: %q", b)
@@ -169,9 +172,7 @@ func TestDurableSubscriptionAcrossRestart(t *testing.T) {
 	// Unacknowledged ones come back after another restart.
 	r, _ = restart(t, r, st, Config{})
 	c3 := openSession(t, r, "c3")
-	if err := r.SubscribeDurable(c3, &Subscription{Key: "s", Filter: "news/#", QoS: AtLeastOnce, Ack: AckClientIndividual}, "cid/s"); err != nil {
-		t.Fatal(err)
-	}
+	durableSub(t, r, c3, "news/#", "cid/s")
 	if b := drainedBodies(c3); !slices.Equal(b, []string{"2", "3"}) {
 		t.Fatalf("unacknowledged after restart: %q, want 2 3", b)
 	}
@@ -577,9 +578,7 @@ func TestDurableUnbindRemovesEverything(t *testing.T) {
 	st := store.NewMemory()
 	r, _ := restart(t, nil, st, Config{})
 	c := openSession(t, r, "c")
-	if err := r.SubscribeDurable(c, &Subscription{Key: "s", Filter: "t", QoS: AtLeastOnce, Ack: AckClientIndividual}, "n"); err != nil {
-		t.Fatal(err)
-	}
+	durableSub(t, r, c, "t", "n")
 	qname := DurableQueuePrefix + "n"
 	// A message acknowledged in memory whose removal is still queued:
 	// only the store has it.
@@ -604,9 +603,7 @@ func TestDurableUnbindRemovesEverything(t *testing.T) {
 		t.Fatalf("restored %d messages of a deleted durable subscription", stats.QueueMsgs)
 	}
 	c2 := openSession(t, r, "c2")
-	if err := r.SubscribeDurable(c2, &Subscription{Key: "s", Filter: "t", QoS: AtLeastOnce, Ack: AckClientIndividual}, "n"); err != nil {
-		t.Fatal(err)
-	}
+	durableSub(t, r, c2, "t", "n")
 	if b := drainedBodies(c2); len(b) != 0 {
 		t.Fatalf("new durable subscription got %q", b)
 	}
