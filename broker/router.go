@@ -372,11 +372,11 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 			return err
 		}
 	}
-	dest := sub.Filter
+	op, dest := OpSubscribe, sub.Filter
 	if sub.Queue != "" {
-		dest = sub.Queue
+		op, dest = OpQueueReceive, sub.Queue
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, OpSubscribe, dest) {
+	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest) {
 		return ErrNotAuthorized
 	}
 	var q *queue
@@ -439,7 +439,7 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 	if err := ValidFilter(sub.Filter); err != nil {
 		return nil, false, err
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, OpSubscribe, sub.Filter) {
+	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), OpSubscribe, sub.Filter) {
 		return nil, false, ErrNotAuthorized
 	}
 	s.mu.Lock()
@@ -591,7 +591,7 @@ func (r *Router) admit(from *Session, m *Message) error {
 	if err := ValidTopicName(m.Topic); err != nil {
 		return err
 	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Topic) {
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, string(from.ID), OpPublish, m.Topic) {
 		return ErrNotAuthorized
 	}
 	if m.Retain {
@@ -623,7 +623,7 @@ func (r *Router) queueTarget(from *Session, m *Message) (*queue, error) {
 	if err := ValidQueueName(m.Queue); err != nil {
 		return nil, err
 	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, OpPublish, m.Queue) {
+	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, string(from.ID), OpQueueSend, m.Queue) {
 		return nil, ErrNotAuthorized
 	}
 	if isDurableQueue(m.Queue) {

@@ -33,6 +33,7 @@ func (r *recorder) Abort()                           {}
 func (r *recorder) InterruptWrite(time.Time)         {}
 func (r *recorder) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (r *recorder) Subprotocol() string              { return "" }
+func (r *recorder) Peer() Peer                       { return Peer{} }
 
 // TestBatchCoalescesByType: same-type frames share a message; a type change
 // sends what came before on its own; every message has a write deadline.

@@ -40,6 +40,22 @@ type Transport interface {
 	RemoteAddr() net.Addr
 	// Subprotocol is the negotiated WebSocket subprotocol, or "" on TCP.
 	Subprotocol() string
+	// Peer describes the connection as the listener established it (TLS,
+	// client certificate, token from the URL). RemoteAddr already gives the
+	// address after trusted proxies.
+	Peer() Peer
+}
+
+// Peer is what a listener knows about a connection before the protocol
+// reads anything: the protocols copy it into broker.Credentials.
+type Peer struct {
+	// Transport is "ws", "wss", "tcp" or "tls".
+	Transport string
+	// CertNames are the names of a verified TLS client certificate, its
+	// Subject Common Name first, then its SANs; nil without one.
+	CertNames []string
+	// Token is the access_token query parameter of the WebSocket URL.
+	Token string
 }
 
 // WebSocket close codes used by the protocols (RFC 6455 §7.4.1).

@@ -152,6 +152,7 @@ func (t *tcpTransport) SetWriteDeadline(d time.Time) error { return t.c.SetWrite
 func (t *tcpTransport) InterruptWrite(d time.Time)         { _ = t.c.SetWriteDeadline(d) }
 func (t *tcpTransport) RemoteAddr() net.Addr               { return t.c.RemoteAddr() }
 func (t *tcpTransport) Subprotocol() string                { return "" }
+func (t *tcpTransport) Peer() subprotocol.Peer             { return subprotocol.Peer{Transport: "tcp"} }
 
 // Close closes the connection: TCP has no close frame, and what was
 // written before (an ERROR) still goes out ahead of the FIN. Safe from any

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // wsTransport adapts a gorilla *websocket.Conn to subprotocol.Transport. It
@@ -70,6 +72,7 @@ func (t *wsTransport) SetReadDeadline(d time.Time) error  { return t.ws.SetReadD
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.ws.SetWriteDeadline(d) }
 func (t *wsTransport) RemoteAddr() net.Addr               { return t.ws.RemoteAddr() }
 func (t *wsTransport) Subprotocol() string                { return t.ws.Subprotocol() }
+func (t *wsTransport) Peer() subprotocol.Peer             { return subprotocol.Peer{Transport: "ws"} }
 
 // Close sends a close frame (bounded by the write timeout). The socket is
 // closed when the client answers (the handler drains until then, see

@@ -97,7 +97,7 @@ func (c *conn) handleConnect(p *Connect) error {
 		c.will = c.willMessage(p.Will)
 		// The will is checked now: it is published without a session to
 		// check it against.
-		if !c.router.Config().Authorizer.Allow(id, broker.OpPublish, c.will.Topic) {
+		if !c.router.Config().Authorizer.Allow(id, c.clientID, broker.OpPublish, c.will.Topic) {
 			return c.refuse(CodeNotAuthorized, "will topic not authorized", "topic", c.will.Topic)
 		}
 	}

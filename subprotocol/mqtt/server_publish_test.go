@@ -438,7 +438,9 @@ func TestPublishNotAuthorized(t *testing.T) {
 
 type denyTopic string
 
-func (d denyTopic) Allow(_ broker.Identity, _ broker.Op, dest string) bool { return dest != string(d) }
+func (d denyTopic) Allow(_ broker.Identity, _ string, _ broker.Op, dest string) bool {
+	return dest != string(d)
+}
 
 func TestUnsubscribe(t *testing.T) {
 	_, sub, pub := pair(t, Version5, Config{})

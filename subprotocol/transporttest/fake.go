@@ -36,6 +36,8 @@ type Fake struct {
 	// EnforceReadDeadline makes NextReader fail with
 	// os.ErrDeadlineExceeded past the last SetReadDeadline.
 	EnforceReadDeadline bool
+	// PeerInfo is what Peer reports.
+	PeerInfo subprotocol.Peer
 
 	subprotocol string
 	in          chan inMsg
@@ -219,6 +221,15 @@ func (f *Fake) RemoteAddr() net.Addr { return Addr }
 
 // Subprotocol returns the subprotocol given to New.
 func (f *Fake) Subprotocol() string { return f.subprotocol }
+
+// Peer returns PeerInfo (set it before Serve); Transport "ws" when unset.
+func (f *Fake) Peer() subprotocol.Peer {
+	p := f.PeerInfo
+	if p.Transport == "" {
+		p.Transport = "ws"
+	}
+	return p
+}
 
 // Closed reports whether Close or Abort was called.
 func (f *Fake) Closed() bool {
