@@ -46,6 +46,10 @@ type Message struct {
 	QoS           QoS
 	Retain        bool
 	From          SessionID // publishing session; used for no-local and tracing
+	// Origin is the publishing protocol ("stomp", "mqtt"; "" for the broker
+	// itself): encoders cap the user headers or properties a message
+	// carries into the other protocol.
+	Origin string
 	Expires       time.Time // zero means never
 }
 
