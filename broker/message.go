@@ -49,8 +49,8 @@ type Message struct {
 	// Origin is the publishing protocol ("stomp", "mqtt"; "" for the broker
 	// itself): encoders cap the user headers or properties a message
 	// carries into the other protocol.
-	Origin string
-	Expires       time.Time // zero means never
+	Origin  string
+	Expires time.Time // zero means never
 }
 
 // Expired reports whether the message's expiry has passed.
