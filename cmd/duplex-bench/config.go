@@ -35,6 +35,11 @@ type config struct {
 	brokerCmd    []string // restart: the broker's command line
 }
 
+// login is the user name and password every connection presents (STOMP
+// login/passcode, MQTT user name/password); empty: anonymous. main sets it
+// once from -user and -password, before any connection.
+var login struct{ user, password string }
+
 // Scenarios.
 const (
 	scenarioThroughput = "throughput"
@@ -77,6 +82,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.inflight, "inflight", 32, "durable, fill: most QoS 1 PUBLISHes each publisher has sent and not yet seen PUBACKed (1..65535)")
 	fs.IntVar(&c.msgs, "msgs", 0, "fill: messages to queue for the persistent session; drain, restart: messages it should receive (restart: 0 skips the drain)")
 	fs.StringVar(&c.clientID, "client-id", "bench-durable-sub", "durable, fill, drain, restart: client identifier of the persistent subscriber")
+	fs.StringVar(&login.user, "user", "", "log in as this user (STOMP login, MQTT user name); empty: anonymous")
+	fs.StringVar(&login.password, "password", "", "password for -user (STOMP passcode, MQTT password)")
 	fs.StringVar(&c.label, "label", "", "text appended to the result line's name, e.g. the broker's sync policy \"sync=always\"")
 	fs.StringVar(&c.brokerLog, "broker-log", "", "restart: append the broker's standard output and error to this `file` (empty: not kept)")
 	fs.DurationVar(&c.startTimeout, "start-timeout", 5*time.Minute, "restart: longest wait for the broker's listening line")

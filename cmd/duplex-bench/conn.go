@@ -54,7 +54,7 @@ func (c *client) writeText(b []byte) error {
 // connect sends CONNECT and waits for CONNECTED until deadline.
 func (c *client) connect(host string, deadline time.Time) error {
 	c.ws.SetWriteDeadline(deadline)
-	c.wbuf = appendConnect(c.wbuf[:0], host)
+	c.wbuf = appendConnect(c.wbuf[:0], host, login.user, login.password)
 	if err := c.writeText(c.wbuf); err != nil {
 		return fmt.Errorf("send CONNECT: %w", err)
 	}

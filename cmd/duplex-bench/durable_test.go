@@ -58,7 +58,7 @@ func TestDurableFlags(t *testing.T) {
 
 func TestMQTTConnectSession(t *testing.T) {
 	for _, clean := range []bool{true, false} {
-		b := appendMQTTConnectSession(nil, "bench-durable-sub", clean)
+		b := appendMQTTConnectSession(nil, "bench-durable-sub", clean, "", "")
 		p, err := mqtt.NewReader(bytes.NewReader(b)).ReadPacket(0)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestMQTTConnectSession(t *testing.T) {
 			t.Errorf("clean %v: CONNECT %+v", clean, p)
 		}
 	}
-	if !bytes.Equal(appendMQTTConnect(nil, "x"), appendMQTTConnectSession(nil, "x", true)) {
+	if !bytes.Equal(appendMQTTConnect(nil, "x"), appendMQTTConnectSession(nil, "x", true, "", "")) {
 		t.Error("appendMQTTConnect is not a clean-session CONNECT")
 	}
 }

@@ -7,10 +7,17 @@ import "strconv"
 // the specification forbids escaping.
 
 // appendConnect appends a CONNECT frame asking for STOMP 1.2 with
-// heart-beats off in both directions.
-func appendConnect(b []byte, host string) []byte {
+// heart-beats off in both directions, with login and passcode headers when
+// user is not empty.
+func appendConnect(b []byte, host, user, password string) []byte {
 	b = append(b, "CONNECT\naccept-version:1.2\nhost:"...)
 	b = append(b, host...)
+	if user != "" {
+		b = append(b, "\nlogin:"...)
+		b = append(b, user...)
+		b = append(b, "\npasscode:"...)
+		b = append(b, password...)
+	}
 	b = append(b, "\nheart-beat:0,0\n\n\x00"...)
 	return b
 }

@@ -131,22 +131,33 @@ func appendMQTTString(b []byte, s string) []byte {
 // appendMQTTConnect appends a CONNECT for MQTT 3.1.1 with a clean session,
 // no will, no credentials and keep-alive mqttKeepAlive.
 func appendMQTTConnect(b []byte, clientID string) []byte {
-	return appendMQTTConnectSession(b, clientID, true)
+	return appendMQTTConnectSession(b, clientID, true, "", "")
 }
 
 // appendMQTTConnectSession appends a CONNECT for MQTT 3.1.1 like
 // appendMQTTConnect, with the Clean Session flag set only when clean: a
 // client that connects with clean false resumes (or starts) a persistent
 // session, which the broker keeps, with its subscriptions and its QoS 1
-// messages, after the client goes.
-func appendMQTTConnectSession(b []byte, clientID string, clean bool) []byte {
+// messages, after the client goes. A non-empty user adds the user name and
+// password [MQTT-3.1.2-18..21].
+func appendMQTTConnectSession(b []byte, clientID string, clean bool, user, password string) []byte {
 	var flags byte
 	if clean {
 		flags = 0x02
 	}
-	b = appendMQTTHeader(b, mqttCONNECT<<4, 10+2+len(clientID))
+	rem := 10 + 2 + len(clientID)
+	if user != "" {
+		flags |= 0x80 | 0x40
+		rem += 2 + len(user) + 2 + len(password)
+	}
+	b = appendMQTTHeader(b, mqttCONNECT<<4, rem)
 	b = append(b, 0, 4, 'M', 'Q', 'T', 'T', 4, flags, mqttKeepAlive>>8, mqttKeepAlive&0xff)
-	return appendMQTTString(b, clientID)
+	b = appendMQTTString(b, clientID)
+	if user != "" {
+		b = appendMQTTString(b, user)
+		b = appendMQTTString(b, password)
+	}
+	return b
 }
 
 // appendMQTTSubscribe appends a SUBSCRIBE for one topic filter.

@@ -241,3 +241,17 @@ func TestMQTTParserNoAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per message of 10 PUBLISHes, want 0", allocs)
 	}
 }
+
+// TestMQTTConnectWithLogin: -user and -password go into the CONNECT's user
+// name and password fields [MQTT-3.1.2-18..21].
+func TestMQTTConnectWithLogin(t *testing.T) {
+	b := appendMQTTConnectSession(nil, "dxb1-2", false, "bench", "s3cret")
+	p, err := mqtt.NewReader(bytes.NewReader(b)).ReadPacket(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := p.(*mqtt.Connect)
+	if !ok || c.CleanStart || c.ClientID != "dxb1-2" || c.Username != "bench" || string(c.Password) != "s3cret" {
+		t.Fatalf("CONNECT: %+v", p)
+	}
+}

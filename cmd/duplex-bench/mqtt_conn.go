@@ -54,7 +54,7 @@ func (c *mqttClient) connect(deadline time.Time) error {
 // Present flag. Packets the broker sends after the CONNACK (a resumed
 // session's queued messages) stay buffered for the next read.
 func (c *mqttClient) connectAs(id string, clean bool, deadline time.Time) (present bool, err error) {
-	if err := c.write(deadline, appendMQTTConnectSession(c.wbuf[:0], id, clean)); err != nil {
+	if err := c.write(deadline, appendMQTTConnectSession(c.wbuf[:0], id, clean, login.user, login.password)); err != nil {
 		return false, fmt.Errorf("send CONNECT: %w", err)
 	}
 	pk, err := c.await(mqttCONNACK, -1, deadline)

@@ -76,7 +76,7 @@ func TestHeaderFirstWins(t *testing.T) {
 
 func TestEncodersRoundTrip(t *testing.T) {
 	var b []byte
-	b = appendConnect(b, "127.0.0.1")
+	b = appendConnect(b, "127.0.0.1", "", "")
 	b = appendSubscribe(b, "1", "/topic/a:b", "r1")
 	b = appendSend(b, sendPrefix("/topic/a", 4), 9, []byte{0, 1, 2, 3})
 	b = appendDisconnect(b, byeReceipt)
@@ -106,5 +106,15 @@ func TestEncodersRoundTrip(t *testing.T) {
 	}
 	if strings.Join(cmds, " ") != "CONNECT SUBSCRIBE SEND DISCONNECT" {
 		t.Fatalf("commands %v", cmds)
+	}
+}
+
+// TestConnectWithLogin: -user and -password become the STOMP CONNECT's
+// login and passcode headers.
+func TestConnectWithLogin(t *testing.T) {
+	got := string(appendConnect(nil, "127.0.0.1", "bench", "s3cret"))
+	want := "CONNECT\naccept-version:1.2\nhost:127.0.0.1\nlogin:bench\npasscode:s3cret\nheart-beat:0,0\n\n\x00"
+	if got != want {
+		t.Fatalf("CONNECT = %q, want %q", got, want)
 	}
 }
