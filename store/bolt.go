@@ -17,8 +17,17 @@ import (
 )
 
 // SchemaVersion is the layout version written to the meta bucket. Open
-// refuses files with a newer version.
-const SchemaVersion = 1
+// refuses files with a newer version and upgrades older ones in place.
+//
+// Version 2: session and retained records may be record version 2 (with
+// an owner, encode.go). The buckets are those of version 1, and version 1
+// records still decode, so a version 1 file is upgraded by writing the new
+// number; a version 1 build then refuses the file (ErrSchema) rather than
+// failing on a record it cannot read.
+const SchemaVersion = 2
+
+// minSchemaVersion is the oldest schema version Open upgrades.
+const minSchemaVersion = 1
 
 var (
 	bucketMeta     = []byte("meta")
@@ -99,9 +108,15 @@ func (b *Bolt) init() error {
 			if len(v) != 4 {
 				return fmt.Errorf("%w: %s: malformed schema version %x", ErrSchema, b.path, v)
 			}
-			if n := binary.BigEndian.Uint32(v); n != SchemaVersion {
-				return fmt.Errorf("%w: %s has schema version %d, this build reads version %d (a newer Duplex wrote it?)",
-					ErrSchema, b.path, n, SchemaVersion)
+			n := binary.BigEndian.Uint32(v)
+			if n > SchemaVersion || n < minSchemaVersion {
+				return fmt.Errorf("%w: %s has schema version %d, this build reads versions %d to %d (a newer Duplex wrote it?)",
+					ErrSchema, b.path, n, minSchemaVersion, SchemaVersion)
+			}
+			if n < SchemaVersion {
+				if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+					return err
+				}
 			}
 		} else if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
 			return err

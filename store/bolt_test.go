@@ -85,7 +85,7 @@ func TestBoltSchemaTooNew(t *testing.T) {
 		return tx.Bucket(bucketMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion+1))
 	})
 	_, err = Open(path, Options{})
-	if !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "schema version 2") {
+	if !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", SchemaVersion+1)) {
 		t.Fatalf("Open of newer schema = %v, want ErrSchema", err)
 	}
 }
@@ -171,4 +171,61 @@ func TestBoltLockedOtherProcess(t *testing.T) {
 		t.Fatalf("helper output lacks the clear error:\n%s", out)
 	}
 	t.Logf("second process failed in %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
+}
+
+// A schema version 1 file (records without owners) opens: it is upgraded
+// to SchemaVersion, its version 1 records decode with an empty owner, and
+// records with owners written afterwards survive a reopen.
+func TestBoltSchemaUpgradeV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "duplex.db")
+	b, err := Open(path, Options{})
+	must(t, err)
+	must(t, b.PutSession(sampleSession("old")))
+	must(t, b.PutRetained(Msg{Topic: "r/old", Payload: []byte("x")}))
+	must(t, b.Close())
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, 1))
+	})
+	b, err = Open(path, Options{})
+	must(t, err)
+	s, _, err := b.GetSession("old")
+	must(t, err)
+	if s.Owner != "" {
+		t.Fatalf("v1 session owner = %q, want empty", s.Owner)
+	}
+	owned := sampleSession("new")
+	owned.Owner = "alice"
+	must(t, b.PutSession(owned))
+	must(t, b.PutRetained(Msg{Topic: "r/new", Payload: []byte("y"), Owner: "bob"}))
+	must(t, b.Close())
+	b, err = Open(path, Options{})
+	must(t, err)
+	defer b.Close()
+	must(t, b.db.View(func(tx *bolt.Tx) error {
+		if v := binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keySchema)); v != SchemaVersion {
+			t.Errorf("schema after upgrade = %d, want %d", v, SchemaVersion)
+		}
+		return nil
+	}))
+	s, _, err = b.GetSession("new")
+	must(t, err)
+	if s.Owner != "alice" {
+		t.Fatalf("session owner after reopen = %q, want alice", s.Owner)
+	}
+	var v ownerVisitor
+	must(t, b.Load(&v))
+	if want := map[string]string{"r/old": "", "r/new": "bob"}; fmt.Sprint(v.retained) != fmt.Sprint(want) {
+		t.Fatalf("retained owners = %v, want %v", v.retained, want)
+	}
+}
+
+type ownerVisitor struct{ retained map[string]string }
+
+func (v *ownerVisitor) Session(Session, []Sub) error { return nil }
+func (v *ownerVisitor) Retained(m Msg) error {
+	if v.retained == nil {
+		v.retained = make(map[string]string)
+	}
+	v.retained[m.Topic] = m.Owner
+	return nil
 }

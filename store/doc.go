@@ -33,8 +33,14 @@
 //
 // Records are versioned binary: one version byte, then length-prefixed
 // fields (encode.go). Golden files in testdata/ freeze the format; a change
-// needs a new version byte. Open refuses a file whose schema version is
-// newer than SchemaVersion (ErrSchema).
+// needs a new version byte. Version 2 of the Session and Msg records adds
+// the owner (Session.Owner: who may resume the session; Msg.Owner: whom a
+// retained message counts against); the encoder writes version 1 when the
+// owner is empty, so queued messages keep their version 1 bytes, and
+// version 1 records decode with an empty owner (session_v1, msg_v1 and
+// their v2 golden files all stay). Open refuses a file whose schema
+// version is newer than SchemaVersion (ErrSchema) and upgrades an older
+// one in place (schema 1 to 2 only rewrites the number).
 //
 // # Durability and the sync policy
 //

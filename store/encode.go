@@ -13,7 +13,17 @@ import (
 // the layout needs a new version byte and a new golden file in testdata/.
 // Decoding checks every length against the bytes left, so a corrupt record
 // gives ErrCorrupt and never allocates more than its own size.
-const recordV1 = 1
+//
+// Version 2 (Session and Msg records) is version 1 followed by one more
+// string, the owner (Session.Owner, Msg.Owner). The encoder writes the
+// lowest version that holds the record: version 1 when the owner is "",
+// so queued messages and ownerless sessions keep their version 1 bytes,
+// and a version 1 record still decodes (with an empty owner). Sub records
+// have only version 1.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 const (
 	flagRetain  = 1 << 0
@@ -67,15 +77,25 @@ func (e *enc) msg(m *Msg) {
 }
 
 func encodeMsg(m *Msg) []byte {
-	e := enc{b: make([]byte, 0, 64+len(m.Topic)+len(m.Payload))}
-	e.byte(recordV1)
+	e := enc{b: make([]byte, 0, 64+len(m.Topic)+len(m.Payload)+len(m.Owner))}
+	if m.Owner == "" {
+		e.byte(recordV1)
+		e.msg(m)
+		return e.b
+	}
+	e.byte(recordV2)
 	e.msg(m)
+	e.string(m.Owner)
 	return e.b
 }
 
 func encodeSession(s *Session) []byte {
-	e := enc{b: make([]byte, 0, 64+len(s.State))}
-	e.byte(recordV1)
+	e := enc{b: make([]byte, 0, 64+len(s.State)+len(s.Owner))}
+	v := byte(recordV1)
+	if s.Owner != "" {
+		v = recordV2
+	}
+	e.byte(v)
 	e.string(s.ID)
 	e.string(s.Protocol)
 	e.varint(int64(s.Expiry))
@@ -93,6 +113,9 @@ func encodeSession(s *Session) []byte {
 		e.msg(&s.Will.Msg)
 	}
 	e.bytes(s.State)
+	if v == recordV2 {
+		e.string(s.Owner)
+	}
 	return e.b
 }
 
@@ -218,10 +241,13 @@ func (d *dec) flags(what string, known byte) byte {
 	return f
 }
 
-func (d *dec) version(what string) {
-	if v := d.byte(what + " version"); d.err == nil && v != recordV1 {
+// version reads the version byte and checks it is at most maxVersion.
+func (d *dec) version(what string, maxVersion byte) byte {
+	v := d.byte(what + " version")
+	if d.err == nil && (v < recordV1 || v > maxVersion) {
 		d.err = fmt.Errorf("%w: %s record version %d", ErrCorrupt, what, v)
 	}
+	return v
 }
 
 func (d *dec) end(what string) error {
@@ -260,8 +286,11 @@ func (d *dec) msg(m *Msg) {
 func decodeMsg(b []byte) (Msg, error) {
 	var m Msg
 	d := dec{b: b}
-	d.version("msg")
+	v := d.version("msg", recordV2)
 	d.msg(&m)
+	if v == recordV2 {
+		m.Owner = d.string("msg owner")
+	}
 	if err := d.end("msg"); err != nil {
 		return Msg{}, err
 	}
@@ -271,7 +300,7 @@ func decodeMsg(b []byte) (Msg, error) {
 func decodeSession(b []byte) (Session, error) {
 	var s Session
 	d := dec{b: b}
-	d.version("session")
+	v := d.version("session", recordV2)
 	s.ID = d.string("session id")
 	s.Protocol = d.string("session protocol")
 	s.Expiry = time.Duration(d.varint("session expiry"))
@@ -283,6 +312,9 @@ func decodeSession(b []byte) (Session, error) {
 		d.msg(&s.Will.Msg)
 	}
 	s.State = d.bytes("session state")
+	if v == recordV2 {
+		s.Owner = d.string("session owner")
+	}
 	if err := d.end("session"); err != nil {
 		return Session{}, err
 	}
@@ -292,7 +324,7 @@ func decodeSession(b []byte) (Session, error) {
 func decodeSub(b []byte) (Sub, error) {
 	var s Sub
 	d := dec{b: b}
-	d.version("sub")
+	d.version("sub", recordV1)
 	s.Key = d.string("sub key")
 	s.Filter = d.string("sub filter")
 	s.Queue = d.string("sub queue")
@@ -317,7 +349,7 @@ func decodeSub(b []byte) (Sub, error) {
 // payloadLen reads the payload length of an encoded Msg record without
 // decoding it (Count); a malformed record counts as its whole size.
 func payloadLen(val []byte) int64 {
-	if len(val) == 0 || val[0] != recordV1 {
+	if len(val) == 0 || (val[0] != recordV1 && val[0] != recordV2) {
 		return int64(len(val))
 	}
 	b := val[1:]

@@ -35,6 +35,10 @@ func goldenRecords() []struct {
 		Will:  &Will{Msg: Msg{Topic: "status/client-1", Payload: []byte("offline"), QoS: 1}, Delay: 5 * time.Second},
 		State: []byte{0, 1, 0, 2},
 	}
+	ownedSession := session
+	ownedSession.Owner = "alice"
+	ownedMsg := msg
+	ownedMsg.Owner = "@client:dev-7"
 	sub := Sub{Key: "sensors/#", Filter: "sensors/#", Queue: "q", Group: "workers", QoS: 1,
 		NoLocal: true, RetainAsPublished: true, RetainHandling: 1, SubID: 300, Durable: true}
 	return []struct {
@@ -46,6 +50,8 @@ func goldenRecords() []struct {
 		{"msg_v1", msg, func() []byte { return encodeMsg(&msg) }, func(b []byte) (any, error) { return decodeMsg(b) }},
 		{"msg_empty_v1", Msg{}, func() []byte { return encodeMsg(&Msg{}) }, func(b []byte) (any, error) { return decodeMsg(b) }},
 		{"session_v1", session, func() []byte { return encodeSession(&session) }, func(b []byte) (any, error) { return decodeSession(b) }},
+		{"session_v2", ownedSession, func() []byte { return encodeSession(&ownedSession) }, func(b []byte) (any, error) { return decodeSession(b) }},
+		{"msg_v2", ownedMsg, func() []byte { return encodeMsg(&ownedMsg) }, func(b []byte) (any, error) { return decodeMsg(b) }},
 		{"sub_v1", sub, func() []byte { return encodeSub(&sub) }, func(b []byte) (any, error) { return decodeSub(b) }},
 	}
 }
@@ -96,10 +102,20 @@ func TestDecodeTruncated(t *testing.T) {
 		if _, err := g.decode(append(full, 0)); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%s with a trailing byte: err = %v, want ErrCorrupt", g.name, err)
 		}
-		bad := bytes.Clone(full)
-		bad[0] = 2
-		if _, err := g.decode(bad); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("%s with version 2: err = %v, want ErrCorrupt", g.name, err)
+		for _, v := range []byte{0, recordV2 + 1} {
+			bad := bytes.Clone(full)
+			bad[0] = v
+			if _, err := g.decode(bad); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s with version %d: err = %v, want ErrCorrupt", g.name, v, err)
+			}
+		}
+		if full[0] == recordV1 && g.name != "sub_v1" {
+			// A version 1 record relabelled 2 lacks the owner.
+			bad := bytes.Clone(full)
+			bad[0] = recordV2
+			if _, err := g.decode(bad); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s relabelled version 2: err = %v, want ErrCorrupt", g.name, err)
+			}
 		}
 	}
 }
@@ -136,7 +152,7 @@ func FuzzDecodeMsg(f *testing.F) {
 		}
 		// Bounded allocation: every field's bytes come from the input, and
 		// each Prop costs at least two input bytes.
-		n := len(m.Topic) + len(m.Queue) + len(m.Payload) + len(m.ContentType) +
+		n := len(m.Owner) + len(m.Topic) + len(m.Queue) + len(m.Payload) + len(m.ContentType) +
 			len(m.ResponseTopic) + len(m.CorrelationData) + 2*len(m.Props)
 		for _, p := range m.Props {
 			n += len(p.Key) + len(p.Value)
@@ -165,5 +181,9 @@ func TestPayloadLen(t *testing.T) {
 	bad := encodeMsg(&m)[:5]
 	if got := payloadLen(bad); got != 5 {
 		t.Fatalf("payloadLen(truncated) = %d, want its length 5", got)
+	}
+	m.Owner = "alice"
+	if got := payloadLen(encodeMsg(&m)); got != 1000 {
+		t.Fatalf("payloadLen(version 2) = %d, want 1000", got)
 	}
 }

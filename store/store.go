@@ -9,6 +9,10 @@ import (
 type Session struct {
 	ID       string
 	Protocol string // e.g. "mqtt5", "mqtt311", "stomp"
+	// Owner is who may resume the session (the broker's owner key: a user
+	// name, or a key for anonymous clients); "" for none. Records written
+	// before owners existed (version 1) decode with "".
+	Owner string
 	// Expiry is how long the session outlives its connection; negative
 	// means never expires, zero means it ends with the connection.
 	Expiry time.Duration
@@ -58,6 +62,11 @@ type Msg struct {
 	QoS             uint8
 	Retain          bool
 	Expires         time.Time // zero = never
+	// Owner is who a retained message counts against (the publisher's
+	// owner key, for the broker's retained quotas); "" for none, and for
+	// every queued message. Records written before owners existed
+	// (version 1) decode with "".
+	Owner string
 }
 
 // Queued is a message waiting in a session queue or a named queue, with the
