@@ -1,0 +1,99 @@
+package subprotocol
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestLogLimiterPerSource(t *testing.T) {
+	var l LogLimiter
+	t0 := time.Unix(1000, 0)
+	if ok, n := l.Allow("a", t0); !ok || n != 0 {
+		t.Fatalf("first line: %v %d", ok, n)
+	}
+	for i := 1; i <= 5; i++ {
+		if ok, _ := l.Allow("a", t0.Add(time.Duration(i)*time.Second)); ok {
+			t.Fatalf("line %d within 10 s let through", i)
+		}
+	}
+	if ok, _ := l.Allow("b", t0.Add(time.Second)); !ok {
+		t.Error("another source was suppressed")
+	}
+	ok, n := l.Allow("a", t0.Add(DefaultLogEvery))
+	if !ok || n != 5 {
+		t.Errorf("after the interval: %v, %d suppressed, want true, 5", ok, n)
+	}
+	if ok, _ := l.Allow("a", t0.Add(DefaultLogEvery+time.Second)); ok {
+		t.Error("the interval restarted at the line let through")
+	}
+}
+
+func TestLogLimiterBounded(t *testing.T) {
+	l := LogLimiter{MaxSources: 8}
+	t0 := time.Unix(1000, 0)
+	for i := range 100 {
+		l.Allow(fmt.Sprint("src", i), t0)
+	}
+	if n := len(l.m); n > 9 {
+		t.Errorf("%d sources tracked, want at most 8 and the overflow entry", n)
+	}
+	// Past the interval, old entries are swept for new sources.
+	if ok, _ := l.Allow("fresh", t0.Add(time.Minute)); !ok {
+		t.Error("a new source after the interval was suppressed")
+	}
+	if _, ok := l.m["fresh"]; !ok {
+		t.Error("the new source did not get its own entry after the sweep")
+	}
+}
+
+func TestSourceHost(t *testing.T) {
+	if h := SourceHost(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5}); h != "192.0.2.1" {
+		t.Errorf("got %q", h)
+	}
+	if h := SourceHost(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5}); h != "2001:db8::1" {
+		t.Errorf("got %q", h)
+	}
+}
+
+func TestPublishLimiterOff(t *testing.T) {
+	if l := NewPublishLimiter(0, 0, 0); l != nil {
+		t.Fatal("a limiter was allocated with both rates off")
+	}
+	var l *PublishLimiter
+	if l.Wait(context.Background(), nil, 100) {
+		t.Error("a nil limiter waited")
+	}
+}
+
+func TestPublishLimiterMessages(t *testing.T) {
+	l := NewPublishLimiter(0.001, 2, 0) // burst 2, then one per 1000 s
+	ctx := context.Background()
+	if l.Wait(ctx, nil, 10) || l.Wait(ctx, nil, 10) {
+		t.Fatal("waited within the burst")
+	}
+	done := make(chan struct{})
+	close(done) // the connection ended: the wait returns at once, not in 1000 s
+	if !l.Wait(ctx, done, 10) {
+		t.Fatal("the third message did not wait")
+	}
+}
+
+func TestPublishLimiterBytes(t *testing.T) {
+	l := NewPublishLimiter(0, 0, 1000) // 1000 B/s, burst 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if l.Wait(ctx, nil, 1000) {
+		t.Fatal("waited for the first burst")
+	}
+	// A message far above the burst goes into debt instead of failing.
+	if !l.Wait(ctx, nil, 5000) {
+		t.Fatal("a 5000-byte message did not wait at 1000 B/s")
+	}
+	r := l.bytes.ReserveN(time.Now(), 1)
+	if d := r.Delay(); d < 4*time.Second {
+		t.Errorf("the limiter owes %v, want about 5 s for the 5000 bytes", d)
+	}
+}
