@@ -47,7 +47,7 @@ func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) er
 		return err
 	}
 	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), OpSubscribe, sub.Filter) {
-		return ErrNotAuthorized
+		return r.denySubscribe()
 	}
 	if err := r.bind(qname, sub.Filter, true); err != nil {
 		return err

@@ -16,6 +16,14 @@ const (
 	DefaultMaxRetained       = 100000
 	DefaultMaxOfflineMsgs    = 1000
 	DefaultMaxQueueBytes     = 256 << 20
+	// DefaultMaxOfflineBytes bounds the payload bytes stored for one
+	// persistent session (it was unlimited before issue 8).
+	DefaultMaxOfflineBytes         = 64 << 20
+	DefaultMaxSubscriptions        = 1_000_000
+	DefaultMaxSessionsPerUser      = 1000
+	DefaultMaxRetainedBytes        = 256 << 20
+	DefaultMaxRetainedPerUser      = 1000
+	DefaultMaxRetainedBytesPerUser = 16 << 20
 )
 
 // SlowConsumerPolicy says what happens to a subscriber whose outbox is past
@@ -57,15 +65,42 @@ type Config struct {
 	MaxControlMsgs    int // acks/receipts queued per connection; past it the client is abusing the protocol
 	SlowConsumer      SlowConsumerPolicy
 	MaxSubsPerSession int // subscriptions per session
-	MaxQueueDepth     int // messages waiting in one point-to-point queue
-	MaxRetained       int // topics holding a retained message; a new one past it is not retained
+	// MaxSubscriptions bounds the subscriptions of all sessions together
+	// (online and offline persistent ones, queue consumers included); a
+	// Subscribe past it gets ErrTooManySubs. Negative: no limit.
+	MaxSubscriptions int
+	MaxQueueDepth    int // messages waiting in one point-to-point queue
+	MaxRetained      int // topics holding a retained message; a new one past it is not retained
+	// MaxRetainedBytes bounds the payload bytes of all retained messages;
+	// MaxRetainedPerUser and MaxRetainedBytesPerUser bound those of one
+	// owner (the publisher's owner key; an anonymous publisher counts per
+	// client id unless AnonymousOwnerByAddress, then per address). A
+	// retained publish past a limit is still delivered but not retained,
+	// and Publish returns an error wrapping ErrRetainedQuota. Negative: no
+	// limit.
+	MaxRetainedBytes        int64
+	MaxRetainedPerUser      int
+	MaxRetainedBytesPerUser int64
+	// MaxSessionsPerUser bounds the persistent sessions (online or
+	// offline) of one owner key; opening a new one past it gets
+	// ErrSessionQuota, resuming one is always allowed. The anonymous pool
+	// of the zero configuration (owner key "") is not limited. Negative:
+	// no limit.
+	MaxSessionsPerUser int
+	// AnonymousOwnerByAddress makes an anonymous client's owner key its
+	// source address ("@" + IP) instead of "" (shared by every anonymous
+	// client), so an anonymous client can only resume a session created
+	// from its own address, and the per-user quotas count per address.
+	// The command sets it when authentication is configured.
+	AnonymousOwnerByAddress bool
 	// MaxOfflineMsgs bounds the QoS 1/2 messages kept for one offline
 	// persistent session (mosquitto's max_queued_messages); past it new
 	// ones are dropped and counted. QoS 0 messages are not kept offline.
 	MaxOfflineMsgs int
 	// MaxOfflineBytes bounds the payload bytes stored for one persistent
-	// session (Mosquitto's max_queued_bytes); 0 means no byte limit (they
-	// are on disk, paged in as the session reads).
+	// session (Mosquitto's max_queued_bytes; default
+	// DefaultMaxOfflineBytes); negative means no byte limit (they are on
+	// disk, paged in as the session reads).
 	MaxOfflineBytes int64
 	// MaxQueueBytes bounds the payload bytes a queue or durable
 	// subscription holds (ready and unacknowledged; they are in memory).
@@ -103,6 +138,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOfflineMsgs <= 0 {
 		c.MaxOfflineMsgs = DefaultMaxOfflineMsgs
+	}
+	if c.MaxOfflineBytes == 0 {
+		c.MaxOfflineBytes = DefaultMaxOfflineBytes
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if c.MaxSessionsPerUser == 0 {
+		c.MaxSessionsPerUser = DefaultMaxSessionsPerUser
+	}
+	if c.MaxRetainedBytes == 0 {
+		c.MaxRetainedBytes = DefaultMaxRetainedBytes
+	}
+	if c.MaxRetainedPerUser == 0 {
+		c.MaxRetainedPerUser = DefaultMaxRetainedPerUser
+	}
+	if c.MaxRetainedBytesPerUser == 0 {
+		c.MaxRetainedBytesPerUser = DefaultMaxRetainedBytesPerUser
 	}
 	if c.Authenticator == nil {
 		c.Authenticator = AllowAll{}

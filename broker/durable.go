@@ -192,7 +192,7 @@ func fromStoreMsg(sm store.Msg) *Message {
 func storedSession(s *Session, expiresAt time.Time, will *store.Will) store.Session {
 	rec := store.Session{
 		ID: string(s.ID), Protocol: s.Protocol + "/" + s.Version, Expiry: s.Expiry(),
-		ExpiresAt: expiresAt.UTC(), Will: will,
+		ExpiresAt: expiresAt.UTC(), Will: will, Owner: s.owner,
 	}
 	if s.Closed() {
 		rec.State = binary.BigEndian.AppendUint64(nil, max(s.dupUpTo, s.sentSeq.Load()))

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/duplexmq/duplex/store"
@@ -31,9 +32,9 @@ func anyPersistent(matches []*Subscription) bool {
 	return false
 }
 
-// route is Publish's fan-out when something durable may be involved: it
-// plans the deliveries, commits the stored ones (and mark) in one
-// transaction, then delivers.
+// route is a fan-out when something durable may be involved: it plans
+// the deliveries, commits the stored ones (and mark) in one transaction,
+// then delivers.
 func (r *Router) route(m *Message, matches []*Subscription, mark *store.Mark) error {
 	return r.runPlan(r.plan(m, matches, mark))
 }
@@ -64,7 +65,10 @@ type routePlan struct {
 	memq   []*queue
 	quota  bool
 	direct bool // a queue message (not a topic's durable subscriptions)
-	batch  store.Batch
+	// retained: the message was not retained (ErrRetainedQuota); reported
+	// with the plan's result, after delivery.
+	retained error
+	batch    store.Batch
 }
 
 // unplan gives back what plan reserved, when the commit failed.
@@ -182,10 +186,13 @@ func (r *Router) finishPlan(p *routePlan, seqs []uint64) error {
 			return err // a SEND to a full queue is refused
 		}
 	}
-	if p.quota {
+	switch {
+	case p.quota && p.retained != nil:
+		return errors.Join(ErrQuotaExceeded, p.retained)
+	case p.quota:
 		return ErrQuotaExceeded
 	}
-	return nil
+	return p.retained
 }
 
 // deliverStored hands a stored delivery to its persistent session's
@@ -430,7 +437,8 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 			}
 			continue
 		}
-		if err := r.admit(from, m); err != nil {
+		retErr, err := r.admit(from, m)
+		if err != nil {
 			reqs[i].Err = err
 			continue
 		}
@@ -444,6 +452,7 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		}
 		matches := r.idx.Match(m.Topic, (*bp)[:0])
 		plans[i] = r.plan(m, matches, mark)
+		plans[i].retained = retErr
 		clear(matches)
 		*bp = matches[:0]
 		r.matchBufs.Put(bp)

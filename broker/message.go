@@ -51,6 +51,10 @@ type Message struct {
 	// carries into the other protocol.
 	Origin  string
 	Expires time.Time // zero means never
+
+	// owner is what the message counts against when it is retained and
+	// has no publishing session: set by Open on a connection's will.
+	owner string
 }
 
 // Expired reports whether the message's expiry has passed.

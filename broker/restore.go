@@ -91,8 +91,12 @@ func (v *restorer) Retained(m store.Msg) error {
 	if msg.Expired() {
 		return nil
 	}
-	v.r.retained.Set(msg, v.r.cfg.MaxRetained)
-	v.st.Retained++
+	// Counted against its owner, but only the total count limit applies
+	// (as before owners): lowered quotas refuse new retained messages,
+	// they do not drop stored ones.
+	if why, _ := v.r.retained.put(msg, m.Owner, retainLimits{total: v.r.cfg.MaxRetained}); why == "" {
+		v.st.Retained++
+	}
 	return nil
 }
 
@@ -116,6 +120,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	proto, version, _ := strings.Cut(s.Protocol, "/")
 	sess := &Session{
 		ID: id, Protocol: proto, Version: version, router: r,
+		owner: s.Owner, retOwner: retainedOwnerKey(s.Owner, id),
 		Outbox:      NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
 		subs:        make(map[string]*Subscription, len(subs)),
 		done:        make(chan struct{}),
@@ -163,11 +168,14 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 			continue
 		}
 		sess.subs[sub.Key] = sub
+		r.nsubs.Add(1) // restored past MaxSubscriptions too: a lowered limit refuses new ones only
 		r.link(sub)
 		v.st.Subs++
 	}
 	r.mu.Lock()
 	r.sessions[id] = sess
+	sess.counted = true // a lowered MaxSessionsPerUser refuses new sessions only
+	r.owners[sess.owner]++
 	r.mu.Unlock()
 	v.st.Sessions++
 	if s.Will != nil {
@@ -176,7 +184,9 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		if err := r.saveSession(sess, time.Time{}, nil); err != nil {
 			return err
 		}
-		v.wills = append(v.wills, restoredWill{id: id, msg: fromStoreMsg(s.Will.Msg), delay: s.Will.Delay})
+		will := fromStoreMsg(s.Will.Msg)
+		will.owner = sess.retOwner
+		v.wills = append(v.wills, restoredWill{id: id, msg: will, delay: s.Will.Delay})
 	}
 	if s.Expiry > 0 {
 		at := s.ExpiresAt

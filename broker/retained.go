@@ -13,16 +13,32 @@ import (
 //
 // Locking: one RWMutex, a leaf lock like Index's.
 type Retained struct {
-	mu   sync.RWMutex
-	root rnode
-	n    int
+	mu     sync.RWMutex
+	root   rnode
+	n      int
+	bytes  int64                   // payload bytes of all retained messages
+	owners map[string]*retainedUse // by owner key ("" is not counted here)
+}
+
+// retainedUse is what one owner has retained.
+type retainedUse struct {
+	n     int
+	bytes int64
+}
+
+// retainLimits are the quotas a retained message is checked against; a
+// value <= 0 is no limit.
+type retainLimits struct {
+	total, perOwner      int
+	bytes, bytesPerOwner int64
 }
 
 // rnode is one topic level: its children by token and the message retained
-// on the topic that ends here.
+// on the topic that ends here, with the owner it counts against.
 type rnode struct {
-	kids map[string]*rnode
-	msg  *Message
+	kids  map[string]*rnode
+	msg   *Message
+	owner string
 }
 
 // Len reports how many topics hold a retained message.
@@ -32,18 +48,53 @@ func (t *Retained) Len() int {
 	return t.n
 }
 
+// Bytes reports the payload bytes of all retained messages.
+func (t *Retained) Bytes() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.bytes
+}
+
+// Usage reports the retained messages and payload bytes counted against
+// owner.
+func (t *Retained) Usage(owner string) (n int, bytes int64) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if u := t.owners[owner]; u != nil {
+		return u.n, u.bytes
+	}
+	return 0, 0
+}
+
 // Set stores m as its topic's retained message, or clears the topic when m
 // has an empty payload. It refuses a new topic past max (0: no limit) and
 // reports whether m was applied.
 func (t *Retained) Set(m *Message, max int) bool {
+	why, _ := t.put(m, "", retainLimits{total: max})
+	return why == ""
+}
+
+// put is Set with an owner and quotas: m counts against owner ("" counts
+// only in the totals). It returns "" when m was applied, or which limit
+// refused it. A refused message that would have replaced one clears the
+// topic (cleared), so a later subscriber never gets a value older than the
+// last one published. A change that does not raise a usage past its limit
+// is never refused (a smaller replacement, even by an owner over its
+// quota after the limits were lowered).
+func (t *Retained) put(m *Message, owner string, lim retainLimits) (why string, cleared bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(m.Payload) == 0 {
 		t.clear(&t.root, m.Topic)
-		return true
+		return "", false
 	}
-	if max > 0 && t.n >= max && t.lookup(m.Topic) == nil {
-		return false // a new topic past the limit; replacing one is fine
+	old, oldOwner := t.lookupNode(m.Topic)
+	if why = t.refuse(old, oldOwner, int64(len(m.Payload)), owner, lim); why != "" {
+		if old != nil {
+			t.clear(&t.root, m.Topic)
+			cleared = true
+		}
+		return why, cleared
 	}
 	n := &t.root
 	rest := m.Topic
@@ -65,21 +116,87 @@ func (t *Retained) Set(m *Message, max int) bool {
 	}
 	if n.msg == nil {
 		t.n++
+	} else {
+		t.uncount(n.owner, int64(len(n.msg.Payload)))
 	}
-	n.msg = m
-	return true
+	n.msg, n.owner = m, owner
+	t.count(owner, int64(len(m.Payload)))
+	return "", false
 }
 
-// lookup returns the message retained on topic, or nil. Caller holds mu.
-func (t *Retained) lookup(topic string) *Message {
+// refuse reports which limit a message of size bytes for owner breaks when
+// it replaces old (owned by oldOwner; nil for a new topic), or "".
+func (t *Retained) refuse(old *Message, oldOwner string, size int64, owner string, lim retainLimits) string {
+	var oldSize int64
+	if old != nil {
+		oldSize = int64(len(old.Payload))
+	}
+	if old == nil && lim.total > 0 && t.n >= lim.total {
+		return "max_retained"
+	}
+	if nb := t.bytes - oldSize + size; lim.bytes > 0 && nb > lim.bytes && nb > t.bytes {
+		return "max_retained_bytes"
+	}
+	if owner == "" {
+		return ""
+	}
+	var u retainedUse
+	if p := t.owners[owner]; p != nil {
+		u = *p
+	}
+	nn, nb := u.n+1, u.bytes+size
+	if old != nil && oldOwner == owner {
+		nn, nb = nn-1, nb-oldSize
+	}
+	if lim.perOwner > 0 && nn > lim.perOwner && nn > u.n {
+		return "max_retained_per_user"
+	}
+	if lim.bytesPerOwner > 0 && nb > lim.bytesPerOwner && nb > u.bytes {
+		return "max_retained_bytes_per_user"
+	}
+	return ""
+}
+
+// count and uncount keep the totals and owner usage. Caller holds mu.
+func (t *Retained) count(owner string, size int64) {
+	t.bytes += size
+	if owner == "" {
+		return
+	}
+	if t.owners == nil {
+		t.owners = make(map[string]*retainedUse)
+	}
+	u := t.owners[owner]
+	if u == nil {
+		u = &retainedUse{}
+		t.owners[owner] = u
+	}
+	u.n++
+	u.bytes += size
+}
+
+func (t *Retained) uncount(owner string, size int64) {
+	t.bytes -= size
+	if u := t.owners[owner]; u != nil {
+		u.n--
+		u.bytes -= size
+		if u.n <= 0 {
+			delete(t.owners, owner)
+		}
+	}
+}
+
+// lookupNode returns the message retained on topic and its owner. Caller
+// holds mu.
+func (t *Retained) lookupNode(topic string) (*Message, string) {
 	n := &t.root
 	for rest := topic; ; {
 		tok, more := cut(rest)
 		if n = n.kids[tok]; n == nil {
-			return nil
+			return nil, ""
 		}
 		if !more {
-			return n.msg
+			return n.msg, n.owner
 		}
 		rest = rest[len(tok)+1:]
 	}
@@ -95,7 +212,8 @@ func (t *Retained) clear(n *rnode, rest string) bool {
 	if more {
 		t.clear(child, rest[len(tok)+1:])
 	} else if child.msg != nil {
-		child.msg = nil
+		t.uncount(child.owner, int64(len(child.msg.Payload)))
+		child.msg, child.owner = nil, ""
 		t.n--
 	}
 	if child.msg == nil && len(child.kids) == 0 {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -468,14 +469,16 @@ func TestRouterPublishRetain(t *testing.T) {
 }
 
 // TestRouterMaxRetained: past Config.MaxRetained a new topic is not retained
-// but the publish is still delivered; an existing topic is still replaced.
+// (Publish says so with ErrRetainedQuota) but the publish is still
+// delivered; an existing topic is still replaced.
 func TestRouterMaxRetained(t *testing.T) {
 	r := New(Config{MaxRetained: 1}, nil)
 	s := openSession(t, r, "s")
 	topicSub(t, r, s, "k", "#")
-	for _, m := range []*Message{retainedMsg("t1", "a"), retainedMsg("t2", "b"), retainedMsg("t1", "c")} {
-		if err := r.Publish(context.Background(), nil, m); err != nil {
-			t.Fatal(err)
+	for i, m := range []*Message{retainedMsg("t1", "a"), retainedMsg("t2", "b"), retainedMsg("t1", "c")} {
+		err := r.Publish(context.Background(), nil, m)
+		if want := i == 1; errors.Is(err, ErrRetainedQuota) != want || (!want && err != nil) {
+			t.Fatalf("publish %d: %v (want ErrRetainedQuota: %v)", i, err, want)
 		}
 	}
 	if got := drainedBodies(s); !sameStrings(got, []string{"a", "b", "c"}) {

@@ -25,9 +25,12 @@ type Router struct {
 	log *slog.Logger
 	idx Index
 
-	mu       sync.RWMutex // guards sessions and closed
+	mu       sync.RWMutex // guards sessions, owners, Session.counted and closed
 	sessions map[SessionID]*Session
+	owners   map[string]int // persistent sessions in sessions by owner key (MaxSessionsPerUser)
 	closed   bool
+
+	nsubs atomic.Int64 // subscriptions of all sessions (MaxSubscriptions)
 
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue
@@ -45,6 +48,13 @@ type Router struct {
 	idPrefix   string
 
 	published, delivered, dropped, slowConsumers, offlineDropped atomic.Uint64
+
+	// Refusals (Stats) and their rate-limited log lines.
+	retainedRefused, sessionQuotaRefused, clientIDRefused, publishDenied, subscribeDenied atomic.Uint64
+	retainLog, sessionLog, clientIDLog                                                    rateLog
+
+	allowAll bool         // the Authorizer is AllowAll: no checks, no cache
+	authGen  Generationer // the Authorizer's, if it has generations
 
 	matchBufs sync.Pool // *[]*Subscription, one per concurrent Publish
 
@@ -65,12 +75,15 @@ func New(cfg Config, log *slog.Logger) *Router {
 		cfg:      cfg.withDefaults(),
 		log:      log,
 		sessions: make(map[SessionID]*Session),
+		owners:   make(map[string]int),
 		queues:   make(map[string]*queue),
 		shares:   make(map[string]*shareGroup),
 		wills:    make(map[SessionID]*time.Timer),
 		bindings: make(map[string]*binding),
 		idPrefix: hex.EncodeToString(b[:]),
 	}
+	_, r.allowAll = r.cfg.Authorizer.(AllowAll)
+	r.authGen, _ = r.cfg.Authorizer.(Generationer)
 	if cfg.Store != nil {
 		r.dur = &durable{st: cfg.Store, acks: make(chan ackOp, ackBatch), stop: make(chan struct{}), done: make(chan struct{})}
 		go r.dur.ackLoop(r)
@@ -95,12 +108,24 @@ const takeoverWait = 10 * time.Second
 // unless o.CleanStart, its subscriptions, unsent messages and saved state
 // move to the new session (Resumed reports it) [MQTT-3.1.2-5]. A will
 // waiting to be published for the id is cancelled (MQTT 5 §3.1.3.2.2).
+//
+// Refusals, before anything changes:
+//   - ErrClientIDOwned: a session with the id (connected, or persistent
+//     and offline) has another owner (owner.go); it is neither handed
+//     over nor closed, and its pending will stays.
+//   - ErrSessionQuota: o.Expiry makes a new persistent session for an
+//     owner that has MaxSessionsPerUser already (resuming one of its
+//     own is always allowed).
+//   - ErrNotAuthorized: the Authorizer does not let the client publish
+//     its will (o.Will) (MQTT 5 CONNACK 0x87).
 func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	if id == "" {
 		id = SessionID(fmt.Sprintf("%s-%d", r.idPrefix, r.nextSessID.Add(1)))
 	}
+	owner := r.OwnerKey(o.Identity, o.RemoteAddr)
 	s := &Session{
 		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
+		owner: owner, retOwner: retainedOwnerKey(owner, id),
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
 		subs:   make(map[string]*Subscription),
@@ -113,15 +138,50 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
 		s.detached = make(chan struct{})
 	}
-	r.cancelWill(id)
+	if o.Will != nil {
+		if !r.allowPublish(s, OpPublish, o.Will.Topic) {
+			r.publishDenied.Add(1)
+			return nil, fmt.Errorf("%w: will topic %q", ErrNotAuthorized, o.Will.Topic)
+		}
+		o.Will.owner = s.retOwner // a will is published without its session
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, ErrShuttingDown
 	}
 	old := r.sessions[id]
+	if old != nil && old.owner != "" && old.owner != owner {
+		r.mu.Unlock()
+		r.clientIDRefused.Add(1)
+		if ok, n := r.clientIDLog.allow(time.Now()); ok {
+			r.log.Warn("client id belongs to another user; refused", "session", id, "remote", o.RemoteAddr,
+				"user", o.Identity.Name, "suppressed", n)
+		}
+		return nil, ErrClientIDOwned
+	}
+	if o.Expiry != 0 {
+		fresh := old == nil || !old.counted || old.owner != owner
+		if fresh && owner != "" && r.cfg.MaxSessionsPerUser > 0 && r.owners[owner] >= r.cfg.MaxSessionsPerUser {
+			r.mu.Unlock()
+			r.sessionQuotaRefused.Add(1)
+			if ok, n := r.sessionLog.allow(time.Now()); ok {
+				r.log.Warn("persistent session quota reached; refused", "session", id, "remote", o.RemoteAddr,
+					"owner", owner, "limit", r.cfg.MaxSessionsPerUser, "suppressed", n)
+			}
+			return nil, ErrSessionQuota
+		}
+	}
+	if old != nil {
+		r.uncountLocked(old)
+	}
+	if o.Expiry != 0 {
+		s.counted = true
+		r.owners[owner]++
+	}
 	r.sessions[id] = s
 	r.mu.Unlock()
+	r.cancelWill(id)
 	if old != nil {
 		keep := old.Expiry() != 0 && !o.CleanStart && old.detached != nil
 		old.taken.Store(true)
@@ -168,6 +228,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	old.mu.Unlock()
 	r.dropTempQueues(temps)
 	if clean || old.Expiry() == 0 {
+		r.nsubs.Add(-int64(len(subs)))
 		old.offMu.Lock()
 		if old.expireAt != nil {
 			old.expireAt.Stop()
@@ -282,22 +343,42 @@ func (r *Router) Close(s *Session, why CloseReason) {
 		r.forgetSession(s.ID)
 	}
 	r.mu.Lock()
-	if r.sessions[s.ID] == s {
-		delete(r.sessions, s.ID)
-	}
+	r.removeLocked(s)
 	r.mu.Unlock()
 	r.detach(s)
 	closeOnce(s.detached)
 }
 
+// removeLocked removes s from the sessions if it is there (not taken over)
+// and reports whether it was. Caller holds r.mu.
+func (r *Router) removeLocked(s *Session) bool {
+	if r.sessions[s.ID] != s {
+		return false
+	}
+	delete(r.sessions, s.ID)
+	r.uncountLocked(s)
+	return true
+}
+
+// uncountLocked takes s out of its owner's persistent-session count.
+// Caller holds r.mu.
+func (r *Router) uncountLocked(s *Session) {
+	if !s.counted {
+		return
+	}
+	s.counted = false
+	if r.owners[s.owner]--; r.owners[s.owner] <= 0 {
+		delete(r.owners, s.owner)
+	}
+}
+
 // expire ends a persistent session whose expiry passed while offline.
 func (r *Router) expire(s *Session) {
 	r.mu.Lock()
-	if r.sessions[s.ID] != s {
+	if !r.removeLocked(s) {
 		r.mu.Unlock()
 		return // taken over meanwhile
 	}
-	delete(r.sessions, s.ID)
 	r.mu.Unlock()
 	s.offMu.Lock()
 	s.offline, s.state = nil, nil
@@ -333,10 +414,26 @@ func (r *Router) detach(s *Session) {
 	temps := s.tempQueues
 	s.tempQueues = nil
 	s.mu.Unlock()
+	r.nsubs.Add(-int64(len(subs)))
 	for _, sub := range subs {
 		r.unlink(sub)
 	}
 	r.dropTempQueues(temps)
+}
+
+// reserveSub counts one more subscription if MaxSubscriptions allows it.
+func (r *Router) reserveSub() bool {
+	if n := r.nsubs.Add(1); r.cfg.MaxSubscriptions > 0 && n > int64(r.cfg.MaxSubscriptions) {
+		r.nsubs.Add(-1)
+		return false
+	}
+	return true
+}
+
+// denySubscribe counts and returns a refused subscription.
+func (r *Router) denySubscribe() error {
+	r.subscribeDenied.Add(1)
+	return ErrNotAuthorized
 }
 
 func (r *Router) dropTempQueues(names []string) {
@@ -377,7 +474,7 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 		op, dest = OpQueueReceive, sub.Queue
 	}
 	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest) {
-		return ErrNotAuthorized
+		return r.denySubscribe()
 	}
 	var q *queue
 	if sub.Queue != "" {
@@ -395,7 +492,7 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 		s.mu.Unlock()
 		return ErrDuplicateSub
 	}
-	if len(s.subs) >= r.cfg.MaxSubsPerSession {
+	if len(s.subs) >= r.cfg.MaxSubsPerSession || !r.reserveSub() {
 		s.mu.Unlock()
 		return ErrTooManySubs
 	}
@@ -440,7 +537,7 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 		return nil, false, err
 	}
 	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), OpSubscribe, sub.Filter) {
-		return nil, false, ErrNotAuthorized
+		return nil, false, r.denySubscribe()
 	}
 	s.mu.Lock()
 	if s.Closed() {
@@ -448,7 +545,7 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 		return nil, false, ErrSessionClosed
 	}
 	old := s.subs[sub.Key]
-	if old == nil && len(s.subs) >= r.cfg.MaxSubsPerSession {
+	if old == nil && (len(s.subs) >= r.cfg.MaxSubsPerSession || !r.reserveSub()) {
 		s.mu.Unlock()
 		return nil, false, ErrTooManySubs
 	}
@@ -477,6 +574,7 @@ func (r *Router) Unsubscribe(s *Session, key string) error {
 	if sub == nil {
 		return ErrNoSuchSub
 	}
+	r.nsubs.Add(-1)
 	r.unlink(sub)
 	r.forgetSub(s, key)
 	return nil
@@ -553,7 +651,8 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	if m.Queue != "" {
 		return r.publishQueue(from, m)
 	}
-	if err := r.admit(from, m); err != nil {
+	retErr, err := r.admit(from, m)
+	if err != nil {
 		return err
 	}
 	bp, _ := r.matchBufs.Get().(*[]*Subscription)
@@ -562,7 +661,9 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
 	if mark != nil || r.nbind.Load() > 0 || (r.dur != nil && m.QoS > AtMostOnce && anyPersistent(matches)) {
-		err := r.route(m, matches, mark)
+		p := r.plan(m, matches, mark)
+		p.retained = retErr
+		err := r.runPlan(p)
 		clear(matches)
 		*bp = matches[:0]
 		r.matchBufs.Put(bp)
@@ -582,27 +683,65 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	clear(matches)
 	*bp = matches[:0]
 	r.matchBufs.Put(bp)
-	return nil
+	return retErr
 }
 
 // admit checks a topic message before routing (name, authorization) and
-// stores or clears its retained copy.
-func (r *Router) admit(from *Session, m *Message) error {
+// stores or clears its retained copy. err refuses the message; retained
+// (wrapping ErrRetainedQuota) says it is routed but was not retained,
+// which Publish reports once the message is delivered.
+func (r *Router) admit(from *Session, m *Message) (retained, err error) {
 	if err := ValidTopicName(m.Topic); err != nil {
-		return err
+		return nil, err
 	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, string(from.ID), OpPublish, m.Topic) {
-		return ErrNotAuthorized
+	if !r.allowPublish(from, OpPublish, m.Topic) {
+		r.publishDenied.Add(1)
+		return nil, ErrNotAuthorized
 	}
 	if m.Retain {
-		if !r.retained.Set(m, r.cfg.MaxRetained) {
-			r.log.Warn("retained message limit reached; not retained", "topic", m.Topic, "limit", r.cfg.MaxRetained)
-		} else if r.dur != nil {
-			// Durable before the publisher's acknowledgement; an empty
-			// payload removes it [MQTT-3.3.1-10].
-			if err := r.dur.st.PutRetained(toStoreMsg(m)); err != nil {
-				r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
+		return r.retain(from, m), nil
+	}
+	return nil, nil
+}
+
+// retainLimits are the router's retained quotas.
+func (r *Router) retainLimits() retainLimits {
+	return retainLimits{
+		total: r.cfg.MaxRetained, bytes: r.cfg.MaxRetainedBytes,
+		perOwner: r.cfg.MaxRetainedPerUser, bytesPerOwner: r.cfg.MaxRetainedBytesPerUser,
+	}
+}
+
+// retain stores or clears m's retained copy, counted against the
+// publisher's retained owner, and writes it to the store. Past a quota it
+// returns an error wrapping ErrRetainedQuota: the message is not retained
+// (and the topic's previous one goes, see Retained.put).
+func (r *Router) retain(from *Session, m *Message) error {
+	owner := m.owner
+	if from != nil {
+		owner = from.retOwner
+	}
+	why, cleared := r.retained.put(m, owner, r.retainLimits())
+	if why != "" {
+		r.retainedRefused.Add(1)
+		if ok, n := r.retainLog.allow(time.Now()); ok {
+			r.log.Warn("retained message quota reached; not retained", "topic", m.Topic, "owner", owner,
+				"limit", why, "suppressed", n)
+		}
+		if cleared && r.dur != nil {
+			if err := r.dur.st.PutRetained(store.Msg{Topic: m.Topic}); err != nil {
+				r.log.Error("store: retained message not removed", "topic", m.Topic, "err", err)
 			}
+		}
+		return fmt.Errorf("%w (%s)", ErrRetainedQuota, why)
+	}
+	if r.dur != nil {
+		// Durable before the publisher's acknowledgement; an empty
+		// payload removes it [MQTT-3.3.1-10].
+		sm := toStoreMsg(m)
+		sm.Owner = owner
+		if err := r.dur.st.PutRetained(sm); err != nil {
+			r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
 		}
 	}
 	return nil
@@ -623,7 +762,8 @@ func (r *Router) queueTarget(from *Session, m *Message) (*queue, error) {
 	if err := ValidQueueName(m.Queue); err != nil {
 		return nil, err
 	}
-	if from != nil && !r.cfg.Authorizer.Allow(from.Identity, string(from.ID), OpQueueSend, m.Queue) {
+	if !r.allowPublish(from, OpQueueSend, m.Queue) {
+		r.publishDenied.Add(1)
 		return nil, ErrNotAuthorized
 	}
 	if isDurableQueue(m.Queue) {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,15 @@ type Session struct {
 
 	router  *Router
 	onClose func(CloseReason)
+
+	// owner is the session's owner key (owner.go): who may resume it and
+	// whom its quotas count against; retOwner is what its retained
+	// messages count against. Both are fixed at Open (or Restore).
+	owner, retOwner string
+	// counted: the session is counted in Router.owners (a persistent
+	// session in Router.sessions). Guarded by Router.mu.
+	counted bool
+	auth    authCache // publish authorization answers (owner.go)
 
 	mu         sync.Mutex // guards subs and tempQueues
 	subs       map[string]*Subscription
@@ -306,11 +316,15 @@ func (s *Session) Subscription(key string) *Subscription {
 
 // SessionInfo is a copy of a session's state for the admin API.
 type SessionInfo struct {
-	ID          string
-	Protocol    string
-	Version     string
-	RemoteAddr  string
-	User        string
+	ID         string
+	Protocol   string
+	Version    string
+	RemoteAddr string
+	User       string
+	// Owner is the session's owner key: the user name, or for anonymous
+	// clients "" (zero configuration) or "@" + source IP.
+	Owner       string
+	Online      bool // connected now (false: a persistent session kept offline)
 	ConnectedAt time.Time
 	Subs        int
 	PendingMsgs int
@@ -327,7 +341,23 @@ func (s *Session) Info() SessionInfo {
 	pending, _ := s.Outbox.Pending()
 	return SessionInfo{
 		ID: string(s.ID), Protocol: s.Protocol, Version: s.Version, RemoteAddr: s.RemoteAddr,
-		User: s.Identity.Name, ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending, StoredMsgs: s.storedMsgs(),
+		User: userOf(s), Owner: s.owner, Online: !s.Closed(), ConnectedAt: s.ConnectedAt, Subs: n, PendingMsgs: pending, StoredMsgs: s.storedMsgs(),
 		MsgsIn: s.msgsIn.Load(), MsgsOut: s.msgsOut.Load(),
+	}
+}
+
+// userOf is a session's user name: its identity's, or for a session
+// restored from the store (no identity) the one its owner key names.
+func userOf(s *Session) string {
+	if s.Identity.Name != "" {
+		return s.Identity.Name
+	}
+	switch o := s.owner; {
+	case strings.HasPrefix(o, "@@"):
+		return o[1:]
+	case strings.HasPrefix(o, "@"):
+		return ""
+	default:
+		return o
 	}
 }
