@@ -181,7 +181,7 @@ func SourceHost(a net.Addr) string {
 
 // PublishLimiter paces one connection's publishes to a message rate and a
 // byte rate (golang.org/x/time/rate). The read loop calls Wait before it
-// routes a publish: while it waits the connection reads nothing, so the
+// routes a publish (Delay, then Pause): while it waits the connection reads nothing, so the
 // publisher is slowed by TCP back-pressure and nothing is dropped.
 type PublishLimiter struct {
 	msgs  *rate.Limiter // nil: no message rate
@@ -210,12 +210,14 @@ func NewPublishLimiter(msgRate float64, msgBurst int, bytesRate float64) *Publis
 	return l
 }
 
-// Wait blocks until one message of size bytes may be published, or until
-// ctx ends or done is closed (the connection ended); it reports whether
-// it waited at all. A nil limiter never waits.
-func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, size int) (waited bool) {
+// Delay reserves one message of size bytes and returns how long the caller
+// must wait before publishing it (0: at once). A message above the byte
+// burst reserves it in burst-sized parts: each part goes into debt after
+// the one before, so the last part's delay is the whole message's. A nil
+// limiter never delays.
+func (l *PublishLimiter) Delay(size int) time.Duration {
 	if l == nil {
-		return false
+		return 0
 	}
 	now := time.Now()
 	var delay time.Duration
@@ -223,9 +225,6 @@ func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, size in
 		delay = l.msgs.ReserveN(now, 1).DelayFrom(now)
 	}
 	if l.bytes != nil && size > 0 {
-		// A message above the burst reserves it in burst-sized parts:
-		// each part goes into debt after the one before, so the last
-		// part's delay is the whole message's.
 		burst := l.bytes.Burst()
 		for n := size; n > 0; n -= burst {
 			if d := l.bytes.ReserveN(now, min(n, burst)).DelayFrom(now); d > delay {
@@ -233,15 +232,20 @@ func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, size in
 			}
 		}
 	}
-	if delay <= 0 {
-		return false
+	return delay
+}
+
+// Pause waits for d, or until ctx ends or done is closed (the connection
+// ended).
+func Pause(ctx context.Context, done <-chan struct{}, d time.Duration) {
+	if d <= 0 {
+		return
 	}
-	t := time.NewTimer(delay)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-done:
 	case <-ctx.Done():
 	}
-	return true
 }

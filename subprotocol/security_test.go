@@ -63,34 +63,36 @@ func TestPublishLimiterOff(t *testing.T) {
 		t.Fatal("a limiter was allocated with both rates off")
 	}
 	var l *PublishLimiter
-	if l.Wait(context.Background(), nil, 100) {
-		t.Error("a nil limiter waited")
+	if d := l.Delay(100); d != 0 {
+		t.Errorf("a nil limiter delays %v", d)
 	}
 }
 
 func TestPublishLimiterMessages(t *testing.T) {
 	l := NewPublishLimiter(0.001, 2, 0) // burst 2, then one per 1000 s
-	ctx := context.Background()
-	if l.Wait(ctx, nil, 10) || l.Wait(ctx, nil, 10) {
-		t.Fatal("waited within the burst")
+	if l.Delay(10) != 0 || l.Delay(10) != 0 {
+		t.Fatal("delayed within the burst")
+	}
+	d := l.Delay(10)
+	if d <= 0 {
+		t.Fatal("the third message is not delayed")
 	}
 	done := make(chan struct{})
-	close(done) // the connection ended: the wait returns at once, not in 1000 s
-	if !l.Wait(ctx, done, 10) {
-		t.Fatal("the third message did not wait")
-	}
+	close(done) // the connection ended: the pause returns at once, not in 1000 s
+	Pause(context.Background(), done, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // so does a cancelled context
+	Pause(ctx, nil, d)
 }
 
 func TestPublishLimiterBytes(t *testing.T) {
 	l := NewPublishLimiter(0, 0, 1000) // 1000 B/s, burst 1000
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if l.Wait(ctx, nil, 1000) {
-		t.Fatal("waited for the first burst")
+	if d := l.Delay(1000); d != 0 {
+		t.Fatalf("the first burst is delayed %v", d)
 	}
 	// A message far above the burst goes into debt instead of failing.
-	if !l.Wait(ctx, nil, 5000) {
-		t.Fatal("a 5000-byte message did not wait at 1000 B/s")
+	if d := l.Delay(5000); d < 4*time.Second {
+		t.Fatalf("a 5000-byte message at 1000 B/s is delayed %v, want about 5 s", d)
 	}
 	r := l.bytes.ReserveN(time.Now(), 1)
 	if d := r.Delay(); d < 4*time.Second {

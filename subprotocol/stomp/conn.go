@@ -27,6 +27,7 @@ type stateFunc func(c *conn, f *frame.Frame) error
 // what is marked.
 type conn struct {
 	cfg    *Config
+	p      *Protocol // counters and the login-failure log limiter
 	t      subprotocol.Transport
 	router *broker.Router
 	log    *slog.Logger // shared; use c.logf to add the session and remote address
@@ -42,6 +43,10 @@ type conn struct {
 	temps       map[string]string              // /temp-queue/<name> → router queue name
 	clientID    string                         // CONNECT client-id: names durable subscriptions
 	pipe        *subprotocol.Pipeline[sendJob] // SENDs waiting for their store commit (pipeline.go); read loop sets it
+	limiter     *subprotocol.PublishLimiter    // SEND rate; nil when Config sets none
+	// expiryTimer closes the connection when its credential expires
+	// (Identity.Expires); nil for credentials that do not expire.
+	expiryTimer *time.Timer
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts
@@ -68,10 +73,10 @@ type subState struct {
 	unacked []uint64 // message-ids awaiting ACK, in order; guarded by conn.ackMu
 }
 
-func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
+func newConn(p *Protocol, t subprotocol.Transport, r *broker.Router) *conn {
 	return &conn{
-		cfg: cfg, t: t, router: r,
-		log:   cfg.Log,
+		cfg: &p.cfg, p: p, t: t, router: r,
+		log:   p.cfg.Log,
 		state: connecting,
 	}
 }
@@ -83,7 +88,9 @@ func (c *conn) serve(ctx context.Context) error {
 	// The transport buffers too (gorilla's read buffer), so a small buffer
 	// here costs little speed and keeps idle connections light; longer lines
 	// are still read (Reader spills into its scratch buffer).
-	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, connReadBufferSize), c.cfg.Limits)
+	// The CONNECT frame gets the smaller limits (MaxFrameBeforeLogin);
+	// handleConnect switches to Limits once the client is logged in.
+	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, connReadBufferSize), c.cfg.loginLimits())
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
 		f, err := c.rd.Read()
@@ -145,15 +152,21 @@ func (c *conn) endOnReadError(err error) error {
 // offending frame, if any, for its receipt header.
 func (c *conn) fail(err error, bad *frame.Frame) error {
 	we := wireError(err)
-	c.logf(slog.LevelWarn, "stomp: protocol error", "err", err)
 	ef := errorFrame(we.message, we.detail, bad, we.headers...)
 	if c.sess == nil {
+		// Before login anyone can make the server log: one line per
+		// source address per interval.
+		if IsSizeError(err) {
+			c.p.ctr.TooLargeBeforeLogin()
+		}
+		c.logLimited("stomp: connection refused", "err", err)
 		// Before CONNECTED the read loop is the only writer.
 		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		_ = c.t.WriteMessage(false, AppendFrame(nil, ef, c.frameVersion()))
 		c.t.Close(we.code, we.message)
 		return err
 	}
+	c.logf(slog.LevelWarn, "stomp: protocol error", "err", err)
 	c.closeOnError(we, ef)
 	c.finish()
 	return err
@@ -176,6 +189,9 @@ func (c *conn) finish() error {
 	}
 	c.drainPipe() // SENDs it accepted are routed before the session ends
 	<-c.wdone
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
+	}
 	c.router.Close(c.sess, c.sess.Reason())
 	c.logf(slog.LevelDebug, "stomp: session ended", "reason", c.sess.Reason())
 	return nil
@@ -190,6 +206,23 @@ func (c *conn) logf(level slog.Level, msg string, args ...any) {
 	}
 	args = append(args, "session", c.sessionID(), "remote", c.t.RemoteAddr().String(), "protocol", "stomp")
 	c.log.Log(c.ctx, level, msg, args...)
+}
+
+// logLimited logs a warning about a client that is not logged in, at most
+// one line per source address per interval (subprotocol.LogLimiter), with
+// the count of lines suppressed since the last.
+func (c *conn) logLimited(msg string, args ...any) {
+	if !c.log.Enabled(c.ctx, slog.LevelWarn) {
+		return
+	}
+	ok, suppressed := c.p.logs.Allow(subprotocol.SourceHost(c.t.RemoteAddr()), time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	c.logf(slog.LevelWarn, msg, args...)
 }
 
 func (c *conn) sessionID() string {

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // supportedVersions in order of preference; sent in ERROR's version header
@@ -46,20 +48,21 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	}
 	remote := c.t.RemoteAddr().String()
 	c.clientID = f.Header.Get("client-id")
+	peer := c.t.Peer()
 	id, err := c.router.Authenticate(c.ctx, broker.Credentials{
 		Login: f.Header.Get("login"), Passcode: f.Header.Get("passcode"),
 		ClientID: f.Header.Get("client-id"), RemoteAddr: remote, Protocol: "stomp",
+		Transport: peer.Transport, CertNames: peer.CertNames, Token: peer.Token,
 	})
 	if err != nil {
-		c.logf(slog.LevelWarn, "stomp: authentication failed", "login", f.Header.Get("login"), "err", err)
-		return protocolErr("authentication failed", "bad login or passcode")
+		return c.refuseLogin(f, err)
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
 		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id,
 		OnClose: c.onSessionClose, Wake: c.wr.Wake,
 	})
 	if err != nil {
-		return err
+		return c.refuseLogin(f, err)
 	}
 	if recv > 0 {
 		c.readTimeout = time.Duration(float64(recv)*c.cfg.HeartbeatGrace) + c.cfg.HeartbeatSlack
@@ -80,6 +83,8 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		return nil
 	}
 	c.sess = sess
+	c.rd.SetLimits(c.cfg.Limits) // logged in: the full frame limits
+	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
 	c.sendInterval = send
 	c.wdone = make(chan struct{})
 	c.state = connected
@@ -89,7 +94,39 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	if r, ok := f.Header.Contains("receipt"); ok {
 		c.receipt(r)
 	}
+	c.watchExpiry(id.Expires)
 	return nil
+}
+
+// refuseLogin counts and logs (rate-limited per source) a refused login
+// and returns the error that makes its ERROR frame: "access refused" or
+// "quota exceeded" (wireError), then the connection closes.
+func (c *conn) refuseLogin(f *frame.Frame, err error) error {
+	le := loginError{err}
+	if errors.Is(err, broker.ErrShuttingDown) {
+		return le // not the client's failure
+	}
+	c.p.ctr.AuthFailure()
+	c.logLimited("stomp: login refused", "login", f.Header.Get("login"), "err", err)
+	return le
+}
+
+// watchExpiry arms the timer that ends the connection when its credential
+// expires (a JWT's exp): ERROR "credential expired", then the close. A
+// credential without expiry arms nothing.
+func (c *conn) watchExpiry(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	c.expiryTimer = time.AfterFunc(time.Until(at), func() {
+		if c.sess.Closed() {
+			return
+		}
+		c.p.ctr.CredentialExpired()
+		c.logf(slog.LevelInfo, "stomp: credential expired, closing")
+		we := wireError(broker.ErrCredentialExpired)
+		c.closeOnError(we, errorFrame(we.message, we.detail, nil))
+	})
 }
 
 // negotiateVersion picks the highest common version from accept-version.

@@ -1,9 +1,13 @@
 package stomp
 
 import (
+	"errors"
+	"time"
+
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // connected dispatches client frames after CONNECTED (STOMP 1.2 §Client
@@ -12,6 +16,12 @@ func connected(c *conn, f *frame.Frame) error {
 	// Read the receipt first: a frame buffered in a transaction loses its
 	// receipt header, but the RECEIPT is due now (STOMP 1.2 §RECEIPT).
 	receipt, wantReceipt := f.Header.Contains(frame.Receipt)
+	if f.Command == frame.SEND && c.limiter != nil {
+		c.throttle(len(f.Body))
+		if c.sess.Closed() {
+			return nil
+		}
+	}
 	if f.Command == frame.SEND && c.pipelined(f) {
 		m, err := c.sendMessage(f)
 		if err != nil {
@@ -30,7 +40,9 @@ func connected(c *conn, f *frame.Frame) error {
 			err = c.handleSend(f)
 		}
 	case frame.SUBSCRIBE:
-		err = c.handleSubscribe(f)
+		if err = c.handleSubscribe(f); errors.Is(err, broker.ErrNotAuthorized) {
+			c.p.ctr.SubscribeDenied()
+		}
 	case frame.UNSUBSCRIBE:
 		err = c.handleUnsubscribe(f)
 	case frame.ACK, frame.NACK:
@@ -65,6 +77,23 @@ func connected(c *conn, f *frame.Frame) error {
 		c.receipt(receipt)
 	}
 	return nil
+}
+
+// throttle waits until the connection's publish rate (Config.PublishRate,
+// PublishBytesRate) allows a SEND of size body bytes. The read loop reads
+// nothing meanwhile: the publisher is slowed by back-pressure, and no
+// frame is dropped. The wait ends early if the session closes.
+func (c *conn) throttle(size int) {
+	d := c.limiter.Delay(size)
+	if d <= 0 {
+		return
+	}
+	c.p.ctr.PublishThrottled()
+	subprotocol.Pause(c.ctx, c.sess.Done(), d)
+	if c.readTimeout > 0 {
+		// The client's heart-beats waited unread too.
+		_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
 }
 
 // receipt sends a RECEIPT frame (STOMP 1.2 §RECEIPT). It goes through the

@@ -25,6 +25,15 @@ func protocolErr(message, format string, args ...any) error {
 	return &protoError{message: message, detail: fmt.Sprintf(format, args...)}
 }
 
+// loginError is a refused login: the Authenticator's error or Router.Open's
+// (client id owned, session quota). wireError answers every refusal with
+// "access refused" (or "quota exceeded") so that a client learns nothing
+// about which check failed.
+type loginError struct{ err error }
+
+func (e loginError) Error() string { return "stomp: login refused: " + e.err.Error() }
+func (e loginError) Unwrap() error { return e.err }
+
 // wire is how an error reaches the client.
 type wire struct {
 	message, detail string
@@ -38,7 +47,20 @@ type wire struct {
 // goes to the log only.
 func wireError(err error) wire {
 	var pe *protoError
+	var le loginError
 	switch {
+	case errors.As(err, &le):
+		switch {
+		case errors.Is(err, broker.ErrSessionQuota):
+			return wire{"quota exceeded", "too many persistent sessions for this user", nil, subprotocol.ClosePolicy, broker.CloseAuthFailed}
+		case errors.Is(err, broker.ErrBadCredentials), errors.Is(err, broker.ErrNotAuthorized), errors.Is(err, broker.ErrBanned):
+			return wire{"access refused", "bad login or passcode, or not allowed to connect", nil, subprotocol.ClosePolicy, broker.CloseAuthFailed}
+		case errors.Is(err, broker.ErrClientIDOwned):
+			return wire{"access refused", "the client-id belongs to another user", nil, subprotocol.ClosePolicy, broker.CloseAuthFailed}
+		}
+		return wireError(le.err) // shutting down, internal failure
+	case errors.Is(err, broker.ErrCredentialExpired):
+		return wire{"credential expired", "the credential this connection logged in with expired; log in again", nil, subprotocol.ClosePolicy, broker.CloseAuthFailed}
 	case errors.As(err, &pe):
 		return wire{pe.message, pe.detail, pe.headers, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case IsSizeError(err):
@@ -48,14 +70,14 @@ func wireError(err error) wire {
 	case errors.Is(err, broker.ErrInvalidTopic), errors.Is(err, broker.ErrInvalidFilter), errors.Is(err, broker.ErrInvalidQueue):
 		return wire{"invalid destination", err.Error(), nil, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrNotAuthorized):
-		return wire{"access refused", "not authorized for this destination", nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
+		return wire{"not authorized", "not authorized for this destination", nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrDuplicateSub):
 		return wire{"duplicate subscription id", err.Error(), nil, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrNoSuchSub):
 		return wire{"no such subscription", err.Error(), nil, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrTooManySubs):
 		return wire{"too many subscriptions", err.Error(), nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
-	case errors.Is(err, broker.ErrQuotaExceeded):
+	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
 		return wire{"quota exceeded", err.Error(), nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrStore):
 		return wire{"message not stored", "the broker could not write the message to disk; it was not delivered", nil, subprotocol.CloseInternal, broker.CloseInternalError}

@@ -54,7 +54,7 @@ func decodeOut(t testing.TB, msgs []transporttest.Message, version string) []out
 	t.Helper()
 	var out []outFrame
 	for i, m := range msgs {
-		rd := NewReader(bytes.NewReader(m.Data), Limits{})
+		rd := NewReader(bytes.NewReader(m.Data), Limits{MaxHeaders: 1 << 10})
 		rd.SetVersion(version)
 		for {
 			f, err := rd.Read()
@@ -76,6 +76,7 @@ func decodeOut(t testing.TB, msgs []transporttest.Message, version string) []out
 type harness struct {
 	t       *testing.T
 	ft      *transporttest.Fake
+	p       *Protocol
 	r       *broker.Router
 	version string // for decoding server frames
 	done    chan struct{}
@@ -84,11 +85,20 @@ type harness struct {
 
 func startServer(t *testing.T, cfg Config, bcfg broker.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, ft: transporttest.New("v12.stomp"), r: broker.New(bcfg, nil), version: "1.2", done: make(chan struct{})}
-	p := New(cfg)
+	return serveOn(t, context.Background(), New(cfg), broker.New(bcfg, nil), nil)
+}
+
+// serveOn runs one connection of p on r with ctx; prepare, when set, sees
+// the transport before Serve does (to set its Peer).
+func serveOn(t *testing.T, ctx context.Context, p *Protocol, r *broker.Router, prepare func(*transporttest.Fake)) *harness {
+	t.Helper()
+	h := &harness{t: t, ft: transporttest.New("v12.stomp"), p: p, r: r, version: "1.2", done: make(chan struct{})}
+	if prepare != nil {
+		prepare(h.ft)
+	}
 	go func() {
 		defer close(h.done)
-		h.err = p.Serve(context.Background(), h.ft, h.r)
+		h.err = p.Serve(ctx, h.ft, h.r)
 	}()
 	t.Cleanup(func() {
 		h.ft.HangUp()

@@ -61,14 +61,27 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	if d.Redelivered {
 		dst = append(dst, "redelivered:true\n"...)
 	}
-	for _, p := range m.Props {
+	// A message from another protocol carries at most MaxOutboundHeaders
+	// user headers (an MQTT 5 PUBLISH may hold thousands of user
+	// properties); the rest are dropped and counted.
+	limit := len(m.Props)
+	if m.Origin != "stomp" && c.cfg.MaxOutboundHeaders >= 0 {
+		limit = c.cfg.MaxOutboundHeaders
+	}
+	n := 0
+	for i, p := range m.Props {
 		// A user property named like one of STOMP's own headers (an MQTT 5
 		// publisher may send "content-length") would come first and win
 		// (STOMP 1.2 §Repeated Header Entries), breaking the frame: drop it.
 		if reservedHeaders[p.Key] {
 			continue
 		}
+		if n == limit {
+			c.p.ctr.HeadersDropped(countUserHeaders(m.Props[i:]))
+			break
+		}
 		dst = hdr(dst, p.Key, p.Value)
+		n++
 	}
 	dst = append(dst, "content-length:"...)
 	dst = strconv.AppendInt(dst, int64(len(m.Payload)), 10)
@@ -76,4 +89,16 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	dst = append(dst, m.Payload...)
 	dst = append(dst, 0)
 	return dst, !utf8.Valid(m.Payload)
+}
+
+// countUserHeaders counts the properties that would be user headers (not
+// named like STOMP's own).
+func countUserHeaders(props []broker.Property) int {
+	n := 0
+	for _, p := range props {
+		if !reservedHeaders[p.Key] {
+			n++
+		}
+	}
+	return n
 }

@@ -21,6 +21,12 @@ const (
 	DefaultMaxTx          = 100
 	DefaultMaxTxBytes     = 16 << 20
 	DefaultMaxUnacked     = 10000
+	// DefaultMaxFrameBeforeLogin bounds the frame read before CONNECTED,
+	// headers and body together: RabbitMQ's 4 KiB before authentication.
+	DefaultMaxFrameBeforeLogin = 4096
+	// DefaultMaxOutboundHeaders bounds the user headers of a MESSAGE whose
+	// message was published in another protocol.
+	DefaultMaxOutboundHeaders = 64
 	// ServerName is sent in CONNECTED's server header.
 	ServerName = "Duplex/0.1"
 )
@@ -56,6 +62,31 @@ type Config struct {
 	// MaxUnacked bounds deliveries awaiting ACK on one connection (client
 	// ack modes). A client past it is closed as a slow consumer.
 	MaxUnacked int
+
+	// MaxFrameBeforeLogin bounds the frame read before CONNECTED (the
+	// CONNECT frame): its command, header lines and body together, and
+	// each of them, in bytes (default DefaultMaxFrameBeforeLogin, never
+	// more than Limits allow). Limits apply once the client is logged in.
+	// An unauthenticated client can thus make the server buffer no more
+	// than this; a frame over it gets ERROR "frame too large".
+	MaxFrameBeforeLogin int
+
+	// PublishRate is the most SEND frames per second one connection may
+	// publish (0: no limit), with bursts of PublishBurst (default: the
+	// rate). PublishBytesRate bounds their body bytes per second (0: no
+	// limit). A connection over either waits before its SEND is routed:
+	// the read loop reads nothing meanwhile, so TCP slows the publisher;
+	// no frame is dropped.
+	PublishRate      float64
+	PublishBurst     int
+	PublishBytesRate float64
+
+	// MaxOutboundHeaders bounds the user headers of a MESSAGE whose message
+	// was published in another protocol (broker.Message.Origin other than
+	// "stomp"; an MQTT 5 PUBLISH may carry thousands of user properties).
+	// Extra ones are dropped and counted (Stats().HeadersDropped). Default
+	// DefaultMaxOutboundHeaders; negative means no limit.
+	MaxOutboundHeaders int
 
 	Log *slog.Logger
 }
@@ -97,15 +128,44 @@ func (c Config) withDefaults() Config {
 	if c.MaxTxFrames <= 0 {
 		c.MaxTxFrames = DefaultMaxTxFrames
 	}
+	if c.MaxFrameBeforeLogin <= 0 {
+		c.MaxFrameBeforeLogin = DefaultMaxFrameBeforeLogin
+	}
+	if c.MaxOutboundHeaders == 0 {
+		c.MaxOutboundHeaders = DefaultMaxOutboundHeaders
+	}
+	if c.PublishRate < 0 {
+		c.PublishRate = 0
+	}
+	if c.PublishBytesRate < 0 {
+		c.PublishBytesRate = 0
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
+// loginLimits are the frame limits before CONNECTED: MaxFrameBeforeLogin
+// for the whole frame, its header section and its body, and no more than
+// the limits after login.
+func (c *Config) loginLimits() Limits {
+	l, n := c.Limits, c.MaxFrameBeforeLogin
+	l.MaxLineLength = min(l.MaxLineLength, n)
+	l.MaxHeaderBytes = min(l.MaxHeaderBytes, n)
+	l.MaxBodyLength = min(l.MaxBodyLength, n)
+	l.MaxFrameLength = n
+	if c.Limits.MaxFrameLength > 0 {
+		l.MaxFrameLength = min(n, c.Limits.MaxFrameLength)
+	}
+	return l
+}
+
 // Protocol serves STOMP 1.0, 1.1 and 1.2 connections.
 type Protocol struct {
-	cfg Config
+	cfg  Config
+	ctr  subprotocol.Counters   // refusals and drops (Stats)
+	logs subprotocol.LogLimiter // login failure lines, per source address
 }
 
 // New returns the STOMP protocol with cfg (zero fields take defaults).
@@ -121,6 +181,11 @@ func (p *Protocol) Subprotocols() []string {
 
 // Serve runs one STOMP connection until it ends, then closes t.
 func (p *Protocol) Serve(ctx context.Context, t subprotocol.Transport, r *broker.Router) error {
-	c := newConn(&p.cfg, t, r)
+	c := newConn(p, t, r)
 	return c.serve(ctx)
 }
+
+// Stats reports the protocol's refusals and drops since New: failed logins,
+// pre-login frames over the limit, ACL denials, dropped headers, expired
+// credentials, throttled SENDs.
+func (p *Protocol) Stats() subprotocol.Stats { return p.ctr.Snapshot() }

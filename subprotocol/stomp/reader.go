@@ -31,6 +31,7 @@ var (
 	ErrTooManyHeaders   = errors.New("stomp: header count exceeds the limit")
 	ErrHeadersTooLarge  = errors.New("stomp: header section exceeds the limit")
 	ErrBodyTooLarge     = errors.New("stomp: frame body exceeds the limit")
+	ErrFrameTooLarge    = errors.New("stomp: frame exceeds the limit")
 	ErrBadContentLength = errors.New("stomp: invalid content-length")
 	ErrMalformedCommand = errors.New("stomp: malformed command line")
 	ErrMalformedHeader  = errors.New("stomp: malformed header")
@@ -44,7 +45,7 @@ var (
 // error is a protocol error (1002).
 func IsSizeError(err error) bool {
 	return errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrHeadersTooLarge) ||
-		errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrTooManyHeaders)
+		errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrTooManyHeaders) || errors.Is(err, ErrFrameTooLarge)
 }
 
 // Limits bounds what a Reader accepts from one frame (STOMP 1.2 §Size
@@ -54,6 +55,10 @@ type Limits struct {
 	MaxHeaders     int // most header lines per frame (default 64)
 	MaxHeaderBytes int // total bytes of all header lines, EOLs excluded (default 64 KiB)
 	MaxBodyLength  int // largest body in bytes, with or without content-length (default 4 MiB)
+	// MaxFrameLength bounds command, header lines and body together, EOLs
+	// excluded; 0 means no bound beyond the others. The server sets it
+	// before login (Config.MaxFrameBeforeLogin).
+	MaxFrameLength int
 }
 
 // WithDefaults returns l with every zero or negative field set to its
@@ -132,6 +137,11 @@ func NewReader(r io.Reader, l Limits) *Reader {
 	return &Reader{br: br, lim: l.WithDefaults()}
 }
 
+// SetLimits replaces the limits (zero fields get the defaults) for the
+// frames read from now on: the server reads CONNECT with smaller limits
+// than the frames after login.
+func (r *Reader) SetLimits(l Limits) { r.lim = l.WithDefaults() }
+
 // SetVersion sets the negotiated protocol version ("1.0", "1.1" or "1.2")
 // for the frames read from now on. It controls header unescaping (STOMP 1.2
 // §Value Encoding): none for 1.0; \n, \c and \\ for 1.1; also \r for 1.2.
@@ -207,6 +217,9 @@ func (r *Reader) read() (*frame.Frame, error) {
 		if size += len(line); size > r.lim.MaxHeaderBytes {
 			return nil, fmt.Errorf("%w of %d bytes", ErrHeadersTooLarge, r.lim.MaxHeaderBytes)
 		}
+		if r.lim.MaxFrameLength > 0 && len(command)+size > r.lim.MaxFrameLength {
+			return nil, fmt.Errorf("%w of %d bytes", ErrFrameTooLarge, r.lim.MaxFrameLength)
+		}
 		if name, value, err = r.header(line, escaped); err != nil {
 			return nil, err
 		}
@@ -216,11 +229,15 @@ func (r *Reader) read() (*frame.Frame, error) {
 		r.hdr = append(r.hdr, name, value)
 	}
 
+	limit := r.lim.MaxBodyLength
+	if r.lim.MaxFrameLength > 0 {
+		limit = min(limit, r.lim.MaxFrameLength-len(command)-size)
+	}
 	var body []byte
 	if clen >= 0 {
-		body, err = r.readCounted(r.hdr[clen])
+		body, err = r.readCounted(r.hdr[clen], limit)
 	} else {
-		body, err = r.readUntilNUL()
+		body, err = r.readUntilNUL(limit)
 	}
 	if err != nil {
 		return nil, err
@@ -362,9 +379,9 @@ func (r *Reader) unescape(b []byte) ([]byte, error) {
 }
 
 // contentLength parses a content-length value (STOMP 1.2 §Header
-// content-length): decimal digits only, at most MaxBodyLength. It stops at
-// the first digit past the limit, so it cannot overflow.
-func (r *Reader) contentLength(s string) (int, error) {
+// content-length): decimal digits only, at most limit. It stops at the
+// first digit past the limit, so it cannot overflow.
+func (r *Reader) contentLength(s string, limit int) (int, error) {
 	if s == "" {
 		return 0, fmt.Errorf("%w: empty", ErrBadContentLength)
 	}
@@ -374,17 +391,17 @@ func (r *Reader) contentLength(s string) (int, error) {
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w %q", ErrBadContentLength, s)
 		}
-		if n = n*10 + int(c-'0'); n > r.lim.MaxBodyLength {
-			return 0, fmt.Errorf("%w of %d bytes (content-length)", ErrBodyTooLarge, r.lim.MaxBodyLength)
+		if n = n*10 + int(c-'0'); n > limit {
+			return 0, fmt.Errorf("%w of %d bytes (content-length)", ErrBodyTooLarge, limit)
 		}
 	}
 	return n, nil
 }
 
 // readCounted reads a body of content-length bytes and the NUL after it. The
-// length is checked against the limit before the body is allocated.
-func (r *Reader) readCounted(contentLength string) ([]byte, error) {
-	n, err := r.contentLength(contentLength)
+// length is checked against limit before the body is allocated.
+func (r *Reader) readCounted(contentLength string, limit int) ([]byte, error) {
+	n, err := r.contentLength(contentLength, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -407,14 +424,13 @@ func (r *Reader) readCounted(contentLength string) ([]byte, error) {
 
 // readUntilNUL reads a body without content-length: everything up to the
 // first NUL (STOMP 1.2 §Augmented BNF). It fails as soon as the body passes
-// MaxBodyLength, having read at most one buffer of br beyond it.
-func (r *Reader) readUntilNUL() ([]byte, error) {
-	limit := r.lim.MaxBodyLength
+// limit, having read at most one buffer of br beyond it.
+func (r *Reader) readUntilNUL(limit int) ([]byte, error) {
 	b, err := r.br.ReadSlice(0)
 	if err == nil { // the common case: the whole body is in br's buffer
 		n := len(b) - 1
 		if n > limit {
-			return nil, r.bodyTooLarge()
+			return nil, bodyTooLarge(limit)
 		}
 		if n == 0 {
 			return nil, nil
@@ -431,7 +447,7 @@ func (r *Reader) readUntilNUL() ([]byte, error) {
 			return nil, unexpected(err)
 		}
 		if len(body)+len(b) > limit {
-			return nil, r.bodyTooLarge()
+			return nil, bodyTooLarge(limit)
 		}
 		body = appendBounded(body, b, limit)
 		if err == nil {
@@ -441,8 +457,8 @@ func (r *Reader) readUntilNUL() ([]byte, error) {
 	}
 }
 
-func (r *Reader) bodyTooLarge() error {
-	return fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, r.lim.MaxBodyLength)
+func bodyTooLarge(limit int) error {
+	return fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit)
 }
 
 // unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.

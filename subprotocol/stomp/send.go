@@ -29,11 +29,22 @@ func (c *conn) handleSend(f *frame.Frame) error {
 // sent turns Publish's result for SEND f into the connection's: nil, or the
 // error that makes the ERROR frame.
 func (c *conn) sent(f *frame.Frame, err error) error {
-	if errors.Is(err, broker.ErrQuotaExceeded) && f.Header.Get(frame.Receipt) == "" {
+	switch {
+	case err == nil:
+	case errors.Is(err, broker.ErrNotAuthorized):
+		c.p.ctr.PublishDenied()
+	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
 		// Delivered, except to a durable subscriber at its limit (the
-		// router logs and counts it). Only a SEND that asked for a
-		// receipt is told, with an ERROR instead of the RECEIPT.
-		return nil
+		// router logs and counts it), or not retained (a SEND never asks
+		// for retention, so this is for completeness). Only a SEND that
+		// asked for a receipt is told, with an ERROR instead of the
+		// RECEIPT.
+		if errors.Is(err, broker.ErrRetainedQuota) {
+			c.p.ctr.RetainRefused()
+		}
+		if f.Header.Get(frame.Receipt) == "" {
+			return nil
+		}
 	}
 	return err
 }
@@ -49,6 +60,7 @@ func (c *conn) sendMessage(f *frame.Frame) (*broker.Message, error) {
 		Payload:     f.Body,
 		ContentType: f.Header.Get(frame.ContentType),
 		QoS:         broker.AtLeastOnce,
+		Origin:      "stomp",
 	}
 	if rt, ok := f.Header.Contains("reply-to"); ok {
 		if rd, err := parseDest(rt, c.cfg.TopicSeparator, false); err == nil && rd.topic != "" {
