@@ -59,12 +59,14 @@ type JWTConfig struct {
 	// ACLClaim names the claim carrying ACL rules in EMQX's forms (default
 	// "acl").
 	ACLClaim string
-	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means
-	// DefaultJWTLeeway (30s); a negative value means none.
+	// Leeway is the clock skew allowed on exp, nbf and iat, taken as
+	// given: zero means none (the config's default, 30s, is in
+	// DefaultJWTConfig); negative is refused.
 	Leeway time.Duration
 }
 
-// DefaultJWTConfig returns the config's defaults (no key source).
+// DefaultJWTConfig returns the config's defaults (no key source): the claim
+// names and a 30s leeway.
 func DefaultJWTConfig() JWTConfig {
 	return JWTConfig{UsernameClaim: "sub", GroupsClaim: "groups", AdminClaim: "admin", ACLClaim: "acl", Leeway: DefaultJWTLeeway}
 }
@@ -74,7 +76,7 @@ func (c JWTConfig) Enabled() bool {
 	return c.SecretFile != "" || c.PublicKeyFile != "" || c.JWKSFile != ""
 }
 
-// withDefaults fills the empty fields.
+// withDefaults fills the empty claim names (Leeway is taken as given).
 func (c JWTConfig) withDefaults() JWTConfig {
 	d := DefaultJWTConfig()
 	if c.UsernameClaim == "" {
@@ -88,12 +90,6 @@ func (c JWTConfig) withDefaults() JWTConfig {
 	}
 	if c.ACLClaim == "" {
 		c.ACLClaim = d.ACLClaim
-	}
-	switch {
-	case c.Leeway == 0:
-		c.Leeway = d.Leeway
-	case c.Leeway < 0:
-		c.Leeway = 0
 	}
 	return c
 }
@@ -114,6 +110,9 @@ type JWTVerifier struct {
 func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if !cfg.Enabled() {
 		return nil, errors.New("jwt: no key source: set jwt.secret_file, jwt.public_key_file or jwt.jwks_file")
+	}
+	if cfg.Leeway < 0 {
+		return nil, fmt.Errorf("jwt: leeway %v is negative", cfg.Leeway)
 	}
 	v := &JWTVerifier{cfg: cfg.withDefaults()}
 	if cfg.SecretFile != "" {

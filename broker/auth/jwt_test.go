@@ -195,8 +195,8 @@ func TestJWTValidEachAlgorithm(t *testing.T) {
 			if id.Name != "alice" || id.Anonymous || id.Admin || id.Groups != nil || id.Rules != nil {
 				t.Errorf("identity = %+v", id)
 			}
-			if want := exp.Add(DefaultJWTLeeway); !id.Expires.Equal(want) {
-				t.Errorf("Expires = %v, want exp+leeway %v", id.Expires, want)
+			if !id.Expires.Equal(exp) {
+				t.Errorf("Expires = %v, want exp %v (no leeway)", id.Expires, exp)
 			}
 		})
 	}
@@ -335,23 +335,26 @@ func TestJWTRefused(t *testing.T) {
 
 func TestJWTLeeway(t *testing.T) {
 	secret := []byte(jwtTestSecret)
-	tok := jwtSign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": time.Now().Add(-5 * time.Second).Unix()}, nil)
-	id, err := jwtSecretVerifier(t, JWTConfig{}).Verify(tok)
+	exp := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	tok := jwtSign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp.Unix()}, nil)
+	id, err := jwtSecretVerifier(t, JWTConfig{Leeway: DefaultJWTLeeway}).Verify(tok)
 	if err != nil {
-		t.Fatalf("exp 5s ago with the default 30s leeway: %v", err)
+		t.Fatalf("exp 5s ago with a 30s leeway: %v", err)
 	}
-	if !id.Expires.After(time.Now()) {
-		t.Errorf("Expires %v is not in the future: the connection would close at once", id.Expires)
+	// Expires is when Verify starts refusing the token, so a connection
+	// accepted within the leeway is not closed at once.
+	if want := exp.Add(DefaultJWTLeeway); !id.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want exp+leeway %v", id.Expires, want)
 	}
-	_, err = jwtSecretVerifier(t, JWTConfig{Leeway: -1}).Verify(tok)
+	_, err = jwtSecretVerifier(t, JWTConfig{}).Verify(tok)
 	jwtWantRefused(t, tok, err, "token expired")
 
 	nbf := jwtSign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": time.Now().Add(time.Hour).Unix(),
 		"nbf": time.Now().Add(5 * time.Second).Unix(), "iat": time.Now().Add(5 * time.Second).Unix()}, nil)
-	if _, err := jwtSecretVerifier(t, JWTConfig{}).Verify(nbf); err != nil {
-		t.Errorf("nbf and iat 5s ahead with the default leeway: %v", err)
+	if _, err := jwtSecretVerifier(t, JWTConfig{Leeway: DefaultJWTLeeway}).Verify(nbf); err != nil {
+		t.Errorf("nbf and iat 5s ahead with a 30s leeway: %v", err)
 	}
-	_, err = jwtSecretVerifier(t, JWTConfig{Leeway: -1}).Verify(nbf)
+	_, err = jwtSecretVerifier(t, JWTConfig{}).Verify(nbf)
 	jwtWantRefused(t, nbf, err, "not valid yet")
 }
 
@@ -590,6 +593,9 @@ func TestNewJWTVerifierErrors(t *testing.T) {
 		want []string
 	}{
 		{"no source", func(*testing.T) JWTConfig { return JWTConfig{Audience: "x"} }, []string{"secret_file", "public_key_file", "jwks_file"}},
+		{"negative leeway", func(t *testing.T) JWTConfig {
+			return JWTConfig{SecretFile: jwtWriteFile(t, "s", []byte(jwtTestSecret)), Leeway: -time.Second}
+		}, []string{"leeway", "negative"}},
 		{"missing secret file", func(*testing.T) JWTConfig {
 			return JWTConfig{SecretFile: filepath.Join(t.TempDir(), "nope")}
 		}, []string{"secret_file", "nope"}},
@@ -657,12 +663,13 @@ func TestJWTConfigDefaults(t *testing.T) {
 			t.Errorf("%+v not Enabled", c)
 		}
 	}
-	got := JWTConfig{}.withDefaults()
-	if want := DefaultJWTConfig(); got != want {
-		t.Errorf("withDefaults = %+v, want %+v", got, want)
+	want := DefaultJWTConfig()
+	if want.Leeway != 30*time.Second {
+		t.Errorf("default leeway %v, want 30s", want.Leeway)
 	}
-	if got := (JWTConfig{Leeway: -1}).withDefaults().Leeway; got != 0 {
-		t.Errorf("negative leeway became %v, want 0", got)
+	want.Leeway = 0 // taken as given: "0s" in the config means none
+	if got := (JWTConfig{}).withDefaults(); got != want {
+		t.Errorf("withDefaults = %+v, want %+v", got, want)
 	}
 }
 
