@@ -227,6 +227,9 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	old.tempQueues = nil
 	old.mu.Unlock()
 	r.dropTempQueues(temps)
+	if !clean && old.Expiry() != 0 {
+		r.reauthorize(s, subs)
+	}
 	if clean || old.Expiry() == 0 {
 		r.nsubs.Add(-int64(len(subs)))
 		old.offMu.Lock()
@@ -297,6 +300,34 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		}
 	}
 	s.resumed = true
+}
+
+// reauthorize drops from subs, a resumed session's subscriptions, those
+// the Authorizer no longer allows s (its rules were reloaded, or an
+// unowned session was claimed by another identity): they leave the index
+// and the store, and the session's stored messages for them are dropped
+// as they are paged in.
+func (r *Router) reauthorize(s *Session, subs map[string]*Subscription) {
+	if r.allowAll {
+		return
+	}
+	for key, sub := range subs {
+		op, dest := OpSubscribe, sub.Filter
+		if sub.Queue != "" {
+			if isDurableQueue(sub.Queue) {
+				continue // checked on its filter when it was bound
+			}
+			op, dest = OpQueueReceive, sub.Queue
+		}
+		if r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest) {
+			continue
+		}
+		delete(subs, key)
+		r.subscribeDenied.Add(1)
+		r.nsubs.Add(-1)
+		r.unlink(sub)
+		r.forgetSub(s, key)
+	}
 }
 
 // Close ends s for why and removes its subscriptions and temporary queues.

@@ -766,3 +766,35 @@ func BenchmarkPublishACL(b *testing.B) {
 		}
 	}
 }
+
+// A resumed session keeps only the subscriptions its identity is still
+// allowed (the rules may have been reloaded while it was offline).
+func TestResumeReauthorizes(t *testing.T) {
+	st := store.NewMemory()
+	az := newRuleAuthorizer(1, "#")
+	cfg := Config{Authorizer: az}
+	r, _ := restart(t, nil, st, cfg)
+	p := mustOpenAs(t, r, "p", user("alice"), "a:1", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, p, "keep/#")
+	mqttSub(t, r, p, "secret/#")
+	r.Close(p, CloseClientClosed)
+	az.deny = "secret/#"
+	az.gen.Add(1)
+	p = mustOpenAs(t, r, "p", user("alice"), "a:1", SessionOptions{Expiry: time.Hour})
+	if p.Subscription("keep/#") == nil || p.Subscription("secret/#") != nil {
+		t.Fatalf("after resume: keep %v secret %v; want only keep/#", p.Subscription("keep/#") != nil, p.Subscription("secret/#") != nil)
+	}
+	publishQoS(t, r, "secret/1", "s", AtLeastOnce)
+	publishQoS(t, r, "keep/1", "k", AtLeastOnce)
+	if got := deliveryBodies(collectStored(t, p, 1)); !slices.Equal(got, []string{"k"}) {
+		t.Fatalf("resumed session got %q, want [k]", got)
+	}
+	if st := r.Stats(); st.AllSubscriptions != 1 || st.SubscribeDenied != 1 {
+		t.Fatalf("AllSubscriptions %d SubscribeDenied %d, want 1, 1", st.AllSubscriptions, st.SubscribeDenied)
+	}
+	r.Close(p, CloseClientClosed)
+	r, stats := restart(t, r, st, cfg)
+	if stats.Subs != 1 {
+		t.Fatalf("restored %d subscriptions, want 1 (the denied one left the store)", stats.Subs)
+	}
+}
