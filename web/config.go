@@ -2,7 +2,10 @@ package web
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
+
+	"github.com/duplexmq/duplex/broker"
 )
 
 // Defaults for Config.
@@ -13,7 +16,23 @@ const (
 	DefaultPongWait         = 60 * time.Second
 	DefaultReadBufferSize   = 512
 	DefaultWriteBufferSize  = 4096
+
+	DefaultMaxConnectionsPerIP   = 1000
+	DefaultConnectRatePerIP      = 100 // connections per second
+	DefaultConnectBurstPerIP     = 200
+	DefaultHTTPIdleTimeout       = 60 * time.Second
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	// DefaultMaxHeaderBytes bounds an HTTP request's header (net/http's
+	// default is 1 MiB).
+	DefaultMaxHeaderBytes = 16 << 10
+	// fallbackMaxConnections is MaxConnections where the descriptor limit
+	// cannot be read.
+	fallbackMaxConnections = 10000
 )
+
+// LoopbackHosts are the Host names of the loopback interface: the
+// AllowedHosts the integrator sets when every HTTP listener is on loopback.
+var LoopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // Config holds the gateway's settings. The zero value is valid.
 type Config struct {
@@ -37,6 +56,55 @@ type Config struct {
 	// connections hold none.
 	ReadBufferSize, WriteBufferSize int
 	Log                             *slog.Logger
+
+	// AllowedHosts is the Host allow-list, checked on every HTTP request
+	// before anything else: host names or IP addresses, matched without
+	// case and without the port. "*" or an empty list allows any Host.
+	// Other Hosts get HTTP 403. It closes DNS rebinding, since the
+	// same-origin check trusts Host. The admin handler also allows
+	// LoopbackHosts.
+	AllowedHosts []string
+	// TrustedProxies are the proxies whose X-Forwarded-For or Forwarded
+	// (RFC 7239) header is believed (see ParseTrustedProxies). Behind one,
+	// the client address is the right-most address in the header that is
+	// not itself trusted; it is what logs, admission limits and
+	// Transport.RemoteAddr (so the protocols and ACLs) see. Empty: the
+	// headers are ignored.
+	TrustedProxies []netip.Prefix
+
+	// MaxConnections caps protocol connections (WebSocket and TCP
+	// together); past it a WebSocket upgrade gets HTTP 503 and a TCP
+	// connection is closed at once. 0: derived from the process's
+	// descriptor limit, 95% of the RLIMIT_NOFILE soft limit, so ~5% stay in
+	// reserve and accept never fails in a loop. Server.Listener closes new
+	// sockets past MaxConnections plus a small margin.
+	MaxConnections int
+	// MaxConnectionsPerIP caps connections from one source address (an
+	// IPv6 client is counted by its /64). Default 1000; -1: off.
+	MaxConnectionsPerIP int
+	// ConnectRatePerIP is the sustained rate of new connections a source
+	// may open, per second, with ConnectBurstPerIP at once. Default 100;
+	// -1: off.
+	ConnectRatePerIP float64
+	// ConnectBurstPerIP is the connection burst a source may open at once.
+	// Default 200.
+	ConnectBurstPerIP int
+
+	// HTTPIdleTimeout closes idle HTTP keep-alive connections
+	// (NewHTTPServer). Default 60s.
+	HTTPIdleTimeout time.Duration
+	// HTTPReadHeaderTimeout bounds reading a request's header, TLS handshake
+	// included (NewHTTPServer). Default 10s.
+	HTTPReadHeaderTimeout time.Duration
+
+	// AdminAuth protects the management API (/api/*): when set, every
+	// request needs HTTP Basic credentials or an Authorization: Bearer
+	// token whose identity is an admin. nil: the API is open (the
+	// zero-config loopback default).
+	AdminAuth broker.Authenticator
+	// SeparateAdmin removes /api/* from the public handler: it is then
+	// served only by AdminHandler, on its own listener (admin_addr).
+	SeparateAdmin bool
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +128,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteBufferSize <= 0 {
 		c.WriteBufferSize = DefaultWriteBufferSize
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = derivedMaxConnections()
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if c.ConnectRatePerIP == 0 {
+		c.ConnectRatePerIP = DefaultConnectRatePerIP
+	}
+	if c.ConnectBurstPerIP <= 0 {
+		c.ConnectBurstPerIP = DefaultConnectBurstPerIP
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
+	}
+	if c.HTTPReadHeaderTimeout <= 0 {
+		c.HTTPReadHeaderTimeout = DefaultHTTPReadHeaderTimeout
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -2,9 +2,10 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -24,7 +25,10 @@ type Server struct {
 	router   *broker.Router
 	reg      subprotocol.Registry
 	upgrader websocket.Upgrader
-	mux      *http.ServeMux
+	public   http.Handler // ServeHTTP: Host check, client address, public mux
+	admin    http.Handler // AdminHandler
+	adm      *admission
+	hostLog  subprotocol.LogLimiter
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -38,7 +42,8 @@ type Server struct {
 // protocol in reg chosen by its Sec-WebSocket-Protocol header.
 func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, router: r, reg: reg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, router: r, reg: reg}
+	s.adm = newAdmission(&s.cfg)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
@@ -49,17 +54,38 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 		// Subprotocols stays nil: gorilla would pick in the client's
 		// order; ServeHTTP picks in ours and sets the response header.
 	}
+	api := s.apiHandler()
+	healthz := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
+	mux := http.NewServeMux()
 	for _, p := range cfg.Paths {
-		s.mux.HandleFunc(p, s.serveWebSocket)
+		mux.HandleFunc(p, s.serveWebSocket)
 	}
-	s.mux.HandleFunc("GET /api/stats", s.serveStats)
-	s.mux.HandleFunc("GET /api/sessions", s.serveSessions)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if !cfg.SeparateAdmin {
+		mux.Handle("/api/", api)
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	s.public = &front{s: s, hosts: newHostList(cfg.AllowedHosts), next: mux}
+
+	amux := http.NewServeMux()
+	amux.Handle("/api/", api)
+	amux.HandleFunc("GET /healthz", healthz)
+	adminHosts := newHostList(cfg.AllowedHosts)
+	if !adminHosts.any {
+		adminHosts = newHostList(cfg.AllowedHosts, LoopbackHosts)
+	}
+	s.admin = &front{s: s, hosts: adminHosts, next: amux}
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: the WebSocket gateway on Config.Paths,
+// /healthz, and the management API under /api/ unless
+// Config.SeparateAdmin. Every request first passes the Host allow-list.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
+
+// AdminHandler serves the management API (/api/*, protected by
+// Config.AdminAuth) and /healthz, for a listener of its own (admin_addr).
+// Its Host allow-list is Config.AllowedHosts plus LoopbackHosts.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // serveWebSocket picks the subprotocol before upgrading: no match is HTTP
 // 400 naming the supported ones (gorilla would upgrade without one).
@@ -72,38 +98,76 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	offered := websocket.Subprotocols(r)
 	proto, name := s.reg.Select(offered)
 	if proto == nil {
-		s.cfg.Log.Info("web: no supported subprotocol", "remote", r.RemoteAddr, "offered", offered)
+		s.cfg.Log.Info("web: no supported subprotocol", "remote", r.RemoteAddr, "path", r.URL.Path, "offered", offered)
 		http.Error(w, fmt.Sprintf("Duplex: unsupported WebSocket subprotocol %q; supported: %s",
 			strings.Join(offered, ", "), strings.Join(s.reg.Names(), ", ")), http.StatusBadRequest)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {name}})
+	// r.RemoteAddr is the client after trusted proxies (front).
+	client, _ := netip.ParseAddrPort(r.RemoteAddr)
+	if why := s.adm.admit(client.Addr()); why != admitted {
+		w.Header().Set("Retry-After", s.adm.retryAfter(why))
+		http.Error(w, refusalText(why), http.StatusServiceUnavailable)
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.adm.release(client.Addr())
+		}
+	}
+	peer := subprotocol.Peer{Transport: "ws", Token: r.URL.Query().Get("access_token")}
+	if r.TLS != nil {
+		peer.Transport = "wss"
+		peer.CertNames = certNames(r.TLS)
+	}
+	sw := &sniffingWriter{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(sw, r, http.Header{"Sec-Websocket-Protocol": {name}})
 	if err != nil {
-		s.cfg.Log.Info("web: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		release()
+		s.cfg.Log.Info("web: upgrade failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageSize)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		release()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(subprotocol.CloseGoingAway, "server shutting down"), time.Now().Add(s.cfg.WriteTimeout))
 		ws.Close()
 		return
 	}
 	s.conns.Add(1)
 	s.mu.Unlock()
+	var remote net.Addr
+	if client.IsValid() {
+		remote = tcpAddr(client)
+	}
+	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
 	// its 4 KiB read buffer and the request are then garbage, which is most
 	// of what an idle connection would otherwise hold.
-	go s.serveConn(ws, proto)
+	go s.serveConn(t, proto, client.Addr())
+}
+
+// refusalText is the body of an HTTP 503 admission refusal.
+func refusalText(why refusal) string {
+	switch why {
+	case refusedPerIP:
+		return "Duplex: too many connections from your address (limits.max_connections_per_ip); try again later"
+	case refusedRate:
+		return "Duplex: connecting too fast from your address (limits.connect_rate_per_ip); try again later"
+	}
+	return "Duplex: the server is at its connection limit (limits.max_connections); try again later"
 }
 
 // serveConn runs one upgraded connection to its end.
-func (s *Server) serveConn(ws *websocket.Conn, proto subprotocol.Protocol) {
+func (s *Server) serveConn(t *wsTransport, proto subprotocol.Protocol, ip netip.Addr) {
 	defer s.conns.Done()
-	t := newTransport(ws, &s.cfg)
+	defer s.adm.release(ip)
 	if err := proto.Serve(s.ctx, t, s.router); err != nil {
-		s.cfg.Log.Debug("web: connection ended", "remote", ws.RemoteAddr().String(), "protocol", proto.Name(), "err", err)
+		s.cfg.Log.Debug("web: connection ended", "remote", t.remote.String(), "protocol", proto.Name(), "err", err)
 	}
 	t.linger()
 }
@@ -124,21 +188,6 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	}
 	s.cfg.Log.Info("web: origin refused", "remote", r.RemoteAddr, "origin", origin)
 	return false
-}
-
-func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, s.router.Stats())
-}
-
-func (s *Server) serveSessions(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, s.router.Sessions())
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
 
 // Shutdown closes every session (they send their final frames) and waits

@@ -2,9 +2,11 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -70,23 +72,46 @@ func (s *Server) ServeTCP(ln net.Listener, proto subprotocol.Protocol) error {
 			continue
 		}
 		backoff = 0
+		// Admission: a connection past a limit is closed at once, before
+		// the TLS handshake or any protocol byte.
+		ip := addrIP(c.RemoteAddr())
+		if s.adm.admit(ip) != admitted {
+			_ = c.Close()
+			continue
+		}
 		setKeepAlive(c)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
+			s.adm.release(ip)
 			_ = c.Close()
 			return ErrServerClosed
 		}
 		s.conns.Add(1)
 		s.mu.Unlock()
-		go s.serveTCPConn(c, proto)
+		go s.serveTCPConn(c, proto, ip)
 	}
 }
 
-// serveTCPConn runs one accepted connection to its end.
-func (s *Server) serveTCPConn(c net.Conn, proto subprotocol.Protocol) {
+// serveTCPConn runs one accepted connection to its end. A TLS connection
+// first completes its handshake within HandshakeTimeout.
+func (s *Server) serveTCPConn(c net.Conn, proto subprotocol.Protocol, ip netip.Addr) {
 	defer s.conns.Done()
-	t := &tcpTransport{c: c, pongWait: s.cfg.PongWait}
+	defer s.adm.release(ip)
+	peer := subprotocol.Peer{Transport: "tcp"}
+	if tc, ok := c.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.adm.tlsFailures.Add(1)
+			s.cfg.Log.Debug("web: tls handshake failed", "remote", c.RemoteAddr().String(), "protocol", proto.Name(), "err", err)
+			_ = c.Close()
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		cs := tc.ConnectionState()
+		peer = subprotocol.Peer{Transport: "tls", CertNames: certNames(&cs)}
+	}
+	t := &tcpTransport{c: c, pongWait: s.cfg.PongWait, peer: peer}
 	if err := proto.Serve(s.ctx, t, s.router); err != nil {
 		s.cfg.Log.Debug("web: tcp connection ended", "remote", c.RemoteAddr().String(), "protocol", proto.Name(), "err", err)
 	}
@@ -94,9 +119,13 @@ func (s *Server) serveTCPConn(c net.Conn, proto subprotocol.Protocol) {
 }
 
 // setKeepAlive turns on TCP keepalive where the connection is TCP
-// (directly, or under TLS).
+// (directly, or under TLS or Server.Listener's wrapper).
 func setKeepAlive(c net.Conn) {
-	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+	for range 4 {
+		u, ok := c.(interface{ NetConn() net.Conn }) // *tls.Conn, countedConn
+		if !ok {
+			break
+		}
 		c = u.NetConn()
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -116,6 +145,7 @@ func setKeepAlive(c net.Conn) {
 type tcpTransport struct {
 	c        net.Conn
 	pongWait time.Duration
+	peer     subprotocol.Peer
 
 	readerGiven bool // NextReader has returned the connection; read loop only
 
@@ -152,7 +182,15 @@ func (t *tcpTransport) SetWriteDeadline(d time.Time) error { return t.c.SetWrite
 func (t *tcpTransport) InterruptWrite(d time.Time)         { _ = t.c.SetWriteDeadline(d) }
 func (t *tcpTransport) RemoteAddr() net.Addr               { return t.c.RemoteAddr() }
 func (t *tcpTransport) Subprotocol() string                { return "" }
-func (t *tcpTransport) Peer() subprotocol.Peer             { return subprotocol.Peer{Transport: "tcp"} }
+
+// Peer describes the connection: "tls" with the client certificate's
+// names, or "tcp".
+func (t *tcpTransport) Peer() subprotocol.Peer {
+	if t.peer.Transport == "" {
+		return subprotocol.Peer{Transport: "tcp"}
+	}
+	return t.peer
+}
 
 // Close closes the connection: TCP has no close frame, and what was
 // written before (an ERROR) still goes out ahead of the FIN. Safe from any

@@ -20,6 +20,11 @@ type wsTransport struct {
 	ws       *websocket.Conn
 	wt       time.Duration // deadline for control frames
 	pongWait time.Duration
+	remote   net.Addr // the client, after trusted proxies
+	peer     subprotocol.Peer
+	sniffer  *frameSniffer // nil when the connection was not sniffed
+	badClose bool          // the peer's close frame had a 1-byte payload; read loop only
+	text     utf8Reader    // the current text message's reader; read loop only
 
 	closeOnce sync.Once   // the close frame
 	abortOnce sync.Once   // the socket
@@ -32,28 +37,57 @@ type wsTransport struct {
 // read yet.
 const closeLinger = time.Second
 
-func newTransport(ws *websocket.Conn, cfg *Config) *wsTransport {
-	t := &wsTransport{ws: ws, wt: cfg.WriteTimeout, pongWait: cfg.PongWait}
+// newTransport wraps ws. remote is the client's address (nil: the
+// socket's peer); sniffer, when not nil, watches the frames ws reads.
+func newTransport(ws *websocket.Conn, cfg *Config, remote net.Addr, peer subprotocol.Peer, sniffer *frameSniffer) *wsTransport {
+	if remote == nil {
+		remote = ws.RemoteAddr()
+	}
+	t := &wsTransport{ws: ws, wt: cfg.WriteTimeout, pongWait: cfg.PongWait, remote: remote, peer: peer, sniffer: sniffer}
+	t.text.invalid = func() {
+		_ = t.Close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message") // RFC 6455 §8.1
+	}
 	// A pong proves the peer is alive: extend the read deadline (gorilla
 	// chat example). Runs on the read goroutine, inside NextReader.
 	ws.SetPongHandler(func(string) error {
 		return ws.SetReadDeadline(time.Now().Add(t.pongWait))
 	})
+	// Answer the peer's close frame with its code, as gorilla does, except
+	// a 1-byte close payload, which is a protocol error (RFC 6455 §5.5.1).
+	// Runs on the read goroutine, inside NextReader.
+	ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived && t.sniffer != nil && t.sniffer.closeLen == 1 {
+			t.badClose = true
+			code = websocket.CloseProtocolError
+		}
+		_ = t.Close(code, "")
+		return nil
+	})
 	return t
 }
 
 // NextReader returns the next message. A close frame from the peer reads as
-// io.EOF: the client ended the connection.
+// io.EOF: the client ended the connection (ErrBadClosePayload when the
+// frame was malformed). A text message's reader checks that it is UTF-8
+// (RFC 6455 §8.1): invalid bytes close the connection with 1007 and fail
+// the read with ErrInvalidUTF8.
 func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 	mt, r, err := t.ws.NextReader()
 	if err != nil {
+		if t.badClose {
+			return false, nil, ErrBadClosePayload
+		}
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {
 			return false, nil, io.EOF
 		}
 		return false, nil, err
 	}
-	return mt == websocket.BinaryMessage, r, nil
+	if mt == websocket.TextMessage {
+		t.text.reset(r)
+		return false, &t.text, nil
+	}
+	return true, r, nil
 }
 
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {
@@ -70,9 +104,9 @@ func (t *wsTransport) Ping() error {
 
 func (t *wsTransport) SetReadDeadline(d time.Time) error  { return t.ws.SetReadDeadline(d) }
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.ws.SetWriteDeadline(d) }
-func (t *wsTransport) RemoteAddr() net.Addr               { return t.ws.RemoteAddr() }
+func (t *wsTransport) RemoteAddr() net.Addr               { return t.remote }
 func (t *wsTransport) Subprotocol() string                { return t.ws.Subprotocol() }
-func (t *wsTransport) Peer() subprotocol.Peer             { return subprotocol.Peer{Transport: "ws"} }
+func (t *wsTransport) Peer() subprotocol.Peer             { return t.peer }
 
 // Close sends a close frame (bounded by the write timeout). The socket is
 // closed when the client answers (the handler drains until then, see

@@ -1,0 +1,155 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// Pagination of list endpoints (/api/sessions): no request allocates more
+// than MaxPageLimit entries.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+	maxCursorLen     = 1024
+	maxQueryLen      = 256
+)
+
+// apiHandler is the management API: /api/stats and /api/sessions, behind
+// requireAdmin.
+func (s *Server) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/stats", s.serveStats)
+	mux.HandleFunc("GET /api/sessions", s.serveSessions)
+	return s.requireAdmin(mux)
+}
+
+// requireAdmin lets a request through when Config.AdminAuth is nil, or when
+// it carries HTTP Basic credentials or a bearer token that AdminAuth accepts
+// as an admin identity. Otherwise: 401 with a Basic challenge (no or bad
+// credentials), 403 (a valid non-admin identity, or a banned source).
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := s.cfg.AdminAuth
+		if auth == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		creds := broker.Credentials{Protocol: "http", RemoteAddr: r.RemoteAddr}
+		h := r.Header.Get("Authorization")
+		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			creds.Token = strings.TrimSpace(tok)
+		} else if user, pass, ok := r.BasicAuth(); ok {
+			creds.Login, creds.Passcode = user, pass
+		} else {
+			unauthorized(w, "Duplex: the management API needs an admin login (HTTP Basic or a bearer token)")
+			return
+		}
+		id, err := auth.Authenticate(r.Context(), creds)
+		switch {
+		case err == nil && id.Admin:
+			next.ServeHTTP(w, r)
+			return
+		case err == nil:
+			s.logAdminRefusal(r, creds, "not an admin")
+			http.Error(w, "Duplex: the management API is for admins only", http.StatusForbidden)
+		case errors.Is(err, broker.ErrBadCredentials), errors.Is(err, broker.ErrCredentialExpired):
+			s.logAdminRefusal(r, creds, err.Error())
+			unauthorized(w, "Duplex: bad user name, password or token")
+		case errors.Is(err, broker.ErrBanned), errors.Is(err, broker.ErrNotAuthorized):
+			s.logAdminRefusal(r, creds, err.Error())
+			http.Error(w, "Duplex: access refused", http.StatusForbidden)
+		default:
+			s.cfg.Log.Error("web: admin authentication failed", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, "Duplex: authentication failed", http.StatusInternalServerError)
+		}
+	})
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="duplex", charset="UTF-8"`)
+	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// logAdminRefusal logs a refused API request, at most one line per source
+// per 10 s.
+func (s *Server) logAdminRefusal(r *http.Request, c broker.Credentials, why string) {
+	if ok, suppressed := s.hostLog.Allow("admin "+hostOf(r.RemoteAddr), time.Now()); ok {
+		s.cfg.Log.Info("web: management API refused", "remote", r.RemoteAddr, "user", c.Login,
+			"token", c.Token != "", "path", r.URL.Path, "why", why, "suppressed", suppressed)
+	}
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.router.Stats())
+}
+
+// SessionsPage is the body of GET /api/sessions.
+type SessionsPage struct {
+	Sessions []broker.SessionInfo `json:"sessions"`
+	// NextCursor, when not empty, is the cursor parameter of the next page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// serveSessions answers GET /api/sessions?limit=N&cursor=C&q=Q: at most
+// limit sessions (default 100, at most 1000) in client-id order after
+// cursor, those matching q. A bad limit or an oversized cursor or q is a
+// 400.
+func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := DefaultPageLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageLimit {
+			http.Error(w, "Duplex: limit must be a number from 1 to "+strconv.Itoa(MaxPageLimit), http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	cursor, filter := q.Get("cursor"), q.Get("q")
+	if len(cursor) > maxCursorLen || len(filter) > maxQueryLen {
+		http.Error(w, "Duplex: cursor or q too long", http.StatusBadRequest)
+		return
+	}
+	page, next := sessionPage(s.router, cursor, limit, filter)
+	if page == nil {
+		page = []broker.SessionInfo{}
+	}
+	writeJSON(w, SessionsPage{Sessions: page, NextCursor: next})
+}
+
+// sessionPage returns up to limit sessions after cursor (a session id) that
+// match q (a substring of the id, user or address), and the cursor of the
+// next page ("" at the end).
+//
+// TODO(issue 8): switch to Router.SessionPage(cursor, limit, q) when the
+// broker has it; this one still copies every session (Router.Sessions).
+func sessionPage(r *broker.Router, cursor string, limit int, q string) ([]broker.SessionInfo, string) {
+	all := r.Sessions() // sorted by ID
+	var out []broker.SessionInfo
+	for _, si := range all {
+		if cursor != "" && si.ID <= cursor {
+			continue
+		}
+		if q != "" && !strings.Contains(si.ID, q) && !strings.Contains(si.User, q) && !strings.Contains(si.RemoteAddr, q) {
+			continue
+		}
+		if len(out) == limit {
+			return out, out[len(out)-1].ID
+		}
+		out = append(out, si)
+	}
+	return out, ""
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,40 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"log"
+	"log/slog"
+	"net/http"
+)
+
+// NewHTTPServer returns an http.Server for h (the Server, or its
+// AdminHandler) with c's limits: idle keep-alive connections are closed
+// after HTTPIdleTimeout, a request's header (and a TLS handshake) must
+// arrive within HTTPReadHeaderTimeout and fit in 16 KiB, and net/http's own
+// errors go to c.Log (TLS handshake failures at debug level, as scanners
+// make many). There is no read or write timeout: upgraded WebSocket
+// connections set their own deadlines.
+func NewHTTPServer(h http.Handler, c Config) *http.Server {
+	c = c.withDefaults()
+	return &http.Server{
+		Handler:           h,
+		IdleTimeout:       c.HTTPIdleTimeout,
+		ReadHeaderTimeout: c.HTTPReadHeaderTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ErrorLog:          log.New(&errorLogWriter{log: c.Log}, "", 0),
+	}
+}
+
+// errorLogWriter turns net/http's ErrorLog lines into slog records.
+type errorLogWriter struct{ log *slog.Logger }
+
+func (w *errorLogWriter) Write(p []byte) (int, error) {
+	msg := string(bytes.TrimSpace(p))
+	level := slog.LevelWarn
+	if bytes.Contains(p, []byte("TLS handshake error")) {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, "web: http server", "err", msg)
+	return len(p), nil
+}
