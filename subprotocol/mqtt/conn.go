@@ -24,6 +24,7 @@ const connReadBufferSize = 512
 // is marked.
 type conn struct {
 	cfg    *Config
+	p      *Protocol // counters and the refusal log limiter
 	t      subprotocol.Transport
 	router *broker.Router
 	log    *slog.Logger
@@ -51,6 +52,11 @@ type conn struct {
 	q2mu   sync.Mutex
 	qos2In map[uint16]struct{}
 	pipe   *subprotocol.Pipeline[pubJob] // publishes waiting for their store commit (pipeline.go); read loop sets it
+	// limiter paces PUBLISH (Config.PublishRate); nil when off.
+	limiter *subprotocol.PublishLimiter
+	// expiryTimer closes the connection when its credential expires
+	// (Identity.Expires); nil for credentials that do not expire.
+	expiryTimer *time.Timer
 
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
@@ -73,8 +79,8 @@ type conn struct {
 // testHookNewConn, if set, sees every new connection (tests only).
 var testHookNewConn func(subprotocol.Transport, *conn)
 
-func newConn(cfg *Config, t subprotocol.Transport, r *broker.Router) *conn {
-	c := &conn{cfg: cfg, t: t, router: r, log: cfg.Log}
+func newConn(p *Protocol, t subprotocol.Transport, r *broker.Router) *conn {
+	c := &conn{cfg: &p.cfg, p: p, t: t, router: r, log: p.cfg.Log}
 	if testHookNewConn != nil {
 		testHookNewConn(t, c)
 	}
@@ -88,7 +94,9 @@ func (c *conn) serve(ctx context.Context) error {
 	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
 	c.st = &subprotocol.Stream{T: c.t, BinaryOnly: true}
 	c.rd = NewReader(bufio.NewReaderSize(c.st, connReadBufferSize))
-	c.rd.MaxPacketSize = c.cfg.MaxPacketSize
+	// Only CONNECT is read before login, within the smaller limit;
+	// handleConnect raises it once the client is in.
+	c.rd.MaxPacketSize = c.cfg.MaxPacketBeforeLogin
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
 		p, err := c.rd.ReadPacket(c.version)
@@ -128,6 +136,12 @@ func (c *conn) serve(ctx context.Context) error {
 func (c *conn) handle(p Packet) error {
 	switch p := p.(type) {
 	case *Publish:
+		if c.limiter != nil {
+			c.throttle(len(p.Payload))
+			if c.sess.Closed() {
+				return nil
+			}
+		}
 		return c.handlePublish(p)
 	case *Ack:
 		return c.handleAck(p)
@@ -214,11 +228,17 @@ func (c *conn) endOnReadError(err error) error {
 // [MQTT-4.8.0-1].
 func (c *conn) fail(err error) error {
 	we := wireError(err)
-	c.logf(slog.LevelWarn, "mqtt: closing on error", "err", err)
 	if c.sess == nil {
+		// Before login anyone can make the server log: one line per
+		// source address per interval.
+		if errors.Is(err, ErrPacketTooLarge) {
+			c.p.ctr.TooLargeBeforeLogin()
+		}
+		c.logLimited("mqtt: connection refused", "err", err)
 		c.t.Close(we.ws, we.reason.String())
 		return err
 	}
+	c.logf(slog.LevelWarn, "mqtt: closing on error", "err", err)
 	c.closeOnError(err, we)
 	c.finish()
 	return err
@@ -249,6 +269,9 @@ func (c *conn) finish() error {
 	}
 	c.drainPipe() // publishes it accepted are routed before the will and the session's end
 	<-c.wdone
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
+	}
 	reason := c.sess.Reason()
 	if c.will != nil && !c.normalClose {
 		c.publishWill(reason)
@@ -272,6 +295,57 @@ func (c *conn) logf(level slog.Level, msg string, args ...any) {
 	}
 	args = append(args, "client", c.clientID, "remote", c.t.RemoteAddr().String(), "protocol", "mqtt")
 	c.log.Log(c.ctx, level, msg, args...)
+}
+
+// logLimited logs a warning about a client that is not logged in, at most
+// one line per source address per interval (subprotocol.LogLimiter), with
+// the count of lines suppressed since the last.
+func (c *conn) logLimited(msg string, args ...any) {
+	if !c.log.Enabled(c.ctx, slog.LevelWarn) {
+		return
+	}
+	ok, suppressed := c.p.logs.Allow(subprotocol.SourceHost(c.t.RemoteAddr()), time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	c.logf(slog.LevelWarn, msg, args...)
+}
+
+// throttle waits until the connection's publish rate (Config.PublishRate,
+// PublishBytesRate) allows a PUBLISH of size payload bytes. The read loop
+// reads nothing meanwhile: the publisher is slowed by back-pressure, and
+// nothing is dropped. The wait ends early if the session closes.
+func (c *conn) throttle(size int) {
+	d := c.limiter.Delay(size)
+	if d <= 0 {
+		return
+	}
+	c.p.ctr.PublishThrottled()
+	subprotocol.Pause(c.ctx, c.sess.Done(), d)
+	if c.readTimeout > 0 {
+		// The client's PINGREQs waited unread too [MQTT-3.1.2-24].
+		_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
+}
+
+// watchExpiry arms the timer that ends the connection when its credential
+// expires (a JWT's exp): v5 DISCONNECT 0xA0 Maximum connect time, 3.x just
+// the close. A credential without expiry arms nothing.
+func (c *conn) watchExpiry(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	c.expiryTimer = time.AfterFunc(time.Until(at), func() {
+		if c.sess.Closed() {
+			return
+		}
+		c.p.ctr.CredentialExpired()
+		c.logf(slog.LevelInfo, "mqtt: credential expired, closing")
+		c.closeOnError(broker.ErrCredentialExpired, wireError(broker.ErrCredentialExpired))
+	})
 }
 
 // reply queues a packet on the control lane. When no write goroutine runs,

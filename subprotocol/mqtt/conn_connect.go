@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // versionNames are the broker.SessionOptions.Version strings.
@@ -49,9 +50,23 @@ func (c *conn) writeConnack(p *Connack, level byte) {
 // refuse answers CONNECT with a failure code and closes [MQTT-3.2.2-7]
 // (3.1.1: [MQTT-3.2.2-5]). It returns nil: the refusal is the answer.
 func (c *conn) refuse(code ReasonCode, why string, args ...any) error {
-	c.logf(slog.LevelWarn, "mqtt: CONNECT refused: "+why, append(args, "code", code)...)
+	return c.refuseWith(code, wireError(Error{Code: code}).ws, why, args...)
+}
+
+// refuseLogin refuses a CONNECT for a broker error (connackCode): bad
+// credentials, not authorized, banned, client id owned, session quota.
+func (c *conn) refuseLogin(err error, why string, args ...any) error {
+	code, ws := connackCode(err)
+	if !errors.Is(err, broker.ErrShuttingDown) {
+		c.p.ctr.AuthFailure()
+	}
+	return c.refuseWith(code, ws, why, append(args, "err", err)...)
+}
+
+func (c *conn) refuseWith(code ReasonCode, ws int, why string, args ...any) error {
+	c.logLimited("mqtt: CONNECT refused: "+why, append(args, "code", code)...)
 	c.writeConnack(&Connack{ReasonCode: code}, c.version)
-	c.t.Close(wireError(Error{Code: code}).ws, code.String())
+	c.t.Close(ws, code.String())
 	return nil
 }
 
@@ -82,35 +97,36 @@ func (c *conn) handleConnect(p *Connect) error {
 		return c.refuse(CodeBadAuthenticationMethod, "unsupported authentication method", "method", props.AuthMethod)
 	}
 	remote := c.t.RemoteAddr().String()
+	peer := c.t.Peer()
 	id, err := c.router.Authenticate(c.ctx, broker.Credentials{
 		Login: p.Username, Passcode: string(p.Password), ClientID: c.clientID,
 		RemoteAddr: remote, Protocol: "mqtt",
+		Transport: peer.Transport, CertNames: peer.CertNames, Token: peer.Token,
 	})
 	if err != nil {
-		code := CodeBadUsernameOrPassword // 3.x 0x04
-		if errors.Is(err, broker.ErrNotAuthorized) {
-			code = CodeNotAuthorized // 3.x 0x05
-		}
-		return c.refuse(code, "authentication failed", "user", p.Username, "err", err)
+		return c.refuseLogin(err, "authentication failed", "user", p.Username)
 	}
 	if p.Will != nil {
 		c.will = c.willMessage(p.Will)
 		// The will is checked now: it is published without a session to
 		// check it against.
 		if !c.router.Config().Authorizer.Allow(id, c.clientID, broker.OpPublish, c.will.Topic) {
+			c.p.ctr.PublishDenied()
 			return c.refuse(CodeNotAuthorized, "will topic not authorized", "topic", c.will.Topic)
 		}
 	}
 
-	// Session lifetime: 3.x clean session 0 keeps it for good [MQTT-3.1.2-4];
-	// v5 Session Expiry Interval, 0xFFFFFFFF never expires (MQTT 5 §3.1.2.11.2).
+	// Session lifetime: v5 Session Expiry Interval, 0xFFFFFFFF "never"
+	// (MQTT 5 §3.1.2.11.2), within MaxSessionExpiry; 3.x clean session 0
+	// [MQTT-3.1.2-4] gets DefaultSessionExpiry (3.x cannot say how long;
+	// a session kept for ever by default lets anyone fill the store).
 	var expiry time.Duration
 	switch {
 	case v5:
 		expiry = c.sessionExpiry(props.SessionExpiry)
 		c.expiryZero = props.SessionExpiry == 0
 	case !p.CleanStart:
-		expiry = c.capExpiry(broker.NeverExpire)
+		expiry = c.capExpiry(c.cfg.DefaultSessionExpiry)
 	}
 	if v5 && p.Will != nil {
 		c.willDelay = time.Duration(p.Will.Properties.WillDelay) * time.Second
@@ -142,7 +158,7 @@ func (c *conn) handleConnect(p *Connect) error {
 		Will: c.will, WillDelay: c.willDelay,
 	})
 	if err != nil {
-		return c.refuse(CodeServerUnavailable, "cannot open session", "err", err)
+		return c.refuseLogin(err, "cannot open session") // client id owned, session quota, shutting down
 	}
 	// [MQTT-3.2.2-1..3] session present only when state was resumed.
 	ack := &Connack{SessionPresent: sess.Resumed() && !p.CleanStart}
@@ -183,8 +199,11 @@ func (c *conn) handleConnect(p *Connect) error {
 		return nil
 	}
 	c.sess = sess
+	c.rd.MaxPacketSize = c.cfg.MaxPacketSize // logged in: the full limit
+	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
 	c.wr.Init(c, sess.Outbox.Notify())
 	c.wr.Ready() // writes queued before now (a close, say) go out at once
+	c.watchExpiry(id.Expires)
 	return nil
 }
 
@@ -219,7 +238,7 @@ func expirySeconds(d time.Duration) uint32 {
 func (c *conn) willMessage(w *Will) *broker.Message {
 	m := &broker.Message{
 		Topic: w.Topic, Payload: w.Payload, QoS: broker.QoS(w.QoS), Retain: w.Retain,
-		From: broker.SessionID(c.clientID),
+		From: broker.SessionID(c.clientID), Origin: "mqtt",
 	}
 	if c.version >= Version5 {
 		applyProps(m, &w.Properties)

@@ -41,6 +41,10 @@ func wireError(err error) wire {
 		return wire{CodeTopicNameInvalid, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrInvalidFilter):
 		return wire{CodeTopicFilterInvalid, subprotocol.CloseProtocolError, broker.CloseProtocolError}
+	case errors.Is(err, broker.ErrCredentialExpired):
+		// The token's exp passed: v5 DISCONNECT 0xA0 Maximum connect time;
+		// 3.x just the close.
+		return wire{CodeMaximumConnectTime, subprotocol.ClosePolicy, broker.CloseAuthFailed}
 	case errors.Is(err, broker.ErrNotAuthorized):
 		return wire{CodeNotAuthorized, subprotocol.ClosePolicy, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrControlOverflow), errors.Is(err, broker.ErrTooManySubs):
@@ -71,6 +75,68 @@ func closeCode(reason broker.CloseReason) (ReasonCode, int) {
 		return CodeUnspecifiedError, subprotocol.CloseInternal
 	}
 	return 0, subprotocol.CloseNormal
+}
+
+// connackCode maps a refused login (the Authenticator's error, or
+// Router.Open's) to a v5 CONNACK reason code and the WebSocket close code
+// after it; AppendPacket turns the reason code into the 3.x return code
+// (v3ConnackCode): 0x86→0x04, 0x87→0x05, 0x8A→0x05, 0x85→0x02, 0x97 and
+// 0x88→0x03.
+func connackCode(err error) (ReasonCode, int) {
+	switch {
+	case errors.Is(err, broker.ErrBadCredentials):
+		return CodeBadUsernameOrPassword, subprotocol.ClosePolicy
+	case errors.Is(err, broker.ErrNotAuthorized):
+		return CodeNotAuthorized, subprotocol.ClosePolicy
+	case errors.Is(err, broker.ErrBanned):
+		return CodeBanned, subprotocol.ClosePolicy
+	case errors.Is(err, broker.ErrClientIDOwned):
+		return CodeClientIdentifierNotValid, subprotocol.ClosePolicy
+	case errors.Is(err, broker.ErrSessionQuota):
+		return CodeQuotaExceeded, subprotocol.ClosePolicy
+	case errors.Is(err, broker.ErrShuttingDown):
+		return CodeServerUnavailable, subprotocol.CloseGoingAway
+	}
+	return CodeServerUnavailable, subprotocol.CloseInternal // the check itself failed
+}
+
+// pubackCode is the answer to a PUBLISH that Router.Publish returned err
+// for: the PUBACK or PUBREC reason code, whether the message was refused
+// outright (not delivered), and a non-nil fatal error when the connection
+// must close instead.
+//
+//   - Not authorized: v5 0x87 (MQTT 5 §3.4.2.1); 3.x cannot refuse a
+//     PUBLISH, so it is acknowledged as usual and dropped (counted), as
+//     mosquitto does, and the connection is kept.
+//   - Retained quota: delivered but not retained: v5 0x97; 3.x a normal
+//     acknowledgement (counted).
+//   - Durable subscriber quota: delivered to the others: v5 0x97; 3.x a
+//     normal acknowledgement (the router counts it).
+//   - Invalid topic: v5 0x90. Store failure: v5 0x80 (not routed, the
+//     client may retry); 3.x closes [MQTT-3.3.5-2].
+func pubackCode(err error, version byte) (code ReasonCode, refused bool, fatal error) {
+	v5 := version >= Version5
+	switch {
+	case err == nil:
+		return CodeSuccess, false, nil
+	case errors.Is(err, broker.ErrNotAuthorized):
+		if !v5 {
+			return CodeSuccess, true, nil
+		}
+		return CodeNotAuthorized, true, nil
+	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
+		if !v5 {
+			return CodeSuccess, false, nil
+		}
+		return CodeQuotaExceeded, false, nil
+	case !v5:
+		return 0, true, err
+	case errors.Is(err, broker.ErrInvalidTopic):
+		return CodeTopicNameInvalid, true, nil
+	case errors.Is(err, broker.ErrStore):
+		return CodeUnspecifiedError, true, nil
+	}
+	return 0, true, err
 }
 
 // subackCode maps a SubscribeReplace failure to a v5 SUBACK reason code;

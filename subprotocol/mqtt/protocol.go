@@ -26,6 +26,17 @@ const (
 	// DefaultTopicAliasMaximum is the highest inbound Topic Alias the
 	// server accepts (MQTT 5 §3.2.2.3.8).
 	DefaultTopicAliasMaximum = 64
+	// DefaultMaxPacketBeforeLogin bounds the CONNECT packet: RabbitMQ's
+	// 4 KiB before authentication.
+	DefaultMaxPacketBeforeLogin = 4096
+	// DefaultSessionExpiry is how long an MQTT 3.x clean-session-0
+	// session outlives its connection (EMQX's 2 h).
+	DefaultSessionExpiry = 2 * time.Hour
+	// DefaultMaxSessionExpiry caps every session's expiry.
+	DefaultMaxSessionExpiry = 24 * time.Hour
+	// DefaultMaxOutboundHeaders bounds the user properties of a PUBLISH
+	// whose message was published in another protocol.
+	DefaultMaxOutboundHeaders = 64
 )
 
 // Config holds the MQTT protocol's settings. The zero value is valid.
@@ -51,10 +62,41 @@ type Config struct {
 	// v5 client; negative disables topic aliases.
 	TopicAliasMaximum int
 	// MaxSessionExpiry caps how long a persistent session outlives its
-	// connection (v5 Session Expiry Interval, 3.x clean session 0). 0
-	// means no cap.
+	// connection: a v5 Session Expiry Interval (0xFFFFFFFF, "never",
+	// gets the cap; CONNACK tells the client) and DefaultSessionExpiry.
+	// Default DefaultMaxSessionExpiry (24 h); negative means no cap.
 	MaxSessionExpiry time.Duration
-	Log              *slog.Logger
+	// DefaultSessionExpiry is how long an MQTT 3.x clean-session-0
+	// session outlives its connection (3.x has no way to say; it used to
+	// be for ever). Default DefaultSessionExpiry (2 h); negative means
+	// for ever, within MaxSessionExpiry.
+	DefaultSessionExpiry time.Duration
+
+	// MaxPacketBeforeLogin bounds the CONNECT packet, the only one read
+	// before login (default DefaultMaxPacketBeforeLogin, never more than
+	// MaxPacketSize): a bigger one gets v5 CONNACK 0x95, 3.x the close,
+	// before anything is allocated for it. MaxPacketSize applies after
+	// CONNACK.
+	MaxPacketBeforeLogin int
+
+	// PublishRate is the most PUBLISH packets per second one connection
+	// may publish (0: no limit), with bursts of PublishBurst (default: the
+	// rate). PublishBytesRate bounds their payload bytes per second (0: no
+	// limit). A connection over either waits before its PUBLISH is routed:
+	// the read loop reads nothing meanwhile, so TCP slows the publisher;
+	// nothing is dropped.
+	PublishRate      float64
+	PublishBurst     int
+	PublishBytesRate float64
+
+	// MaxOutboundHeaders bounds the user properties of a v5 PUBLISH whose
+	// message was published in another protocol (broker.Message.Origin
+	// other than "mqtt"). Extra ones are dropped and counted
+	// (Stats().HeadersDropped). Default DefaultMaxOutboundHeaders;
+	// negative means no limit.
+	MaxOutboundHeaders int
+
+	Log *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -85,9 +127,26 @@ func (c Config) withDefaults() Config {
 		c.MaxKeepAlive = 0
 	}
 	c.MaxKeepAlive = min(c.MaxKeepAlive, 65535*time.Second)
-	if c.MaxSessionExpiry < 0 {
-		c.MaxSessionExpiry = 0
+	switch {
+	case c.MaxSessionExpiry == 0:
+		c.MaxSessionExpiry = DefaultMaxSessionExpiry
+	case c.MaxSessionExpiry < 0:
+		c.MaxSessionExpiry = 0 // no cap (capExpiry)
 	}
+	switch {
+	case c.DefaultSessionExpiry == 0:
+		c.DefaultSessionExpiry = DefaultSessionExpiry
+	case c.DefaultSessionExpiry < 0:
+		c.DefaultSessionExpiry = broker.NeverExpire
+	}
+	if c.MaxPacketBeforeLogin <= 0 {
+		c.MaxPacketBeforeLogin = DefaultMaxPacketBeforeLogin
+	}
+	c.MaxPacketBeforeLogin = min(c.MaxPacketBeforeLogin, c.MaxPacketSize)
+	if c.MaxOutboundHeaders == 0 {
+		c.MaxOutboundHeaders = DefaultMaxOutboundHeaders
+	}
+	c.PublishRate, c.PublishBytesRate = max(c.PublishRate, 0), max(c.PublishBytesRate, 0)
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -96,7 +155,9 @@ func (c Config) withDefaults() Config {
 
 // Protocol serves MQTT 3.1, 3.1.1 and 5.0 connections.
 type Protocol struct {
-	cfg Config
+	cfg  Config
+	ctr  subprotocol.Counters   // refusals and drops (Stats)
+	logs subprotocol.LogLimiter // CONNECT refusal lines, per source address
 }
 
 // New returns the MQTT protocol with cfg (zero fields take defaults).
@@ -111,7 +172,14 @@ func (p *Protocol) Subprotocols() []string { return []string{"mqtt", "mqttv3.1"}
 
 // Serve runs one MQTT connection until it ends, then closes t.
 func (p *Protocol) Serve(ctx context.Context, t subprotocol.Transport, r *broker.Router) error {
-	return newConn(&p.cfg, t, r).serve(ctx)
+	return newConn(p, t, r).serve(ctx)
 }
+
+// Stats reports the protocol's refusals and drops since New: refused
+// CONNECTs, CONNECTs over MaxPacketBeforeLogin, ACL denials (3.x drops a
+// denied PUBLISH silently: this is its only trace), retained publishes not
+// retained, dropped user properties, expired credentials, throttled
+// PUBLISHes.
+func (p *Protocol) Stats() subprotocol.Stats { return p.ctr.Snapshot() }
 
 var _ subprotocol.Protocol = (*Protocol)(nil)

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
@@ -41,6 +42,7 @@ func (c *conn) handlePublish(p *Publish) error {
 	m := &broker.Message{
 		Topic: topic, Payload: p.Payload, QoS: broker.QoS(p.QoS),
 		Retain: p.Retain, // the router stores or clears it [MQTT-3.3.1-5] [MQTT-3.3.1-6]
+		Origin: "mqtt",
 	}
 	if c.version >= Version5 {
 		applyProps(m, &p.Properties)
@@ -68,45 +70,32 @@ func (c *conn) handlePublish(p *Publish) error {
 }
 
 // acknowledge answers a routed PUBLISH: PUBACK (QoS 1) or PUBREC (QoS 2),
-// with a v5 reason code when it was refused. A non-nil return closes the
-// connection (3.x has no way to refuse [MQTT-3.3.5-2]).
+// with a v5 reason code when it was refused (pubackCode, the one mapping).
+// A non-nil return closes the connection (3.x has no way to refuse most
+// failures [MQTT-3.3.5-2]).
 func (c *conn) acknowledge(qos byte, id uint16, err error) error {
-	code := CodeSuccess
-	if errors.Is(err, broker.ErrQuotaExceeded) && c.version < Version5 {
-		// Delivered to everyone but a durable subscriber at its limit
-		// (logged and counted by the router); 3.x cannot tell the
-		// publisher, and closing it would not help that subscriber.
-		err = nil
-	}
-	if err != nil {
-		// v5 refuses a publication in its acknowledgement (MQTT 5
-		// §3.4.2.1); a QoS 0 one is dropped. MQTT 3.x has no way to say
-		// no: the connection closes [MQTT-3.3.5-2].
+	switch {
+	case err == nil:
+	case errors.Is(err, broker.ErrNotAuthorized):
+		c.p.ctr.PublishDenied()
 		if c.version < Version5 {
-			return err
+			c.logf(slog.LevelDebug, "mqtt: PUBLISH not authorized, dropped")
 		}
-		switch {
-		case errors.Is(err, broker.ErrNotAuthorized):
-			code = CodeNotAuthorized
-		case errors.Is(err, broker.ErrInvalidTopic):
-			code = CodeTopicNameInvalid
-		case errors.Is(err, broker.ErrQuotaExceeded):
-			code = CodeQuotaExceeded // MQTT 5 §3.4.2.1: delivered, but not kept for every subscriber
-		case errors.Is(err, broker.ErrStore):
-			code = CodeUnspecifiedError // not stored, not routed: the client may retry
-		default:
-			return err
-		}
-		if qos == 0 {
-			return nil
-		}
+	case errors.Is(err, broker.ErrRetainedQuota):
+		c.p.ctr.RetainRefused()
+	}
+	code, _, fatal := pubackCode(err, c.version)
+	if fatal != nil {
+		return fatal
 	}
 	switch qos {
 	case 1:
 		c.reply(&Ack{Kind: PUBACK, PacketID: id, ReasonCode: code})
 	case 2:
 		// A failure code ends the flow (MQTT 5 §4.3.3): the id is free,
-		// on disk too (a quota refusal stored it with the message).
+		// on disk too (a quota refusal stored it with the message). A
+		// 3.x PUBLISH dropped as not authorized keeps its id until PUBREL
+		// like any other.
 		if code.IsError() {
 			if err := c.router.ReleasedIn(c.sess, id); err != nil {
 				return err

@@ -38,9 +38,16 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 			pp.SubscriptionIdentifier = []uint32{d.Sub.SubID}
 		}
 		if len(m.Props) > 0 {
-			// [MQTT-3.3.2-17] user properties unaltered, in order.
-			pp.User = make([]UserProperty, len(m.Props))
-			for i, u := range m.Props {
+			// [MQTT-3.3.2-17] user properties unaltered, in order; a
+			// message from another protocol carries at most
+			// MaxOutboundHeaders of them, the rest dropped and counted.
+			props := m.Props
+			if max := c.cfg.MaxOutboundHeaders; m.Origin != "mqtt" && max >= 0 && len(props) > max {
+				c.p.ctr.HeadersDropped(len(props) - max)
+				props = props[:max]
+			}
+			pp.User = make([]UserProperty, len(props))
+			for i, u := range props {
 				pp.User[i] = UserProperty{Key: u.Key, Value: u.Value}
 			}
 		}

@@ -89,7 +89,15 @@ func (r *Reader) readPacket(b0, version byte) (Packet, error) {
 	// The limit covers the whole packet and is checked before allocating
 	// (MQTT 5 §3.1.2.11.4, §3.2.2.3.6).
 	if 1+lenLen+n > limit {
-		return nil, Error{Code: CodePacketTooLarge, Reason: "packet exceeds the maximum packet size"}
+		err := Error{Code: CodePacketTooLarge, Reason: "packet exceeds the maximum packet size"}
+		if t == CONNECT {
+			// The server answers in the client's version (v5 CONNACK
+			// 0x95, 3.x the close): its protocol level is a few bytes in.
+			if level, ok := r.peekConnectLevel(); ok {
+				return &Connect{ProtocolLevel: level}, err
+			}
+		}
+		return nil, err
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r.br, body); err != nil {
@@ -99,6 +107,29 @@ func (r *Reader) readPacket(b0, version byte) (Packet, error) {
 		return nil, err
 	}
 	return decodeBody(&cursor{buf: body}, t, flags, version)
+}
+
+// peekConnectLevel reads the protocol level of a CONNECT whose body is not
+// read, without consuming or allocating: it follows the protocol name
+// ("MQTT", or "MQIsdp" in 3.1) at the start of the variable header (MQTT 5
+// §3.1.2.1, §3.1.2.2). ok is false when the name is neither, or the stream
+// fails first.
+func (r *Reader) peekConnectLevel() (level byte, ok bool) {
+	b, err := r.br.Peek(2)
+	if err != nil {
+		return 0, false
+	}
+	n := int(b[0])<<8 | int(b[1])
+	if n != 4 && n != 6 {
+		return 0, false
+	}
+	if b, err = r.br.Peek(2 + n + 1); err != nil {
+		return 0, false
+	}
+	if name := string(b[2 : 2+n]); name != "MQTT" && name != "MQIsdp" {
+		return 0, false
+	}
+	return b[2+n], true
 }
 
 // checkFixedHeader checks the first byte of a packet against version before

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -131,7 +130,7 @@ func (testAuth) Authenticate(_ context.Context, c broker.Credentials) (broker.Id
 	case c.Login == "banned":
 		return broker.Identity{}, broker.ErrNotAuthorized
 	}
-	return broker.Identity{}, errors.New("bad credentials")
+	return broker.Identity{}, broker.ErrBadCredentials
 }
 
 func TestConnectAuth(t *testing.T) {

@@ -53,8 +53,17 @@ func newRouter(bcfg broker.Config) *broker.Router { return broker.New(bcfg, nil)
 // dial starts a server connection on r.
 func dial(t *testing.T, r *broker.Router, cfg Config, version byte) *client {
 	t.Helper()
+	return dialOn(t, New(cfg), r, version, nil)
+}
+
+// dialOn starts a connection of p on r; prepare, when set, sees the
+// transport before Serve does (to set its Peer).
+func dialOn(t *testing.T, p *Protocol, r *broker.Router, version byte, prepare func(*transporttest.Fake)) *client {
+	t.Helper()
 	c := &client{t: t, ft: newFake("mqtt"), r: r, version: version, done: make(chan struct{})}
-	p := New(cfg)
+	if prepare != nil {
+		prepare(c.ft)
+	}
 	go func() {
 		defer close(c.done)
 		c.err = p.Serve(context.Background(), c.ft, r)

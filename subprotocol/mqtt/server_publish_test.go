@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
-	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // pair connects a subscriber and a publisher on one router.
@@ -429,8 +428,26 @@ func TestPublishNotAuthorized(t *testing.T) {
 				}
 				return
 			}
-			if code := c.waitClosed(); code != subprotocol.ClosePolicy {
-				t.Errorf("close code %d", code)
+			// 3.1.1 cannot refuse a PUBLISH: it is acknowledged, dropped
+			// and counted, and the connection is kept.
+			if a := c.next(PUBACK).(*Ack); a.PacketID != 5 {
+				t.Errorf("PUBACK %+v", a)
+			}
+			c.send(&Publish{Topic: "secret", QoS: 2, PacketID: 6})
+			c.next(PUBREC)
+			c.send(&Ack{Kind: PUBREL, PacketID: 6})
+			if a := c.next(PUBCOMP).(*Ack); a.PacketID != 6 {
+				t.Errorf("PUBCOMP %+v", a)
+			}
+			if s := c.subscribe(1, 0, "secret", "open"); s.ReasonCodes[0] != Code3SubackFailure || s.ReasonCodes[1] != 0 {
+				t.Errorf("SUBACK %v, want 0x80, 0x00", s.ReasonCodes)
+			}
+			c.send(&Publish{Topic: "open", QoS: 1, PacketID: 7})
+			if p := c.next(PUBLISH).(*Publish); p.Topic != "open" {
+				t.Errorf("delivery %+v", p)
+			}
+			if c.ft.Closed() {
+				t.Error("the connection was closed")
 			}
 		})
 	}

@@ -32,6 +32,9 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 			if errors.Is(err, broker.ErrSessionClosed) {
 				return nil
 			}
+			if errors.Is(err, broker.ErrNotAuthorized) {
+				c.p.ctr.SubscribeDenied()
+			}
 			ack.ReasonCodes[i] = subackCode(err)
 			continue
 		}
