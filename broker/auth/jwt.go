@@ -102,7 +102,6 @@ type JWTVerifier struct {
 	keys   []jwtKey
 	algs   jwtAlgs
 	parser *jwt.Parser
-	now    func() time.Time // for tests; nil = time.Now
 }
 
 // NewJWTVerifier loads the configured keys. Errors name the config key, the
@@ -157,9 +156,6 @@ func (v *JWTVerifier) newParser() *jwt.Parser {
 	}
 	if v.cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(v.cfg.Issuer))
-	}
-	if v.now != nil {
-		opts = append(opts, jwt.WithTimeFunc(v.now))
 	}
 	return jwt.NewParser(opts...)
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -356,6 +357,37 @@ func TestJWTLeeway(t *testing.T) {
 	}
 	_, err = jwtSecretVerifier(t, JWTConfig{}).Verify(nbf)
 	jwtWantRefused(t, nbf, err, "not valid yet")
+}
+
+// TestJWTVerifyConcurrent shares one verifier between goroutines, as the
+// connections do (run with -race).
+func TestJWTVerifyConcurrent(t *testing.T) {
+	v := jwtSecretVerifier(t, JWTConfig{})
+	good := jwtSign(t, jwt.SigningMethodHS256, []byte(jwtTestSecret), jwtClaims("alice"), nil)
+	bad := jwtSign(t, jwt.SigningMethodHS256, []byte("another secret of 32 bytes......"), jwtClaims("eve"), nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if id, err := v.Verify(good); err != nil || id.Name != "alice" {
+					errs <- fmt.Errorf("good token: %+v, %v", id, err)
+					return
+				}
+				if _, err := v.Verify(bad); err == nil {
+					errs <- errors.New("forged token accepted")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 func TestJWTAudienceList(t *testing.T) {
