@@ -43,6 +43,9 @@
 // A → B means B may be acquired while A is held; never the reverse.
 //
 //	Router.mu (sessions)       leaf: nothing is taken while it is held
+//	                           (also guards owners and Session.counted)
+//	authCache.mu               leaf: the Authorizer is asked without it
+//	rateLog.mu                 leaf: the log line is written after it
 //	Router.wmu (wills)         leaf: a will's timer publishes after releasing it
 //	Session.mu → Router.qmu    (TempQueue)
 //	Router.qmu                 otherwise a leaf: released before any queue.mu
@@ -61,6 +64,27 @@
 // session's stored messages under Session.offMu, which orders the page
 // against concurrent deliveries (a bbolt read transaction never waits for
 // a writer).
+//
+// # Ownership, quotas and authorization
+//
+// Every session has an owner key (owner.go): its user name, or for an
+// anonymous client "" (zero configuration) or "@" + its IP
+// (Config.AnonymousOwnerByAddress). Open refuses a client id whose
+// session, connected or kept offline, belongs to another owner
+// (ErrClientIDOwned) without touching it; the owner is in the session's
+// store record, so this holds across restarts. Per owner the router counts
+// persistent sessions (MaxSessionsPerUser, ErrSessionQuota) and retained
+// messages and bytes (MaxRetainedPerUser, MaxRetainedBytesPerUser, next to
+// the totals MaxRetained and MaxRetainedBytes; ErrRetainedQuota, the
+// message still being routed); MaxSubscriptions bounds all sessions'
+// subscriptions (ErrTooManySubs). Each refusal has a Stats counter and a
+// log line written at most once per 10 s with the number held back.
+//
+// The Authorizer is asked once per SUBSCRIBE, and for publishing once per
+// session and destination: the answers are cached per session (at most 64,
+// dropped when an Authorizer that is a Generationer changes generation),
+// so a cache hit does no ACL work and allocates nothing. A resumed
+// session's subscriptions are checked again against its new identity.
 //
 // # Durability
 //
