@@ -1,11 +1,16 @@
-// Command duplex runs the Duplex broker: STOMP (and MQTT) over WebSocket on
-// one endpoint, with zero configuration.
+// Command duplex runs the Duplex broker: STOMP and MQTT over WebSocket on
+// one endpoint, and over TCP and TLS, with zero configuration.
 //
-//	duplex [-addr 127.0.0.1:8080] [-data ./data] [flags]
+//	duplex [-config duplex.toml] [-addr 127.0.0.1:8080] [-data ./data] [flags]
+//	duplex config check FILE
+//	duplex passwd [-b] FILE USER [PASSWORD] | duplex passwd -D FILE USER
+//	duplex compact [-data DIR | -db FILE]
 //
-// Every flag can also be set by environment variable DUPLEX_<FLAG> with
-// dashes as underscores (DUPLEX_ADDR, DUPLEX_MAX_FRAME_SIZE); a flag given
-// on the command line wins. Run duplex -h for the list.
+// Every setting is a key of the TOML config file, a flag and an environment
+// variable DUPLEX_<FLAG> with dashes as underscores (DUPLEX_ADDR,
+// DUPLEX_MAX_FRAME_SIZE). Built-in defaults < the file < the environment <
+// flags. settingsTable (table.go) lists them all; run duplex -h for the
+// list, and see duplex.example.toml.
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -33,28 +38,74 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "duplex:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitCode prints err and maps it to the exit status: 0 for success and
+// help, 2 for a mistake on the command line, 1 for everything else.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "duplex:", err)
+		fmt.Fprintln(stderr, "Run duplex -h for help.")
+		return 2
+	default:
+		fmt.Fprintln(stderr, "duplex:", err)
+		return 1
 	}
 }
 
-func run(args []string) error {
-	if len(args) > 0 && args[0] == "compact" {
-		return compact(args[1:])
+// run is the whole command: a subcommand, or the broker.
+func run(args []string, env lookupEnv, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "compact":
+			return runCompact(args[1:], stdout, stderr)
+		case "passwd":
+			return runPasswd(args[1:], os.Stdin, stdout, stderr)
+		case "config":
+			if len(args) < 2 || args[1] != "check" {
+				return usagef("usage: duplex config check FILE")
+			}
+			return runConfigCheck(args[2:], stdout, stderr)
+		case "help":
+			printUsage(stdout)
+			return nil
+		case "version":
+			fmt.Fprintln(stdout, versionString())
+			return nil
+		}
 	}
-	opts, err := parseOptions(args)
+	opts, err := parseOptions(args, env)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout)
+		return err
+	}
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.logLevel}))
-	if err := os.MkdirAll(opts.dataDir, 0o755); err != nil {
+	if opts.version {
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	}
+	if err := opts.checkExposure(); err != nil {
+		return err
+	}
+	return serve(opts, stdout, stderr)
+}
+
+// serve runs the broker until SIGTERM or SIGINT.
+func serve(opts *options, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	if err := os.MkdirAll(opts.v.Data, 0o755); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 
-	dbPath := opts.dbPath
+	dbPath := opts.v.DB
 	if dbPath == "" {
-		dbPath = filepath.Join(opts.dataDir, "duplex.db")
+		dbPath = filepath.Join(opts.v.Data, "duplex.db")
 	}
 	st, err := store.Open(dbPath, store.Options{Sync: opts.sync})
 	if err != nil {
@@ -78,14 +129,14 @@ func run(args []string) error {
 	mqttProto := mqtt.New(opts.mqtt)
 	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto, mqttProto})
 
-	ln, err := net.Listen("tcp", opts.addr)
+	ln, err := net.Listen("tcp", opts.v.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("addr: %w", err)
 	}
 	// Plain TCP listeners reuse the protocols, for clients without WebSocket.
 	tcp, err := listenTCP([]tcpListener{
-		{flag: "-stomp-tcp-addr", addr: opts.stompTCPAddr, proto: stompProto},
-		{flag: "-mqtt-tcp-addr", addr: opts.mqttTCPAddr, proto: mqttProto},
+		{flag: "stomp_tcp_addr", addr: opts.v.StompTCPAddr, proto: stompProto},
+		{flag: "mqtt_tcp_addr", addr: opts.v.MQTTTCPAddr, proto: mqttProto},
 	})
 	if err != nil {
 		ln.Close()
@@ -97,11 +148,11 @@ func run(args []string) error {
 	// flushed, the store closed).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("duplex listening on %s\n", ln.Addr())
-	log.Info("duplex started", "addr", ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "data", opts.dataDir)
+	fmt.Fprintf(stdout, "duplex listening on %s\n", ln.Addr())
+	log.Info("duplex started", "addr", ln.Addr().String(), "ws", "ws://"+ln.Addr().String()+"/ws", "data", opts.v.Data)
 
-	if opts.debugAddr != "" {
-		go serveDebug(opts.debugAddr, log)
+	if opts.v.DebugAddr != "" {
+		go serveDebug(opts.v.DebugAddr, log)
 	}
 
 	for _, l := range tcp {
@@ -127,87 +178,6 @@ func run(args []string) error {
 	}
 	router.Stop() // flushes pending acknowledgements to the store
 	return st.Close()
-}
-
-// options is everything the command line and environment configure.
-type options struct {
-	addr         string
-	stompTCPAddr string
-	mqttTCPAddr  string
-	debugAddr    string
-	dataDir      string
-	dbPath       string
-	sync         store.SyncPolicy
-	logLevel     slog.Level
-	broker       broker.Config
-	stomp        stomp.Config
-	mqtt         mqtt.Config
-	web          web.Config
-}
-
-func parseOptions(args []string) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks one)")
-	fs.StringVar(&o.dataDir, "data", "data", "data folder")
-	fs.StringVar(&o.dbPath, "db", "", "database file (default <data>/duplex.db)")
-	syncPolicy := fs.String("sync", "always", "store sync policy: always (fsync before every acknowledgement), or an interval such as 200ms (may lose that much on a power cut)")
-	fs.IntVar(&o.broker.MaxOfflineMsgs, "max-session-queue", broker.DefaultMaxOfflineMsgs, "QoS 1/2 messages stored for one persistent MQTT session before new ones are refused")
-	fs.Int64Var(&o.broker.MaxOfflineBytes, "max-session-queue-bytes", 0, "payload bytes stored for one persistent MQTT session before new messages are refused (0: no limit)")
-	fs.IntVar(&o.broker.MaxQueueBytes, "max-queue-bytes", broker.DefaultMaxQueueBytes, "payload bytes held by one /queue or durable subscription before new messages are refused")
-	fs.StringVar(&o.stompTCPAddr, "stomp-tcp-addr", "127.0.0.1:61613", "serve STOMP over plain TCP on this address (empty: off)")
-	fs.StringVar(&o.mqttTCPAddr, "mqtt-tcp-addr", "127.0.0.1:1883", "serve MQTT over plain TCP on this address (empty: off)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	origins := fs.String("allowed-origins", "", "comma-separated Origins allowed besides same-origin (\"*\" for any)")
-	maxFrame := fs.Int("max-frame-size", 4<<20, "largest STOMP frame body in bytes")
-	fs.IntVar(&o.broker.MaxPendingMsgs, "max-pending-msgs", broker.DefaultMaxPendingMsgs, "deliveries queued per connection before the slow-consumer policy")
-	fs.IntVar(&o.broker.MaxPendingBytes, "max-pending-bytes", broker.DefaultMaxPendingBytes, "bytes queued per connection before the slow-consumer policy")
-	fs.IntVar(&o.broker.MaxQueueDepth, "max-queue-depth", broker.DefaultMaxQueueDepth, "messages waiting in one /queue before SEND is refused")
-	slow := fs.String("slow-consumer", "disconnect", "slow-consumer policy: disconnect, or drop (QoS 0 only)")
-	fs.DurationVar(&o.stomp.HeartbeatMin, "heartbeat-min", stomp.DefaultHeartbeatMin, "smallest STOMP heart-beat interval offered and accepted (negative: off)")
-	fs.Float64Var(&o.stomp.HeartbeatGrace, "heartbeat-grace", stomp.DefaultHeartbeatGrace, "a client heart-beat may be this many intervals late...")
-	fs.DurationVar(&o.stomp.HeartbeatSlack, "heartbeat-slack", stomp.DefaultHeartbeatSlack, "...plus this much (browsers throttle background tabs; negative or 0s: none)")
-	sep := fs.String("topic-separator", "/", "STOMP topic level separator: / (as MQTT) or . (RabbitMQ style)")
-
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "DUPLEX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			_ = f.Value.Set(v)
-		}
-	})
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	var err error
-	if o.sync, err = store.ParseSyncPolicy(*syncPolicy); err != nil {
-		return nil, fmt.Errorf("-sync: %w", err)
-	}
-	if o.broker.SlowConsumer, err = broker.ParseSlowConsumerPolicy(*slow); err != nil {
-		return nil, err
-	}
-	switch *sep {
-	case "/", ".":
-		o.stomp.TopicSeparator = (*sep)[0]
-	default:
-		return nil, fmt.Errorf("-topic-separator must be / or ., not %q", *sep)
-	}
-	if o.stomp.HeartbeatSlack == 0 {
-		o.stomp.HeartbeatSlack = -1 // explicit zero: no slack
-	}
-	if *maxFrame <= 0 {
-		return nil, fmt.Errorf("-max-frame-size must be positive")
-	}
-	o.stomp.Limits.MaxBodyLength = *maxFrame
-	o.mqtt.MaxPacketSize = *maxFrame + 64<<10
-	o.web.MaxMessageSize = int64(*maxFrame) + 64<<10
-	if *origins != "" {
-		o.web.AllowedOrigins = strings.Split(*origins, ",")
-	}
-	return o, nil
 }
 
 // serveDebug serves net/http/pprof on its own listener, never on the public
