@@ -1,0 +1,507 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// ACL is a compiled, immutable rule set. Allow answers without allocating:
+// patterns are split into levels once, destinations are walked level by
+// level, and %u / %c are compared in place.
+//
+// The semantics (SECURITY-PLAN "ACL semantics") for (identity, client id,
+// op, dest), over the rules that apply to the identity (its user, one of its
+// groups, anonymous clients, or everyone) and to the op (publish and
+// queue-send: ActionPublish; subscribe and queue-receive: ActionSubscribe;
+// Topic rules for topic ops, Queue rules for queue ops):
+//
+//   - deny wins: an applicable deny rule whose pattern intersects dest (some
+//     topic matches both) refuses;
+//   - else an applicable allow rule whose pattern covers dest (every topic
+//     matching dest matches the pattern) permits;
+//   - else nothing decides: `$SYS` topics are for admins only, and anything
+//     else is refused (a non-nil ACL is a configured ACL). A nil *ACL
+//     permits everything but `$SYS`, which stays admin-only.
+//
+// Filters beginning with a wildcard never match topics beginning with '$'
+// [MQTT-4.7.2-1], in rules and in subscriptions alike: `#` neither grants
+// nor denies `$SYS/...`.
+//
+// %u is the user name and %c the client id. An empty value never matches
+// (anonymous clients match no %u rule). A value that cannot stand in a
+// level (it holds '/', '+', '#' or NUL, or begins with '$') makes an allow
+// rule not apply, and a deny rule apply as if the level were '#': such a
+// client is refused rather than let through.
+type ACL struct {
+	everyone  []*crule
+	anonymous []*crule
+	users     map[string][]*crule
+	groups    map[string][]*crule
+	n         int
+}
+
+// verdict is what a rule set decides.
+type verdict uint8
+
+const (
+	undecided verdict = iota
+	allowed
+	denied
+)
+
+type levelKind uint8
+
+const (
+	lvLit   levelKind = iota // literal level
+	lvPlus                   // '+'
+	lvHash                   // '#'
+	lvSubst                  // literal text with %u / %c
+)
+
+type varKind uint8
+
+const (
+	varNone varKind = iota
+	varUser
+	varClient
+)
+
+// piece is part of a level holding %u or %c: literal text or a variable.
+type piece struct {
+	lit string
+	v   varKind
+}
+
+type plevel struct {
+	kind   levelKind
+	lit    string  // lvLit
+	pieces []piece // lvSubst
+	user   bool    // lvSubst holds %u
+	client bool    // lvSubst holds %c
+}
+
+// pattern is a compiled topic or queue pattern.
+type pattern struct {
+	levels []plevel
+	user   bool // holds %u
+	client bool // holds %c
+}
+
+// crule is a compiled Rule.
+type crule struct {
+	deny   bool
+	queue  bool
+	action Action
+	pat    pattern
+}
+
+// NewACL compiles rules. groups maps a group name to its members; a Group
+// rule applies to those members and to identities whose Groups name the
+// group (a token's groups claim). Every rule is checked: exactly one of
+// Topic and Queue, at most one of User, Group and Anonymous, a known Access
+// and Action, and a pattern in MQTT filter syntax (MQTT 3.1.1 §4.7: '#' only
+// as the whole last level, '+' only as a whole level) where %u and %c may
+// stand for a whole level or part of one. The error names the rule by its
+// index.
+func NewACL(rules []Rule, groups map[string][]string) (*ACL, error) {
+	a := &ACL{users: make(map[string][]*crule), groups: make(map[string][]*crule), n: len(rules)}
+	for i, r := range rules {
+		c, err := compileRule(r)
+		if err != nil {
+			return nil, fmt.Errorf("acl rule %d: %w", i+1, err)
+		}
+		switch {
+		case r.User != "":
+			a.users[r.User] = append(a.users[r.User], c)
+		case r.Group != "":
+			a.groups[r.Group] = append(a.groups[r.Group], c)
+			for _, u := range groups[r.Group] {
+				a.users[u] = append(a.users[u], c)
+			}
+		case r.Anonymous:
+			a.anonymous = append(a.anonymous, c)
+		default:
+			a.everyone = append(a.everyone, c)
+		}
+	}
+	return a, nil
+}
+
+// Len is the number of rules.
+func (a *ACL) Len() int {
+	if a == nil {
+		return 0
+	}
+	return a.n
+}
+
+// compileRule checks and compiles one rule.
+func compileRule(r Rule) (*crule, error) {
+	who := 0
+	if r.User != "" {
+		who++
+	}
+	if r.Group != "" {
+		who++
+	}
+	if r.Anonymous {
+		who++
+	}
+	if who > 1 {
+		return nil, errors.New("more than one of user, group and anonymous")
+	}
+	if r.Access != Allow && r.Access != Deny {
+		return nil, fmt.Errorf("unknown access %d", r.Access)
+	}
+	if r.Action == 0 || r.Action&^ActionAll != 0 {
+		return nil, fmt.Errorf("unknown action %d", r.Action)
+	}
+	if (r.Topic == "") == (r.Queue == "") {
+		return nil, errors.New("exactly one of topic and queue must be set")
+	}
+	src := r.Topic
+	if r.Queue != "" {
+		src = r.Queue
+	}
+	p, err := compilePattern(src)
+	if err != nil {
+		return nil, err
+	}
+	return &crule{deny: r.Access == Deny, queue: r.Queue != "", action: r.Action, pat: p}, nil
+}
+
+// compilePattern splits an ACL pattern into levels. It must be a valid MQTT
+// topic filter (broker.ValidFilter: [MQTT-4.7.1-2], [MQTT-4.7.1-3],
+// [MQTT-4.7.3-1], [MQTT-4.7.3-2]); %u and %c are ordinary characters to
+// that check and are found here.
+func compilePattern(s string) (pattern, error) {
+	if err := broker.ValidFilter(s); err != nil {
+		return pattern{}, fmt.Errorf("pattern %q: %w", s, err)
+	}
+	var p pattern
+	for _, lvl := range strings.Split(s, "/") {
+		switch {
+		case lvl == "+":
+			p.levels = append(p.levels, plevel{kind: lvPlus})
+		case lvl == "#":
+			p.levels = append(p.levels, plevel{kind: lvHash})
+		case strings.Contains(lvl, "%u") || strings.Contains(lvl, "%c"):
+			l := plevel{kind: lvSubst}
+			from := 0
+			for j := 0; j+1 < len(lvl); j++ {
+				if lvl[j] != '%' || (lvl[j+1] != 'u' && lvl[j+1] != 'c') {
+					continue
+				}
+				if j > from {
+					l.pieces = append(l.pieces, piece{lit: lvl[from:j]})
+				}
+				if lvl[j+1] == 'u' {
+					l.pieces = append(l.pieces, piece{v: varUser})
+					l.user, p.user = true, true
+				} else {
+					l.pieces = append(l.pieces, piece{v: varClient})
+					l.client, p.client = true, true
+				}
+				j++
+				from = j + 1
+			}
+			if from < len(lvl) {
+				l.pieces = append(l.pieces, piece{lit: lvl[from:]})
+			}
+			p.levels = append(p.levels, l)
+		default:
+			p.levels = append(p.levels, plevel{kind: lvLit, lit: lvl})
+		}
+	}
+	return p, nil
+}
+
+// varState is how a %u or %c value can be substituted.
+type varState uint8
+
+const (
+	varOK    varState = iota
+	varEmpty          // never matches
+	varBad            // allow rules do not apply; deny rules treat the level as '#'
+)
+
+func stateOf(v string) varState {
+	switch {
+	case v == "":
+		return varEmpty
+	case v[0] == '$' || strings.ContainsAny(v, "/+#\x00"):
+		return varBad
+	}
+	return varOK
+}
+
+// subst carries the variable values of one check.
+type subst struct {
+	user, client   string
+	uState, cState varState
+}
+
+// Allow reports whether id, connected with clientID, may do op on dest (a
+// topic name, a topic filter for OpSubscribe, or a queue name). It does not
+// allocate.
+func (a *ACL) Allow(id broker.Identity, clientID string, op broker.Op, dest string) bool {
+	return resolve(a.decide(id, clientID, op, dest), a != nil, id, op, dest)
+}
+
+// resolve turns a verdict into an answer: undecided falls to the `$SYS`
+// rule and then to configured (denied when an ACL is configured).
+func resolve(v verdict, configured bool, id broker.Identity, op broker.Op, dest string) bool {
+	switch v {
+	case allowed:
+		return true
+	case denied:
+		return false
+	}
+	if (op == broker.OpPublish || op == broker.OpSubscribe) && isSys(dest) {
+		return id.Admin
+	}
+	return !configured
+}
+
+// isSys reports whether a topic or filter lies under `$SYS`. A filter
+// beginning with a wildcard never reaches it [MQTT-4.7.2-1].
+func isSys(dest string) bool {
+	return dest == "$SYS" || strings.HasPrefix(dest, "$SYS/")
+}
+
+// decide applies the rules that concern id and op to dest.
+func (a *ACL) decide(id broker.Identity, clientID string, op broker.Op, dest string) verdict {
+	if a == nil {
+		return undecided
+	}
+	var need Action
+	queue, filter := false, false
+	switch op {
+	case broker.OpPublish:
+		need = ActionPublish
+	case broker.OpSubscribe:
+		need, filter = ActionSubscribe, true
+	case broker.OpQueueSend:
+		need, queue = ActionPublish, true
+	case broker.OpQueueReceive:
+		need, queue = ActionSubscribe, true
+	default:
+		return denied
+	}
+	anon := id.Anonymous || id.Name == ""
+	sv := subst{user: id.Name, client: clientID, cState: stateOf(clientID)}
+	if anon {
+		sv.user = ""
+	}
+	sv.uState = stateOf(sv.user)
+
+	v := undecided
+	v = scan(v, a.everyone, need, queue, filter, dest, &sv)
+	if anon {
+		v = scan(v, a.anonymous, need, queue, filter, dest, &sv)
+	} else {
+		v = scan(v, a.users[id.Name], need, queue, filter, dest, &sv)
+		for _, g := range id.Groups {
+			if v == denied {
+				break
+			}
+			v = scan(v, a.groups[g], need, queue, filter, dest, &sv)
+		}
+	}
+	return v
+}
+
+// scan folds rules into v: a matching deny makes it denied (final), a
+// covering allow makes an undecided v allowed.
+func scan(v verdict, rules []*crule, need Action, queue, filter bool, dest string, sv *subst) verdict {
+	if v == denied {
+		return v
+	}
+	for _, r := range rules {
+		if r.action&need == 0 || r.queue != queue {
+			continue
+		}
+		if r.deny {
+			if intersects(&r.pat, dest, filter, sv) {
+				return denied
+			}
+		} else if v == undecided && covers(&r.pat, dest, filter, sv) {
+			v = allowed
+		}
+	}
+	return v
+}
+
+// cutLevel splits the first level off s.
+func cutLevel(s string) (lvl, rest string, more bool) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
+
+// destKind classifies a level of dest; only a filter has wildcards.
+func destKind(lvl string, filter bool) levelKind {
+	if filter {
+		switch lvl {
+		case "+":
+			return lvPlus
+		case "#":
+			return lvHash
+		}
+	}
+	return lvLit
+}
+
+func isWild(k levelKind) bool { return k == lvPlus || k == lvHash }
+
+// dollar reports whether a pattern level (literal or substituted) begins
+// with '$'. Substituted values never begin with '$' (stateOf).
+func (l *plevel) dollar() bool {
+	switch l.kind {
+	case lvLit:
+		return strings.HasPrefix(l.lit, "$")
+	case lvSubst:
+		return l.pieces[0].v == varNone && strings.HasPrefix(l.pieces[0].lit, "$")
+	}
+	return false
+}
+
+// substEq reports whether the substituted level l equals lvl, comparing in
+// place.
+func (l *plevel) substEq(lvl string, sv *subst) bool {
+	for _, pc := range l.pieces {
+		s := pc.lit
+		switch pc.v {
+		case varUser:
+			s = sv.user
+		case varClient:
+			s = sv.client
+		}
+		if !strings.HasPrefix(lvl, s) {
+			return false
+		}
+		lvl = lvl[len(s):]
+	}
+	return lvl == ""
+}
+
+// usable reports whether p's variables all have usable values, and whether
+// one of them is bad. An empty value makes the rule never apply, bad or not.
+func (p *pattern) usable(sv *subst) (ok, bad bool) {
+	if (p.user && sv.uState == varEmpty) || (p.client && sv.cState == varEmpty) {
+		return false, false
+	}
+	bad = (p.user && sv.uState == varBad) || (p.client && sv.cState == varBad)
+	return !bad, bad
+}
+
+// levelBad reports whether a substituted level uses a bad value.
+func (l *plevel) levelBad(sv *subst) bool {
+	return (l.user && sv.uState == varBad) || (l.client && sv.cState == varBad)
+}
+
+// covers reports whether every topic matching dest matches p (for a topic
+// name: whether it matches). MQTT 3.1.1 §4.7.1: '#' matches the parent
+// level and any number of child levels, '+' exactly one level.
+func covers(p *pattern, dest string, filter bool, sv *subst) bool {
+	if ok, _ := p.usable(sv); !ok {
+		return false
+	}
+	rest, done := dest, false
+	for i := range p.levels {
+		pl := &p.levels[i]
+		if done {
+			// dest ended; only a final '#' (its parent level) still matches.
+			return pl.kind == lvHash
+		}
+		var lvl string
+		var more bool
+		lvl, rest, more = cutLevel(rest)
+		done = !more
+		dk := destKind(lvl, filter)
+		// [MQTT-4.7.2-1] a wildcard first level does not match '$' topics.
+		if i == 0 && isWild(pl.kind) && dk == lvLit && strings.HasPrefix(lvl, "$") {
+			return false
+		}
+		switch pl.kind {
+		case lvHash:
+			return true
+		case lvPlus:
+			if dk == lvHash {
+				return false
+			}
+		case lvLit:
+			if dk != lvLit || lvl != pl.lit {
+				return false
+			}
+		case lvSubst:
+			if dk != lvLit || !pl.substEq(lvl, sv) {
+				return false
+			}
+		}
+	}
+	return done
+}
+
+// intersects reports whether some topic matches both p and dest (for a
+// topic name: whether it matches p). A pattern level with a bad %u / %c
+// value counts as '#' (fail closed for deny rules).
+func intersects(p *pattern, dest string, filter bool, sv *subst) bool {
+	ok, bad := p.usable(sv)
+	if !ok && !bad {
+		return false
+	}
+	rest, done := dest, false
+	for i := range p.levels {
+		pl := &p.levels[i]
+		kind := pl.kind
+		if kind == lvSubst && pl.levelBad(sv) {
+			kind = lvHash
+		}
+		if done {
+			return kind == lvHash
+		}
+		var lvl string
+		var more bool
+		lvl, rest, more = cutLevel(rest)
+		done = !more
+		dk := destKind(lvl, filter)
+		if i == 0 {
+			// [MQTT-4.7.2-1] a wildcard first level on either side never
+			// meets a '$' level on the other.
+			if isWild(kind) && dk == lvLit && strings.HasPrefix(lvl, "$") {
+				return false
+			}
+			if isWild(dk) && !isWild(kind) && pl.dollar() {
+				return false
+			}
+		}
+		if kind == lvHash || dk == lvHash {
+			return true
+		}
+		if kind == lvPlus || dk == lvPlus {
+			continue
+		}
+		switch kind {
+		case lvLit:
+			if lvl != pl.lit {
+				return false
+			}
+		case lvSubst:
+			if !pl.substEq(lvl, sv) {
+				return false
+			}
+		}
+	}
+	if done {
+		return true
+	}
+	// The pattern ended and dest goes on: only a '#' next in dest (matching
+	// its parent level) meets it.
+	lvl, _, _ := cutLevel(rest)
+	return filter && lvl == "#"
+}
