@@ -555,24 +555,11 @@ func jwtAddRule(rules []Rule, access Access, act Action, pat string, queue bool)
 	return append(rules, r), nil
 }
 
-// jwtCheckPattern checks an MQTT-style pattern: not empty, valid UTF-8
-// without U+0000 [MQTT-1.5.4-1] [MQTT-1.5.4-2], "+" only as a whole level
-// [MQTT-4.7.1-2], "#" only as the whole last level [MQTT-4.7.1-1].
+// jwtCheckPattern checks a pattern as NewACL will: a valid MQTT topic
+// filter (broker.ValidFilter), so a token's rules always compile.
 func jwtCheckPattern(p string) error {
-	if p == "" {
-		return errors.New("empty pattern")
-	}
-	if !utf8.ValidString(p) || strings.IndexByte(p, 0) >= 0 {
-		return errors.New("pattern is not valid UTF-8")
-	}
-	levels := strings.Split(p, "/")
-	for i, l := range levels {
-		if strings.ContainsAny(l, "+#") && len(l) != 1 {
-			return errors.New("wildcard in the middle of a level")
-		}
-		if l == "#" && i != len(levels)-1 {
-			return errors.New(`"#" is not the last level`)
-		}
+	if err := broker.ValidFilter(p); err != nil {
+		return fmt.Errorf("pattern: %w", err)
 	}
 	return nil
 }
