@@ -97,8 +97,8 @@ type SessionsPage struct {
 }
 
 // serveSessions answers GET /api/sessions?limit=N&cursor=C&q=Q: at most
-// limit sessions (default 100, at most 1000) in client-id order after
-// cursor, those matching q. A bad limit or an oversized cursor or q is a
+// limit sessions (default 100, at most 1000) in session-id order after
+// cursor, those whose id, user or owner contains q. A bad limit or an oversized cursor or q is a
 // 400.
 func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -123,28 +123,10 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, SessionsPage{Sessions: page, NextCursor: next})
 }
 
-// sessionPage returns up to limit sessions after cursor (a session id) that
-// match q (a substring of the id, user or address), and the cursor of the
-// next page ("" at the end).
-//
-// TODO(issue 8): switch to Router.SessionPage(cursor, limit, q) when the
-// broker has it; this one still copies every session (Router.Sessions).
+// sessionPage is the page source of /api/sessions: Router.SessionPage
+// keeps only limit sessions in memory, whatever the number of sessions.
 func sessionPage(r *broker.Router, cursor string, limit int, q string) ([]broker.SessionInfo, string) {
-	all := r.Sessions() // sorted by ID
-	var out []broker.SessionInfo
-	for _, si := range all {
-		if cursor != "" && si.ID <= cursor {
-			continue
-		}
-		if q != "" && !strings.Contains(si.ID, q) && !strings.Contains(si.User, q) && !strings.Contains(si.RemoteAddr, q) {
-			continue
-		}
-		if len(out) == limit {
-			return out, out[len(out)-1].ID
-		}
-		out = append(out, si)
-	}
-	return out, ""
+	return r.SessionPage(cursor, limit, q)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
