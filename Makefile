@@ -50,6 +50,7 @@ soak:
 ## bench: the load generator against a real broker process (STOMP, and MQTT)
 bench: build
 	bash bench/run.sh
+	bash bench/auth.sh
 
 ## bench-peers: Duplex's MQTT against Mosquitto in one run (installs mosquitto when missing)
 bench-peers: build

@@ -41,15 +41,19 @@ stop_pid() {
 # duplex_argv DATA [FLAGS...] sets DUPLEX_ARGV to the broker's command line
 # with data folder DATA: random loopback port, no plain TCP listeners (the
 # benchmark speaks WebSocket only, and their fixed default ports may be
-# taken, by a Mosquitto service on 1883 for one), then FLAGS, then
-# EXTRA_BROKER.
+# taken, by a Mosquitto service on 1883 for one), no per-address connection
+# cap or connect rate (the generator opens thousands of connections in a
+# burst from one address), then FLAGS, then EXTRA_BROKER.
 duplex_argv() {
-	local help tcp_off=()
+	local help tcp_off=() per_ip_off=()
 	help=$("$DUPLEX_BIN" -h 2>&1 || true)
 	if [[ "$help" == *-mqtt-tcp-addr* ]]; then
 		tcp_off=(-stomp-tcp-addr= -mqtt-tcp-addr=)
 	fi
-	DUPLEX_ARGV=("$DUPLEX_BIN" -addr 127.0.0.1:0 -data "$1" "${tcp_off[@]}" "${@:2}" "${EXTRA_BROKER[@]}")
+	if [[ "$help" == *-limits-connect-rate-per-ip* ]]; then
+		per_ip_off=(-limits-max-connections-per-ip 0 -limits-connect-rate-per-ip 0)
+	fi
+	DUPLEX_ARGV=("$DUPLEX_BIN" -addr 127.0.0.1:0 -data "$1" "${tcp_off[@]}" "${per_ip_off[@]}" "${@:2}" "${EXTRA_BROKER[@]}")
 }
 
 # start_duplex [FLAGS...] starts a fresh Duplex broker (its own process,
