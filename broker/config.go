@@ -70,7 +70,7 @@ type Config struct {
 	// Subscribe past it gets ErrTooManySubs. Negative: no limit.
 	MaxSubscriptions int
 	MaxQueueDepth    int // messages waiting in one point-to-point queue
-	MaxRetained      int // topics holding a retained message; a new one past it is not retained
+	MaxRetained      int // topics holding a retained message; a new one past it is not retained (negative: no limit)
 	// MaxRetainedBytes bounds the payload bytes of all retained messages;
 	// MaxRetainedPerUser and MaxRetainedBytesPerUser bound those of one
 	// owner (the publisher's owner key; an anonymous publisher counts per
@@ -130,7 +130,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueDepth <= 0 {
 		c.MaxQueueDepth = DefaultMaxQueueDepth
 	}
-	if c.MaxRetained <= 0 {
+	if c.MaxRetained == 0 {
 		c.MaxRetained = DefaultMaxRetained
 	}
 	if c.MaxQueueBytes <= 0 {

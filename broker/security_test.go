@@ -531,6 +531,16 @@ func TestConfigDefaultsIssue8(t *testing.T) {
 	if c := New(Config{MaxOfflineBytes: -1}, nil).Config(); c.MaxOfflineBytes != -1 {
 		t.Fatalf("MaxOfflineBytes -1 (no limit) became %d", c.MaxOfflineBytes)
 	}
+	// Negative quotas are no limit.
+	r := New(Config{MaxRetained: -1, MaxRetainedPerUser: -1, MaxRetainedBytes: -1, MaxRetainedBytesPerUser: -1,
+		MaxSubscriptions: -1, MaxSessionsPerUser: -1}, nil)
+	s := mustOpenAs(t, r, "s", user("alice"), "a:1", SessionOptions{})
+	for i := range 1100 {
+		if err := r.Publish(context.Background(), s, &Message{Topic: fmt.Sprint("r/", i), Payload: []byte("x"), Retain: true}); err != nil {
+			t.Fatalf("retained %d with no limits: %v", i, err)
+		}
+		mustOpenAs(t, r, SessionID(fmt.Sprint("p", i)), user("alice"), "a:1", SessionOptions{Expiry: time.Hour})
+	}
 }
 
 // ruleAuthorizer is a fake ACL: allowed when one of its topic patterns
