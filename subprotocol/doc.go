@@ -15,6 +15,10 @@
 //     nobody writes, so idle connections and request/response traffic hold
 //     no write goroutine.
 //   - Batch coalesces queued frames into one WebSocket message.
+//   - Counters and Stats count each protocol's refusals and drops;
+//     LogLimiter lets one log line per source address per interval
+//     through; PublishLimiter paces a connection's publishes
+//     (golang.org/x/time/rate) by pausing its read loop.
 //   - Pipeline runs publishes that wait on a store commit off the read
 //     loop, in order and in batches (one commit for what queued up during
 //     the last), on a goroutine started on demand.

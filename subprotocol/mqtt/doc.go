@@ -60,6 +60,48 @@
 // session expiry. On takeover a will without delay is published, a delayed
 // one is not (the new connection arrived within the delay).
 //
+// # Security (issue 8)
+//
+// CONNECT's user name, password and client identifier, with the
+// transport's Peer (ws/wss/tcp/tls, verified client certificate names, the
+// URL's access_token), go to Router.Authenticate; then Router.Open may
+// refuse the client id (owned by another user) or a new persistent session
+// (quota). errors_server.go maps every refusal to its CONNACK code in one
+// place (connackCode): bad credentials 0x86 (3.x 0x04), not authorized
+// 0x87 (0x05), banned 0x8A (0x05), client id owned 0x85 (0x02), session
+// quota 0x97 (0x03); then the close (1008). Refusals are counted (Stats)
+// and logged at most once per source address per 10 s.
+//
+// Only CONNECT is read before login, within MaxPacketBeforeLogin (4 KiB
+// by default): its declared length is checked before anything is
+// allocated, and a larger one gets v5 CONNACK 0x95 (the protocol level is
+// peeked from the unread body) or, in 3.x, the close (1009). MaxPacketSize
+// applies from CONNACK on.
+//
+// A credential with an expiry (Identity.Expires, a JWT's exp) arms one
+// timer per connection: v5 DISCONNECT 0xA0 (Maximum connect time), 3.x the
+// close. The timer is stopped when the connection ends; connections
+// without expiry have none.
+//
+// ACL: a refused SUBSCRIBE gets SUBACK 0x87 (3.x 0x80); a refused PUBLISH
+// gets v5 PUBACK/PUBREC 0x87, while 3.x, which cannot refuse one, gets the
+// usual acknowledgement and the message is dropped and counted, the
+// connection kept. A retained PUBLISH past the retained quota is
+// delivered but not retained: v5 0x97, 3.x the usual acknowledgement
+// (counted). pubackCode is the one mapping.
+//
+// Publish rate (PublishRate, PublishBurst, PublishBytesRate): past it the
+// read loop waits before routing a PUBLISH, reading nothing meanwhile, so
+// the publisher is slowed by TCP back-pressure; nothing is dropped. The
+// wait ends early when the session closes. A v5 PUBLISH of a message from
+// another protocol (Message.Origin is not "mqtt") carries at most
+// MaxOutboundHeaders user properties; the rest are dropped and counted.
+//
+// Sessions expire: a 3.x clean-session-0 session lives DefaultSessionExpiry
+// (2 h) after its connection ends, and every session's expiry, v5's
+// 0xFFFFFFFF included, is capped by MaxSessionExpiry (24 h); CONNACK tells
+// a v5 client the granted value.
+//
 // # Lock order
 //
 // conn.mu (outbound queue and inflight table) → Outbox.mu. conn.mu is

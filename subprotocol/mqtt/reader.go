@@ -54,7 +54,9 @@ func NewReader(r io.Reader) *Reader {
 // protocol level was read, the partial *Connect comes back with the error,
 // so that the server can answer in the client's version; its ProtocolLevel
 // may then be an unsupported level. A packet larger than MaxPacketSize
-// fails with CodePacketTooLarge before its body is read. At a packet
+// fails with CodePacketTooLarge before its body is read; for a CONNECT the
+// partial *Connect still carries the protocol level, peeked from the
+// buffered bytes, so that a v5 client can get CONNACK 0x95. At a packet
 // boundary the stream's io.EOF is returned as is; inside a packet it
 // becomes io.ErrUnexpectedEOF. After any error but one on the first byte
 // of a packet, the Reader returns that error forever.
