@@ -179,10 +179,19 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		s.counted = true
 		r.owners[owner]++
 	}
+	s.opened = make(chan struct{})
 	r.sessions[id] = s
 	r.mu.Unlock()
+	defer close(s.opened)
 	r.cancelWill(id)
 	if old != nil {
+		if old.opened != nil {
+			// Two connections racing for one id: old's own Open may still
+			// be taking over its predecessor. Take old over only once it
+			// has, or its predecessor's subscriptions would land in old
+			// after we moved old's (lost to us, leaked in the index).
+			<-old.opened
+		}
 		keep := old.Expiry() != 0 && !o.CleanStart && old.detached != nil
 		old.taken.Store(true)
 		old.Close(CloseTakenOver)

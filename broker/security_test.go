@@ -808,3 +808,77 @@ func TestResumeReauthorizes(t *testing.T) {
 		t.Fatalf("restored %d subscriptions, want 1 (the denied one left the store)", stats.Subs)
 	}
 }
+
+// checkCounts verifies the router's quota counters against its sessions:
+// owners counts the persistent sessions, nsubs all subscriptions.
+func checkCounts(t *testing.T, r *Router) {
+	t.Helper()
+	r.mu.RLock()
+	owners := make(map[string]int)
+	var subs int64
+	for _, s := range r.sessions {
+		if s.counted {
+			owners[s.owner]++
+		}
+		s.mu.Lock()
+		subs += int64(len(s.subs))
+		s.mu.Unlock()
+	}
+	got := fmt.Sprint(r.owners)
+	r.mu.RUnlock()
+	if want := fmt.Sprint(owners); got != want {
+		t.Errorf("owners = %s, want %s", got, want)
+	}
+	if n := r.nsubs.Load(); n != subs {
+		t.Errorf("nsubs = %d, want %d", n, subs)
+	}
+}
+
+// The counters stay right under concurrent opens, takeovers, clean
+// starts, subscribes, unsubscribes, closes and expiries.
+func TestQuotaCountersConcurrent(t *testing.T) {
+	r := New(Config{MaxSessionsPerUser: 3, MaxSubscriptions: 50}, nil)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			who := user(fmt.Sprint("u", w%2))
+			for i := range 200 {
+				id := SessionID(fmt.Sprint("c", i%5))
+				o := SessionOptions{Expiry: time.Duration(i%3) * time.Hour, CleanStart: i%4 == 0}
+				if i%7 == 0 {
+					o.Expiry = time.Millisecond
+				}
+				s, err := openAs(r, id, who, "x:1", o)
+				if err != nil {
+					if !errors.Is(err, ErrClientIDOwned) && !errors.Is(err, ErrSessionQuota) {
+						t.Errorf("Open: %v", err)
+					}
+					continue
+				}
+				_ = r.Subscribe(s, &Subscription{Key: fmt.Sprint(i % 3), Filter: "t/#"})
+				if i%2 == 0 {
+					_ = r.Unsubscribe(s, fmt.Sprint((i+1)%3))
+				}
+				if i%5 == 0 {
+					s.SetExpiry(0)
+				}
+				r.Close(s, CloseClientClosed)
+			}
+		}()
+	}
+	wg.Wait()
+	// Let the short expiries run.
+	checkFor(t, "expiries", func() bool {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for _, s := range r.sessions {
+			if s.Expiry() == time.Millisecond {
+				return false
+			}
+		}
+		return true
+	})
+	checkCounts(t, r)
+}

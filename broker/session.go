@@ -60,6 +60,11 @@ type Session struct {
 	// session in Router.sessions). Guarded by Router.mu.
 	counted bool
 	auth    authCache // publish authorization answers (owner.go)
+	// opened is closed when the Open that created the session returns
+	// (nil for a restored session): a later Open of the same id waits for
+	// it before taking the session over, so takeovers of one id run in
+	// order.
+	opened chan struct{}
 
 	mu         sync.Mutex // guards subs and tempQueues
 	subs       map[string]*Subscription
