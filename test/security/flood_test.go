@@ -1,0 +1,361 @@
+package security
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// outcome is what one connection attempt got.
+type outcome int
+
+const (
+	accepted outcome = iota // upgraded / CONNACK 0 / CONNECTED
+	refused                 // HTTP 503 / TCP closed without an answer
+	failed                  // anything else: the test fails
+)
+
+func (o outcome) String() string { return [...]string{"accepted", "refused", "failed"}[o] }
+
+// attempt is one connection attempt's result; conn is open when accepted.
+type attempt struct {
+	out    outcome
+	detail string
+	conn   io.Closer
+}
+
+// wsAttempt upgrades /mqtt from src: 101 is accepted, 503 refused.
+func wsAttempt(p *proc, src string) attempt {
+	ws, resp, err := dialWS(src, p.WSURL("/mqtt"), "mqtt", nil)
+	switch {
+	case err == nil:
+		return attempt{out: accepted, conn: ws}
+	case resp != nil && resp.StatusCode == 503:
+		return attempt{out: refused, detail: "HTTP 503"}
+	}
+	return attempt{out: failed, detail: fmt.Sprintf("%v%s", err, respStatus(resp))}
+}
+
+// tcpAttempt connects to a TCP listener from src and logs in anonymously
+// (proto "mqtt": a 3.1.1 CONNECT; "stomp": CONNECT). A success answer is
+// accepted; the server closing without one is refused.
+func tcpAttempt(p *proc, proto, src string) attempt {
+	addr := p.MQTT
+	if proto == "stomp" {
+		addr = p.STOMP
+	}
+	nc, err := dialTCP(src, addr)
+	if err != nil {
+		return attempt{out: failed, detail: "dial: " + err.Error()}
+	}
+	closedBy := func(err error) attempt {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			nc.Close()
+			return attempt{out: failed, detail: fmt.Sprintf("no answer and no close within %v", waitShort)}
+		}
+		nc.Close()
+		return attempt{out: refused, detail: "closed: " + err.Error()}
+	}
+	if proto == "stomp" {
+		r := newRawSTOMP(nc)
+		if err := r.send("CONNECT", nil, "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0"); err != nil {
+			return closedBy(err)
+		}
+		f, err := r.next(waitShort)
+		if err != nil {
+			return closedBy(err)
+		}
+		if f.Command == "CONNECTED" {
+			return attempt{out: accepted, conn: nc}
+		}
+		nc.Close()
+		return attempt{out: failed, detail: "answered " + frameString(f)}
+	}
+	r := newRawMQTT(nc)
+	if err := r.write(connectPacket(connectSpec{level: 4, id: uniq("flood-"), clean: true})); err != nil {
+		return closedBy(err)
+	}
+	pk, err := r.read(waitShort)
+	if err != nil {
+		return closedBy(err)
+	}
+	if code, err := connackCode(pk); err == nil && code == 0 {
+		return attempt{out: accepted, conn: nc}
+	}
+	nc.Close()
+	return attempt{out: failed, detail: "answered " + pk.String()}
+}
+
+// tally counts outcomes and keeps the failures' details.
+type tally struct {
+	n        [3]int
+	failures []string
+	open     []io.Closer
+}
+
+func (t *tally) add(a attempt, keep bool) {
+	t.n[a.out]++
+	if a.out == failed && len(t.failures) < 5 {
+		t.failures = append(t.failures, a.detail)
+	}
+	if a.conn != nil {
+		if keep {
+			t.open = append(t.open, a.conn)
+		} else {
+			a.conn.Close()
+		}
+	}
+}
+
+func (t *tally) String() string {
+	return fmt.Sprintf("%d accepted, %d refused, %d failed %v", t.n[accepted], t.n[refused], t.n[failed], t.failures)
+}
+
+func (t *tally) closeAll() {
+	for _, c := range t.open {
+		c.Close()
+	}
+	t.open = nil
+}
+
+// connectAfter polls until a fresh neighbour can connect (a WebSocket
+// upgrade from src), then connects a STOMP neighbour and exchanges
+// messages; it returns the time from start to the neighbour's CONNECTED.
+func connectAfter(t *testing.T, p *proc, src string, start time.Time) *neighbour {
+	t.Helper()
+	checkFor(t, waitShort, func() error {
+		a := wsAttempt(p, src)
+		if a.conn != nil {
+			a.conn.Close()
+		}
+		if a.out != accepted {
+			return fmt.Errorf("upgrade from %s: %v %s", src, a.out, a.detail)
+		}
+		return nil
+	})
+	n := stompNeighbour(t, p, "ws", src, "", "")
+	n.connect = time.Since(start)
+	n.mustExchange(t, 20)
+	return n
+}
+
+// TestFloodPerIP: one source address opening connections past
+// [limits] max_connections_per_ip (50) gets HTTP 503 on the WebSocket
+// endpoint and a TCP close on the MQTT and STOMP listeners; neighbours from
+// another address, connected before, keep exchanging messages, and new ones
+// connect while the flood holds its 50. Once the flood lets go, its address
+// connects again.
+func TestFloodPerIP(t *testing.T) {
+	t.Parallel()
+	const perIP = 50
+	p := startBroker(t, fmt.Sprintf(`
+[limits]
+max_connections_per_ip = %d
+connect_rate_per_ip = 100000
+connect_burst_per_ip = 100000
+connect_timeout = "60s"
+`, perIP))
+	before := []*neighbour{
+		stompNeighbour(t, p, "ws", neighbourIP, "", ""),
+		v3Neighbour(t, p, "tcp", neighbourIP, "", ""),
+	}
+	var ws, tcp tally
+	var firstRefused = -1
+	var during []*neighbour
+	var floodErr error
+	err := before[0].during(func() {
+		floodErr = before[1].during(func() {
+			for i := range 3 * perIP {
+				a := wsAttempt(p, offenderIP)
+				if a.out != accepted && firstRefused < 0 {
+					firstRefused = i
+				}
+				ws.add(a, true)
+			}
+			for range 20 {
+				tcp.add(tcpAttempt(p, "mqtt", offenderIP), true)
+				tcp.add(tcpAttempt(p, "stomp", offenderIP), true)
+			}
+			// New neighbours while the flood holds its connections.
+			n1 := stompNeighbour(t, p, "ws", neighbourIP, "", "")
+			n2 := v5Neighbour(t, p, "tcp", neighbourIP, "", "")
+			t.Logf("neighbour connects while the flood holds %d connections: STOMP over WebSocket %v, MQTT v5 over TCP %v",
+				ws.n[accepted]+tcp.n[accepted], n1.connect.Round(time.Microsecond), n2.connect.Round(time.Microsecond))
+			n1.mustExchange(t, 50)
+			n2.mustExchange(t, 50)
+			during = append(during, n1, n2)
+		})
+	})
+	t.Logf("WebSocket flood from %s: %v (first refusal at attempt %d)", offenderIP, &ws, firstRefused+1)
+	t.Logf("TCP flood from %s (MQTT and STOMP listeners): %v", offenderIP, &tcp)
+	if ws.n[accepted] != perIP || firstRefused != perIP || ws.n[refused] != 2*perIP || ws.n[failed] != 0 {
+		t.Errorf("WebSocket flood: %v, first refusal at attempt %d; want the first %d accepted and the other %d refused with 503",
+			&ws, firstRefused+1, perIP, 2*perIP)
+	}
+	if tcp.n[refused] != 40 {
+		t.Errorf("TCP flood with %d connections from the address already open: %v; want all 40 closed", perIP, &tcp)
+	}
+	for _, e := range []error{err, floodErr} {
+		if e != nil {
+			t.Error(e)
+		}
+	}
+	for _, n := range append(before, during...) {
+		n.report(t)
+	}
+	// The flood lets go: its address connects again.
+	released := time.Now()
+	ws.closeAll()
+	tcp.closeAll()
+	checkFor(t, waitShort, func() error {
+		a := wsAttempt(p, offenderIP)
+		if a.conn != nil {
+			a.conn.Close()
+		}
+		if a.out != accepted {
+			return fmt.Errorf("%s still refused after closing its connections: %v %s", offenderIP, a.out, a.detail)
+		}
+		return nil
+	})
+	t.Logf("%s connects again %v after closing its connections", offenderIP, time.Since(released).Round(time.Millisecond))
+}
+
+// TestFloodGlobal: connections past [limits] max_connections (40) are
+// refused whatever their address (HTTP 503, TCP close); neighbours connected
+// before keep exchanging messages; once the flood lets go a new neighbour
+// connects (the time is logged).
+func TestFloodGlobal(t *testing.T) {
+	t.Parallel()
+	const total = 40
+	p := startBroker(t, fmt.Sprintf(`
+[limits]
+max_connections = %d
+max_connections_per_ip = 1000
+connect_rate_per_ip = 100000
+connect_burst_per_ip = 100000
+connect_timeout = "60s"
+`, total))
+	before := []*neighbour{
+		stompNeighbour(t, p, "ws", neighbourIP, "", ""),
+		v3Neighbour(t, p, "tcp", neighbourIP, "", ""),
+	}
+	var ws, tcp tally
+	var neighbourRefused attempt
+	var floodErr error
+	err := before[0].during(func() {
+		floodErr = before[1].during(func() {
+			for range 2 * total {
+				ws.add(wsAttempt(p, offenderIP), true)
+			}
+			for range 10 {
+				tcp.add(tcpAttempt(p, "mqtt", offenderIP), true)
+				tcp.add(tcpAttempt(p, "stomp", offenderIP), true)
+			}
+			// The cap is global: another address is refused too.
+			neighbourRefused = wsAttempt(p, neighbourIP)
+			if neighbourRefused.conn != nil {
+				neighbourRefused.conn.Close()
+			}
+		})
+	})
+	t.Logf("WebSocket flood from %s: %v; TCP: %v; a new connection from %s at the cap: %v %s",
+		offenderIP, &ws, &tcp, neighbourIP, neighbourRefused.out, neighbourRefused.detail)
+	if want := total - len(before); ws.n[accepted] != want || ws.n[refused] != 2*total-want || ws.n[failed] != 0 {
+		t.Errorf("WebSocket flood: %v; want %d accepted (cap %d minus %d neighbour connections), the rest refused with 503",
+			&ws, want, total, len(before))
+	}
+	if tcp.n[refused] != 20 {
+		t.Errorf("TCP flood at the cap: %v; want all 20 closed", &tcp)
+	}
+	if neighbourRefused.out != refused {
+		t.Errorf("a new connection from %s at the global cap: %v %s, want 503", neighbourIP, neighbourRefused.out, neighbourRefused.detail)
+	}
+	for _, e := range []error{err, floodErr} {
+		if e != nil {
+			t.Error(e)
+		}
+	}
+	for _, n := range before {
+		n.report(t)
+	}
+	released := time.Now()
+	ws.closeAll()
+	tcp.closeAll()
+	n := connectAfter(t, p, neighbourIP, released)
+	t.Logf("after the global flood let go, a new neighbour connected in %v", n.connect.Round(time.Microsecond))
+	n.report(t)
+}
+
+// TestConnectRate: a burst of connections from one address past
+// [limits] connect_rate_per_ip (5/s, burst 10) gets the first 10 through and
+// the excess refused (503; TCP close), never more than the bucket allows;
+// neighbours from another address connect meanwhile and exchange messages.
+func TestConnectRate(t *testing.T) {
+	t.Parallel()
+	const rate, burst = 5, 10
+	p := startBroker(t, fmt.Sprintf(`
+[limits]
+connect_rate_per_ip = %d
+connect_burst_per_ip = %d
+max_connections_per_ip = 1000
+`, rate, burst))
+	before := stompNeighbour(t, p, "ws", neighbourIP, "", "")
+	var ws, tcp tally
+	var seq []string
+	var elapsed time.Duration
+	var during *neighbour
+	err := before.during(func() {
+		start := time.Now()
+		for range 60 {
+			a := wsAttempt(p, offenderIP)
+			seq = append(seq, a.out.String()[:1])
+			ws.add(a, false)
+		}
+		for range 10 {
+			tcp.add(tcpAttempt(p, "mqtt", offenderIP), false)
+			tcp.add(tcpAttempt(p, "stomp", offenderIP), false)
+		}
+		elapsed = time.Since(start)
+		during = connectAfter(t, p, neighbourIP, time.Now())
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("burst from %s in %v: WebSocket %v [%s]; TCP %v", offenderIP, elapsed.Round(time.Millisecond), &ws, strings.Join(seq, ""), &tcp)
+	t.Logf("neighbour from %s connected right after the burst in %v", neighbourIP, during.connect.Round(time.Microsecond))
+	if strings.Join(seq[:burst], "") != strings.Repeat("a", burst) {
+		t.Errorf("the first %d attempts (the burst) were not all accepted: %s", burst, strings.Join(seq, ""))
+	}
+	// The token bucket bounds what got through, counted over both
+	// listeners: the limit is per source address.
+	bound := burst + int(float64(rate)*elapsed.Seconds()) + 1
+	if got := ws.n[accepted] + tcp.n[accepted]; got > bound {
+		t.Errorf("%d connections accepted in %v; a bucket of %d refilled at %d/s allows at most %d", got, elapsed, burst, rate, bound)
+	}
+	if ws.n[refused] == 0 || ws.n[failed] != 0 {
+		t.Errorf("WebSocket burst: %v; want the excess refused with 503 and nothing else", &ws)
+	}
+	if tcp.n[failed] != 0 || tcp.n[refused] == 0 {
+		t.Errorf("TCP burst: %v; want the excess closed", &tcp)
+	}
+	before.report(t)
+	during.report(t)
+	// The bucket refills: the address gets a connection again.
+	again := time.Now()
+	checkFor(t, waitShort, func() error {
+		a := wsAttempt(p, offenderIP)
+		if a.conn != nil {
+			a.conn.Close()
+		}
+		if a.out != accepted {
+			return fmt.Errorf("%s: %v %s", offenderIP, a.out, a.detail)
+		}
+		return nil
+	})
+	t.Logf("%s accepted again %v after the burst", offenderIP, time.Since(again).Round(time.Millisecond))
+}

@@ -1,0 +1,286 @@
+package security
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// authConfig is password authentication for users a, b and admin (an
+// admin), from a file made with `duplex passwd -b`.
+func authConfig(t *testing.T) string {
+	t.Helper()
+	file := passwdFile(t, "a", "pw-a", "b", "pw-b", "admin", "pw-admin")
+	return fmt.Sprintf("password_file = %q\nadmins = [\"admin\"]\n", file)
+}
+
+// retainedSeen subscribes a fresh admin client to filter and returns the
+// retained messages it gets (topic → payload) before a marker published
+// after the SUBSCRIBE: retained messages are sent on subscribing, so all of
+// them come before the marker.
+func retainedSeen(t *testing.T, p *proc, filter, markerTopic string) map[string]string {
+	t.Helper()
+	c, _ := mustV5(t, p, "tcp", "", v5Login(uniq("seer-"), "admin", "pw-admin", true, 0))
+	c.sub(t, filter, 1)
+	marker := uniq("marker-")
+	c.mustPub(t, markerTopic, 1, false, marker)
+	seen := map[string]string{}
+	for {
+		m := c.next(t)
+		if m.Topic == markerTopic && string(m.Payload) == marker {
+			break
+		}
+		if !m.Retain {
+			t.Fatalf("before the marker got a non-retained %s %q", m.Topic, m.Payload)
+		}
+		seen[m.Topic] = string(m.Payload)
+	}
+	_ = c.c.Disconnect(&paho.Disconnect{})
+	return seen
+}
+
+func keys(m map[string]string) string {
+	var k []string
+	for t := range m {
+		k = append(k, t)
+	}
+	sort.Strings(k)
+	return strings.Join(k, " ")
+}
+
+// TestRetainedQuotaPerUser: with password authentication and
+// [limits] max_retained_per_user = 5, user a's sixth retained topic gets v5
+// PUBACK 0x97 (Quota exceeded) and is not retained — a new subscriber sees
+// five — while replacing one of its five works and deleting one frees a
+// place; over 3.1.1 the refused retain is dropped (the PUBACK carries no
+// code) and still not retained. User b, the neighbour, retains its five and
+// exchanges messages the whole time.
+func TestRetainedQuotaPerUser(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, authConfig(t)+`
+[limits]
+max_retained_per_user = 5
+`)
+	nb := v5Neighbour(t, p, "ws", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	base := uniq("rq")
+	a, _ := mustV5(t, p, "tcp", "", v5Login(uniq("a-"), "a", "pw-a", true, 0))
+	for i := 1; i <= 5; i++ {
+		a.mustPub(t, fmt.Sprintf("%s/a/%d", base, i), 1, true, fmt.Sprintf("a%d", i))
+	}
+	rc, err := a.publish(base+"/a/6", 1, true, []byte("a6"))
+	t.Logf("user a's 6th retained topic: PUBACK %#02x (%v)", rc, err)
+	if rc != 0x97 {
+		t.Errorf("user a's 6th retained topic: PUBACK %#02x, want 0x97 (Quota exceeded)", rc)
+	}
+	nb.mustExchange(t, 10)
+	if seen := retainedSeen(t, p, base+"/a/#", base+"/a/marker"); len(seen) != 5 || seen[base+"/a/6"] != "" {
+		t.Errorf("after the refusal a new subscriber sees %d retained topics [%s], want the first 5", len(seen), keys(seen))
+	}
+	// Replacing one of the five is not a new topic.
+	a.mustPub(t, base+"/a/1", 1, true, "a1-new")
+	// Deleting one (empty retained payload) frees a place for topic 6.
+	a.mustPub(t, base+"/a/2", 1, true, "")
+	if rc, err := a.publish(base+"/a/6", 1, true, []byte("a6")); err != nil || rc >= 0x80 {
+		t.Errorf("after deleting one of its 5, user a's retained topic 6: PUBACK %#02x (%v), want success", rc, err)
+	}
+	// Over 3.1.1 a refused retain cannot be reported: it is dropped.
+	a3, _ := mustV3(t, p, "tcp", "", uniq("a3-"), "a", "pw-a", true)
+	a3.pub(t, base+"/a/7", 1, true, "a7")
+	seen := retainedSeen(t, p, base+"/a/#", base+"/a/marker")
+	want := map[string]string{base + "/a/1": "a1-new", base + "/a/3": "a3", base + "/a/4": "a4", base + "/a/5": "a5", base + "/a/6": "a6"}
+	if len(seen) != len(want) {
+		t.Errorf("retained topics of user a: [%s], want [%s]", keys(seen), keys(want))
+	}
+	for k, v := range want {
+		if seen[k] != v {
+			t.Errorf("retained %s = %q, want %q", k, seen[k], v)
+		}
+	}
+	// User b is not affected by a's quota.
+	b, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("b-"), "b", "pw-b", true, 0))
+	for i := 1; i <= 5; i++ {
+		b.mustPub(t, fmt.Sprintf("%s/b/%d", base, i), 1, true, fmt.Sprintf("b%d", i))
+	}
+	if seen := retainedSeen(t, p, base+"/b/#", base+"/b/marker"); len(seen) != 5 {
+		t.Errorf("user b's retained topics: [%s], want 5", keys(seen))
+	}
+	nb.mustExchange(t, 10)
+	nb.report(t)
+}
+
+// TestSessionQuotaPerUser: with [limits] max_sessions_per_user = 3, user
+// a's fourth persistent session is refused — v5 CONNACK 0x97 (Quota
+// exceeded), 3.1.1 CONNACK 3 (Server unavailable) — while resuming one of
+// its three and non-persistent sessions work, and discarding one frees a
+// place. User b, the neighbour, opens three persistent sessions and
+// exchanges messages.
+func TestSessionQuotaPerUser(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, authConfig(t)+`
+[limits]
+max_sessions_per_user = 3
+`)
+	nb := v5Neighbour(t, p, "tcp", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	base := uniq("sq")
+	// Three persistent sessions of a: one v5 kept connected, one v5 and
+	// one 3.1.1 offline.
+	mustV5(t, p, "tcp", "", v5Login(base+"-a1", "a", "pw-a", true, 300))
+	a2, _ := mustV5(t, p, "ws", "", v5Login(base+"-a2", "a", "pw-a", true, 300))
+	_ = a2.c.Disconnect(&paho.Disconnect{})
+	a3, _ := mustV3(t, p, "tcp", "", base+"-a3", "a", "pw-a", false)
+	a3.c.Disconnect(100)
+
+	nb.mustExchange(t, 10)
+	nc, err := openMQTT(p, "tcp", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ca, err := v5Connect(t, nc, v5Login(base+"-a4", "a", "pw-a", true, 300))
+	code := byte(0xff)
+	if ca != nil {
+		code = ca.ReasonCode
+	}
+	t.Logf("user a's 4th persistent session (v5): CONNACK %#02x (%v)", code, err)
+	if code != 0x97 {
+		t.Errorf("user a's 4th persistent session (v5): CONNACK %#02x, want 0x97", code)
+	}
+	_, tok := v3Connect(t, p, "ws", "", base+"-a5", "a", "pw-a", false)
+	t.Logf("user a's 4th persistent session (3.1.1): return code %d (%v)", tok.ReturnCode(), tok.Error())
+	if tok.ReturnCode() != 3 {
+		t.Errorf("user a's 4th persistent session (3.1.1): CONNACK %d, want 3", tok.ReturnCode())
+	}
+	nb.mustExchange(t, 10)
+
+	// Not new sessions: resuming a2, and non-persistent sessions.
+	_, ca2 := mustV5(t, p, "tcp", "", v5Login(base+"-a2", "a", "pw-a", false, 300))
+	if !ca2.SessionPresent {
+		t.Errorf("resuming a2: session present 0, want 1")
+	}
+	mustV5(t, p, "tcp", "", v5Login(base+"-a6", "a", "pw-a", true, 0))
+	mustV3(t, p, "tcp", "", base+"-a7", "a", "pw-a", true)
+
+	// User b: three persistent sessions of its own.
+	for i := 1; i <= 3; i++ {
+		c, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(fmt.Sprintf("%s-b%d", base, i), "b", "pw-b", true, 300))
+		_ = c.c.Disconnect(&paho.Disconnect{})
+	}
+
+	// a discards a3 (3.1.1 clean session 1): a place is free again.
+	c3, _ := mustV3(t, p, "tcp", "", base+"-a3", "a", "pw-a", true)
+	c3.c.Disconnect(100)
+	checkFor(t, waitShort, func() error {
+		nc, err := openMQTT(p, "tcp", "")
+		if err != nil {
+			return err
+		}
+		c, ca, err := v5Connect(t, nc, v5Login(base+"-a4", "a", "pw-a", true, 300))
+		if err != nil {
+			return fmt.Errorf("after discarding a3, a4: CONNACK %+v: %v", ca, err)
+		}
+		_ = c.c.Disconnect(&paho.Disconnect{})
+		return nil
+	})
+	nb.mustExchange(t, 10)
+	nb.report(t)
+}
+
+// TestExpiredSessionRemoved: with [limits] session_expiry = "2s", a 3.1.1
+// clean-session-0 session is removed 2 s after its connection ends: it
+// leaves /api/sessions (asked with admin credentials), and a message
+// published for it meanwhile is gone — reconnecting finds no session and no
+// message. A v5 session asking for 300 s (under max_session_expiry) keeps
+// the same message; asking for 0xFFFFFFFF gets max_session_expiry (1h) back
+// in CONNACK. A live neighbour exchanges messages the whole time.
+func TestExpiredSessionRemoved(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, authConfig(t)+`
+[limits]
+session_expiry = "2s"
+max_session_expiry = "1h"
+`)
+	nb := v3Neighbour(t, p, "tcp", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	topic := uniq("exp/t")
+	id3 := uniq("exp-v311-")
+	id5 := uniq("exp-v5-")
+
+	listed := func() (bool, bool) {
+		code, body := p.apiGet(t, "/api/sessions", "admin", "pw-admin")
+		if code != 200 {
+			t.Fatalf("/api/sessions as admin: HTTP %d: %s", code, truncate(body, 200))
+		}
+		return strings.Contains(body, `"`+id3+`"`), strings.Contains(body, `"`+id5+`"`)
+	}
+
+	// The v5 session that must outlive it, offline.
+	v5c, _ := mustV5(t, p, "tcp", "", v5Login(id5, "b", "pw-b", true, 300))
+	v5c.sub(t, topic, 1)
+	_ = v5c.c.Disconnect(&paho.Disconnect{})
+
+	c3, _ := mustV3(t, p, "tcp", "", id3, "a", "pw-a", false)
+	c3.sub(t, topic, 1)
+	if l3, _ := listed(); !l3 {
+		t.Fatalf("/api/sessions does not list %s while it is connected", id3)
+	}
+	c3.c.Disconnect(100)
+	disconnected := time.Now()
+	pub, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("exp-pub-"), "b", "pw-b", true, 0))
+	pub.mustPub(t, topic, 1, false, "meanwhile")
+
+	var gone time.Duration
+	err := nb.during(func() {
+		checkFor(t, 20*time.Second, func() error {
+			if l3, _ := listed(); l3 {
+				return fmt.Errorf("%s still listed %v after its connection ended (session_expiry 2s)", id3, time.Since(disconnected).Round(time.Millisecond))
+			}
+			return nil
+		})
+		gone = time.Since(disconnected)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("3.1.1 session %s left /api/sessions %v after its connection ended (session_expiry 2s)", id3, gone.Round(time.Millisecond))
+	if _, l5 := listed(); !l5 {
+		t.Errorf("the v5 session %s (expiry 300 s) is no longer listed", id5)
+	}
+
+	// Reconnecting: no session, and the message is not delivered.
+	r3, tok := mustV3(t, p, "tcp", "", id3, "a", "pw-a", false)
+	if tok.SessionPresent() {
+		t.Errorf("%s reconnected after expiry: session present 1, want 0", id3)
+	}
+	r3.sub(t, topic, 1)
+	marker := uniq("marker-")
+	pub.mustPub(t, topic, 1, false, marker)
+	if m := r3.next(t); string(m.Payload()) != marker {
+		t.Errorf("%s after expiry got %q first, want only the marker %q", id3, m.Payload(), marker)
+	}
+
+	// The v5 session kept its message.
+	r5, ca := mustV5(t, p, "tcp", "", v5Login(id5, "b", "pw-b", false, 300))
+	if !ca.SessionPresent {
+		t.Errorf("v5 session %s (expiry 300 s): session present 0 after %v", id5, time.Since(disconnected).Round(time.Millisecond))
+	}
+	if m := r5.next(t); string(m.Payload) != "meanwhile" {
+		t.Errorf("v5 session %s: got %q, want the message published while it was offline", id5, m.Payload)
+	}
+
+	// 0xFFFFFFFF is capped at max_session_expiry.
+	_, ca = mustV5(t, p, "tcp", "", v5Login(uniq("exp-max-"), "b", "pw-b", true, 0xFFFFFFFF))
+	if ca.Properties == nil || ca.Properties.SessionExpiryInterval == nil || *ca.Properties.SessionExpiryInterval != 3600 {
+		var got any = "absent"
+		if ca.Properties != nil && ca.Properties.SessionExpiryInterval != nil {
+			got = *ca.Properties.SessionExpiryInterval
+		}
+		t.Errorf("CONNACK Session Expiry Interval for a request of 0xFFFFFFFF: %v, want 3600 (max_session_expiry 1h)", got)
+	}
+	nb.mustExchange(t, 10)
+	nb.report(t)
+}
