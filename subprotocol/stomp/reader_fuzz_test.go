@@ -60,6 +60,7 @@ func FuzzReader(f *testing.F) {
 		checkGoStomp(t, data, got)
 		checkChunking(t, data, got, err)
 		checkSmallLimits(t, data, got, err)
+		checkFrameLimit(t, data, got, err)
 	})
 }
 
@@ -72,7 +73,7 @@ func newReader12(data []byte, l Limits) *Reader {
 // knownError reports whether err is one of the Reader's errors.
 func knownError(err error) bool {
 	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, ErrLineTooLong, ErrTooManyHeaders,
-		ErrHeadersTooLarge, ErrBodyTooLarge, ErrBadContentLength, ErrMalformedCommand,
+		ErrHeadersTooLarge, ErrBodyTooLarge, ErrFrameTooLarge, ErrBadContentLength, ErrMalformedCommand,
 		ErrMalformedHeader, ErrBadEscape, ErrMissingNUL} {
 		if errors.Is(err, e) {
 			return true
@@ -192,5 +193,41 @@ func checkSmallLimits(t *testing.T, data []byte, want []*frame.Frame, wantErr er
 	}
 	if !IsSizeError(err) && (len(got) != len(want) || err.Error() != wantErr.Error()) {
 		t.Fatalf("smallLimits limits: %d items, %v; default limits: %d items, %v", len(got), err, len(want), wantErr)
+	}
+}
+
+// checkFrameLimit decodes data with MaxFrameLength (the limit before
+// login): the frames read are a prefix of those read without it, each
+// within the limit (command, header lines and body, EOLs excluded), and
+// any other outcome is a size error.
+func checkFrameLimit(t *testing.T, data []byte, want []*frame.Frame, wantErr error) {
+	t.Helper()
+	const limit = 40
+	r := NewReader(bufio16(data), Limits{MaxFrameLength: limit})
+	r.SetVersion("1.2")
+	got, err := readAll(r)
+	if len(got) > len(want) {
+		t.Fatalf("frame limit: %d items, default limits: %d", len(got), len(want))
+	}
+	for i, f := range got {
+		if d := sameFrame(f, want[i]); d != "" {
+			t.Fatalf("item %d: frame limit vs default limits: %s", i, d)
+		}
+		if f == nil {
+			continue
+		}
+		n := len(f.Command) + len(f.Body)
+		for j := range f.Header.Len() {
+			k, v := f.Header.GetAt(j)
+			n += len(k) + 1 + len(v)
+		}
+		// Escapes make the wire form longer than the decoded one, never
+		// shorter, so the decoded size is within the limit too.
+		if n > limit {
+			t.Fatalf("item %d is %d bytes, over the %d-byte frame limit", i, n, limit)
+		}
+	}
+	if !IsSizeError(err) && (len(got) != len(want) || err.Error() != wantErr.Error()) {
+		t.Fatalf("frame limit: %d items, %v; default limits: %d items, %v", len(got), err, len(want), wantErr)
 	}
 }
