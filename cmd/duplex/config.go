@@ -537,9 +537,11 @@ func (o *options) checkExposure() error {
 // only in the zero-config default, no authentication configured and every
 // HTTP listener on loopback.
 func (o *options) adminOpen() bool {
-	if o.authConfigured() {
-		return false
-	}
+	return !o.authConfigured() && o.httpOnLoopback()
+}
+
+// httpOnLoopback says whether every HTTP listener is on loopback.
+func (o *options) httpOnLoopback() bool {
 	for _, l := range o.listeners() {
 		if l.http && l.addr != "" && !isLoopback(l.addr) {
 			return false
@@ -603,8 +605,15 @@ func (o *options) finish() error {
 		}
 	}
 
-	// Broker.
+	// Broker. In the table 0 means "no limit" for the quotas; in
+	// broker.Config that is a negative value (0 takes the default).
 	l := &v.Limits
+	noLimit := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
 	b := &o.broker
 	b.MaxPendingMsgs = l.MaxPendingMsgs
 	b.MaxPendingBytes = l.MaxPendingBytes
@@ -612,11 +621,19 @@ func (o *options) finish() error {
 		return fmt.Errorf("limits.slow_consumer: %w", err)
 	}
 	b.MaxSubsPerSession = l.MaxSubscriptionsPerSession
+	b.MaxSubscriptions = int(noLimit(int64(l.MaxSubscriptions)))
 	b.MaxQueueDepth = l.MaxQueueDepth
 	b.MaxQueueBytes = l.MaxQueueBytes
 	b.MaxRetained = l.MaxRetained
+	b.MaxRetainedBytes = noLimit(l.MaxRetainedBytes)
+	b.MaxRetainedPerUser = int(noLimit(int64(l.MaxRetainedPerUser)))
+	b.MaxRetainedBytesPerUser = noLimit(l.MaxRetainedBytesPerUser)
+	b.MaxSessionsPerUser = int(noLimit(int64(l.MaxSessionsPerUser)))
 	b.MaxOfflineMsgs = l.MaxSessionQueue
-	b.MaxOfflineBytes = l.MaxSessionQueueBytes
+	b.MaxOfflineBytes = noLimit(l.MaxSessionQueueBytes)
+	// With authentication, an anonymous client owns its sessions by source
+	// address, so it cannot resume another anonymous client's session.
+	b.AnonymousOwnerByAddress = o.authConfigured()
 
 	// STOMP.
 	s := &o.stomp
@@ -629,13 +646,29 @@ func (o *options) finish() error {
 	s.TopicSeparator = v.Stomp.TopicSeparator[0]
 	s.ConnectTimeout = l.ConnectTimeout
 	s.Limits.MaxBodyLength = l.MaxFrameSize
+	s.MaxFrameBeforeLogin = l.MaxFrameSizeBeforeLogin
+	s.PublishRate = l.PublishRate
+	s.PublishBurst = l.PublishBurst
+	s.PublishBytesRate = float64(l.PublishBytesRate)
+	s.MaxOutboundHeaders = l.MaxOutboundHeaders
 
 	// MQTT.
+	if l.SessionExpiry == 0 {
+		return errors.New("limits.session_expiry must be above 0 (use a short duration such as \"1s\")")
+	}
 	m := &o.mqtt
 	m.MaxPacketSize = l.MaxFrameSize + 64<<10
+	m.MaxPacketBeforeLogin = l.MaxFrameSizeBeforeLogin
 	m.ConnectTimeout = l.ConnectTimeout
-	maxExpiry := l.MaxSessionExpiry
-	m.MaxSessionExpiry = maxExpiry
+	m.DefaultSessionExpiry = l.SessionExpiry
+	m.MaxSessionExpiry = l.MaxSessionExpiry
+	if m.MaxSessionExpiry == 0 {
+		m.MaxSessionExpiry = -1 // no cap
+	}
+	m.PublishRate = l.PublishRate
+	m.PublishBurst = l.PublishBurst
+	m.PublishBytesRate = float64(l.PublishBytesRate)
+	m.MaxOutboundHeaders = l.MaxOutboundHeaders
 
 	// Web.
 	w := &o.web
@@ -644,5 +677,22 @@ func (o *options) finish() error {
 	if w.MaxMessageSize == 0 {
 		w.MaxMessageSize = int64(l.MaxFrameSize) + 64<<10
 	}
+	w.AllowedHosts = v.Web.AllowedHosts
+	if len(w.AllowedHosts) == 0 && o.httpOnLoopback() {
+		w.AllowedHosts = web.LoopbackHosts
+	}
+	if w.TrustedProxies, err = web.ParseTrustedProxies(v.Web.TrustedProxies); err != nil {
+		return fmt.Errorf("web.trusted_proxies: %w", err)
+	}
+	w.MaxConnections = l.MaxConnections
+	w.MaxConnectionsPerIP = int(noLimit(int64(l.MaxConnectionsPerIP)))
+	w.ConnectRatePerIP = l.ConnectRatePerIP
+	if w.ConnectRatePerIP == 0 {
+		w.ConnectRatePerIP = -1
+	}
+	w.ConnectBurstPerIP = l.ConnectBurstPerIP
+	w.HTTPIdleTimeout = l.HTTPIdleTimeout
+	w.HTTPReadHeaderTimeout = l.HTTPReadHeaderTimeout
+	w.SeparateAdmin = v.AdminAddr != ""
 	return nil
 }

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 with the given
+// serial number to certFile and keyFile.
+func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "duplex test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Key first, then the certificate: a reload between the two writes
+	// fails (mismatch) and keeps the old pair.
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the broker's log writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeListeners starts the broker with every listener on a free
+// loopback port, checks the startup lines and that each listener answers
+// (TLS ones with TLS 1.2 or later only), then reloads the certificate with
+// SIGHUP while a TLS connection stays open.
+func TestServeListeners(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, certFile, keyFile, 1)
+	cfg := filepath.Join(dir, "duplex.toml")
+	os.WriteFile(cfg, []byte(`
+addr = "127.0.0.1:0"
+admin_addr = "127.0.0.1:0"
+mqtt_tcp_addr = "127.0.0.1:0"
+stomp_tcp_addr = "127.0.0.1:0"
+data = "data"
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+wss_addr = "127.0.0.1:0"
+mqtt_tls_addr = "127.0.0.1:0"
+stomp_tls_addr = "127.0.0.1:0"
+`), 0o600)
+	opts, err := parseOptions([]string{"-config", cfg}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opts.checkExposure(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	outR, outW := io.Pipe()
+	var logs lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runBroker(ctx, hup, opts, outW, &logs)
+		outW.Close()
+	}()
+
+	names := []string{"listening", "wss listening", "admin listening", "mqtt-tcp listening", "mqtt-tls listening", "stomp-tcp listening", "stomp-tls listening"}
+	addrs := map[string]string{}
+	sc := bufio.NewScanner(outR)
+	for _, name := range names {
+		if !sc.Scan() {
+			t.Fatalf("stdout ended before %q; logs:\n%s", name, logs.String())
+		}
+		line := sc.Text()
+		prefix := "duplex " + name + " on 127.0.0.1:"
+		if !strings.HasPrefix(line, prefix) {
+			t.Fatalf("startup line %q, want %q…", line, prefix)
+		}
+		addrs[name] = strings.TrimPrefix(line, "duplex "+name+" on ")
+	}
+	go io.Copy(io.Discard, outR)
+
+	get := func(client *http.Client, url string) int {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certFile)
+	pool.AppendCertsFromPEM(pem)
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code := get(http.DefaultClient, "http://"+addrs["listening"]+"/healthz"); code != 200 {
+		t.Errorf("plain /healthz: %d", code)
+	}
+	if code := get(tlsClient, "https://"+addrs["wss listening"]+"/healthz"); code != 200 {
+		t.Errorf("wss /healthz: %d", code)
+	}
+	if code := get(http.DefaultClient, "http://"+addrs["admin listening"]+"/api/stats"); code != 200 {
+		t.Errorf("admin /api/stats: %d (zero config on loopback: open)", code)
+	}
+	if code := get(http.DefaultClient, "http://"+addrs["listening"]+"/api/stats"); code != 404 {
+		t.Errorf("/api/stats on addr with admin_addr set: %d, want 404", code)
+	}
+	for _, name := range []string{"mqtt-tcp listening", "stomp-tcp listening"} {
+		c, err := net.Dial("tcp", addrs[name])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c.Close()
+	}
+	// TLS listeners: a handshake with the served certificate; TLS 1.1 is
+	// refused.
+	serial := func(addr string) int64 {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	var kept *tls.Conn
+	for _, name := range []string{"wss listening", "mqtt-tls listening", "stomp-tls listening"} {
+		if s := serial(addrs[name]); s != 1 {
+			t.Errorf("%s: certificate serial %d, want 1", name, s)
+		}
+		c, err := tls.Dial("tcp", addrs[name], &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			c.Close()
+			t.Errorf("%s accepted TLS 1.1", name)
+		}
+	}
+	kept, err = tls.Dial("tcp", addrs["wss listening"], &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+
+	// SIGHUP: a new certificate for new handshakes; the open connection
+	// still works.
+	writeCert(t, certFile, keyFile, 2)
+	hup <- os.Interrupt // any value: runBroker only receives
+	waitFor(t, "reload done", func() bool { return strings.Contains(logs.String(), "reload done") })
+	for _, name := range []string{"wss listening", "mqtt-tls listening", "stomp-tls listening"} {
+		if s := serial(addrs[name]); s != 2 {
+			t.Errorf("%s after SIGHUP: certificate serial %d, want 2", name, s)
+		}
+	}
+	if _, err := kept.Write([]byte("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
+		t.Fatalf("connection opened before the reload: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(kept), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("connection opened before the reload: %v %v", resp, err)
+	}
+
+	// A broken certificate: reload failed, the old one stays.
+	os.WriteFile(certFile, []byte("not a certificate"), 0o644)
+	hup <- os.Interrupt
+	waitFor(t, "reload failed", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	if s := serial(addrs["mqtt-tls listening"]); s != 2 {
+		t.Errorf("after a failed reload: serial %d, want 2", s)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runBroker: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("runBroker did not return after cancel")
+	}
+}
