@@ -3,6 +3,7 @@ package broker
 import (
 	"strings"
 	"sync"
+	"time"
 )
 
 // Retained holds the last retained message of each topic (MQTT 3.1.1
@@ -18,6 +19,7 @@ type Retained struct {
 	n      int
 	bytes  int64                   // payload bytes of all retained messages
 	owners map[string]*retainedUse // by owner key ("" is not counted here)
+	swept  time.Time                // last sweepExpired
 }
 
 // retainedUse is what one owner has retained.
@@ -89,7 +91,13 @@ func (t *Retained) put(m *Message, owner string, lim retainLimits) (why string, 
 		return "", false
 	}
 	old, oldOwner := t.lookupNode(m.Topic)
-	if why = t.refuse(old, oldOwner, int64(len(m.Payload)), owner, lim); why != "" {
+	why = t.refuse(old, oldOwner, int64(len(m.Payload)), owner, lim)
+	if why != "" && t.sweepExpired(time.Now()) {
+		// Expired messages held the quota: they are gone now.
+		old, oldOwner = t.lookupNode(m.Topic)
+		why = t.refuse(old, oldOwner, int64(len(m.Payload)), owner, lim)
+	}
+	if why != "" {
 		if old != nil {
 			t.clear(&t.root, m.Topic)
 			cleared = true
@@ -122,6 +130,39 @@ func (t *Retained) put(m *Message, owner string, lim retainLimits) (why string, 
 	n.msg, n.owner = m, owner
 	t.count(owner, int64(len(m.Payload)))
 	return "", false
+}
+
+// retainedSweepEvery bounds how often a refusal sweeps the trie for expired
+// messages (sweepExpired).
+const retainedSweepEvery = 10 * time.Second
+
+// sweepExpired removes expired messages (they count against the quotas
+// until removed, though no subscriber gets them) and reports whether it
+// removed any. It walks the whole trie, so it runs at most once per
+// retainedSweepEvery: only when a quota refuses a message. Caller holds mu.
+func (t *Retained) sweepExpired(now time.Time) bool {
+	if !t.swept.IsZero() && now.Sub(t.swept) < retainedSweepEvery {
+		return false
+	}
+	t.swept = now
+	before := t.n
+	t.sweep(&t.root, now)
+	return t.n < before
+}
+
+// sweep removes expired messages at or below n and prunes empty nodes.
+func (t *Retained) sweep(n *rnode, now time.Time) {
+	for tok, c := range n.kids {
+		t.sweep(c, now)
+		if c.msg != nil && !c.msg.Expires.IsZero() && now.After(c.msg.Expires) {
+			t.uncount(c.owner, int64(len(c.msg.Payload)))
+			c.msg, c.owner = nil, ""
+			t.n--
+		}
+		if c.msg == nil && len(c.kids) == 0 {
+			delete(n.kids, tok)
+		}
+	}
 }
 
 // refuse reports which limit a message of size bytes for owner breaks when

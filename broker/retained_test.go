@@ -35,6 +35,8 @@ func checkRetainedTrie(t testing.TB, rt *Retained) {
 		t.Fatalf("root holds a message (topic %q)", rt.root.msg.Topic)
 	}
 	msgs := 0
+	var bytes int64
+	use := map[string]retainedUse{}
 	var walk func(path string, n *rnode)
 	walk = func(path string, n *rnode) {
 		for tok, c := range n.kids {
@@ -47,6 +49,13 @@ func checkRetainedTrie(t testing.TB, rt *Retained) {
 			}
 			if c.msg != nil {
 				msgs++
+				bytes += int64(len(c.msg.Payload))
+				if c.owner != "" {
+					u := use[c.owner]
+					u.n++
+					u.bytes += int64(len(c.msg.Payload))
+					use[c.owner] = u
+				}
 				if c.msg.Topic != p {
 					t.Fatalf("node %q holds a message for topic %q", p, c.msg.Topic)
 				}
@@ -57,6 +66,17 @@ func checkRetainedTrie(t testing.TB, rt *Retained) {
 	walk("", &rt.root)
 	if msgs != rt.n {
 		t.Fatalf("n = %d, but %d nodes hold a message", rt.n, msgs)
+	}
+	if bytes != rt.bytes {
+		t.Fatalf("bytes = %d, but the messages hold %d", rt.bytes, bytes)
+	}
+	if len(use) != len(rt.owners) {
+		t.Fatalf("%d owners counted, %d own messages", len(rt.owners), len(use))
+	}
+	for o, u := range use {
+		if c := rt.owners[o]; c == nil || *c != u {
+			t.Fatalf("owner %q counted %+v, owns %+v", o, c, u)
+		}
 	}
 }
 

@@ -882,3 +882,60 @@ func TestQuotaCountersConcurrent(t *testing.T) {
 	})
 	checkCounts(t, r)
 }
+
+// Expired retained messages stop counting against a quota once a refusal
+// sweeps them out.
+func TestRetainedQuotaExpired(t *testing.T) {
+	r := New(Config{MaxRetainedPerUser: 1}, nil)
+	s := mustOpenAs(t, r, "s", user("alice"), "a:1", SessionOptions{})
+	exp := time.Now().Add(20 * time.Millisecond)
+	if err := r.Publish(context.Background(), s, &Message{Topic: "e/1", Payload: []byte("x"), Retain: true, Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(context.Background(), s, &Message{Topic: "e/2", Payload: []byte("x"), Retain: true}); !errors.Is(err, ErrRetainedQuota) {
+		t.Fatalf("before the expiry: %v, want ErrRetainedQuota", err)
+	}
+	checkFor(t, "the expiry", func() bool { return time.Now().After(exp) })
+	r.retained.mu.Lock()
+	r.retained.swept = time.Time{} // the refusal above swept; allow the next one now
+	r.retained.mu.Unlock()
+	if err := r.Publish(context.Background(), s, &Message{Topic: "e/2", Payload: []byte("x"), Retain: true}); err != nil {
+		t.Fatalf("after the expiry: %v", err)
+	}
+	if got := retainedTopics(r.Retained("e/#")); !slices.Equal(got, []string{"e/2"}) {
+		t.Fatalf("retained %q, want [e/2]", got)
+	}
+	checkRetainedTrie(t, &r.retained)
+}
+
+// Random puts, replacements and clears by several owners keep the
+// accounting equal to the trie's contents, and no owner past its quota.
+func TestRetainedAccountingRandom(t *testing.T) {
+	var rt Retained
+	lim := retainLimits{total: 20, bytes: 200, perOwner: 6, bytesPerOwner: 40}
+	owners := []string{"", "a", "b", "c"}
+	seed := uint64(1)
+	rnd := func(n int) int { // xorshift: deterministic
+		seed ^= seed << 13
+		seed ^= seed >> 7
+		seed ^= seed << 17
+		return int(seed % uint64(n))
+	}
+	for i := range 5000 {
+		topic := fmt.Sprintf("t/%d/%d", rnd(5), rnd(6))
+		body := strings.Repeat("x", rnd(12))
+		rt.put(&Message{Topic: topic, Payload: []byte(body)}, owners[rnd(len(owners))], lim)
+		if i%100 == 0 {
+			checkRetainedTrie(t, &rt)
+		}
+		for _, o := range owners[1:] {
+			if u := rt.owners[o]; u != nil && (u.n > lim.perOwner || u.bytes > lim.bytesPerOwner) {
+				t.Fatalf("owner %s past its quota: %+v", o, *u)
+			}
+		}
+		if rt.n > lim.total || rt.bytes > lim.bytes {
+			t.Fatalf("past the totals: %d msgs %d bytes", rt.n, rt.bytes)
+		}
+	}
+	checkRetainedTrie(t, &rt)
+}
