@@ -19,7 +19,7 @@ type Retained struct {
 	n      int
 	bytes  int64                   // payload bytes of all retained messages
 	owners map[string]*retainedUse // by owner key ("" is not counted here)
-	swept  time.Time                // last sweepExpired
+	swept  time.Time               // last sweepExpired
 }
 
 // retainedUse is what one owner has retained.
