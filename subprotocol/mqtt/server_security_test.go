@@ -297,13 +297,7 @@ func TestConnectTooLargeBeforeLogin(t *testing.T) {
 }
 
 func TestPublishRateBackPressure(t *testing.T) {
-	a := &authFunc{fn: func(c broker.Credentials) (broker.Identity, error) {
-		if c.Login == "flood" {
-			// Expiry ends the connection while its PUBLISH waits.
-			return broker.Identity{Name: c.Login, Expires: time.Now().Add(200 * time.Millisecond)}, nil
-		}
-		return broker.Identity{Name: c.Login}, nil
-	}}
+	a := &authFunc{fn: func(c broker.Credentials) (broker.Identity, error) { return broker.Identity{Name: c.Login}, nil }}
 	p := New(Config{PublishRate: 0.001, PublishBurst: 2}) // two, then one per 1000 s
 	r := newRouter(broker.Config{Authenticator: a})
 	neighbour := dialOn(t, p, r, Version5, nil)
@@ -320,9 +314,15 @@ func TestPublishRateBackPressure(t *testing.T) {
 	}
 	c.waitN("two PUBACKs", 2, func(p Packet) bool { return p.Type() == PUBACK })
 	checkFor(t, "the third PUBLISH to wait", func() bool { return p.Stats().PublishThrottled == 1 })
-	c.waitClosed()
 	if n := c.count(PUBACK); n != 2 {
-		t.Errorf("%d PUBACKs, want 2: the third waited unread", n)
+		t.Errorf("%d PUBACKs, want 2: the third waits", n)
+	}
+	// A takeover closes the session: the wait ends at once, not in 1000 s.
+	again := dialOn(t, p, r, Version5, nil)
+	again.mustConnect("f", true, withLogin("flood"))
+	c.waitClosed()
+	if d := c.lastDisconnect(); d == nil || d.ReasonCode != CodeSessionTakenOver {
+		t.Errorf("DISCONNECT %+v, want session taken over", d)
 	}
 	// The neighbour got both and publishes at its own rate.
 	neighbour.waitN("m0 and m1", 2, func(p Packet) bool { return p.Type() == PUBLISH })

@@ -268,8 +268,9 @@ func TestFrameLimitBeforeLogin(t *testing.T) {
 func TestPublishRateBackPressure(t *testing.T) {
 	a := &authFunc{fn: func(c broker.Credentials) (broker.Identity, error) {
 		if c.Login == "flood" {
-			// Expiry ends the connection while its SEND waits.
-			return broker.Identity{Name: c.Login, Expires: time.Now().Add(200 * time.Millisecond)}, nil
+			// Expiry ends the connection while its third SEND waits (the
+			// rate alone would hold it for 1000 s).
+			return broker.Identity{Name: c.Login, Expires: time.Now().Add(time.Second)}, nil
 		}
 		return broker.Identity{Name: c.Login}, nil
 	}}
@@ -310,6 +311,11 @@ func TestPublishRateWaitEndsWithContext(t *testing.T) {
 	h.connect()
 	h.sendFrame(frame.SEND, []byte("0123456789"), "destination", "/topic/t", "receipt", "a") // 9 bytes over the burst: waits 9 s
 	checkFor(t, "the SEND to wait", func() bool { return p.Stats().PublishThrottled == 1 })
+	for _, f := range h.frames() {
+		if f.Command == frame.RECEIPT {
+			t.Fatal("the SEND was answered while it waited")
+		}
+	}
 	cancel()
 	h.waitFrame(frame.RECEIPT, "receipt-id", "a") // routed once the wait ended
 }
