@@ -624,7 +624,7 @@ func (o *options) finish() error {
 	b.MaxSubscriptions = int(noLimit(int64(l.MaxSubscriptions)))
 	b.MaxQueueDepth = l.MaxQueueDepth
 	b.MaxQueueBytes = l.MaxQueueBytes
-	b.MaxRetained = l.MaxRetained
+	b.MaxRetained = int(noLimit(int64(l.MaxRetained)))
 	b.MaxRetainedBytes = noLimit(l.MaxRetainedBytes)
 	b.MaxRetainedPerUser = int(noLimit(int64(l.MaxRetainedPerUser)))
 	b.MaxRetainedBytesPerUser = noLimit(l.MaxRetainedBytesPerUser)

@@ -258,6 +258,15 @@ func TestExampleFile(t *testing.T) {
 			t.Errorf("duplex.example.toml has no example of %s", k)
 		}
 	}
+	// Each key's help line is the comment line right above it.
+	data, _ := os.ReadFile("../../duplex.example.toml")
+	text := string(data)
+	for _, s := range o.table {
+		block := "# " + s.help + "\n# " + s.name() + " = "
+		if !strings.Contains(text, block) {
+			t.Errorf("duplex.example.toml: %s is not right below its help line %q", s.key, "# "+s.help)
+		}
+	}
 	if len(o.acl) != 4 || len(o.groups["ops"]) != 2 {
 		t.Errorf("example: %d acl rules, groups %v", len(o.acl), o.groups)
 	}
