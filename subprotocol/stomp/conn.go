@@ -156,10 +156,15 @@ func (c *conn) fail(err error, bad *frame.Frame) error {
 	if c.sess == nil {
 		// Before login anyone can make the server log: one line per
 		// source address per interval.
-		if IsSizeError(err) {
+		var le loginError
+		switch {
+		case errors.As(err, &le): // refuseLogin counted and logged it
+		case IsSizeError(err):
 			c.p.ctr.TooLargeBeforeLogin()
+			c.logLimited("stomp: connection refused", "err", err)
+		default:
+			c.logLimited("stomp: connection refused", "err", err)
 		}
-		c.logLimited("stomp: connection refused", "err", err)
 		// Before CONNECTED the read loop is the only writer.
 		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		_ = c.t.WriteMessage(false, AppendFrame(nil, ef, c.frameVersion()))
