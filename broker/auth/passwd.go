@@ -181,6 +181,10 @@ func ValidUserName(user string) error {
 // (a line with a hash Duplex refuses can be replaced this way). The write is
 // atomic (temporary file, then rename) and the file's mode is 0600.
 func SetPassword(path, user, password string) error {
+	return setPassword(path, user, password, DefaultBcryptCost)
+}
+
+func setPassword(path, user, password string, cost int) error {
 	if err := ValidUserName(user); err != nil {
 		return err
 	}
@@ -190,7 +194,7 @@ func SetPassword(path, user, password string) error {
 	case len(password) > MaxPasswordLen:
 		return fmt.Errorf("password of %d bytes: bcrypt uses at most %d", len(password), MaxPasswordLen)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), DefaultBcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return err
 	}

@@ -126,10 +126,10 @@ func TestSetAndDeletePassword(t *testing.T) {
 		t.Fatal("$7$ file loaded")
 	}
 	// ...and SetPassword replaces it.
-	if err := SetPassword(p, "old", "new password"); err != nil {
+	if err := setPassword(p, "old", "new password", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	if err := SetPassword(p, "carol", "pw2"); err != nil {
+	if err := setPassword(p, "carol", "pw2", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
 	u, err := LoadPasswordFile(p)
@@ -141,7 +141,7 @@ func TestSetAndDeletePassword(t *testing.T) {
 	}
 	data, _ := os.ReadFile(p)
 	s := string(data)
-	if !strings.HasPrefix(s, "# keep me\nold:$2a$10$") || !strings.Contains(s, "\n\nbob:"+cheapHash+"\ncarol:$2a$10$") {
+	if !strings.HasPrefix(s, "# keep me\nold:$2a$04$") || !strings.Contains(s, "\n\nbob:"+cheapHash+"\ncarol:$2a$04$") {
 		t.Fatalf("file not kept in order:\n%s", s)
 	}
 	st, _ := os.Stat(p)
@@ -177,6 +177,9 @@ func TestSetPasswordCreatesFile(t *testing.T) {
 	if err != nil || !u.Check("alice", "pw") {
 		t.Fatalf("load: %v", err)
 	}
+	if c, _ := bcrypt.Cost(u.hashes["alice"]); c != DefaultBcryptCost {
+		t.Fatalf("cost %d, want %d", c, DefaultBcryptCost)
+	}
 	if err := DeletePassword(filepath.Join(t.TempDir(), "missing"), "alice"); err == nil {
 		t.Fatal("delete from a missing file succeeded")
 	}
@@ -204,7 +207,7 @@ func TestSetPasswordRefusals(t *testing.T) {
 	if _, err := os.Stat(p); err == nil {
 		t.Fatal("a refused SetPassword created the file")
 	}
-	if err := SetPassword(p, strings.Repeat("u", MaxUserNameLen), "pw"); err != nil {
+	if err := setPassword(p, strings.Repeat("u", MaxUserNameLen), "pw", bcrypt.MinCost); err != nil {
 		t.Fatalf("256-byte name: %v", err)
 	}
 }
