@@ -489,6 +489,13 @@ export async function neighbour(kind, connect, dest, { gapMs = 5 } = {}) {
   let sent = 0;
   let running = true;
   let failure = null;
+  // mqttCleanup() (afterEach) disposes the handle: stop publishing then,
+  // also when the test failed before stop().
+  const dispose = h.dispose;
+  h.dispose = async () => {
+    running = false;
+    await dispose();
+  };
   const loop = (async () => {
     while (running) {
       const body = `n${sent}`;
