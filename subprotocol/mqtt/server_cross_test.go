@@ -79,3 +79,31 @@ func TestCrossProtocol(t *testing.T) {
 		t.Errorf("user properties %v, want mode=eco from the STOMP header", p.Properties.User)
 	}
 }
+
+// TestCrossProtocolHeaderCap: an MQTT 5 PUBLISH with thousands of user
+// properties reaches a STOMP subscriber with at most the default 64 user
+// headers (issue 8), and the publisher's own MQTT subscribers get them all.
+func TestCrossProtocolHeaderCap(t *testing.T) {
+	r := newRouter(broker.Config{})
+	st := dialStomp(t, r)
+	st.send("CONNECT\naccept-version:1.2\nhost:x\n\n\x00")
+	st.waitFor("CONNECTED")
+	st.send("SUBSCRIBE\nid:1\ndestination:/topic/many\nreceipt:r1\n\n\x00")
+	st.waitFor("receipt-id:r1")
+
+	p := dial(t, r, Config{}, Version5)
+	p.mustConnect("many", true, nil)
+	p.subscribe(1, 0, "many")
+	user := make([]UserProperty, 5000)
+	for i := range user {
+		user[i] = UserProperty{Key: "k", Value: "v"}
+	}
+	p.send(&Publish{Topic: "many", Payload: []byte("end-of-body"), Properties: Properties{User: user}})
+	st.waitFor("end-of-body")
+	if n := bytes.Count(bytes.Join(st.ft.Written(), nil), []byte("k:v\n")); n != stomp.DefaultMaxOutboundHeaders {
+		t.Errorf("STOMP MESSAGE carries %d user headers, want %d", n, stomp.DefaultMaxOutboundHeaders)
+	}
+	if m := p.next(PUBLISH).(*Publish); len(m.Properties.User) != len(user) {
+		t.Errorf("the MQTT subscriber got %d user properties, want all %d", len(m.Properties.User), len(user))
+	}
+}
