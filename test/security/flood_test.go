@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,8 +31,11 @@ type attempt struct {
 }
 
 // wsAttempt upgrades /mqtt from src: 101 is accepted, 503 refused.
-func wsAttempt(p *proc, src string) attempt {
-	ws, resp, err := dialWS(src, p.WSURL("/mqtt"), "mqtt", nil)
+func wsAttempt(p *proc, src string) attempt { return wsAttemptH(p, src, nil) }
+
+// wsAttemptH is wsAttempt with request headers.
+func wsAttemptH(p *proc, src string, h http.Header) attempt {
+	ws, resp, err := dialWS(src, p.WSURL("/mqtt"), "mqtt", h)
 	switch {
 	case err == nil:
 		return attempt{out: accepted, conn: ws}
@@ -358,4 +363,175 @@ max_connections_per_ip = 1000
 		return nil
 	})
 	t.Logf("%s accepted again %v after the burst", offenderIP, time.Since(again).Round(time.Millisecond))
+}
+
+// TestFloodIdleSockets: one source address opening sockets that never send
+// a byte (the issue's "20k idle sockets", a slowloris without even a
+// request line) past [limits] max_connections_per_ip (20) has all but 20 of
+// them closed, on the HTTP listener as on the MQTT TCP listener, and does
+// not fill the global cap (max_connections 100): a neighbour from another
+// address, connected before, keeps exchanging messages, and a new one
+// connects (the time is logged).
+func TestFloodIdleSockets(t *testing.T) {
+	t.Parallel()
+	const perIP, total, idle = 20, 100, 150
+	p := startBroker(t, fmt.Sprintf(`
+[limits]
+max_connections = %d
+max_connections_per_ip = %d
+connect_rate_per_ip = 100000
+connect_burst_per_ip = 100000
+`, total, perIP))
+	before := stompNeighbour(t, p, "ws", neighbourIP, "", "")
+	for _, listener := range []struct{ name, addr string }{{"http", p.HTTP}, {"mqtt-tcp", p.MQTT}} {
+		t.Run(listener.name, func(t *testing.T) {
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			var closedCount atomic.Int64
+			var dialFailed []string
+			err := before.during(func() {
+				for range idle {
+					c, err := dialTCP(offenderIP, listener.addr)
+					if err != nil {
+						dialFailed = append(dialFailed, err.Error())
+						continue
+					}
+					conns = append(conns, c)
+					go func() {
+						// Read until the server closes the socket or the test
+						// closes it; only the server's close counts.
+						_ = c.SetReadDeadline(time.Now().Add(waitStart))
+						var b [1]byte
+						if _, err := c.Read(b[:]); err != nil && !errors.Is(err, net.ErrClosed) {
+							var ne net.Error
+							if !(errors.As(err, &ne) && ne.Timeout()) {
+								closedCount.Add(1)
+							}
+						}
+					}()
+				}
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			opened := len(conns)
+			t.Logf("%d idle sockets from %s to the %s listener (%d dials failed %v)", opened, offenderIP, listener.name, len(dialFailed), first(dialFailed))
+			e := waitFor(waitShort, func() error {
+				if open := opened - int(closedCount.Load()); open > perIP {
+					return fmt.Errorf("%d of %d idle sockets from %s still open on the %s listener, max_connections_per_ip %d",
+						open, opened, offenderIP, listener.name, perIP)
+				}
+				return nil
+			})
+			if e != nil {
+				t.Error(e)
+			}
+			start := time.Now()
+			var n *neighbour
+			if listener.name == "http" {
+				a := wsAttempt(p, neighbourIP)
+				if a.conn != nil {
+					a.conn.Close()
+				}
+				if a.out != accepted {
+					t.Fatalf("a neighbour from %s cannot connect while %s holds %d idle sockets: %v %s",
+						neighbourIP, offenderIP, opened-int(closedCount.Load()), a.out, a.detail)
+				}
+				n = stompNeighbour(t, p, "ws", neighbourIP, "", "")
+			} else {
+				a := tcpAttempt(p, "mqtt", neighbourIP)
+				if a.conn != nil {
+					a.conn.Close()
+				}
+				if a.out != accepted {
+					t.Fatalf("a neighbour from %s cannot connect while %s holds %d idle sockets: %v %s",
+						neighbourIP, offenderIP, opened-int(closedCount.Load()), a.out, a.detail)
+				}
+				n = v3Neighbour(t, p, "tcp", neighbourIP, "", "")
+			}
+			n.connect = time.Since(start)
+			n.mustExchange(t, 20)
+			t.Logf("with %d idle sockets of %s open, a new neighbour connected in %v", opened-int(closedCount.Load()), offenderIP, n.connect.Round(time.Microsecond))
+			n.report(t)
+		})
+	}
+	before.report(t)
+}
+
+func first(s []string) []string {
+	if len(s) > 3 {
+		return s[:3]
+	}
+	return s
+}
+
+// TestFloodBehindProxy: behind a trusted proxy ([web] trusted_proxies) the
+// per-address cap (max_connections_per_ip = 5) applies to the address the
+// proxy forwards (X-Forwarded-For), not to the proxy, which carries more
+// than 5 clients; an untrusted peer's X-Forwarded-For is ignored, so
+// spoofing a fresh address per connection does not get past the cap.
+// Neighbours, direct and through the proxy, exchange messages, and the
+// forwarded address is the one /api/sessions shows.
+func TestFloodBehindProxy(t *testing.T) {
+	t.Parallel()
+	const perIP, proxyIP = 5, "127.0.0.4"
+	p := startBroker(t, fmt.Sprintf(`
+[web]
+trusted_proxies = [%q]
+
+[limits]
+max_connections_per_ip = %d
+connect_rate_per_ip = 100000
+connect_burst_per_ip = 100000
+connect_timeout = "60s"
+`, proxyIP, perIP))
+	direct := stompNeighbour(t, p, "ws", neighbourIP, "", "")
+	xff := func(a string) http.Header { return http.Header{"X-Forwarded-For": {a}} }
+	var spoof, viaProxy1, viaProxy2 tally
+	defer spoof.closeAll()
+	defer viaProxy1.closeAll()
+	defer viaProxy2.closeAll()
+	var proxied *neighbour
+	err := direct.during(func() {
+		for i := range 2 * perIP {
+			spoof.add(wsAttemptH(p, offenderIP, xff(fmt.Sprintf("198.51.100.%d", 100+i))), true)
+		}
+		for range perIP + 3 {
+			viaProxy1.add(wsAttemptH(p, proxyIP, xff("198.51.100.1")), true)
+		}
+		for range perIP {
+			viaProxy2.add(wsAttemptH(p, proxyIP, xff("198.51.100.2")), true)
+		}
+		// A neighbour through the proxy.
+		start := time.Now()
+		ws, resp, err := dialWS(proxyIP, p.WSURL("/ws"), "v12.stomp", xff("198.51.100.3"))
+		if err != nil {
+			t.Fatalf("neighbour through the proxy: %v%s", err, respStatus(resp))
+		}
+		proxied = stompNeighbourOn(t, newWSConn(ws, true), start, "ws-proxied", "", "")
+		proxied.mustExchange(t, 20)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("untrusted %s spoofing a new X-Forwarded-For each time: %v", offenderIP, &spoof)
+	t.Logf("trusted proxy %s for 198.51.100.1: %v; for 198.51.100.2: %v", proxyIP, &viaProxy1, &viaProxy2)
+	if spoof.n[accepted] != perIP || spoof.n[refused] != perIP {
+		t.Errorf("untrusted peer with spoofed X-Forwarded-For: %v; want %d accepted and %d refused: its own address is capped", &spoof, perIP, perIP)
+	}
+	if viaProxy1.n[accepted] != perIP || viaProxy1.n[refused] != 3 {
+		t.Errorf("through the proxy for one client address: %v; want %d accepted, 3 refused", &viaProxy1, perIP)
+	}
+	if viaProxy2.n[accepted] != perIP {
+		t.Errorf("through the proxy for a second client address: %v; want all %d accepted (the proxy itself is not capped)", &viaProxy2, perIP)
+	}
+	if code, body := p.apiGet(t, "/api/sessions", "", ""); code != 200 || !strings.Contains(body, "198.51.100.3") {
+		t.Errorf("/api/sessions (HTTP %d) does not show the forwarded address 198.51.100.3 of the proxied neighbour: %s", code, truncate(body, 1500))
+	}
+	direct.report(t)
+	proxied.report(t)
 }

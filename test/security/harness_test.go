@@ -612,12 +612,19 @@ func stompConnect(t testing.TB, nc net.Conn, login, passcode string) (*stomp.Con
 // subscribed to its own topic.
 func stompNeighbour(t testing.TB, p *proc, transport, src, login, passcode string) *neighbour {
 	t.Helper()
-	n := &neighbour{name: uniq("stomp-" + transport + "-"), msgs: make(chan string, 1024)}
 	start := time.Now()
 	nc, err := openSTOMP(p, transport, src)
 	if err != nil {
-		t.Fatalf("neighbour %s: %v", n.name, err)
+		t.Fatalf("STOMP neighbour over %s from %s: %v", transport, src, err)
 	}
+	return stompNeighbourOn(t, nc, start, transport, login, passcode)
+}
+
+// stompNeighbourOn is stompNeighbour over a connection already open (since
+// start).
+func stompNeighbourOn(t testing.TB, nc net.Conn, start time.Time, transport, login, passcode string) *neighbour {
+	t.Helper()
+	n := &neighbour{name: uniq("stomp-" + transport + "-"), msgs: make(chan string, 1024)}
 	c, err := stompConnect(t, nc, login, passcode)
 	if err != nil {
 		t.Fatalf("neighbour %s: connect: %v", n.name, err)
