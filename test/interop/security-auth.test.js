@@ -131,7 +131,9 @@ describe('JWT HS256 (STOMP.js, MQTT.js)', () => {
     const [nm, ns] = nbOpts();
     const nb = await neighbours(b, nm, ns, 'users/nb');
     const bad = {
-      expired: tok('eve', { iat: nowSec() - 3600, exp: nowSec() - 60 }),
+      expired: tok('eve', { iat: nowSec() - 7200, exp: nowSec() - 3600 }),
+      // Within the default 30 s leeway: refused because leeway = "0s" means none.
+      'expired 10 s ago (leeway 0s)': tok('eve', { iat: nowSec() - 3600, exp: nowSec() - 10 }),
       forged: tok('eve', {}, { key: crypto.randomBytes(32).toString('hex') }),
       'wrong audience': tok('eve', { aud: 'another-service' }),
       'wrong issuer': tok('eve', { iss: 'someone-else' }),

@@ -23,7 +23,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile, appendFile, copyFile } from 'node:fs/promises';
+import { appendFile, copyFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -71,6 +71,17 @@ function run(cmd, args, opts) {
 }
 
 const envs = new Set();
+let pkiDir; // one PKI per test process (certgen takes a second), copied into each env
+
+async function generatePki() {
+  if (!pkiDir) {
+    pkiDir = mkdtemp(path.join(os.tmpdir(), 'duplex-sec-pki-')).then(async (d) => {
+      await run('go', ['run', './test/certgen', d], { cwd: repoRoot });
+      return d;
+    });
+  }
+  return pkiDir;
+}
 
 /**
  * A temp folder with a test PKI made by `go run ./test/certgen`. Returns
@@ -80,7 +91,7 @@ const envs = new Set();
  */
 export async function secureEnv() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'duplex-sec-'));
-  await run('go', ['run', './test/certgen', path.join(dir, 'pki')], { cwd: repoRoot });
+  await cp(await generatePki(), path.join(dir, 'pki'), { recursive: true });
   const env = {
     dir,
     path: (name) => path.join(dir, name),
@@ -165,6 +176,11 @@ export async function removeAllEnvs() {
   const all = [...envs];
   envs.clear();
   await Promise.all(all.map((e) => e.remove()));
+  if (pkiDir) {
+    const d = await pkiDir.catch(() => undefined);
+    pkiDir = undefined;
+    if (d) await rm(d, { recursive: true, force: true });
+  }
 }
 
 function splitHostPort(hp) {
