@@ -54,6 +54,7 @@ func testStore(t *testing.T, newFn func(t *testing.T) Store) {
 		{"Commit", testCommit},
 		{"Sweep", testSweep},
 		{"CommitAll", testCommitAll},
+		{"Owners", testOwners},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newFn(t)) })
 	}
@@ -479,5 +480,33 @@ func testClosed(t *testing.T, s Store) {
 	}
 	if err := s.Load(collector{&loaded{subs: map[string][]Sub{}}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close = %v", err)
+	}
+}
+
+// testOwners: Session.Owner and a retained Msg.Owner round-trip; a queued
+// message has none.
+func testOwners(t *testing.T, s Store) {
+	sess := sampleSession("owned")
+	sess.Owner = "alice"
+	must(t, s.PutSession(sess))
+	got, _, err := s.GetSession("owned")
+	must(t, err)
+	if got.Owner != "alice" {
+		t.Fatalf("session owner = %q, want alice", got.Owner)
+	}
+	m := sampleMsg(1)
+	m.Owner = "@client:x"
+	must(t, s.PutRetained(m))
+	_, err = s.Enqueue(sampleMsg(2), []string{"owned"})
+	must(t, err)
+	var v ownerVisitor
+	must(t, s.Load(&v))
+	if v.retained[m.Topic] != "@client:x" {
+		t.Fatalf("retained owner after Load = %q", v.retained[m.Topic])
+	}
+	q, err := s.Pending("owned", 0, 0)
+	must(t, err)
+	if len(q) != 1 || q[0].Msg.Owner != "" {
+		t.Fatalf("queued: %+v", q)
 	}
 }
