@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/broker/auth"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -238,5 +240,125 @@ stomp_tls_addr = "127.0.0.1:0"
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("runBroker did not return after cancel")
+	}
+}
+
+// testBroker is a broker started by startTestBroker.
+type testBroker struct {
+	addrs map[string]string // startup-line name ("listening", "admin listening", …) to address
+	logs  *lockedBuffer
+	hup   chan os.Signal
+}
+
+// startTestBroker runs the broker with the config file cfg until the test
+// ends, and reads n startup lines.
+func startTestBroker(t *testing.T, cfg string, n int) *testBroker {
+	t.Helper()
+	opts, err := parseOptions([]string{"-config", cfg}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opts.checkExposure(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &testBroker{addrs: map[string]string{}, logs: &lockedBuffer{}, hup: make(chan os.Signal, 1)}
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runBroker(ctx, b.hup, opts, outW, b.logs)
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runBroker: %v", err)
+		}
+	})
+	sc := bufio.NewScanner(outR)
+	for range n {
+		if !sc.Scan() {
+			t.Fatalf("stdout ended; logs:\n%s", b.logs.String())
+		}
+		name, addr, _ := strings.Cut(strings.TrimPrefix(sc.Text(), "duplex "), " on ")
+		b.addrs[name] = addr
+	}
+	go io.Copy(io.Discard, outR)
+	return b
+}
+
+// status is the HTTP status of GET url with optional basic credentials.
+func status(t *testing.T, url, user, password string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAdminAuth: with a password file the management API needs an admin
+// login; SIGHUP reloads the users. Without authentication but off
+// loopback, nobody gets in (anonymous identities are refused).
+func TestAdminAuth(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := auth.SetPassword(users, "root", "pw1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "duplex.toml")
+	os.WriteFile(cfg, []byte(`addr = "127.0.0.1:0"
+mqtt_tcp_addr = ""
+stomp_tcp_addr = ""
+data = "data"
+password_file = "users"
+admins = ["root"]
+[auth]
+failure_delay = "1ms"
+`), 0o600)
+	b := startTestBroker(t, cfg, 1)
+	api := "http://" + b.addrs["listening"] + "/api/stats"
+	if code := status(t, api, "", ""); code != 401 {
+		t.Errorf("no login: %d, want 401", code)
+	}
+	if code := status(t, api, "root", "pw1"); code != 200 {
+		t.Errorf("admin login: %d, want 200", code)
+	}
+	if err := auth.SetPassword(users, "root", "pw2"); err != nil {
+		t.Fatal(err)
+	}
+	b.hup <- os.Interrupt
+	waitFor(t, "reload done", func() bool { return strings.Contains(b.logs.String(), "reload done") })
+	if code := status(t, api, "root", "pw1"); code != 401 {
+		t.Errorf("old password after SIGHUP: %d, want 401", code)
+	}
+	if code := status(t, api, "root", "pw2"); code != 200 {
+		t.Errorf("new password after SIGHUP: %d, want 200", code)
+	}
+
+	// No authentication, allow_anonymous = true on 0.0.0.0: the API is
+	// closed to everyone, whatever the credentials.
+	cfg2 := filepath.Join(dir, "open.toml")
+	os.WriteFile(cfg2, []byte(`addr = "0.0.0.0:0"
+allow_anonymous = true
+mqtt_tcp_addr = ""
+stomp_tcp_addr = ""
+data = "data2"
+`), 0o600)
+	b2 := startTestBroker(t, cfg2, 1)
+	_, port, _ := net.SplitHostPort(b2.addrs["listening"])
+	api2 := "http://127.0.0.1:" + port + "/api/stats"
+	for _, user := range []string{"", "anyone"} {
+		if code := status(t, api2, user, "x"); code != 401 {
+			t.Errorf("anonymous broker on 0.0.0.0, user %q: /api/stats %d, want 401", user, code)
+		}
+	}
+	if code := status(t, "http://127.0.0.1:"+port+"/healthz", "", ""); code != 200 {
+		t.Errorf("/healthz: %d", code)
 	}
 }
