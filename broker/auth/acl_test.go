@@ -520,3 +520,57 @@ func FuzzACL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCoversIntersects checks covers and intersects on filters against
+// broker.MatchTopic with a topic t: if t matches dest and the pattern covers
+// dest, t matches the pattern; if t matches both, they intersect.
+func FuzzCoversIntersects(f *testing.F) {
+	f.Add("a/+/c", "a/#", "a/b/c")
+	f.Add("a/b/#", "+/+/c", "a/b/c")
+	f.Add("#", "$SYS/#", "$SYS/x")
+	f.Add("+/+", "#", "/x")
+	f.Add("a", "a/#", "a")
+	f.Fuzz(func(t *testing.T, pat, dest, topic string) {
+		if len(pat) > 100 || len(dest) > 100 || len(topic) > 100 ||
+			broker.ValidFilter(pat) != nil || broker.ValidFilter(dest) != nil || broker.ValidTopicName(topic) != nil {
+			return
+		}
+		p, err := compilePattern(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv := subst{user: "u", client: "c"}
+		inDest := broker.MatchTopic(dest, topic)
+		inPat := broker.MatchTopic(strings.NewReplacer("%u", "u", "%c", "c").Replace(pat), topic)
+		cv, is := covers(&p, dest, true, &sv), intersects(&p, dest, true, &sv)
+		if cv && !is {
+			t.Fatalf("covers(%q, %q) without intersecting", pat, dest)
+		}
+		if inDest && cv && !inPat {
+			t.Fatalf("covers(%q, %q) but %q matches only dest", pat, dest, topic)
+		}
+		if inDest && inPat && !is {
+			t.Fatalf("intersects(%q, %q) = false but %q matches both", pat, dest, topic)
+		}
+		// A topic name as dest: covers, intersects and matching agree.
+		if cv, is := covers(&p, topic, false, &sv), intersects(&p, topic, false, &sv); cv != inPat || is != inPat {
+			t.Fatalf("topic %q, pattern %q: covers %v intersects %v, match %v", topic, pat, cv, is, inPat)
+		}
+	})
+}
+
+// FuzzParseACLFile: no panic, and whatever parses compiles.
+func FuzzParseACLFile(f *testing.F) {
+	f.Add("topic read a/#\nuser bob\ntopic deny a/b\npattern write d/%c/#\ngroup g\nqueue q/%u\n# c\n")
+	f.Add("user\n")
+	f.Add("topic\tread\t+/+\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		rules, err := ParseACLFile(strings.NewReader(src))
+		if err != nil {
+			return
+		}
+		if _, err := NewACL(rules, nil); err != nil {
+			t.Fatalf("parsed rules do not compile: %v", err)
+		}
+	})
+}
