@@ -2,6 +2,7 @@ package security
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -24,7 +25,13 @@ func authConfig(t *testing.T) string {
 // them come before the marker.
 func retainedSeen(t *testing.T, p *proc, filter, markerTopic string) map[string]string {
 	t.Helper()
-	c, _ := mustV5(t, p, "tcp", "", v5Login(uniq("seer-"), "admin", "pw-admin", true, 0))
+	return retainedSeenAs(t, p, filter, markerTopic, "admin", "pw-admin")
+}
+
+// retainedSeenAs is retainedSeen logged in as user ("" = anonymous).
+func retainedSeenAs(t *testing.T, p *proc, filter, markerTopic, user, pass string) map[string]string {
+	t.Helper()
+	c, _ := mustV5(t, p, "tcp", "", v5Login(uniq("seer-"), user, pass, true, 0))
 	c.sub(t, filter, 1)
 	marker := uniq("marker-")
 	c.mustPub(t, markerTopic, 1, false, marker)
@@ -218,6 +225,14 @@ max_session_expiry = "1h"
 		return strings.Contains(body, `"`+id3+`"`), strings.Contains(body, `"`+id5+`"`)
 	}
 
+	// The management API is for admins once authentication is on.
+	for _, c := range []struct{ user, pass string }{{"", ""}, {"a", "pw-a"}, {"admin", "wrong"}} {
+		code, _ := p.apiGet(t, "/api/sessions", c.user, c.pass)
+		if code != 401 && code != 403 {
+			t.Errorf("/api/sessions as %q/%q: HTTP %d, want 401 or 403", c.user, c.pass, code)
+		}
+	}
+
 	// The v5 session that must outlive it, offline.
 	v5c, _ := mustV5(t, p, "tcp", "", v5Login(id5, "b", "pw-b", true, 300))
 	v5c.sub(t, topic, 1)
@@ -283,4 +298,104 @@ max_session_expiry = "1h"
 	}
 	nb.mustExchange(t, 10)
 	nb.report(t)
+}
+
+// TestQuotasAnonymous: anonymous clients on a broker that lets them in
+// next to authenticated ones (password_file with allow_anonymous = true), or
+// on a public address (0.0.0.0, allow_anonymous = true written out), are
+// held to the quotas by what identifies them: persistent sessions count per
+// source address (max_sessions_per_user = 2: the third from 127.0.0.2 gets
+// v5 CONNACK 0x97 / 3.1.1 CONNACK 3, while 127.0.0.3 still opens its own),
+// and retained topics per client id (max_retained_per_user = 3: the fourth
+// gets v5 PUBREC 0x97 at QoS 2, and at QoS 0 is silently not retained;
+// another client id still retains). (The zero-config loopback pool is
+// exempt from the session quota by design: broker.Config.MaxSessionsPerUser.)
+func TestQuotasAnonymous(t *testing.T) {
+	t.Parallel()
+	const limits = `
+[limits]
+max_sessions_per_user = 2
+max_retained_per_user = 3
+`
+	t.Run("password_file+allow_anonymous", func(t *testing.T) {
+		t.Parallel()
+		anonymousQuotas(t, startBroker(t, authConfig(t)+"allow_anonymous = true\n"+limits), true)
+	})
+	t.Run("zero-config", func(t *testing.T) {
+		t.Parallel()
+		anonymousQuotas(t, startBroker(t, limits), false)
+	})
+	t.Run("public+allow_anonymous", func(t *testing.T) {
+		t.Parallel()
+		p := startBroker(t, "allow_anonymous = true\n"+limits, "-addr", "0.0.0.0:0")
+		_, port, _ := net.SplitHostPort(p.HTTP)
+		p.HTTP = "127.0.0.1:" + port
+		anonymousQuotas(t, p, true)
+	})
+}
+
+// anonymousQuotas checks the retained quota per client id, and the session
+// quota per source address when sessions is set.
+func anonymousQuotas(t *testing.T, p *proc, sessions bool) {
+	base := uniq("anon")
+	// The neighbour holds a persistent session from its own address.
+	nbc, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(base+"-nb-persistent", "", "", true, 300))
+	_ = nbc.c.Disconnect(&paho.Disconnect{})
+	nb := v5Neighbour(t, p, "ws", neighbourIP, "", "")
+	nb.mustExchange(t, 10)
+	if sessions {
+		anonymousSessions(t, p, base)
+	}
+	nb.mustExchange(t, 10)
+
+	// Retained, per client id.
+	x, _ := mustV5(t, p, "tcp", offenderIP, v5Login(base+"-x", "", "", true, 0))
+	for i := 1; i <= 3; i++ {
+		x.mustPub(t, fmt.Sprintf("%s/x/%d", base, i), 1, true, fmt.Sprintf("x%d", i))
+	}
+	if rc, err := x.publish(base+"/x/4", 2, true, []byte("x4")); rc != 0x97 {
+		t.Errorf("4th retained topic of an anonymous client id at QoS 2: PUBREC %#02x (%v), want 0x97", rc, err)
+	}
+	if _, err := x.publish(base+"/x/5", 0, true, []byte("x5")); err != nil {
+		t.Fatalf("QoS 0 retained publish: %v", err)
+	}
+	y, _ := mustV5(t, p, "tcp", offenderIP, v5Login(base+"-y", "", "", true, 0))
+	if rc, err := y.publish(base+"/y/1", 1, true, []byte("y1")); err != nil || rc >= 0x80 {
+		t.Errorf("another anonymous client id from the same address: retained publish PUBACK %#02x (%v), want success (anonymous clients count per client id)", rc, err)
+	}
+	seen := retainedSeenAs(t, p, base+"/#", base+"/marker", "", "")
+	want := []string{base + "/x/1", base + "/x/2", base + "/x/3", base + "/y/1"}
+	if keys(seen) != strings.Join(want, " ") {
+		t.Errorf("retained topics: [%s], want [%s]", keys(seen), strings.Join(want, " "))
+	}
+	nb.mustExchange(t, 10)
+	nb.report(t)
+}
+
+// anonymousSessions: two persistent sessions from offenderIP, the third
+// refused; another address still opens one.
+func anonymousSessions(t *testing.T, p *proc, base string) {
+	for i := 1; i <= 2; i++ {
+		c, _ := mustV5(t, p, "tcp", offenderIP, v5Login(fmt.Sprintf("%s-%d", base, i), "", "", true, 300))
+		_ = c.c.Disconnect(&paho.Disconnect{})
+	}
+	nc, err := openMQTT(p, "tcp", offenderIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ca, err := v5Connect(t, nc, v5Login(base+"-3", "", "", true, 300))
+	code := byte(0xff)
+	if ca != nil {
+		code = ca.ReasonCode
+	}
+	if code != 0x97 {
+		t.Errorf("third anonymous persistent session from %s (v5): CONNACK %#02x (%v), want 0x97", offenderIP, code, err)
+	}
+	_, tok := v3Connect(t, p, "ws", offenderIP, base+"-4", "", "", false)
+	if tok.ReturnCode() != 3 {
+		t.Errorf("third anonymous persistent session from %s (3.1.1): CONNACK %d (%v), want 3", offenderIP, tok.ReturnCode(), tok.Error())
+	}
+	// Another address is not affected: a second persistent session there.
+	c2, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(base+"-nb-persistent-2", "", "", true, 300))
+	_ = c2.c.Disconnect(&paho.Disconnect{})
 }
