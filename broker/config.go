@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/duplexmq/duplex/store"
 )
@@ -93,6 +94,12 @@ type Config struct {
 	// from its own address, and the per-user quotas count per address.
 	// The command sets it when authentication is configured.
 	AnonymousOwnerByAddress bool
+	// MaxSessionExpiry caps the expiry of persistent sessions restored
+	// from the store (Restore): one written with NeverExpire or a longer
+	// expiry, before the cap existed, gets the cap, counted from the
+	// restore at the latest. The protocols cap new sessions themselves.
+	// 0: no cap.
+	MaxSessionExpiry time.Duration
 	// MaxOfflineMsgs bounds the QoS 1/2 messages kept for one offline
 	// persistent session (mosquitto's max_queued_messages); past it new
 	// ones are dropped and counted. QoS 0 messages are not kept offline.

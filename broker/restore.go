@@ -117,6 +117,15 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		v.st.Removed++
 		return nil
 	}
+	capped := false
+	if c := r.cfg.MaxSessionExpiry; c > 0 && (s.Expiry < 0 || s.Expiry > c) {
+		// Written before the cap (or under a larger one): it gets the
+		// cap, counted from now at the latest.
+		s.Expiry, capped = c, true
+		if s.ExpiresAt.IsZero() || s.ExpiresAt.After(v.now.Add(c)) {
+			s.ExpiresAt = time.Time{} // it was connected, or expires too late: from now
+		}
+	}
 	proto, version, _ := strings.Cut(s.Protocol, "/")
 	sess := &Session{
 		ID: id, Protocol: proto, Version: version, router: r,
@@ -190,8 +199,10 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	}
 	if s.Expiry > 0 {
 		at := s.ExpiresAt
-		if at.IsZero() {
-			at = v.now.Add(s.Expiry) // it was connected: the expiry starts now
+		if at.IsZero() || capped {
+			if at.IsZero() {
+				at = v.now.Add(s.Expiry) // it was connected: the expiry starts now
+			}
 			if err := r.saveSession(sess, at, nil); err != nil {
 				return err
 			}

@@ -939,3 +939,26 @@ func TestRetainedAccountingRandom(t *testing.T) {
 	}
 	checkRetainedTrie(t, &rt)
 }
+
+// MaxSessionExpiry caps sessions restored from before the cap: a session
+// that never expired gets the cap and goes once it passes.
+func TestRestoreCapsExpiry(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	p := openOpts(t, r, "forever", SessionOptions{Expiry: NeverExpire})
+	r.Close(p, CloseClientClosed)
+	q := openOpts(t, r, "short", SessionOptions{Expiry: time.Hour})
+	r.Close(q, CloseClientClosed)
+	r, _ = restart(t, r, st, Config{MaxSessionExpiry: 2 * time.Hour})
+	r.mu.RLock()
+	e1, e2 := r.sessions["forever"].Expiry(), r.sessions["short"].Expiry()
+	r.mu.RUnlock()
+	if e1 != 2*time.Hour || e2 != time.Hour {
+		t.Fatalf("restored expiries %v, %v; want 2h (capped), 1h", e1, e2)
+	}
+	r, _ = restart(t, r, st, Config{MaxSessionExpiry: 20 * time.Millisecond})
+	checkFor(t, "capped sessions expired", func() bool { return len(sessionIDs(r)) == 0 })
+	if rec, _, err := st.GetSession("forever"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record of the expired session: %+v, %v", rec, err)
+	}
+}

@@ -85,7 +85,9 @@ func (r *Router) Stats() Stats {
 	return st
 }
 
-// Sessions copies every open session's state.
+// Sessions copies every session's state (connected, and persistent ones
+// kept offline): O(sessions) memory per call, for tests and small
+// deployments; the admin API pages with SessionPage.
 func (r *Router) Sessions() []SessionInfo {
 	r.mu.RLock()
 	all := make([]*Session, 0, len(r.sessions))
