@@ -245,3 +245,111 @@ loop:
 	sub.mustExchange(t, 5)
 	sub.report(t)
 }
+
+// TestSlowClientsCut: [limits] http_read_header_timeout and connect_timeout
+// (1s each here) cut a client that sends half a request (slowloris) and
+// clients that connect and never log in — WebSocket, MQTT TCP, STOMP TCP —
+// while a logged-in neighbour that only listens for longer than that keeps
+// its connection and receives every message.
+func TestSlowClientsCut(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, `
+[limits]
+http_read_header_timeout = "1s"
+connect_timeout = "1s"
+`)
+	listener, _ := mustV5(t, p, "ws", neighbourIP, v5Login(uniq("silent-"), "", "", true, 0))
+	topic := uniq("slow/t")
+	listener.sub(t, topic, 1)
+	pub := v5Neighbour(t, p, "tcp", neighbourIP, "", "")
+	pubc, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("slow-pub-"), "", "", true, 0))
+
+	type slow struct {
+		name string
+		nc   net.Conn
+	}
+	var slows []slow
+	half, err := dialTCP(offenderIP, p.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if _, err := fmt.Fprintf(half, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n", p.HTTP); err != nil {
+		t.Fatal(err)
+	}
+	slows = append(slows, slow{"half an HTTP request", half})
+	for _, o := range []struct {
+		name string
+		open func() (net.Conn, error)
+	}{
+		{"WebSocket (STOMP) without CONNECT", func() (net.Conn, error) { return openSTOMP(p, "ws", offenderIP) }},
+		{"WebSocket (MQTT) without CONNECT", func() (net.Conn, error) { return openMQTT(p, "ws", offenderIP) }},
+		{"MQTT TCP without CONNECT", func() (net.Conn, error) { return openMQTT(p, "tcp", offenderIP) }},
+		{"STOMP TCP without CONNECT", func() (net.Conn, error) { return openSTOMP(p, "tcp", offenderIP) }},
+	} {
+		nc, err := o.open()
+		if err != nil {
+			t.Fatalf("%s: %v", o.name, err)
+		}
+		defer nc.Close()
+		slows = append(slows, slow{o.name, nc})
+	}
+	start := time.Now()
+	type result struct {
+		name  string
+		after time.Duration
+		err   error
+	}
+	results := make(chan result, len(slows))
+	for _, s := range slows {
+		go func() {
+			_ = s.nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+			buf := make([]byte, 512)
+			for {
+				if _, err := s.nc.Read(buf); err != nil {
+					results <- result{s.name, time.Since(start), err}
+					return
+				}
+			}
+		}()
+	}
+	// The silent listener receives while the slow clients wait to be cut.
+	sent := 0
+	got := 0
+	var cut []result
+	err = pub.during(func() {
+		for len(cut) < len(slows) {
+			select {
+			case r := <-results:
+				cut = append(cut, r)
+			case <-time.After(50 * time.Millisecond): // pacing, not synchronization
+			}
+			pubc.mustPub(t, topic, 1, false, fmt.Sprintf("slow-%d", sent))
+			sent++
+		}
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	for _, r := range cut {
+		var ne net.Error
+		if errors.As(r.err, &ne) && ne.Timeout() {
+			t.Errorf("%s: still open after 15s", r.name)
+			continue
+		}
+		t.Logf("%s: cut after %v (%v)", r.name, r.after.Round(time.Millisecond), r.err)
+	}
+	for got < sent {
+		select {
+		case m := <-listener.msgs:
+			if want := fmt.Sprintf("slow-%d", got); string(m.Payload) != want {
+				t.Fatalf("silent listener got %q, want %q", m.Payload, want)
+			}
+			got++
+		case <-time.After(waitShort):
+			t.Fatalf("silent listener: %d of %d messages (cut? %s)", got, sent, listener.trouble())
+		}
+	}
+	t.Logf("silent listener (quiet for %v): received all %d messages", time.Since(start).Round(time.Millisecond), got)
+	pub.report(t)
+}
