@@ -308,7 +308,9 @@ func (s *Service) check(ctx context.Context, st *state, c broker.Credentials) (i
 		if c.Login != "" && c.Login != id.Name {
 			return broker.Identity{}, c.Login, fmt.Errorf("%w: %w", broker.ErrBadCredentials, errLoginMismatch)
 		}
-		return s.finish(id), id.Name, nil
+		name := id.Name
+		id, err = s.finish(id)
+		return id, name, err
 	}
 	certName := ""
 	if s.cfg.CertAuth {
@@ -317,36 +319,44 @@ func (s *Service) check(ctx context.Context, st *state, c broker.Credentials) (i
 	switch {
 	case c.Login != "" && certName != "" && c.Login == certName && c.Passcode == "":
 		// A certificate client that repeats its name as the login.
-		return s.finish(broker.Identity{Name: certName}), certName, nil
+		id, err = s.finish(broker.Identity{Name: certName})
+		return id, certName, err
 	case c.Login != "":
 		if st.users == nil {
 			return id, c.Login, fmt.Errorf("%w: %w", broker.ErrBadCredentials, errNoPasswordFile)
 		}
-		if !s.checkPassword(ctx, st.users, c.Login, c.Passcode) {
+		ok, err := s.checkPassword(ctx, st.users, c.Login, c.Passcode)
+		if err != nil {
+			return id, c.Login, err
+		}
+		if !ok {
 			return id, c.Login, fmt.Errorf("%w: %w", broker.ErrBadCredentials, errWrongPassword)
 		}
-		return s.finish(broker.Identity{Name: c.Login}), c.Login, nil
+		id, err = s.finish(broker.Identity{Name: c.Login})
+		return id, c.Login, err
 	case c.Passcode != "":
 		return id, "", fmt.Errorf("%w: %w", broker.ErrBadCredentials, errNoUser)
 	case s.cfg.CertAuth && len(c.CertNames) > 0:
 		if certName == "" {
 			return id, "", fmt.Errorf("%w: %w", broker.ErrBadCredentials, errNoCertName)
 		}
-		return s.finish(broker.Identity{Name: certName}), certName, nil
+		id, err = s.finish(broker.Identity{Name: certName})
+		return id, certName, err
 	}
 	return id, "", errAnonymous
 }
 
 // checkPassword runs the bcrypt check, at most GOMAXPROCS at a time so a
-// flood of logins queues instead of taking every core.
-func (s *Service) checkPassword(ctx context.Context, u *Users, user, password string) bool {
+// flood of logins queues instead of taking every core. If ctx ends while
+// it queues, the error is ctx's (not a failed login).
+func (s *Service) checkPassword(ctx context.Context, u *Users, user, password string) (bool, error) {
 	select {
 	case s.bcryptSem <- struct{}{}:
 	case <-ctx.Done():
-		return false
+		return false, fmt.Errorf("auth: login abandoned: %w", ctx.Err())
 	}
 	defer func() { <-s.bcryptSem }()
-	return u.Check(user, password)
+	return u.Check(user, password), nil
 }
 
 // certName picks the certificate name that becomes the user: CertNames[0]
@@ -371,8 +381,9 @@ func (s *Service) certName(names []string) string {
 }
 
 // finish adds the configured groups and admin role, and compiles a
-// token's rules once, so Allow does not.
-func (s *Service) finish(id broker.Identity) broker.Identity {
+// token's rules once, so Allow does not; rules that do not compile refuse
+// the token.
+func (s *Service) finish(id broker.Identity) (broker.Identity, error) {
 	if g := s.userGroups[id.Name]; len(g) > 0 {
 		id.Groups = append(append([]string(nil), id.Groups...), g...)
 	}
@@ -380,11 +391,13 @@ func (s *Service) finish(id broker.Identity) broker.Identity {
 		id.Admin = true
 	}
 	if rs, ok := id.Rules.([]Rule); ok && rs != nil {
-		if a, err := NewACL(rs, nil); err == nil {
-			id.Rules = a
+		a, err := NewACL(rs, nil)
+		if err != nil {
+			return broker.Identity{}, fmt.Errorf("%w: token acl: %v", broker.ErrBadCredentials, err)
 		}
+		id.Rules = a
 	}
-	return id
+	return id, nil
 }
 
 // anon accepts or refuses a client without credentials.

@@ -444,16 +444,24 @@ func TestServiceReload(t *testing.T) {
 }
 
 func TestServiceContextEndsDelay(t *testing.T) {
-	s, err := New(Config{PasswordFile: writeFile(t, "passwd", "alice:"+cheapHash+"\n"), Ban: BanConfig{Delay: time.Hour, DelayMax: time.Hour}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	// The hour-long delay ends with the context (a hang here fails by the
-	// test timeout).
-	if _, err := s.Authenticate(ctx, creds("alice", "wrong")); !errors.Is(err, broker.ErrBadCredentials) {
-		t.Fatal(err)
+	// An hour-long failure delay ends with the context (a hang here fails
+	// by the test timeout).
+	sleepCtx(ctx, time.Hour)
+
+	// A login queued for bcrypt when its context ends is abandoned, not
+	// counted as a failure.
+	s, _, _ := newTestService(t, Config{PasswordFile: writeFile(t, "passwd", "alice:"+cheapHash+"\n")})
+	for range cap(s.bcryptSem) {
+		s.bcryptSem <- struct{}{}
+	}
+	_, err := s.Authenticate(ctx, creds("alice", "secret"))
+	if err == nil || errors.Is(err, broker.ErrBadCredentials) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned login: %v", err)
+	}
+	if st := s.Stats(); st.Failures != 0 {
+		t.Fatalf("abandoned login counted: %+v", st)
 	}
 }
 
@@ -499,5 +507,24 @@ func TestServiceConcurrent(t *testing.T) {
 	}
 	if s.Generation() != 21 {
 		t.Fatalf("generation %d after 20 reloads", s.Generation())
+	}
+}
+
+func TestServiceBadTokenRules(t *testing.T) {
+	s, _, _ := newTestService(t, Config{})
+	bad := []Rule{{Action: ActionAll, Topic: "a/#/b"}}
+	if _, err := s.finish(broker.Identity{Name: "x", Rules: bad}); !errors.Is(err, broker.ErrBadCredentials) {
+		t.Fatalf("finish with bad rules: %v", err)
+	}
+	if s.Allow(broker.Identity{Name: "x", Rules: bad}, "c", broker.OpPublish, "a/c/b") {
+		t.Fatal("Allow with uncompilable rules")
+	}
+	// Present but empty rules: nothing decides, and an ACL is present.
+	if s.Allow(broker.Identity{Name: "x", Rules: []Rule{}}, "c", broker.OpPublish, "a") {
+		t.Fatal("empty token rules allowed")
+	}
+	// A nil []Rule is no rules at all.
+	if !s.Allow(broker.Identity{Name: "x", Rules: []Rule(nil)}, "c", broker.OpPublish, "a") {
+		t.Fatal("nil token rules refused")
 	}
 }
