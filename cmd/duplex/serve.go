@@ -55,6 +55,9 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	if opts.v.DebugAddr != "" && !isLoopback(opts.v.DebugAddr) {
 		log.Warn("debug_addr is not a loopback address: anyone who reaches it can read profiles", "debug_addr", opts.v.DebugAddr)
 	}
+	if len(opts.v.Web.TrustedProxies) > 0 && opts.anonymousAllowed() {
+		log.Warn("web.trusted_proxies is set and anonymous clients are allowed: clients behind the proxy connect without a login (set password_file or allow_anonymous = false)")
+	}
 	// The files first: a bad password file or certificate fails before the
 	// store is opened.
 	sec, err := newSecurity(opts, log)
