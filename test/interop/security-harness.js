@@ -115,6 +115,11 @@ export async function secureEnv() {
   return env;
 }
 
+/** Run `duplex passwd ARGS...` (the broker binary's subcommand); resolves to stdout. */
+export function duplexPasswd(...args) {
+  return run(brokerBinary(), ['passwd', ...args]);
+}
+
 // ---------------------------------------------------------------------------
 // TOML
 

@@ -14,6 +14,7 @@ import { buildFrame, FrameParser, uniq, waitFor, withTimeout } from './harness.j
 import { mqttCleanup } from './mqtt-harness.js';
 import {
   FAST_AUTH,
+  duplexPasswd,
   mqttRefusal,
   mqttRoundTrip,
   mqttc,
@@ -190,11 +191,13 @@ describe('TLS listeners, client certificates and SIGHUP reload (STOMP.js, MQTT.j
     const newFp = await env.fingerprint('pki/server2.pem');
     assert.notEqual(oldFp, newFp);
     assert.equal(await peerFingerprint(b.wssPort, wss()), oldFp, 'served certificate before the reload');
-    const liveFp = nb.stompHandle.ws._socket.getPeerX509Certificate().fingerprint256;
-    assert.equal(liveFp, oldFp);
+    assert.equal(nb.stompHandle.ws._socket.getPeerX509Certificate()?.fingerprint256, oldFp, 'certificate of the live connection');
 
-    // dave added, carol removed, a rule for dave, a new certificate.
-    await env.write('passwd', passwordFile(['alice', 'bob', 'dave']));
+    // dave added (a cheap precomputed hash: `duplex passwd -b` hashes at
+    // cost 10, slow under -race), carol removed with `duplex passwd -D`, a
+    // rule for dave, a new certificate.
+    await env.append('passwd', passwordFile(['dave']));
+    await duplexPasswd('-D', env.path('passwd'), 'carol');
     await env.append('acl', '\nuser dave\ntopic readwrite dave/#\n');
     await env.copy('pki/server2.pem', 'server.pem');
     await env.copy('pki/server2-key.pem', 'server-key.pem');
@@ -211,8 +214,10 @@ describe('TLS listeners, client certificates and SIGHUP reload (STOMP.js, MQTT.j
     for (const [what, port] of [['wss', b.wssPort], ['mqtt-tls', b.mqttTlsPort], ['stomp-tls', b.stompTlsPort]]) {
       assert.equal(await peerFingerprint(port, wss()), newFp, `${what}: a new handshake sees the new certificate`);
     }
-    // The connections made before the reload keep their session and flow.
-    assert.equal(nb.stompHandle.ws._socket.getPeerX509Certificate().fingerprint256, oldFp);
+    // The connections made before the reload (on the old certificate,
+    // checked above) are still up and flow. (Node stops reporting the peer
+    // certificate of a long-lived TLS 1.3 socket, so it is read only once.)
+    assert.deepEqual(nb.stompHandle.closes, [], 'the STOMP.js wss:// connection made before the reload was closed');
     await nb.flowing();
     await nb.stop();
   });
