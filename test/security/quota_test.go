@@ -399,3 +399,74 @@ func anonymousSessions(t *testing.T, p *proc, base string) {
 	c2, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(base+"-nb-persistent-2", "", "", true, 300))
 	_ = c2.c.Disconnect(&paho.Disconnect{})
 }
+
+// TestRetainedQuotaGlobalAndBytes: the total cap (max_retained = 8) refuses
+// with v5 PUBACK 0x97 — never a success that is not retained, the issue's
+// complaint — once users a (5, its own cap) and b (3) fill it; a retained
+// byte quota per user (max_retained_bytes_per_user = 1000) refuses the
+// publish that would cross it while smaller ones fit. The neighbour
+// exchanges messages throughout.
+func TestRetainedQuotaGlobalAndBytes(t *testing.T) {
+	t.Parallel()
+	t.Run("total", func(t *testing.T) {
+		t.Parallel()
+		p := startBroker(t, authConfig(t)+`
+[limits]
+max_retained = 8
+max_retained_per_user = 5
+`)
+		nb := v5Neighbour(t, p, "ws", neighbourIP, "b", "pw-b")
+		nb.mustExchange(t, 10)
+		base := uniq("rg")
+		a, _ := mustV5(t, p, "tcp", offenderIP, v5Login(uniq("a-"), "a", "pw-a", true, 0))
+		for i := 1; i <= 6; i++ {
+			rc, err := a.publish(fmt.Sprintf("%s/a/%d", base, i), 1, true, []byte("a"))
+			if (i <= 5) != (rc < 0x80) || (i > 5 && rc != 0x97) {
+				t.Errorf("user a's retained topic %d: PUBACK %#02x (%v)", i, rc, err)
+			}
+		}
+		b, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("b-"), "b", "pw-b", true, 0))
+		for i := 1; i <= 4; i++ {
+			rc, err := b.publish(fmt.Sprintf("%s/b/%d", base, i), 1, true, []byte("b"))
+			switch {
+			case i <= 3 && rc >= 0x80:
+				t.Errorf("user b's retained topic %d (total %d of 8): PUBACK %#02x (%v), want success", i, 5+i, rc, err)
+			case i == 4 && rc != 0x97:
+				t.Errorf("user b's retained topic 4 past the total cap of 8: PUBACK %#02x (%v), want 0x97", rc, err)
+			}
+		}
+		seen := retainedSeen(t, p, base+"/#", base+"/marker")
+		if len(seen) != 8 || seen[base+"/a/6"] != "" || seen[base+"/b/4"] != "" {
+			t.Errorf("retained topics: [%s], want a/1..5 and b/1..3", keys(seen))
+		}
+		nb.mustExchange(t, 10)
+		nb.report(t)
+	})
+	t.Run("bytes", func(t *testing.T) {
+		t.Parallel()
+		p := startBroker(t, authConfig(t)+`
+[limits]
+max_retained_bytes_per_user = 1000
+`)
+		nb := v5Neighbour(t, p, "ws", neighbourIP, "b", "pw-b")
+		nb.mustExchange(t, 10)
+		base := uniq("rb")
+		a, _ := mustV5(t, p, "tcp", offenderIP, v5Login(uniq("a-"), "a", "pw-a", true, 0))
+		pay := strings.Repeat("x", 400)
+		a.mustPub(t, base+"/a/1", 1, true, pay)
+		a.mustPub(t, base+"/a/2", 1, true, pay)
+		if rc, err := a.publish(base+"/a/3", 1, true, []byte(pay)); rc != 0x97 {
+			t.Errorf("user a's third 400-byte retained message (1200 > 1000 bytes): PUBACK %#02x (%v), want 0x97", rc, err)
+		}
+		a.mustPub(t, base+"/a/4", 1, true, strings.Repeat("y", 150)) // 950 bytes: fits
+		b, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("b-"), "b", "pw-b", true, 0))
+		b.mustPub(t, base+"/b/1", 1, true, pay)
+		b.mustPub(t, base+"/b/2", 1, true, pay)
+		seen := retainedSeen(t, p, base+"/#", base+"/marker")
+		if keys(seen) != strings.Join([]string{base + "/a/1", base + "/a/2", base + "/a/4", base + "/b/1", base + "/b/2"}, " ") {
+			t.Errorf("retained topics: [%s], want a/1 a/2 a/4 b/1 b/2", keys(seen))
+		}
+		nb.mustExchange(t, 10)
+		nb.report(t)
+	})
+}
