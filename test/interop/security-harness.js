@@ -598,8 +598,9 @@ export async function mqttRoundTrip(h, topic, body = uniq('rt')) {
 
 /** Subscribe a STOMP.js handle to dest (with a receipt), SEND with a receipt, wait for the MESSAGE. */
 export async function stompRoundTrip(h, dest, body = uniq('rt')) {
-  const sub = await h.subscribe(dest);
-  await h.publishWithReceipt({ destination: dest, body });
+  const why = (err) => new Error(`round trip on ${dest}: ${err.message}${h.errors.length ? `; ERROR frames: ${h.errors.map((e) => `${e.headers.message}: ${e.body}`).join(' | ')}` : ''}`);
+  const sub = await h.subscribe(dest).catch((err) => { throw why(err); });
+  await h.publishWithReceipt({ destination: dest, body }).catch((err) => { throw why(err); });
   await sub.waitCount(1, 5000);
   assert.deepEqual(sub.bodies(), [body], `round trip on ${dest}`);
   return sub;
