@@ -94,7 +94,7 @@
 // read loop waits before routing a PUBLISH, reading nothing meanwhile, so
 // the publisher is slowed by TCP back-pressure; nothing is dropped. The
 // wait ends early when the session closes. A v5 PUBLISH of a message from
-// another protocol (Message.Origin is not "mqtt") carries at most
+// another protocol (Message.Origin is set and not "mqtt") carries at most
 // MaxOutboundHeaders user properties; the rest are dropped and counted.
 //
 // Sessions expire: a 3.x clean-session-0 session lives DefaultSessionExpiry

@@ -91,7 +91,8 @@ type Config struct {
 
 	// MaxOutboundHeaders bounds the user properties of a v5 PUBLISH whose
 	// message was published in another protocol (broker.Message.Origin
-	// other than "mqtt"). Extra ones are dropped and counted
+	// neither "mqtt" nor "", which may be an MQTT message restored from the
+	// store). Extra ones are dropped and counted
 	// (Stats().HeadersDropped). Default DefaultMaxOutboundHeaders;
 	// negative means no limit.
 	MaxOutboundHeaders int

@@ -41,8 +41,11 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 			// [MQTT-3.3.2-17] user properties unaltered, in order; a
 			// message from another protocol carries at most
 			// MaxOutboundHeaders of them, the rest dropped and counted.
+			// An unknown origin ("": the broker's own, or restored from
+			// the store, which does not keep it) may be an MQTT
+			// publisher's, so it is left whole.
 			props := m.Props
-			if max := c.cfg.MaxOutboundHeaders; m.Origin != "mqtt" && max >= 0 && len(props) > max {
+			if max := c.cfg.MaxOutboundHeaders; m.Origin != "" && m.Origin != "mqtt" && max >= 0 && len(props) > max {
 				c.p.ctr.HeadersDropped(len(props) - max)
 				props = props[:max]
 			}

@@ -361,13 +361,14 @@ func TestOutboundPropertiesCapped(t *testing.T) {
 	}
 	pub.send(&Publish{Topic: "t", Payload: []byte("mqtt"), Properties: Properties{User: user}})
 	got := sub.waitN("three PUBLISH", 3, func(p Packet) bool { return p.Type() == PUBLISH })
-	for i, want := range []int{10, 10, 30} {
+	// "": unknown (restored from the store), possibly an MQTT publisher's.
+	for i, want := range []int{10, 30, 30} {
 		if n := len(got[i].(*Publish).Properties.User); n != want {
 			t.Errorf("PUBLISH %q carries %d user properties, want %d", got[i].(*Publish).Payload, n, want)
 		}
 	}
-	if n := p.Stats().HeadersDropped; n != 40 {
-		t.Errorf("HeadersDropped %d, want 40", n)
+	if n := p.Stats().HeadersDropped; n != 20 {
+		t.Errorf("HeadersDropped %d, want 20", n)
 	}
 }
 
