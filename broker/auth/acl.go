@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/duplexmq/duplex/broker"
@@ -38,8 +39,9 @@ import (
 type ACL struct {
 	everyone  []*crule
 	anonymous []*crule
-	users     map[string][]*crule
-	groups    map[string][]*crule
+	users     map[string][]*crule // rules naming the user
+	groups    map[string][]*crule // rules naming the group
+	memberOf  map[string][]string // user -> groups, from NewACL's groups map
 	n         int
 }
 
@@ -107,7 +109,14 @@ type crule struct {
 // stand for a whole level or part of one. The error names the rule by its
 // index.
 func NewACL(rules []Rule, groups map[string][]string) (*ACL, error) {
-	a := &ACL{users: make(map[string][]*crule), groups: make(map[string][]*crule), n: len(rules)}
+	a := &ACL{users: make(map[string][]*crule), groups: make(map[string][]*crule), memberOf: make(map[string][]string), n: len(rules)}
+	for g, members := range groups {
+		for _, u := range members {
+			if !slices.Contains(a.memberOf[u], g) {
+				a.memberOf[u] = append(a.memberOf[u], g)
+			}
+		}
+	}
 	for i, r := range rules {
 		c, err := compileRule(r)
 		if err != nil {
@@ -118,9 +127,6 @@ func NewACL(rules []Rule, groups map[string][]string) (*ACL, error) {
 			a.users[r.User] = append(a.users[r.User], c)
 		case r.Group != "":
 			a.groups[r.Group] = append(a.groups[r.Group], c)
-			for _, u := range groups[r.Group] {
-				a.users[u] = append(a.users[u], c)
-			}
 		case r.Anonymous:
 			a.anonymous = append(a.anonymous, c)
 		default:
@@ -304,9 +310,18 @@ func (a *ACL) decide(id broker.Identity, clientID string, op broker.Op, dest str
 		v = scan(v, a.anonymous, need, queue, filter, dest, &sv)
 	} else {
 		v = scan(v, a.users[id.Name], need, queue, filter, dest, &sv)
-		for _, g := range id.Groups {
+		// Each group once: from the groups map, then the identity's own
+		// (a token's groups claim) not already seen.
+		member := a.memberOf[id.Name]
+		for _, g := range member {
+			v = scan(v, a.groups[g], need, queue, filter, dest, &sv)
+		}
+		for i, g := range id.Groups {
 			if v == denied {
 				break
+			}
+			if slices.Contains(member, g) || slices.Contains(id.Groups[:i], g) {
+				continue
 			}
 			v = scan(v, a.groups[g], need, queue, filter, dest, &sv)
 		}

@@ -574,3 +574,20 @@ func FuzzParseACLFile(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkACLAllow20RulesSubscribe is a subscribe filter against the same
+// 20 rules (intersects and covers on filters).
+func BenchmarkACLAllow20RulesSubscribe(b *testing.B) {
+	a, err := NewACL(benchRules(), map[string][]string{"ops": {"alice"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := broker.Identity{Name: "alice", Groups: []string{"ops"}}
+	if !a.Allow(id, "dev1", broker.OpSubscribe, "logs/app/+") {
+		b.Fatal("not allowed")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Allow(id, "dev1", broker.OpSubscribe, "logs/app/+")
+	}
+}
