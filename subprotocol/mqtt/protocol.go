@@ -76,7 +76,8 @@ type Config struct {
 	// before login (default DefaultMaxPacketBeforeLogin, never more than
 	// MaxPacketSize): a bigger one gets v5 CONNACK 0x95, 3.x the close,
 	// before anything is allocated for it. MaxPacketSize applies after
-	// CONNACK.
+	// CONNACK. A JWT password carrying a large acl claim, or a large will,
+	// may need more.
 	MaxPacketBeforeLogin int
 
 	// PublishRate is the most PUBLISH packets per second one connection

@@ -68,7 +68,8 @@ type Config struct {
 	// each of them, in bytes (default DefaultMaxFrameBeforeLogin, never
 	// more than Limits allow). Limits apply once the client is logged in.
 	// An unauthenticated client can thus make the server buffer no more
-	// than this; a frame over it gets ERROR "frame too large".
+	// than this; a frame over it gets ERROR "frame too large". A JWT
+	// passcode carrying a large acl claim may need more.
 	MaxFrameBeforeLogin int
 
 	// PublishRate is the most SEND frames per second one connection may
