@@ -481,11 +481,11 @@ func naiveAllow(rules []Rule, groups map[string][]string, id broker.Identity, cl
 
 // FuzzACL compares Allow for publish topics with naiveAllow.
 func FuzzACL(f *testing.F) {
-	f.Add("home/alice/#", "home/+/x", "users/%u/#", "d/%c-%u/+", "home/alice/x", "alice", "dev1", false, false)
-	f.Add("#", "$SYS/#", "+/+", "a/%u%c", "$SYS/x", "bob", "c", true, true)
-	f.Add("a/b", "a/+", "%u", "%c/#", "a/b", "a/b", "+", false, false)
-	f.Add("+", "#", "x/%u", "x", "x/", "", "", false, true)
-	f.Fuzz(func(t *testing.T, p1, p2, p3, p4, topic, user, client string, admin, anonymous bool) {
+	f.Add("home/alice/#", "home/+/x", "users/%u/#", "d/%c-%u/+", "home/alice/x", "alice", "dev1", false, false, false)
+	f.Add("#", "$SYS/#", "+/+", "a/%u%c", "$SYS/x", "bob", "c", true, true, false)
+	f.Add("a/b", "a/+", "%u", "%c/#", "a/b", "a/b", "+", false, false, true)
+	f.Add("+", "#", "x/%u", "x", "x/", "", "", false, true, false)
+	f.Fuzz(func(t *testing.T, p1, p2, p3, p4, topic, user, client string, admin, anonymous, inGroup bool) {
 		if broker.ValidTopicName(topic) != nil || len(topic) > 200 || len(user) > 50 || len(client) > 50 {
 			return
 		}
@@ -513,6 +513,9 @@ func FuzzACL(f *testing.F) {
 			t.Fatalf("NewACL(%+v): %v", rules, err)
 		}
 		id := broker.Identity{Name: user, Admin: admin, Anonymous: anonymous}
+		if inGroup {
+			id.Groups = []string{"g", "g"}
+		}
 		got := a.Allow(id, client, broker.OpPublish, topic)
 		want := naiveAllow(rules, map[string][]string{"g": {"bob"}}, id, client, topic)
 		if got != want {
