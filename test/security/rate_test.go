@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -33,11 +32,43 @@ func TestPublishRate(t *testing.T) {
 publish_rate = %d
 `, pubRate))
 	for _, kind := range []string{"mqtt-tcp", "stomp-ws"} {
-		t.Run(kind, func(t *testing.T) { publishFlood(t, p, kind) })
+		t.Run(kind, func(t *testing.T) { publishFlood(t, p, kind, msgLimit) })
 	}
 }
 
-func publishFlood(t *testing.T, p *proc, kind string) {
+// floodLimit is the limit under test: the flood message's padding and the
+// most messages the limit lets through in elapsed.
+type floodLimit struct {
+	name  string
+	pad   int
+	bound func(elapsed time.Duration) int
+}
+
+var msgLimit = floodLimit{
+	name:  fmt.Sprintf("publish_rate %d/s, burst %d", pubRate, pubBurst),
+	bound: func(e time.Duration) int { return pubBurst + int(pubRate*e.Seconds()) + 1 },
+}
+
+// TestPublishBytesRate: as TestPublishRate for [limits] publish_bytes_rate
+// (20000 bytes/s, one second's worth at once) with 1000-byte messages.
+func TestPublishBytesRate(t *testing.T) {
+	t.Parallel()
+	const bytesRate, size = 20000, 1000
+	p := startBroker(t, fmt.Sprintf("\n[limits]\npublish_bytes_rate = %d\n", bytesRate))
+	lim := floodLimit{
+		name: fmt.Sprintf("publish_bytes_rate %d B/s", bytesRate),
+		pad:  size,
+		bound: func(e time.Duration) int {
+			return int((bytesRate+bytesRate*e.Seconds())/size) + 1
+		},
+	}
+	for _, kind := range []string{"mqtt-tcp", "stomp-ws"} {
+		t.Run(kind, func(t *testing.T) { publishFlood(t, p, kind, lim) })
+	}
+}
+
+func publishFlood(t *testing.T, p *proc, kind string, lim floodLimit) {
+	pad := strings.Repeat("x", lim.pad)
 	topic := uniq("rate/t")
 	// The subscriber (the neighbour): MQTT v5 over WebSocket, QoS 1.
 	sub, _ := mustV5(t, p, "ws", neighbourIP, v5Login(uniq("rate-sub-"), "", "", true, 0))
@@ -55,6 +86,7 @@ func publishFlood(t *testing.T, p *proc, kind string) {
 			mu.Lock()
 			switch {
 			case strings.HasPrefix(s, "f-"):
+				s, _, _ = strings.Cut(s, "|")
 				if want := fmt.Sprintf("f-%d", fGot); s != want && len(order) < 5 {
 					order = append(order, fmt.Sprintf("got %s, want %s", s, want))
 				}
@@ -93,7 +125,7 @@ func publishFlood(t *testing.T, p *proc, kind string) {
 			t.Fatalf("flooder CONNACK: %v %v", ca, err)
 		}
 		for i := range floodMax {
-			frames = append(frames, publishPacket(4, topic, fmt.Appendf(nil, "f-%d", i)))
+			frames = append(frames, publishPacket(4, topic, fmt.Appendf(nil, "f-%d|%s", i, pad)))
 		}
 	case "stomp-ws":
 		c, err := openSTOMP(p, "ws", offenderIP)
@@ -109,7 +141,7 @@ func publishFlood(t *testing.T, p *proc, kind string) {
 			t.Fatalf("flooder CONNECTED: %v %v", f, err)
 		}
 		for i := range floodMax {
-			frames = append(frames, encodeFrame("SEND", fmt.Appendf(nil, "f-%d", i), "destination", "/topic/"+topic))
+			frames = append(frames, encodeFrame("SEND", fmt.Appendf(nil, "f-%d|%s", i, pad), "destination", "/topic/"+topic))
 		}
 	}
 	defer nc.Close()
@@ -121,22 +153,35 @@ func publishFlood(t *testing.T, p *proc, kind string) {
 		// for the rest of the window (the write deadline).
 		_ = nc.SetWriteDeadline(start.Add(floodSpan))
 		n := 0
-		if kind == "mqtt-tcp" {
-			var buf bytes.Buffer
-			for _, f := range frames {
-				buf.Write(f)
+		// Frames go out in batches of up to 64 KiB (one WebSocket
+		// message per frame); a batch counts once wholly written.
+		var batch []byte
+		var inBatch int
+		flush := func() bool {
+			if _, err := nc.Write(batch); err != nil {
+				return false
 			}
-			k, _ := nc.Write(buf.Bytes())
-			for left := k; n < len(frames) && left >= len(frames[n]); n++ {
-				left -= len(frames[n])
-			}
-		} else {
-			for _, f := range frames {
-				if _, err := nc.Write(f); err != nil {
+			n += inBatch
+			batch, inBatch = batch[:0], 0
+			return true
+		}
+		for _, f := range frames {
+			if kind != "mqtt-tcp" {
+				batch, inBatch = f, 1
+				if !flush() {
 					break
 				}
-				n++
+				batch = nil
+				continue
 			}
+			batch = append(batch, f...)
+			inBatch++
+			if len(batch) >= 64<<10 && !flush() {
+				break
+			}
+		}
+		if kind == "mqtt-tcp" && inBatch > 0 {
+			flush()
 		}
 		wrote <- n
 	}()
@@ -161,11 +206,11 @@ func publishFlood(t *testing.T, p *proc, kind string) {
 	elapsed := time.Since(start)
 	fAt, gAt := counts()
 	written := <-wrote
-	bound := pubBurst + int(pubRate*elapsed.Seconds()) + 1
-	t.Logf("%s flood: wrote %d of %d messages; %d reached the subscriber in %v (%.0f/s after the burst of %d; bound %d); well-behaved publisher: %d of 100",
-		kind, written, floodMax, fAt, elapsed.Round(time.Millisecond), float64(fAt-pubBurst)/elapsed.Seconds(), pubBurst, bound, gAt)
+	bound := lim.bound(elapsed)
+	t.Logf("%s flood (%s): wrote %d of %d messages; %d reached the subscriber in %v (bound %d); well-behaved publisher: %d of 100",
+		kind, lim.name, written, floodMax, fAt, elapsed.Round(time.Millisecond), bound, gAt)
 	if fAt > bound {
-		t.Errorf("%d flood messages got through in %v; publish_rate %d/s with burst %d allows %d", fAt, elapsed, pubRate, pubBurst, bound)
+		t.Errorf("%d flood messages got through in %v; %s allows %d", fAt, elapsed, lim.name, bound)
 	}
 	if fAt == 0 {
 		t.Errorf("no flood message got through: the flooder is stopped, not slowed")
