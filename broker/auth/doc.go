@@ -3,4 +3,20 @@
 // (in the config or a Mosquitto-style acl_file) and the per-source failure
 // tracker that delays and bans brute-force attempts. Its Service implements
 // broker.Authenticator and broker.Authorizer and is reloaded on SIGHUP.
+//
+// Files:
+//
+//   - passwd.go: the password file (`user:bcrypt-hash` lines), LoadPasswordFile,
+//     Users.Check, and SetPassword / DeletePassword for `duplex passwd`.
+//   - rule.go, acl.go, aclfile.go: Rule, the compiled ACL (NewACL,
+//     ACL.Allow) and ParseACLFile for Mosquitto's acl_file syntax.
+//   - jwt.go, jwk.go: JWTVerifier (HS/RS/ES keys, JWKS) and the acl claim.
+//   - ban.go: BanTracker (growing delay, ban after repeated failures) and
+//     LogLimiter (one log line per source per interval).
+//   - service.go: Service, which ties them together behind one immutable
+//     state swapped atomically by Reload.
+//
+// Checks on the publish path never take a lock and never allocate: the
+// router asks Allow once per subscription and per publish topic, caches
+// the answer, and drops the cache when Service.Generation changes.
 package auth
