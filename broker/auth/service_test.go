@@ -528,3 +528,33 @@ func TestServiceBadTokenRules(t *testing.T) {
 		t.Fatal("nil token rules refused")
 	}
 }
+
+// BenchmarkServiceAllow is Service.Allow over the 20-rule ACL of
+// BenchmarkACLAllow20Rules, for a password user and for a token user whose
+// own rules decide first.
+func BenchmarkServiceAllow(b *testing.B) {
+	s, err := New(Config{Rules: benchRules(), Groups: map[string][]string{"ops": {"alice"}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := s.finish(broker.Identity{Name: "alice"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("password", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Allow(id, "dev1", broker.OpPublish, "users/alice/devices/dev1/temp")
+		}
+	})
+	tid, err := s.finish(broker.Identity{Name: "alice", Rules: []Rule{{Action: ActionPublish, Topic: "t/%u/#"}, {Access: Deny, Action: ActionAll, Topic: "t/%u/secret"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("token", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Allow(tid, "dev1", broker.OpPublish, "users/alice/devices/dev1/temp")
+		}
+	})
+}
