@@ -470,3 +470,76 @@ max_retained_bytes_per_user = 1000
 		nb.report(t)
 	})
 }
+
+// TestSessionQueueQuota: an offline persistent session keeps at most
+// [limits] max_session_queue (5) messages (and max_session_queue_bytes:
+// 1000 bytes of 300-byte messages is 3); the rest are not kept for it. The
+// offender here is the subscriber that went away: a well-behaved v5
+// publisher on the same topic must not be told its message failed (PUBACK
+// >= 0x80, which clients treat as "not accepted" and resend) when it reached
+// every other subscriber, and the online neighbour receives every message.
+func TestSessionQueueQuota(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, limits string
+		size, want   int
+	}{
+		{"messages", "max_session_queue = 5", 10, 5},
+		{"bytes", "max_session_queue_bytes = 1000", 300, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := startBroker(t, "\n[limits]\n"+c.limits+"\n")
+			topic := uniq("sq/t")
+			off := uniq("sq-offline-")
+			o, _ := mustV5(t, p, "tcp", offenderIP, v5Login(off, "", "", true, 300))
+			o.sub(t, topic, 1)
+			_ = o.c.Disconnect(&paho.Disconnect{})
+			online, _ := mustV5(t, p, "ws", neighbourIP, v5Login(uniq("sq-online-"), "", "", true, 0))
+			online.sub(t, topic, 1)
+			pub, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("sq-pub-"), "", "", true, 0))
+			const n = 10
+			var codes []string
+			failed := 0
+			for i := range n {
+				payload := fmt.Sprintf("%d|%s", i, strings.Repeat("p", c.size))
+				rc, err := pub.publish(topic, 1, false, []byte(payload))
+				codes = append(codes, fmt.Sprintf("%#02x", rc))
+				if rc >= 0x80 || (err != nil && rc == 0) {
+					failed++
+				}
+				if m := online.next(t); !strings.HasPrefix(string(m.Payload), fmt.Sprintf("%d|", i)) {
+					t.Fatalf("online subscriber got %q, want message %d", truncate(string(m.Payload), 10), i)
+				}
+			}
+			t.Logf("well-behaved publisher's PUBACKs with the offline session's queue full after %d: %s", c.want, strings.Join(codes, " "))
+			if failed > 0 {
+				t.Errorf("the well-behaved publisher got %d failure PUBACKs for messages every online subscriber received, because another client's offline queue was full", failed)
+			}
+			// The offline session gets its quota's worth, no more.
+			r, ca := mustV5(t, p, "tcp", offenderIP, v5Login(off, "", "", false, 300))
+			if !ca.SessionPresent {
+				t.Fatalf("offline session %s not present", off)
+			}
+			// It receives c.want stored messages; then, with its queue
+			// drained, the next thing is a marker published afterwards.
+			for i := range c.want {
+				if m := r.next(t); !strings.HasPrefix(string(m.Payload), fmt.Sprintf("%d|", i)) {
+					t.Fatalf("offline session's stored message %d: got %q", i, truncate(string(m.Payload), 10))
+				}
+			}
+			got := c.want
+			marker := uniq("marker-")
+			if rc, err := pub.publish(topic, 1, false, []byte(marker)); err != nil && rc < 0x80 {
+				t.Fatalf("marker: %v", err)
+			}
+			for m := r.next(t); string(m.Payload) != marker; m = r.next(t) {
+				got++
+			}
+			t.Logf("offline session kept %d of %d messages (%s)", got, n, c.limits)
+			if got != c.want {
+				t.Errorf("offline session kept %d messages, want %d (%s)", got, c.want, c.limits)
+			}
+		})
+	}
+}
