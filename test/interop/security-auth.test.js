@@ -13,12 +13,13 @@ import { uniq, waitFor } from './harness.js';
 import { mqttCleanup } from './mqtt-harness.js';
 import {
   FAST_AUTH,
+  mqttc,
   mqttRefusal,
   mqttRoundTrip,
-  mqttc,
   neighbour,
   nowSec,
   passwordFile,
+  pubackCode,
   pw,
   removeAllEnvs,
   rsaKeys,
@@ -26,9 +27,11 @@ import {
   signJwt,
   startSecureBroker,
   stomp,
+  stompDenied,
   stompRefusal,
   stompRoundTrip,
   stopAllBrokers,
+  subackCode,
 } from './security-harness.js';
 
 const T = { timeout: 20000 };
@@ -177,6 +180,24 @@ describe('JWT HS256 (STOMP.js, MQTT.js)', () => {
     await nb.flowing();
     await nb.stop();
   });
+  test('rules in the token\'s acl claim decide first; the configured rules decide what they leave open', T, async () => {
+    const acl = [
+      { permission: 'allow', action: 'all', topic: 'extra/%u/#' },
+      { permission: 'deny', action: 'all', topic: 'users/claimy/private/#' },
+    ];
+    const t = tok('claimy', { acl });
+    const m = await mqttc(b.mqttUrl, { protocolVersion: 5, username: 'claimy', password: t });
+    await mqttRoundTrip(m, 'extra/claimy/x'); // allowed by the token only
+    assert.equal(await subackCode(m, 'users/claimy/private/#', 1), 0x87, 'the token denies what the config allows');
+    assert.equal(await pubackCode(m, 'users/claimy/private/x', 'no', 1), 0x87, 'the token denies what the config allows');
+    await mqttRoundTrip(m, 'users/claimy/open'); // the token says nothing: the config allows
+    assert.equal(await subackCode(m, 'extra/other/#', 1), 0x87, "%u in a token rule is the token's user");
+    const s = await stomp(b.url, { login: 'claimy', passcode: t });
+    await stompRoundTrip(s, '/topic/extra/claimy/s');
+    // A token without the claim gets only the configured rules.
+    const plain = await mqttc(b.mqttUrl, { protocolVersion: 5, username: 'plain', password: tok('plain') });
+    assert.equal(await subackCode(plain, 'extra/plain/#', 1), 0x87, 'no acl claim, no extra topics');
+  });
 });
 
 describe('JWT RS256 (STOMP.js, MQTT.js)', () => {
@@ -271,4 +292,44 @@ describe('client id ownership (MQTT.js)', () => {
     await nb.flowing();
     await nb.stop();
   });
+
+  for (const [dialect, connectHeaders, subHeaders] of [
+    ['ActiveMQ (client-id + activemq.subscriptionName)', (cid) => ({ 'client-id': cid }), () => ({ 'activemq.subscriptionName': 'inbox' })],
+    ['RabbitMQ (durable:true, named by the subscription id)', () => ({}), (cid) => ({ id: cid, durable: 'true', 'auto-delete': 'false' })],
+  ]) {
+    test(`STOMP.js durable subscription, ${dialect}: bob with alice's names is refused and gets none of her messages`, T, async () => {
+      const N = 10;
+      const nb = await neighbours(b, { username: 'carol', password: pw('carol') }, { login: 'carol', passcode: pw('carol') }, 'hijack');
+      const cid = uniq('alice-app');
+      const dest = `/topic/${uniq('alice-feed')}`;
+      const aliceLogin = { login: 'alice', passcode: pw('alice'), connectHeaders: connectHeaders(cid) };
+      const sub = { ...subHeaders(cid), ack: 'client-individual' };
+
+      let alice = await stomp(b.url, aliceLogin);
+      await alice.subscribe(dest, sub);
+      await alice.disconnect();
+      const carol = await stomp(b.url, { login: 'carol', passcode: pw('carol') });
+      for (let i = 0; i < N; i++) await carol.publishWithReceipt({ destination: dest, body: `d${i}` });
+
+      // bob: refused at CONNECT (the client-id is alice's) or at SUBSCRIBE
+      // (the durable subscription is alice's); never a RECEIPT.
+      const bobLogin = { login: 'bob', passcode: pw('bob'), connectHeaders: connectHeaders(cid) };
+      let err;
+      try {
+        const bob = await stomp(b.url, bobLogin);
+        err = await stompDenied(bob, 'subscribe', dest, sub);
+      } catch (e) {
+        if (!/STOMP ERROR before CONNECTED/.test(e.message)) throw e;
+        err = await stompRefusal(b.url, bobLogin);
+      }
+      assert.ok(['access refused', 'not authorized'].includes(err.headers.message), `bob got ERROR ${err.headers.message}`);
+
+      alice = await stomp(b.url, aliceLogin);
+      const back = await alice.subscribe(dest, sub, { receipt: false, onMessage: (m) => m.ack() });
+      await back.waitCount(N, 5000);
+      assert.deepEqual(back.bodies(), Array.from({ length: N }, (_, i) => `d${i}`), "alice's durable messages");
+      await nb.flowing();
+      await nb.stop();
+    });
+  }
 });

@@ -608,18 +608,22 @@ export async function stompRoundTrip(h, dest, body = uniq('rt')) {
 
 /**
  * Run a STOMP frame that must be refused: kind 'subscribe' or 'send' on
- * dest (with a receipt header), then wait for the ERROR frame and the
- * close. Resolves to the ERROR frame; throws if a RECEIPT came instead.
+ * dest (with headers and a receipt header), then wait for the ERROR frame.
+ * Resolves to the ERROR frame; throws if a RECEIPT came instead.
  */
-export async function stompDenied(h, kind, dest) {
+export async function stompDenied(h, kind, dest, headers = {}) {
   let receipted = false;
+  const messages = [];
   const receipt = uniq('rcpt');
   h.client.watchForReceipt(receipt, () => { receipted = true; });
-  if (kind === 'subscribe') h.client.subscribe(dest, () => {}, { receipt });
-  else h.client.publish({ destination: dest, body: 'must not pass', headers: { receipt } });
-  await waitFor(() => {
-    if (receipted) throw new Error(`${kind} ${dest} got a RECEIPT, not an ERROR`);
-    return h.errors.length > 0;
-  }, 5000, `STOMP ERROR for ${kind} ${dest}`, { describe: () => `errors=${h.errors.length} closes=${JSON.stringify(h.closes)}` });
+  if (kind === 'subscribe') h.client.subscribe(dest, (m) => messages.push(m.body), { ...headers, receipt });
+  else h.client.publish({ destination: dest, body: 'must not pass', headers: { ...headers, receipt } });
+  await waitFor(() => receipted || h.errors.length > 0, 5000, `STOMP ERROR for ${kind} ${dest}`,
+    { describe: () => `errors=${h.errors.length} closes=${JSON.stringify(h.closes)}` });
+  if (h.errors.length === 0) {
+    // Accepted: for a subscription, show what it delivers (bounded wait).
+    if (kind === 'subscribe') await waitFor(() => messages.length > 0, 1000).catch(() => {});
+    throw new Error(`${kind} ${dest} ${JSON.stringify(headers)} got a RECEIPT, not an ERROR${kind === 'subscribe' ? `; it delivered ${messages.length} messages ${JSON.stringify(messages.slice(0, 5))}` : ''}`);
+  }
   return h.errors[0];
 }
