@@ -12,6 +12,7 @@ import { uniq } from './harness.js';
 import { mqttCleanup } from './mqtt-harness.js';
 import {
   FAST_AUTH,
+  mqttRefusal,
   mqttRoundTrip,
   mqttc,
   neighbour,
@@ -43,10 +44,13 @@ describe('ACL rules with %u and %c (MQTT.js 3.1.1 and 5, STOMP.js)', () => {
   const bob = { username: 'bob', password: pw('bob') };
   before(async () => {
     const env = await secureEnv();
-    await env.write('passwd', passwordFile(['alice', 'bob']));
+    await env.write('passwd', passwordFile(['alice', 'bob', 'admin']));
     b = await startSecureBroker(env, {
       password_file: env.path('passwd'),
+      admins: ['admin'],
+      groups: { ops: ['bob'] },
       acl: [
+        { group: 'ops', access: 'allow', action: 'subscribe', topic: 'ops/#' },
         { access: 'allow', action: 'all', topic: 'users/%u/#' },
         { access: 'allow', action: 'all', topic: 'devices/%c/#' },
         { access: 'allow', action: 'subscribe', topic: 'news/#' },
@@ -164,5 +168,63 @@ describe('ACL rules with %u and %c (MQTT.js 3.1.1 and 5, STOMP.js)', () => {
     // Last, so that the checks above stand on their own: %c matches the
     // client-id header of this STOMP connection.
     await stompRoundTrip(ok, `/topic/devices/${okCid}/s`);
+  });
+
+  test('group rules apply to members only; $SYS is for admins', T, async () => {
+    const side = await bobSide();
+    const a = await mqttc(b.mqttUrl, { protocolVersion: 5, ...alice });
+    const bm = await mqttc(b.mqttUrl, { protocolVersion: 5, ...bob });
+    assert.equal(hex(await subackCode(bm, 'ops/alerts/#', 1)), '0x1', 'bob is in group ops');
+    assert.equal(hex(await subackCode(a, 'ops/alerts/#', 1)), '0x87', 'alice is not in group ops');
+    assert.equal(hex(await subackCode(bm, 'ops/alerts/#', 1)), '0x1');
+    assert.equal(hex(await subackCode(a, '$SYS/#', 0)), '0x87', 'alice is not an admin');
+    const adm = await mqttc(b.mqttUrl, { protocolVersion: 5, username: 'admin', password: pw('admin') });
+    assert.ok(await subackCode(adm, '$SYS/#', 0) < 0x80, 'an admin may subscribe to $SYS/#');
+    assert.equal(hex(await pubackCode(a, '$SYS/fake', 'x', 1)), '0x87', 'nobody but admins publishes to $SYS');
+    await side.stop();
+  });
+});
+
+describe('anonymous clients next to users (allow_anonymous = true)', () => {
+  let b;
+  const alice = { username: 'alice', password: pw('alice') };
+  before(async () => {
+    const env = await secureEnv();
+    await env.write('passwd', passwordFile(['alice']));
+    b = await startSecureBroker(env, {
+      allow_anonymous: true,
+      password_file: env.path('passwd'),
+      acl: [
+        { anonymous: true, access: 'allow', action: 'subscribe', topic: 'public/#' },
+        { user: 'alice', access: 'allow', action: 'all', topic: 'public/#' },
+        { access: 'allow', action: 'all', topic: 'users/%u/#' },
+      ],
+      auth: FAST_AUTH,
+    });
+  }, { timeout: 60000 });
+  afterEach(mqttCleanup);
+
+  test('anonymous rules apply to anonymous clients; %u never matches an empty user name', T, async () => {
+    const nb = await neighbour('mqtt', () => mqttc(b.mqttUrl, { protocolVersion: 5, ...alice }), `users/alice/${uniq('nb')}`);
+    const anon = await mqttc(b.mqttUrl, { protocolVersion: 5 });
+    assert.equal(hex(await subackCode(anon, 'public/#', 1)), '0x1');
+    assert.equal(hex(await subackCode(anon, 'users//#', 1)), '0x87', '%u matched an anonymous client');
+    assert.equal(hex(await pubackCode(anon, 'public/news', 'anon', 1)), '0x87', 'anonymous may only read public/#');
+    assert.equal(hex(await pubackCode(anon, 'users//x', 'anon', 1)), '0x87', '%u matched an anonymous client');
+    const a = await mqttc(b.mqttUrl, { protocolVersion: 5, ...alice });
+    assert.equal(await pubackCode(a, 'public/news', 'from alice', 1), 0);
+    const [m] = await anon.waitMessages(1, (x) => x.topic === 'public/news');
+    assert.equal(m.payload.toString(), 'from alice');
+    // STOMP.js without login: reads public/#, may not send there.
+    const s = await stomp(b.url);
+    const sub = await s.subscribe('/topic/public/#');
+    await a.client.publishAsync('public/more', 'again', { qos: 1 });
+    await sub.waitCount(1);
+    const err = await stompDenied(s, 'send', '/topic/public/x');
+    assert.equal(err.headers.message, 'not authorized');
+    // A wrong password is still refused: allow_anonymous does not make bad credentials anonymous.
+    assert.equal(await mqttRefusal(b.mqttUrl, { protocolVersion: 5, username: 'alice', password: 'wrong' }), 0x86);
+    await nb.flowing();
+    await nb.stop();
   });
 });
