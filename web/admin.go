@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // Pagination of list endpoints (/api/sessions): no request allocates more
@@ -85,8 +86,27 @@ func (s *Server) logAdminRefusal(r *http.Request, c broker.Credentials, why stri
 	}
 }
 
+// APIStats is the body of GET /api/stats: the router's counters, with
+// admission control's and each protocol's (refusals, drops) beside them.
+type APIStats struct {
+	broker.Stats
+	Admission AdmissionStats
+	// Protocols holds each protocol's counters by name ("stomp", "mqtt"),
+	// for protocols that keep them.
+	Protocols map[string]subprotocol.Stats `json:",omitempty"`
+}
+
 func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, s.router.Stats())
+	st := APIStats{Stats: s.router.Stats(), Admission: s.AdmissionStats()}
+	for _, p := range s.reg {
+		if sp, ok := p.(interface{ Stats() subprotocol.Stats }); ok {
+			if st.Protocols == nil {
+				st.Protocols = make(map[string]subprotocol.Stats)
+			}
+			st.Protocols[p.Name()] = sp.Stats()
+		}
+	}
+	writeJSON(w, st)
 }
 
 // SessionsPage is the body of GET /api/sessions.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
+	dstomp "github.com/duplexmq/duplex/subprotocol/stomp"
 )
 
 // fakeAuth knows admin/secret (admin), bob/pw (not admin), the tokens
@@ -129,8 +130,13 @@ func TestSeparateAdmin(t *testing.T) {
 	if resp, _ := apiGet(t, ah.URL+"/api/stats", nil); resp.StatusCode != 401 {
 		t.Errorf("admin without login: %d", resp.StatusCode)
 	}
-	if resp, body := apiGet(t, ah.URL+"/api/stats", basic("admin", "secret")); resp.StatusCode != 200 || !strings.Contains(body, "{") {
-		t.Errorf("admin /api/stats: %d %q", resp.StatusCode, body)
+	resp, body := apiGet(t, ah.URL+"/api/stats", basic("admin", "secret"))
+	var st APIStats
+	if err := json.Unmarshal([]byte(body), &st); resp.StatusCode != 200 || err != nil || st.Admission.MaxConnections == 0 {
+		t.Errorf("admin /api/stats: %d %q %v", resp.StatusCode, body, err)
+	}
+	if !strings.Contains(body, `"Sessions": 0`) || !strings.Contains(body, `"RefusedPerIP": 0`) {
+		t.Errorf("stats fields: %s", body)
 	}
 	if resp, _ := apiGet(t, ah.URL+"/healthz", nil); resp.StatusCode != 200 {
 		t.Errorf("admin /healthz: %d", resp.StatusCode)
@@ -208,5 +214,18 @@ func TestSessionsPagination(t *testing.T) {
 	}
 	if resp, _ := apiGet(t, hs.URL+"/api/sessions?limit=1000", nil); resp.StatusCode != 200 {
 		t.Errorf("limit=1000: %d", resp.StatusCode)
+	}
+}
+
+// TestStatsProtocols: /api/stats carries each protocol's counters.
+func TestStatsProtocols(t *testing.T) {
+	s := startTCPServer(t, dstomp.Config{}, Config{})
+	_, body := apiGet(t, s.hs.URL+"/api/stats", nil)
+	var st APIStats
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Protocols["stomp"]; !ok {
+		t.Errorf("no stomp counters: %s", body)
 	}
 }

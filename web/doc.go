@@ -1,5 +1,5 @@
-// Package web is Duplex's HTTP side: the WebSocket gateway and the status
-// API.
+// Package web is Duplex's HTTP side: the WebSocket gateway, the TCP
+// listeners (ServeTCP) and the management API.
 //
 // The gateway reads Sec-WebSocket-Protocol before upgrading and picks, in
 // the server's order of preference, the first subprotocol a registered
@@ -9,6 +9,38 @@
 // read limit and is wrapped in a subprotocol.Transport; the protocol's Serve
 // runs on the handler's goroutine.
 //
+// Every HTTP request first meets the Host allow-list (Config.AllowedHosts:
+// 403 otherwise; it closes DNS rebinding, since the same-origin check
+// trusts Host), then the client address is worked out: the TCP peer, or,
+// when the peer is one of Config.TrustedProxies, the right-most untrusted
+// address of X-Forwarded-For or Forwarded. That address replaces
+// r.RemoteAddr and is what logs, admission control, Transport.RemoteAddr
+// and so the protocols' credentials and ACLs see.
+//
 // Origins: requests without Origin (non-browser clients) and same-origin
 // requests are allowed, plus Config.AllowedOrigins ("*" must be explicit).
+//
+// Admission control (admission.go) is shared by the gateway and every TCP
+// listener: a total connection cap (by default 95% of the descriptor
+// limit), a per-source cap and a per-source connect rate. A WebSocket
+// upgrade past a limit gets HTTP 503 with Retry-After; a TCP connection is
+// closed at once. Server.Listener counts every socket and closes those past
+// the cap plus a margin, so descriptors never run out.
+//
+// TLS (tls.go): TLSReloader serves a certificate and client CA that
+// Reload replaces for new handshakes without touching listeners or
+// connections; TLS 1.2 minimum. Transport.Peer reports "ws", "wss", "tcp"
+// or "tls", the verified client certificate's names, and the URL's
+// access_token (which is never logged).
+//
+// WebSocket checks gorilla leaves to the application: a text message must
+// be UTF-8 (close 1007, RFC 6455 §8.1; checked as it streams), and a close
+// frame with a 1-byte payload is a protocol error (close 1002, RFC 6455
+// §5.5.1; gorilla reports it as 1005, so a frame-header sniffer on the
+// hijacked connection tells the two apart).
+//
+// The management API (/api/stats, /api/sessions with pagination) requires
+// an admin identity from Config.AdminAuth when it is set (HTTP Basic or a
+// bearer token) and can be moved to its own listener (AdminHandler,
+// Config.SeparateAdmin).
 package web
