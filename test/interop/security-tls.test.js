@@ -248,3 +248,42 @@ describe('wss only (addr = "")', () => {
     await b.stop();
   });
 });
+
+describe('client certificates required (tls.client_certs = "require")', () => {
+  afterEach(mqttCleanup);
+
+  test('no certificate or one from another CA: no TLS session; the CA\'s certificate logs in as device-1', T, async () => {
+    const env = await secureEnv();
+    await env.write('acl', ACL);
+    const b = await startSecureBroker(env, {
+      acl_file: env.path('acl'),
+      tls: {
+        cert_file: env.path('pki/server.pem'),
+        key_file: env.path('pki/server-key.pem'),
+        client_ca_file: env.path('pki/ca.pem'),
+        client_certs: 'require',
+        wss_addr: '127.0.0.1:0',
+        mqtt_tls_addr: '127.0.0.1:0',
+      },
+      auth: FAST_AUTH,
+    });
+    const nb = await neighbour('mqtt', () => mqttc(b.wssMqttUrl, { protocolVersion: 5, tls: tlsOpts(env, 'client') }), `devices/device-1/${uniq('nb')}`);
+    for (const cert of [undefined, 'untrusted']) {
+      const r = await tryWebSocket(b.wssMqttUrl, ['mqtt'], tlsOpts(env, cert));
+      assert.equal(r.opened, false, `wss with ${cert ?? 'no'} certificate got a WebSocket`);
+      r.ws?.terminate();
+      await assert.rejects(
+        mqttc(`mqtts://127.0.0.1:${b.mqttTlsPort}`, { protocolVersion: 5, tls: tlsOpts(env, cert), timeout: 3000 }),
+        (err) => typeof err.code !== 'number', `mqtts with ${cert ?? 'no'} certificate got a CONNACK`);
+    }
+    const s = await stomp(b.wssUrl, { tls: tlsOpts(env, 'client') });
+    await stompRoundTrip(s, '/topic/devices/device-1/s');
+    const t = await mqttc(`mqtts://127.0.0.1:${b.mqttTlsPort}`, { protocolVersion: 4, tls: tlsOpts(env, 'client') });
+    await mqttRoundTrip(t, 'devices/device-1/t');
+    assert.equal(await subackCode(t, 'alice/#', 1), 0x80, "device-1 got alice's topics");
+    await nb.flowing();
+    await nb.stop();
+    await mqttCleanup();
+    await b.stop();
+  });
+});
