@@ -25,7 +25,8 @@ func TestHTTPIdleTimeout(t *testing.T) {
 	cfg := Config{HTTPIdleTimeout: 100 * time.Millisecond}
 	gw := New(cfg, broker.New(broker.Config{}, nil), nil)
 	hs := NewHTTPServer(gw, cfg)
-	if hs.ReadHeaderTimeout != DefaultHTTPReadHeaderTimeout || hs.MaxHeaderBytes != 16<<10 || hs.ErrorLog == nil {
+	if hs.ReadHeaderTimeout != DefaultHTTPReadHeaderTimeout || hs.MaxHeaderBytes != 16<<10 || hs.ErrorLog == nil ||
+		hs.TLSNextProto == nil || len(hs.TLSNextProto) != 0 {
 		t.Errorf("server %+v", hs)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

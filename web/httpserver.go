@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"log"
 	"log/slog"
 	"net/http"
@@ -14,7 +15,13 @@ import (
 // arrive within HTTPReadHeaderTimeout and fit in 16 KiB, and net/http's own
 // errors go to c.Log (TLS handshake failures at debug level, as scanners
 // make many). There is no read or write timeout: upgraded WebSocket
-// connections set their own deadlines.
+// connections set their own deadlines. HTTP/2 is off (WebSocket upgrades
+// need HTTP/1.1), even under ServeTLS; serve TLS with
+//
+//	hs.Serve(tls.NewListener(gw.Listener(ln), reloader.Config()))
+//
+// so that Server.Listener counts the sockets and a certificate reload
+// reaches new handshakes.
 func NewHTTPServer(h http.Handler, c Config) *http.Server {
 	c = c.withDefaults()
 	return &http.Server{
@@ -23,6 +30,8 @@ func NewHTTPServer(h http.Handler, c Config) *http.Server {
 		ReadHeaderTimeout: c.HTTPReadHeaderTimeout,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ErrorLog:          log.New(&errorLogWriter{log: c.Log}, "", 0),
+		// A non-nil empty map turns HTTP/2 off.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 }
 
