@@ -88,7 +88,10 @@
 // usual acknowledgement and the message is dropped and counted, the
 // connection kept. A retained PUBLISH past the retained quota is
 // delivered but not retained: v5 0x97, 3.x the usual acknowledgement
-// (counted). pubackCode is the one mapping.
+// (counted). A message another subscriber's full stored queue could not
+// keep reached everyone else: the publisher gets success in every version
+// (that subscriber's loss is counted by the router). pubackCode is the one
+// mapping.
 //
 // Publish rate (PublishRate, PublishBurst, PublishBytesRate): past it the
 // read loop waits before routing a PUBLISH, reading nothing meanwhile, so

@@ -108,10 +108,14 @@ func connackCode(err error) (ReasonCode, int) {
 //   - Not authorized: v5 0x87 (MQTT 5 §3.4.2.1); 3.x cannot refuse a
 //     PUBLISH, so it is acknowledged as usual and dropped (counted), as
 //     mosquitto does, and the connection is kept.
-//   - Retained quota: delivered but not retained: v5 0x97; 3.x a normal
+//   - Retained quota: delivered but not retained, which is what the
+//     publisher asked for: v5 0x97 (never success); 3.x a normal
 //     acknowledgement (counted).
-//   - Durable subscriber quota: delivered to the others: v5 0x97; 3.x a
-//     normal acknowledgement (the router counts it).
+//   - Durable subscriber quota (another client's stored queue is full):
+//     delivered to every other subscriber, so the publisher is not told it
+//     failed (clients resend on a code >= 0x80, which would punish the
+//     well-behaved publisher for the offline subscriber): success in every
+//     version; the router counts and logs the subscriber's loss.
 //   - Invalid topic: v5 0x90. Store failure: v5 0x80 (not routed, the
 //     client may retry); 3.x closes [MQTT-3.3.5-2].
 func pubackCode(err error, version byte) (code ReasonCode, refused bool, fatal error) {
@@ -124,11 +128,13 @@ func pubackCode(err error, version byte) (code ReasonCode, refused bool, fatal e
 			return CodeSuccess, true, nil
 		}
 		return CodeNotAuthorized, true, nil
-	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
+	case errors.Is(err, broker.ErrRetainedQuota):
 		if !v5 {
 			return CodeSuccess, false, nil
 		}
 		return CodeQuotaExceeded, false, nil
+	case errors.Is(err, broker.ErrQuotaExceeded):
+		return CodeSuccess, false, nil
 	case !v5:
 		return 0, true, err
 	case errors.Is(err, broker.ErrInvalidTopic):

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -232,6 +233,8 @@ func TestPubackCodes(t *testing.T) {
 		{broker.ErrNotAuthorized, Version5, CodeNotAuthorized, true, false},
 		{broker.ErrNotAuthorized, Version311, CodeSuccess, true, false},
 		{broker.ErrQuotaExceeded, Version311, CodeSuccess, false, false},
+		{broker.ErrQuotaExceeded, Version5, CodeSuccess, false, false},
+		{errors.Join(broker.ErrQuotaExceeded, retained), Version5, CodeQuotaExceeded, false, false},
 		{broker.ErrStore, Version5, CodeUnspecifiedError, true, false},
 		{broker.ErrStore, Version311, 0, true, true},
 		{broker.ErrInvalidTopic, Version5, CodeTopicNameInvalid, true, false},
