@@ -14,9 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-stomp/stomp/v3"
 	"github.com/gorilla/websocket"
 
 	"github.com/duplexmq/duplex/broker"
+	dstomp "github.com/duplexmq/duplex/subprotocol/stomp"
 )
 
 // TestHTTPIdleTimeout: an idle keep-alive connection is closed after
@@ -244,5 +246,44 @@ func TestErrorLogWriter(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "level=WARN") || !strings.Contains(out, "boom") {
 		t.Errorf("log: %s", out)
+	}
+}
+
+// TestStompInvalidUTF8NotRouted: a STOMP SEND in a text message with
+// invalid UTF-8 closes the sender with 1007 and reaches no subscriber; a
+// valid client's message right after is delivered.
+func TestStompInvalidUTF8NotRouted(t *testing.T) {
+	s := startTCPServer(t, dstomp.Config{}, Config{})
+	sub := subscribeSync(t, dialStompTCP(t, s.tcpAddr), "/topic/x")
+
+	d := websocket.Dialer{Subprotocols: []string{"v12.stomp"}, HandshakeTimeout: tcpWait}
+	bad, _, err := d.Dial(wsURL(s.hs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	_ = bad.SetReadDeadline(time.Now().Add(tcpWait))
+	_ = bad.WriteMessage(websocket.TextMessage, []byte("CONNECT\naccept-version:1.2\nhost:/\n\n\x00"))
+	if _, msg, err := bad.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "CONNECTED") {
+		t.Fatalf("connect: %q, %v", msg, err)
+	}
+	_ = bad.WriteMessage(websocket.TextMessage, []byte("SEND\ndestination:/topic/x\n\nbad \xc3\x28 body\x00"))
+	for {
+		_, _, err := bad.ReadMessage()
+		if err == nil {
+			continue // an ERROR frame may come first
+		}
+		if !websocket.IsCloseError(err, websocket.CloseInvalidFramePayloadData) {
+			t.Fatalf("got %v, want close 1007", err)
+		}
+		break
+	}
+
+	good := dialStompWS(t, s.hs)
+	if err := good.Send("/topic/x", "text/plain", []byte("valid ü"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvBody(t, sub); got != "valid ü" {
+		t.Errorf("subscriber got %q first, want the valid message", got)
 	}
 }
