@@ -281,8 +281,9 @@ func readBounded(path string, limit int64) ([]byte, error) {
 }
 
 // writeAtomic replaces the file at path (following a symbolic link) with
-// data, mode 0600, through a temporary file in the same directory and a
-// rename, so a reader sees the old file or the new one, never a part.
+// data, mode 0600 and the old file's owner when possible, through a
+// temporary file in the same directory and a rename, so a reader sees the
+// old file or the new one, never a part.
 func writeAtomic(path string, data []byte) error {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
@@ -299,6 +300,7 @@ func writeAtomic(path string, data []byte) error {
 			os.Remove(name)
 		}
 	}()
+	keepOwner(tmp, path)
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
 	}
