@@ -43,7 +43,7 @@ describe('ACL rules with %u and %c (MQTT.js 3.1.1 and 5, STOMP.js)', () => {
   const alice = { username: 'alice', password: pw('alice') };
   const bob = { username: 'bob', password: pw('bob') };
   before(async () => {
-    const env = await secureEnv();
+    const env = await secureEnv({ pki: false });
     await env.write('passwd', passwordFile(['alice', 'bob', 'admin']));
     b = await startSecureBroker(env, {
       password_file: env.path('passwd'),
@@ -189,7 +189,7 @@ describe('anonymous clients next to users (allow_anonymous = true)', () => {
   let b;
   const alice = { username: 'alice', password: pw('alice') };
   before(async () => {
-    const env = await secureEnv();
+    const env = await secureEnv({ pki: false });
     await env.write('passwd', passwordFile(['alice']));
     b = await startSecureBroker(env, {
       allow_anonymous: true,

@@ -56,7 +56,7 @@ describe('password file (STOMP.js, MQTT.js)', () => {
   let env;
   let b;
   before(async () => {
-    env = await secureEnv();
+    env = await secureEnv({ pki: false });
     await env.write('passwd', passwordFile(['alice', 'bob']));
     b = await startSecureBroker(env, { password_file: env.path('passwd'), auth: FAST_AUTH });
   }, { timeout: 60000 });
@@ -100,7 +100,7 @@ describe('JWT HS256 (STOMP.js, MQTT.js)', () => {
   let env;
   let b;
   before(async () => {
-    env = await secureEnv();
+    env = await secureEnv({ pki: false });
     await env.write('jwt.secret', secret);
     b = await startSecureBroker(env, {
       jwt: { secret_file: env.path('jwt.secret'), audience: AUD, issuer: ISS, leeway: '0s' },
@@ -207,7 +207,7 @@ describe('JWT RS256 (STOMP.js, MQTT.js)', () => {
   const claims = (sub, extra = {}) => ({ sub, aud: AUD, iat: nowSec(), exp: nowSec() + 3600, ...extra });
   let b;
   before(async () => {
-    const env = await secureEnv();
+    const env = await secureEnv({ pki: false });
     await env.write('jwt.pub', keys.publicPem);
     b = await startSecureBroker(env, {
       jwt: { public_key_file: env.path('jwt.pub'), audience: AUD },
@@ -245,10 +245,10 @@ describe('JWT RS256 (STOMP.js, MQTT.js)', () => {
   });
 });
 
-describe('client id ownership (MQTT.js)', () => {
+describe('client id and durable subscription ownership (MQTT.js, STOMP.js)', () => {
   let b;
   before(async () => {
-    const env = await secureEnv();
+    const env = await secureEnv({ pki: false });
     await env.write('passwd', passwordFile(['alice', 'bob', 'carol']));
     b = await startSecureBroker(env, { password_file: env.path('passwd'), auth: FAST_AUTH });
   }, { timeout: 60000 });

@@ -84,14 +84,14 @@ async function generatePki() {
 }
 
 /**
- * A temp folder with a test PKI made by `go run ./test/certgen`. Returns
- * {dir, path(name), write(name, text), append(name, text), copy(from, to),
- * read(name), pem: {ca, client, clientKey, untrusted, untrustedKey, ...},
+ * A temp folder, with (unless pki is false) a test PKI in pki/ made by
+ * `go run ./test/certgen` (once per test process). Returns {dir,
+ * path(name), write(name, text), append(name, text), copy(from, to),
+ * read(name), pem: {ca, client, clientKey, untrusted, untrustedKey},
  * fingerprint(name), remove()}.
  */
-export async function secureEnv() {
+export async function secureEnv({ pki = true } = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'duplex-sec-'));
-  await cp(await generatePki(), path.join(dir, 'pki'), { recursive: true });
   const env = {
     dir,
     path: (name) => path.join(dir, name),
@@ -103,15 +103,17 @@ export async function secureEnv() {
     fingerprint: async (name) => new crypto.X509Certificate(await readFile(path.join(dir, name))).fingerprint256,
     remove: () => rm(dir, { recursive: true, force: true }),
   };
-  const pki = (f) => readFile(path.join(dir, 'pki', f), 'utf8');
-  env.pem = {
-    ca: await pki('ca.pem'),
-    client: await pki('client.pem'),
-    clientKey: await pki('client-key.pem'),
-    untrusted: await pki('untrusted-client.pem'),
-    untrustedKey: await pki('untrusted-client-key.pem'),
-  };
   envs.add(env);
+  if (!pki) return env;
+  await cp(await generatePki(), path.join(dir, 'pki'), { recursive: true });
+  const read = (f) => readFile(path.join(dir, 'pki', f), 'utf8');
+  env.pem = {
+    ca: await read('ca.pem'),
+    client: await read('client.pem'),
+    clientKey: await read('client-key.pem'),
+    untrusted: await read('untrusted-client.pem'),
+    untrustedKey: await read('untrusted-client-key.pem'),
+  };
   return env;
 }
 
