@@ -319,6 +319,15 @@ func (c *countedConn) Close() error {
 // NetConn returns the wrapped connection (as tls.Conn's does).
 func (c *countedConn) NetConn() net.Conn { return c.Conn }
 
+// CloseWrite half-closes a TCP connection: net/http uses it to let an
+// error response reach the client before the close.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // addrIP is the IP of a net.Addr (TCP or otherwise); invalid when it has
 // none (a net.Pipe), which admission counts as one source.
 func addrIP(a net.Addr) netip.Addr {
