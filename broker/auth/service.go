@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,11 @@ func (s *Service) load() (*state, error) {
 			return nil, fmt.Errorf("password_file: %w", err)
 		}
 		st.users = u
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
+			// Mosquitto 2 warns likewise: bcrypt slows guessing, it
+			// does not stop it.
+			s.log.Warn("password_file is readable by other users; chmod 600 it", "file", p, "mode", fi.Mode().Perm().String())
+		}
 	}
 	if s.cfg.ACLFile != "" || len(s.cfg.Rules) > 0 {
 		rules := append([]Rule(nil), s.cfg.Rules...)

@@ -558,3 +558,17 @@ func BenchmarkServiceAllow(b *testing.B) {
 		}
 	})
 }
+
+func TestServiceWarnsReadablePasswordFile(t *testing.T) {
+	p := writeFile(t, "passwd", "alice:"+cheapHash+"\n")
+	os.Chmod(p, 0o644)
+	_, _, logs := newTestService(t, Config{PasswordFile: p})
+	if !strings.Contains(logs.String(), "readable by other users") {
+		t.Fatalf("no warning:\n%s", logs)
+	}
+	os.Chmod(p, 0o600)
+	_, _, logs = newTestService(t, Config{PasswordFile: p})
+	if logs.Len() != 0 {
+		t.Fatalf("warning for a 0600 file:\n%s", logs)
+	}
+}
