@@ -634,6 +634,9 @@ func (o *options) finish() error {
 	// With authentication, an anonymous client owns its sessions by source
 	// address, so it cannot resume another anonymous client's session.
 	b.AnonymousOwnerByAddress = o.authConfigured()
+	// Sessions stored before the cap existed (or with a longer expiry) get
+	// it at the restore; 0 is no cap in both.
+	b.MaxSessionExpiry = l.MaxSessionExpiry
 
 	// STOMP.
 	s := &o.stomp

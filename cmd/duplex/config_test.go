@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker/auth"
+	"github.com/duplexmq/duplex/web"
 )
 
 // envMap is a lookupEnv over a map, so tests do not read the process
@@ -490,4 +491,53 @@ func TestPasswd(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("carol", "piped-pw")
+}
+
+// TestDerived: the settings land in the packages' Config fields, with the
+// table's "0: no limit" turned into their negative values.
+func TestDerived(t *testing.T) {
+	o, err := parseOptions(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.web.AllowedHosts, ",") != strings.Join(web.LoopbackHosts, ",") {
+		t.Errorf("loopback default: allowed hosts %v", o.web.AllowedHosts)
+	}
+	if o.broker.AnonymousOwnerByAddress || o.broker.MaxSessionExpiry != 24*time.Hour || o.mqtt.DefaultSessionExpiry != 2*time.Hour ||
+		o.web.MaxConnectionsPerIP != 1000 || o.broker.MaxOfflineBytes != 64<<20 || o.mqtt.MaxPacketBeforeLogin != 4096 ||
+		o.stomp.MaxFrameBeforeLogin != 4096 || o.web.SeparateAdmin {
+		t.Errorf("defaults: %+v %+v %+v", o.broker, o.mqtt, o.web)
+	}
+	if c := o.authConfig(); c.AllowAnonymous != nil || c.Ban.After != 10 || c.Ban.Delay != 250*time.Millisecond {
+		t.Errorf("auth config: %+v", c)
+	}
+
+	o, err = parseOptions([]string{"-addr", "0.0.0.0:0", "-allow-anonymous", "-admin-addr", "127.0.0.1:0",
+		"-limits-max-connections-per-ip", "0", "-limits-connect-rate-per-ip", "0", "-limits-max-sessions-per-user", "0",
+		"-max-session-queue-bytes", "0", "-limits-max-session-expiry", "0s", "-limits-max-retained", "0",
+		"-auth-ban-after", "0", "-auth-failure-delay", "0s", "-limits-publish-rate", "50", "-limits-publish-bytes-rate", "1MiB",
+		"-web-trusted-proxies", "10.0.0.0/8, 127.0.0.1"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.web.AllowedHosts) != 0 || !o.web.SeparateAdmin || o.web.MaxConnectionsPerIP != -1 || o.web.ConnectRatePerIP != -1 ||
+		o.broker.MaxSessionsPerUser != -1 || o.broker.MaxOfflineBytes != -1 || o.mqtt.MaxSessionExpiry != -1 ||
+		o.broker.MaxSessionExpiry != 0 || o.broker.MaxRetained != -1 || len(o.web.TrustedProxies) != 2 ||
+		o.mqtt.PublishRate != 50 || o.stomp.PublishBytesRate != 1<<20 {
+		t.Errorf("zeros: %+v %+v %+v", o.broker, o.mqtt, o.web)
+	}
+	if c := o.authConfig(); c.AllowAnonymous == nil || !*c.AllowAnonymous || c.Ban.After != -1 || c.Ban.Delay != -1 {
+		t.Errorf("auth config: %+v", c)
+	}
+
+	o, err = parseOptions([]string{"-password-file", "users"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.broker.AnonymousOwnerByAddress {
+		t.Error("with a password file, anonymous clients must own sessions by address")
+	}
+	if _, err := parseOptions([]string{"-web-trusted-proxies", "10.0.0.0/33"}, noEnv); err == nil || !strings.Contains(err.Error(), "web.trusted_proxies") {
+		t.Errorf("bad trusted proxy: %v", err)
+	}
 }
