@@ -236,7 +236,7 @@ func (s *Service) Stats() ServiceStats {
 	}
 }
 
-// errNoMethod and friends are the reasons logged (and wrapped) for failed
+// The reasons logged (and wrapped) for failed
 // logins; none holds a password or token.
 var (
 	errNoPasswordFile = errors.New("no password file configured")
