@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/subprotocol"
@@ -80,10 +79,7 @@ func unauthorized(w http.ResponseWriter, msg string) {
 // logAdminRefusal logs a refused API request, at most one line per source
 // per 10 s.
 func (s *Server) logAdminRefusal(r *http.Request, c broker.Credentials, why string) {
-	if ok, suppressed := s.hostLog.Allow("admin "+hostOf(r.RemoteAddr), time.Now()); ok {
-		s.cfg.Log.Info("web: management API refused", "remote", r.RemoteAddr, "user", c.Login,
-			"token", c.Token != "", "path", r.URL.Path, "why", why, "suppressed", suppressed)
-	}
+	s.logRequest(r, "web: management API refused", "user", c.Login, "token", c.Token != "", "why", why)
 }
 
 // APIStats is the body of GET /api/stats: the router's counters, with

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -285,5 +286,54 @@ func TestStompInvalidUTF8NotRouted(t *testing.T) {
 	}
 	if got := recvBody(t, sub); got != "valid ü" {
 		t.Errorf("subscriber got %q first, want the valid message", got)
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRefusalLogs: refused requests log one line per source per interval,
+// and never the URL's query (the access_token); the admission refusal
+// logs its cause.
+func TestRefusalLogs(t *testing.T) {
+	var logs syncBuffer
+	s := newGW(t, Config{Log: slog.New(slog.NewTextHandler(&logs, nil)), MaxConnectionsPerIP: 1})
+	for range 5 {
+		ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", http.Header{"Origin": {"http://evil.example"}})
+		if ws != nil || code != http.StatusForbidden {
+			t.Fatalf("cross-origin: %d", code)
+		}
+	}
+	keep, _, _ := dialWS(t, s.wsURL(), "alpha.v1", nil)
+	for range 3 {
+		if ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", nil); ws != nil || code != 503 {
+			t.Fatalf("over the cap: %d", code)
+		}
+	}
+	mustEcho(t, keep, "still here")
+	out := logs.String()
+	if n := strings.Count(out, "origin refused"); n != 1 {
+		t.Errorf("%d origin lines, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "connection refused"); n != 1 || !strings.Contains(out, "cause=max_connections_per_ip") {
+		t.Errorf("%d admission lines, want 1 with its cause:\n%s", n, out)
+	}
+	if strings.Contains(out, "secret-token") || strings.Contains(out, "access_token") {
+		t.Errorf("the token was logged:\n%s", out)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 )
 
 // hostList is a compiled Host allow-list.
@@ -69,9 +68,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(host) > 100 {
 			host = host[:100] + "..."
 		}
-		if ok, suppressed := f.s.hostLog.Allow(hostOf(r.RemoteAddr), time.Now()); ok {
-			f.s.cfg.Log.Info("web: host refused", "remote", r.RemoteAddr, "host", host, "suppressed", suppressed)
-		}
+		f.s.logRequest(r, "web: host refused", "host", host)
 		http.Error(w, fmt.Sprintf("Duplex: Host %q is not allowed; set web.allowed_hosts", host), http.StatusForbidden)
 		return
 	}

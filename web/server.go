@@ -28,7 +28,7 @@ type Server struct {
 	public   http.Handler // ServeHTTP: Host check, client address, public mux
 	admin    http.Handler // AdminHandler
 	adm      *admission
-	hostLog  subprotocol.LogLimiter
+	reqLog   subprotocol.LogLimiter // refused requests: one line per source per 10 s
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -98,7 +98,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	offered := websocket.Subprotocols(r)
 	proto, name := s.reg.Select(offered)
 	if proto == nil {
-		s.cfg.Log.Info("web: no supported subprotocol", "remote", r.RemoteAddr, "path", r.URL.Path, "offered", offered)
+		s.logRequest(r, "web: no supported subprotocol", "offered", offered)
 		http.Error(w, fmt.Sprintf("Duplex: unsupported WebSocket subprotocol %q; supported: %s",
 			strings.Join(offered, ", "), strings.Join(s.reg.Names(), ", ")), http.StatusBadRequest)
 		return
@@ -110,13 +110,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refusalText(why), http.StatusServiceUnavailable)
 		return
 	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.adm.release(client.Addr())
-		}
-	}
 	peer := subprotocol.Peer{Transport: "ws", Token: r.URL.Query().Get("access_token")}
 	if r.TLS != nil {
 		peer.Transport = "wss"
@@ -125,15 +118,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	sw := &sniffingWriter{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(sw, r, http.Header{"Sec-Websocket-Protocol": {name}})
 	if err != nil {
-		release()
-		s.cfg.Log.Info("web: upgrade failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		s.adm.release(client.Addr())
+		s.logRequest(r, "web: upgrade failed", "err", err)
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageSize)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		release()
+		s.adm.release(client.Addr())
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(subprotocol.CloseGoingAway, "server shutting down"), time.Now().Add(s.cfg.WriteTimeout))
 		ws.Close()
 		return
@@ -149,6 +142,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// its 4 KiB read buffer and the request are then garbage, which is most
 	// of what an idle connection would otherwise hold.
 	go s.serveConn(t, proto, client.Addr())
+}
+
+// logRequest logs a refused request at info level, at most one line per
+// source per 10 s. It names the path, never the query (which may hold an
+// access_token).
+func (s *Server) logRequest(r *http.Request, msg string, args ...any) {
+	ok, suppressed := s.reqLog.Allow(hostOf(r.RemoteAddr), time.Now())
+	if !ok {
+		return
+	}
+	args = append([]any{"remote", r.RemoteAddr, "path", r.URL.Path}, args...)
+	s.cfg.Log.Info(msg, append(args, "suppressed", suppressed)...)
 }
 
 // refusalText is the body of an HTTP 503 admission refusal.
@@ -186,7 +191,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if slices.Contains(s.cfg.AllowedOrigins, "*") || slices.Contains(s.cfg.AllowedOrigins, origin) {
 		return true
 	}
-	s.cfg.Log.Info("web: origin refused", "remote", r.RemoteAddr, "origin", origin)
+	s.logRequest(r, "web: origin refused", "origin", origin)
 	return false
 }
 
