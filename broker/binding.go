@@ -46,7 +46,7 @@ func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) er
 	if err := ValidQueueName(qname); err != nil {
 		return err
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), OpSubscribe, sub.Filter) {
+	if !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), OpSubscribe, sub.Filter) {
 		return r.denySubscribe()
 	}
 	if err := r.bind(qname, sub.Filter, true); err != nil {

@@ -148,7 +148,7 @@ func (r *Router) allowPublish(s *Session, op Op, dest string) bool {
 	// Asked outside the lock: an Authorizer may be slow. A concurrent
 	// reload between the call and the store below is caught by the
 	// generation read before the call.
-	ok = r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest)
+	ok = r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest)
 	c.mu.Lock()
 	if c.gen == gen {
 		if *m == nil {

@@ -124,7 +124,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	}
 	owner := r.OwnerKey(o.Identity, o.RemoteAddr)
 	s := &Session{
-		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity,
+		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity, ClientID: o.ClientID,
 		owner: owner, retOwner: retainedOwnerKey(owner, id),
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
@@ -328,7 +328,7 @@ func (r *Router) reauthorize(s *Session, subs map[string]*Subscription) {
 			}
 			op, dest = OpQueueReceive, sub.Queue
 		}
-		if r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest) {
+		if r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest) {
 			continue
 		}
 		delete(subs, key)
@@ -513,7 +513,7 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 	if sub.Queue != "" {
 		op, dest = OpQueueReceive, sub.Queue
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), op, dest) {
+	if !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest) {
 		return r.denySubscribe()
 	}
 	var q *queue
@@ -576,7 +576,7 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 	if err := ValidFilter(sub.Filter); err != nil {
 		return nil, false, err
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, string(s.ID), OpSubscribe, sub.Filter) {
+	if !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), OpSubscribe, sub.Filter) {
 		return nil, false, r.denySubscribe()
 	}
 	s.mu.Lock()

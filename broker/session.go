@@ -13,6 +13,10 @@ type SessionOptions struct {
 	Version    string // negotiated protocol version
 	RemoteAddr string
 	Identity   Identity
+	// ClientID is the client's own identifier when it is not the session
+	// id (a STOMP client-id header; STOMP session ids are generated). ACL
+	// patterns' %c match it; empty: the session id.
+	ClientID string
 	// OnClose, if set, is called once by Session.Close, on the closing
 	// goroutine, so the protocol can cut a blocked write short (slow
 	// consumer, write timeout). It must not block or take broker locks.
@@ -46,6 +50,7 @@ type Session struct {
 	Version     string
 	RemoteAddr  string
 	Identity    Identity
+	ClientID    string // SessionOptions.ClientID
 	ConnectedAt time.Time
 	Outbox      *Outbox
 
@@ -365,4 +370,13 @@ func userOf(s *Session) string {
 	default:
 		return o
 	}
+}
+
+// AuthClientID is the client identifier ACL patterns' %c match: the
+// client's own (SessionOptions.ClientID) or the session id.
+func (s *Session) AuthClientID() string {
+	if s.ClientID != "" {
+		return s.ClientID
+	}
+	return string(s.ID)
 }

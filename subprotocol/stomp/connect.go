@@ -58,7 +58,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		return c.refuseLogin(f, err)
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
-		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id,
+		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, ClientID: c.clientID,
 		OnClose: c.onSessionClose, Wake: c.wr.Wake,
 	})
 	if err != nil {
