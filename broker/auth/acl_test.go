@@ -594,3 +594,47 @@ func BenchmarkACLAllow20RulesSubscribe(b *testing.B) {
 		a.Allow(id, "dev1", broker.OpSubscribe, "logs/app/+")
 	}
 }
+
+// TestMosquittoExampleACLFile parses Mosquitto's aclfile.example (2.0) as
+// shipped and checks what it grants.
+func TestMosquittoExampleACLFile(t *testing.T) {
+	src := `# This affects access control for clients with no username.
+topic read $SYS/#
+
+# This only affects clients with username "roger".
+user roger
+topic foo/bar
+
+# This affects all clients.
+pattern write $SYS/broker/connection/%c/state
+`
+	rules, err := ParseACLFile(strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewACL(rules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roger := broker.Identity{Name: "roger"}
+	for _, c := range []struct {
+		id   broker.Identity
+		op   broker.Op
+		dest string
+		want bool
+	}{
+		{anon, broker.OpSubscribe, "$SYS/#", true}, // an explicit rule opens $SYS
+		{anon, broker.OpPublish, "$SYS/x", false},
+		{roger, broker.OpSubscribe, "$SYS/#", false},
+		{roger, broker.OpPublish, "foo/bar", true},
+		{roger, broker.OpSubscribe, "foo/bar", true},
+		{roger, broker.OpSubscribe, "foo/+", false},
+		{anon, broker.OpPublish, "foo/bar", false},
+		{roger, broker.OpPublish, "$SYS/broker/connection/dev1/state", true},
+		{roger, broker.OpPublish, "$SYS/broker/connection/dev2/state", false},
+	} {
+		if got := a.Allow(c.id, "dev1", c.op, c.dest); got != c.want {
+			t.Errorf("Allow(%q, %v, %q) = %v, want %v", c.id.Name, c.op, c.dest, got, c.want)
+		}
+	}
+}
