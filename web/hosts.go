@@ -23,7 +23,7 @@ func newHostList(lists ...[]string) hostList {
 			if n == "*" {
 				h.any = true
 			}
-			h.names[normalHost(n)] = true
+			h.names[normalHost(hostOf(n))] = true // a port written in the list is ignored too
 		}
 	}
 	h.any = h.any || empty

@@ -185,8 +185,16 @@ func TestAllowedHosts(t *testing.T) {
 	}
 }
 
-// TestAllowedHostsEmptyOrStar: no list, or "*", allows any Host.
+// TestAllowedHostsEmptyOrStar: no list, or "*", allows any Host; ports
+// written in the list are ignored.
 func TestAllowedHostsEmptyOrStar(t *testing.T) {
+	s := newGW(t, Config{AllowedHosts: []string{"app.example:8080", "[::1]:9"}})
+	for host, ok := range map[string]bool{"app.example": true, "app.example:1": true, "[::1]": true, "other.example:8080": false} {
+		ws, code, _ := dialWS(t, s.wsURL(), "alpha.v1", http.Header{"Host": {host}})
+		if (ws != nil) != ok {
+			t.Errorf("list with ports, Host %q: %d, want allowed=%v", host, code, ok)
+		}
+	}
 	for _, hosts := range [][]string{nil, {"*"}, {"x.example", "*"}} {
 		s := newGW(t, Config{AllowedHosts: hosts})
 		ws, code, _ := dialWS(t, s.wsURL(), "alpha.v1", http.Header{"Host": {"anything.example"}})
