@@ -249,7 +249,7 @@ func TestNilACL(t *testing.T) {
 }
 
 func TestParseACLFile(t *testing.T) {
-	src := `# Mosquitto-style file
+	src := "\ufeff" + `# Mosquitto-style file (with a byte order mark)
 topic read public/#
 topic	pub/with space
 

@@ -34,7 +34,11 @@ func ParseACLFile(r io.Reader) ([]Rule, error) {
 	var who Rule // the current user / group / anonymous
 	who.Anonymous = true
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		text := sc.Text()
+		if n == 1 {
+			text = strings.TrimPrefix(text, "\ufeff") // some editors write one
+		}
+		line := strings.TrimSpace(text)
 		if line == "" || line[0] == '#' {
 			continue
 		}

@@ -37,6 +37,8 @@ const (
 // exist. Cost DefaultBcryptCost; the password is irrelevant.
 var dummyHash = []byte("$2a$10$kQNvnQWmnH.OIJ0GwOos9uYKywiI4mivSeV5sxAGDa7okx9oV6rfW")
 
+var utf8BOM = []byte("\ufeff")
+
 // Users is a loaded password file: user name to bcrypt hash. It is
 // immutable once loaded and safe for concurrent use.
 type Users struct {
@@ -55,6 +57,7 @@ func LoadPasswordFile(path string) (*Users, error) {
 	if err != nil {
 		return nil, err
 	}
+	data = bytes.TrimPrefix(data, utf8BOM) // some editors write one
 	u := &Users{hashes: make(map[string][]byte)}
 	cost := 0
 	for n, line := range lines(data) {
@@ -228,6 +231,7 @@ func DeletePassword(path, user string) error {
 // rewrite returns data with the lines of user replaced by entry (the first
 // one; later ones dropped) or removed when entry is "".
 func rewrite(data []byte, user, entry string) ([]byte, bool) {
+	data = bytes.TrimPrefix(data, utf8BOM)
 	out := make([]byte, 0, len(data)+len(entry)+1)
 	found := false
 	for _, line := range lines(data) {

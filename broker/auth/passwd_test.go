@@ -24,7 +24,7 @@ func writeFile(t *testing.T, name, content string) string {
 func TestLoadPasswordFile(t *testing.T) {
 	h2y := "$2y$" + cheapHash[4:]
 	h2b := "$2b$" + cheapHash[4:]
-	p := writeFile(t, "passwd", "# users\n\nalice:"+cheapHash+"\r\n  bob:"+h2y+"\ncarol:"+h2b)
+	p := writeFile(t, "passwd", "\ufeff# users\n\nalice:"+cheapHash+"\r\n  bob:"+h2y+"\ncarol:"+h2b)
 	u, err := LoadPasswordFile(p)
 	if err != nil {
 		t.Fatal(err)
