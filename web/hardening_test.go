@@ -337,3 +337,39 @@ func TestRefusalLogs(t *testing.T) {
 		t.Errorf("the token was logged:\n%s", out)
 	}
 }
+
+// BenchmarkUTF8Reader is the cost of the text-message check on a typical
+// STOMP frame, against reading it unchecked.
+func BenchmarkUTF8Reader(b *testing.B) {
+	frame := []byte("SEND\ndestination:/topic/sensors/42\ncontent-type:application/json\n\n" +
+		strings.Repeat(`{"t":21.5,"unit":"°C"},`, 40) + "\x00")
+	buf := make([]byte, 4096)
+	br := bytes.NewReader(frame)
+	b.Run("unchecked", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			br.Reset(frame)
+			for {
+				if _, err := br.Read(buf); err != nil {
+					break
+				}
+			}
+		}
+	})
+	ascii := bytes.ReplaceAll(frame, []byte("°"), []byte("d"))
+	for name, f := range map[string][]byte{"checked": frame, "checked-ascii": ascii} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(f)))
+			u := &utf8Reader{invalid: func() {}}
+			for b.Loop() {
+				br.Reset(f)
+				u.reset(br)
+				for {
+					if _, err := u.Read(buf); err != nil {
+						break
+					}
+				}
+			}
+		})
+	}
+}
