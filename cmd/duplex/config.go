@@ -540,6 +540,16 @@ func (o *options) adminOpen() bool {
 	return !o.authConfigured() && o.httpOnLoopback()
 }
 
+// allOnLoopback says whether every listener is on loopback.
+func (o *options) allOnLoopback() bool {
+	for _, l := range o.listeners() {
+		if l.addr != "" && !isLoopback(l.addr) {
+			return false
+		}
+	}
+	return true
+}
+
 // httpOnLoopback says whether every HTTP listener is on loopback.
 func (o *options) httpOnLoopback() bool {
 	for _, l := range o.listeners() {
@@ -631,9 +641,11 @@ func (o *options) finish() error {
 	b.MaxSessionsPerUser = int(noLimit(int64(l.MaxSessionsPerUser)))
 	b.MaxOfflineMsgs = l.MaxSessionQueue
 	b.MaxOfflineBytes = noLimit(l.MaxSessionQueueBytes)
-	// With authentication, an anonymous client owns its sessions by source
-	// address, so it cannot resume another anonymous client's session.
-	b.AnonymousOwnerByAddress = o.authConfigured()
+	// Anonymous clients own their sessions by source address (so one
+	// cannot resume another's session, and the session quota counts per
+	// address) everywhere but in the zero-config loopback pool: with
+	// authentication, with a listener off loopback, or behind a proxy.
+	b.AnonymousOwnerByAddress = o.authConfigured() || !o.allOnLoopback() || len(v.Web.TrustedProxies) > 0
 	// Sessions stored before the cap existed (or with a longer expiry) get
 	// it at the restore; 0 is no cap in both.
 	b.MaxSessionExpiry = l.MaxSessionExpiry

@@ -520,6 +520,9 @@ func TestDerived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !o.broker.AnonymousOwnerByAddress {
+		t.Error("anonymous clients on 0.0.0.0 must own sessions by address")
+	}
 	if len(o.web.AllowedHosts) != 0 || !o.web.SeparateAdmin || o.web.MaxConnectionsPerIP != -1 || o.web.ConnectRatePerIP != -1 ||
 		o.broker.MaxSessionsPerUser != -1 || o.broker.MaxOfflineBytes != -1 || o.mqtt.MaxSessionExpiry != -1 ||
 		o.broker.MaxSessionExpiry != 0 || o.broker.MaxRetained != -1 || len(o.web.TrustedProxies) != 2 ||
