@@ -91,6 +91,39 @@ describe('password file (STOMP.js, MQTT.js)', () => {
   });
 });
 
+describe('brute force: a source that fails too often is banned (STOMP.js, MQTT.js)', () => {
+  const BAN_AFTER = 5;
+  let b;
+  before(async () => {
+    const env = await secureEnv({ pki: false });
+    await env.write('passwd', passwordFile(['alice', 'bob']));
+    b = await startSecureBroker(env, {
+      password_file: env.path('passwd'),
+      auth: { ban_after: BAN_AFTER, ban_window: '1m', ban_time: '3s', failure_delay: '1ms', failure_delay_max: '1ms' },
+    });
+  }, { timeout: 60000 });
+  afterEach(mqttCleanup);
+
+  test('after ban_after failures even the right password is refused until ban_time passed; connected clients keep flowing', T, async () => {
+    const nb = await neighbours(b, { username: 'bob', password: pw('bob') }, { login: 'bob', passcode: pw('bob') }, 'ban');
+    for (let i = 0; i < BAN_AFTER; i++) {
+      assert.equal(await mqttRefusal(b.mqttUrl, { protocolVersion: 5, username: 'alice', password: `guess-${i}` }), 0x86, `guess ${i}`);
+    }
+    const alice = { username: 'alice', password: pw('alice') };
+    assert.equal(await mqttRefusal(b.mqttUrl, { protocolVersion: 5, ...alice }), 0x8a, 'MQTT 5 while banned: CONNACK 0x8A (banned)');
+    assert.equal(await mqttRefusal(b.mqttUrl, { protocolVersion: 4, ...alice }), 5, 'MQTT 3.1.1 while banned: CONNACK 5');
+    const err = await stompRefusal(b.url, { login: 'alice', passcode: pw('alice') });
+    assert.equal(err.headers.message, 'access refused', 'STOMP while banned');
+    // The clients connected before the ban are not touched.
+    await nb.flowing();
+    // The ban ends (ban_time 3s): the right password works again.
+    const back = await waitFor(() => mqttc(b.mqttUrl, { protocolVersion: 5, ...alice }).catch(() => null), 15000,
+      'the ban to end', { interval: 500 });
+    await mqttRoundTrip(back, uniq('after-ban'));
+    await nb.stop();
+  });
+});
+
 describe('JWT HS256 (STOMP.js, MQTT.js)', () => {
   const AUD = 'duplex-test';
   const ISS = 'duplex-tests';
