@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // outcome is what one connection attempt got.
@@ -534,4 +537,113 @@ connect_timeout = "60s"
 	}
 	direct.report(t)
 	proxied.report(t)
+}
+
+// TestFloodDescriptors: with max_connections left at 0 (derived: 95% of the
+// open-file limit, set here for the broker process to 1024 — a common
+// container and systemd figure — and 256, the macOS default) a flood of
+// WebSocket connections from one address (per-address limits out of the
+// way) is refused — HTTP 503 past the cap, or a TCP close once the socket
+// margin is used — and accept never runs out of descriptors ("too many open
+// files" in the log, clients left hanging in the backlog); the neighbours
+// connected before keep exchanging messages and a new one connects once the
+// flood lets go (the time is logged).
+func TestFloodDescriptors(t *testing.T) {
+	t.Parallel()
+	for _, nofile := range []int{1024, 256} {
+		t.Run(fmt.Sprint(nofile), func(t *testing.T) { floodDescriptors(t, nofile) })
+	}
+}
+
+func floodDescriptors(t *testing.T, nofile int) {
+	p := startBrokerNofile(t, nofile, `
+[limits]
+max_connections_per_ip = 100000
+connect_rate_per_ip = 100000
+connect_burst_per_ip = 100000
+connect_timeout = "60s"
+`)
+	before := []*neighbour{
+		stompNeighbour(t, p, "ws", neighbourIP, "", ""),
+		v3Neighbour(t, p, "tcp", neighbourIP, "", ""),
+	}
+	var open []io.Closer
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	var n503, nClosed, nHung, nOther int
+	var other []string
+	var floodErr error
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: time.Second, NetDialContext: dialer(offenderIP).DialContext}
+	err := before[0].during(func() {
+		floodErr = before[1].during(func() {
+			hungInARow := 0
+			for range nofile + nofile/4 {
+				ws, resp, err := d.Dial(p.WSURL("/mqtt"), nil)
+				var ne net.Error
+				switch {
+				case err == nil:
+					open = append(open, ws)
+				case resp != nil && resp.StatusCode == 503:
+					n503++
+				case errors.As(err, &ne) && ne.Timeout():
+					nHung++
+				case resp == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+					nClosed++
+				default:
+					nOther++
+					if len(other) < 3 {
+						other = append(other, fmt.Sprintf("%v%s", err, respStatus(resp)))
+					}
+				}
+				if errors.As(err, &ne) && ne.Timeout() {
+					if hungInARow++; hungInARow == 3 {
+						break // the broker no longer accepts: no use waiting more
+					}
+				} else {
+					hungInARow = 0
+				}
+			}
+		})
+	})
+	t.Logf("flood of WebSocket connections under RLIMIT_NOFILE %d: %d accepted, %d refused with 503, %d closed at once, %d hung (no answer in 1s), %d other %v",
+		nofile, len(open), n503, nClosed, nHung, nOther, other)
+	if limit := nofile * 95 / 100; len(open)+len(before) > limit {
+		t.Errorf("%d connections open (flood %d + neighbours %d), over 95%% of the open-file limit (%d)", len(open)+len(before), len(open), len(before), limit)
+	}
+	if n503 == 0 || nHung != 0 || nOther != 0 {
+		t.Errorf("past the derived cap: %d refused with 503, %d hung, %d other failures %v; want 503 first and nothing but refusals", n503, nHung, nOther, other)
+	}
+	if strings.Contains(p.stderr.String(), "too many open files") {
+		t.Errorf("the broker ran out of descriptors: %s", grepLines(p.stderr.String(), "too many open files", 3))
+	}
+	for _, e := range []error{err, floodErr} {
+		if e != nil {
+			t.Error(e)
+		}
+	}
+	for _, n := range before {
+		n.report(t)
+	}
+	released := time.Now()
+	for _, c := range open {
+		c.Close()
+	}
+	open = nil
+	n := connectAfter(t, p, neighbourIP, released)
+	t.Logf("after the descriptor flood let go, a new neighbour connected in %v", n.connect.Round(time.Microsecond))
+	n.report(t)
+}
+
+// grepLines returns up to n lines of s containing sub.
+func grepLines(s, sub string, n int) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && len(out) < n {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -172,7 +172,26 @@ func startBroker(t testing.TB, config string, args ...string) *proc {
 	if err := os.WriteFile(file, []byte(baseConfig(dir)+config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := launch(t, dir, append([]string{"-config", file}, args...)...)
+	return waitStarted(t, launch(t, dir, append([]string{"-config", file}, args...)...), config)
+}
+
+// startBrokerNofile is startBroker under an open-file limit of nofile
+// (soft and hard, so Go cannot raise it).
+func startBrokerNofile(t testing.TB, nofile int, config string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "duplex.toml")
+	if err := os.WriteFile(file, []byte(baseConfig(dir)+config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), duplexBin, "-config", file}
+	return waitStarted(t, launchCmd(t, dir, exec.Command("/bin/sh", args...), args), config)
+}
+
+// waitStarted waits for the startup lines of p.
+func waitStarted(t testing.TB, p *proc, config string) *proc {
+	t.Helper()
+	dir := p.dir
 	var ls map[string]string
 	err := waitFor(waitStart, func() error {
 		select {
@@ -200,8 +219,14 @@ func startBroker(t testing.TB, config string, args ...string) *proc {
 // test failed.
 func launch(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	return launchCmd(t, dir, exec.Command(duplexBin, args...), args)
+}
+
+// launchCmd is launch for a command of its own (a shell setting limits).
+func launchCmd(t testing.TB, dir string, cmd *exec.Cmd, args []string) *proc {
+	t.Helper()
 	p := &proc{t: t, dir: dir, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(duplexBin, args...)
+	p.cmd = cmd
 	p.cmd.Dir = dir
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
