@@ -1,24 +1,25 @@
 // Helpers for the security interop tests (security-*.test.js).
 //
-// - secureEnv(): a temp folder with a test PKI (`go run ./test/certgen`),
-//   password files, ACL files, JWT keys; env.path(name), env.write(name, text).
+// - secureEnv(): a temp folder for password files, ACL files and JWT keys,
+//   with a test PKI made by `go run ./test/certgen` (once per process);
+//   env.path(name), env.write(name, text), env.pem.ca, ...
 // - startSecureBroker(env, config): runs the broker with a generated TOML
 //   config (`-config FILE`) and parses every startup line of the plan into
-//   {url, stompUrl, mqttUrl, wssUrl, wssStompUrl, wssMqttUrl, mqttTlsPort,
-//   stompTlsPort, mqttTcpPort, stompTcpPort, adminUrl}; sighup(),
-//   waitStderr(re), stop().
+//   {url, stompUrl, mqttUrl, wssUrl, wssStompUrl, wssMqttUrl, wssPort,
+//   mqttTlsPort, stompTlsPort, mqttTcpPort, stompTcpPort, adminUrl};
+//   reload() (SIGHUP, then waits for "reload done"), waitStderr(re), stop().
 // - signJwt(): HS256 / RS256 / none tokens with node:crypto.
 // - stomp(), stompRefusal(), mqttc(), mqttRefusal(): STOMP.js and MQTT.js
 //   over ws:// or wss:// (trusting the test CA, optionally with a client
-//   certificate).
+//   certificate); subackCode(), pubackCode(), stompDenied(), round trips.
 // - neighbour(): a well-behaved client that keeps publishing to itself
 //   while a test misbehaves next to it; flowing() proves it still
 //   exchanges messages, stop() asserts it lost, duplicated or reordered
 //   nothing.
 //
 // Clients go through harness.js / mqtt-harness.js, so mqttCleanup() closes
-// them; brokers started here are stopped by stopAllBrokers() (also called
-// by broker.stop()).
+// them (and stops the neighbours); stopAllBrokers() and removeAllEnvs()
+// clean up the rest (each test file calls them in a top-level after()).
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -211,7 +212,7 @@ export const FAST_AUTH = { ban_after: 100000, failure_delay: '1ms', failure_dela
  * printed its line:
  * {proc, configFile, lines, url, stompUrl, mqttUrl, wssUrl, wssStompUrl,
  * wssMqttUrl, wssPort, mqttTlsPort, stompTlsPort, mqttTcpPort,
- * stompTcpPort, adminUrl, stderr(), waitStderr(re, fromIndex), sighup(),
+ * stompTcpPort, adminUrl, stderr(), waitStderr(re, fromIndex), reload(),
  * stop()}.
  */
 export async function startSecureBroker(env, config, { name = uniq('duplex'), startTimeout = 15000 } = {}) {
