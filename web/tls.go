@@ -1,12 +1,15 @@
 package web
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // TLSConfig names the files of a TLS listener ([tls] in the config file).
@@ -26,10 +29,23 @@ type TLSConfig struct {
 // TLSReloader serves a certificate, key and client CA that Reload can
 // replace while listeners run: a reload takes effect for new handshakes,
 // and connections already established keep theirs.
+//
+// Session tickets: each load gets fresh ticket keys, so a session from
+// before a reload is not resumed after it (a client certificate then
+// verifies against the new CA); keys rotate every ticketKeyPeriod, the
+// previous key staying valid for one more period.
 type TLSReloader struct {
 	c   TLSConfig
 	cur atomic.Pointer[tls.Config] // the configuration of new handshakes
+
+	mu      sync.Mutex   // rotation
+	rotated atomic.Int64 // unix nanoseconds of the current key
+	keys    [][32]byte   // current first
 }
+
+// ticketKeyPeriod is how long one session ticket key issues tickets (as
+// crypto/tls's automatic rotation).
+const ticketKeyPeriod = 24 * time.Hour
 
 // NewTLS loads c's files. TLS 1.2 is the minimum version.
 func NewTLS(c TLSConfig) (*TLSReloader, error) {
@@ -83,8 +99,42 @@ func (r *TLSReloader) Reload() error {
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 	}
+	key, err := newTicketKey()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.keys = [][32]byte{key}
+	cfg.SetSessionTicketKeys(r.keys)
+	r.rotated.Store(time.Now().UnixNano())
 	r.cur.Store(cfg)
+	r.mu.Unlock()
 	return nil
+}
+
+func newTicketKey() ([32]byte, error) {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return k, fmt.Errorf("tls: session ticket key: %w", err)
+	}
+	return k, nil
+}
+
+// current is the configuration for a new handshake, its ticket keys
+// rotated when due.
+func (r *TLSReloader) current() *tls.Config {
+	if time.Since(time.Unix(0, r.rotated.Load())) >= ticketKeyPeriod {
+		r.mu.Lock()
+		if time.Since(time.Unix(0, r.rotated.Load())) >= ticketKeyPeriod {
+			if key, err := newTicketKey(); err == nil {
+				r.keys = [][32]byte{key, r.keys[0]}
+				r.cur.Load().SetSessionTicketKeys(r.keys)
+				r.rotated.Store(time.Now().UnixNano())
+			}
+		}
+		r.mu.Unlock()
+	}
+	return r.cur.Load()
 }
 
 // Config returns a tls.Config for tls.NewListener (or a TLS client test):
@@ -95,7 +145,7 @@ func (r *TLSReloader) Config() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return r.cur.Load(), nil
+			return r.current(), nil
 		},
 		// Not used while GetConfigForClient answers; for callers that
 		// read the certificate from the outer config.

@@ -393,3 +393,45 @@ func TestNewTLSErrors(t *testing.T) {
 		t.Errorf("defaults: ClientAuth %v MinVersion %x", cfg.ClientAuth, cfg.MinVersion)
 	}
 }
+
+// TestTLSReloadEndsResumption: a session is resumed while the
+// configuration stands, and not after a reload (a client certificate is
+// then verified against the new CA file); the reloaded server resumes its
+// own sessions again.
+func TestTLSReloadEndsResumption(t *testing.T) {
+	p := newTestPKI(t)
+	s := startTLSServer(t, p, "optional")
+	dev := p.issue(t, "device", deviceCert, false)
+	cfg := p.clientTLS(dev)
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	talk := func() bool {
+		t.Helper()
+		c, err := tls.Dial("tcp", s.tlsAddr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(tcpWait))
+		_, _ = c.Write([]byte("who"))
+		line, err := bufio.NewReader(c).ReadString('\n') // also reads the ticket
+		if err != nil || !strings.Contains(line, "device-1") {
+			t.Fatalf("peer: %q, %v", line, err)
+		}
+		return c.ConnectionState().DidResume
+	}
+	if talk() {
+		t.Fatal("first connection resumed")
+	}
+	if !talk() {
+		t.Fatal("second connection not resumed: the test cannot show anything")
+	}
+	if err := s.rl.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if talk() {
+		t.Error("resumed a session from before the reload")
+	}
+	if !talk() {
+		t.Error("not resumed after the reload")
+	}
+}
