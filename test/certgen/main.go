@@ -6,10 +6,11 @@
 //	ca.pem, ca-key.pem                  the test CA
 //	server.pem, server-key.pem          a server certificate for 127.0.0.1, ::1 and localhost
 //	server2.pem, server2-key.pem        another one from the same CA (a certificate reload)
-//	client.pem, client-key.pem          a client certificate, Subject CN "device-1"
+//	client.pem, client-key.pem          a client certificate, Subject CN "device-1",
+//	                                    DNS SAN "device-1.devices.test"
 //	other-ca.pem                        a second CA the broker does not trust
 //	untrusted-client.pem, untrusted-client-key.pem
-//	                                    a client certificate (CN "device-1") from the other CA
+//	                                    the same names from the other CA
 //
 // Keys are ECDSA P-256 in PKCS #8; certificates are valid from an hour ago
 // for a day. Only crypto/x509 and the standard library are used.
@@ -76,6 +77,7 @@ func run(dir string) error {
 	client := func() *x509.Certificate {
 		return &x509.Certificate{
 			Subject:     pkix.Name{CommonName: "device-1"},
+			DNSNames:    []string{"device-1.devices.test"},
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}

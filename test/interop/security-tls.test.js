@@ -224,6 +224,8 @@ describe('TLS listeners, client certificates and SIGHUP reload (STOMP.js, MQTT.j
 });
 
 describe('wss only (addr = "")', () => {
+  afterEach(mqttCleanup);
+
   test('only the wss line is printed, STOMP.js and MQTT.js work over wss://', T, async () => {
     const env = await secureEnv();
     await env.write('passwd', passwordFile(['alice']));
@@ -244,8 +246,7 @@ describe('wss only (addr = "")', () => {
     await sub.waitCount(1);
     await m.waitMessages(1, (x) => x.topic === topic);
     assert.deepEqual(sub.bodies(), ['hello']);
-    await mqttCleanup();
-    await b.stop();
+    // The broker stops with the others in after() (in parallel).
   });
 });
 
@@ -283,7 +284,33 @@ describe('client certificates required (tls.client_certs = "require")', () => {
     assert.equal(await subackCode(t, 'alice/#', 1), 0x80, "device-1 got alice's topics");
     await nb.flowing();
     await nb.stop();
-    await mqttCleanup();
-    await b.stop();
+    // The broker stops with the others in after() (in parallel).
+  });
+});
+
+describe('the user name from a certificate SAN (tls.cert_username = "san")', () => {
+  afterEach(mqttCleanup);
+
+  test('the DNS SAN device-1.devices.test is the user, not the CN', T, async () => {
+    const env = await secureEnv();
+    await env.write('acl', 'user device-1.devices.test\ntopic readwrite san/#\n\nuser device-1\ntopic readwrite cn/#\n');
+    const b = await startSecureBroker(env, {
+      acl_file: env.path('acl'),
+      tls: {
+        cert_file: env.path('pki/server.pem'),
+        key_file: env.path('pki/server-key.pem'),
+        client_ca_file: env.path('pki/ca.pem'),
+        client_certs: 'optional',
+        cert_username: 'san',
+        wss_addr: '127.0.0.1:0',
+      },
+      auth: FAST_AUTH,
+    });
+    const m = await mqttc(b.wssMqttUrl, { protocolVersion: 5, tls: tlsOpts(env, 'client') });
+    await mqttRoundTrip(m, 'san/x');
+    assert.equal(await subackCode(m, 'cn/#', 1), 0x87, 'the CN was taken as the user');
+    const s = await stomp(b.wssUrl, { tls: tlsOpts(env, 'client') });
+    await stompRoundTrip(s, '/topic/san/s');
+    // The broker stops with the others in after() (in parallel).
   });
 });
