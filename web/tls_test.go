@@ -435,3 +435,40 @@ func TestTLSReloadEndsResumption(t *testing.T) {
 		t.Error("not resumed after the reload")
 	}
 }
+
+// TestTLSTicketKeyRotation: a due rotation adds a key in front and keeps
+// the previous one, so sessions from the last period still resume.
+func TestTLSTicketKeyRotation(t *testing.T) {
+	p := newTestPKI(t)
+	s := startTLSServer(t, p, "off")
+	cfg := p.clientTLS()
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	talk := func() bool {
+		t.Helper()
+		c, err := tls.Dial("tcp", s.tlsAddr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(tcpWait))
+		_, _ = c.Write([]byte("who"))
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		return c.ConnectionState().DidResume
+	}
+	talk()
+	s.rl.mu.Lock()
+	first := s.rl.keys[0]
+	s.rl.mu.Unlock()
+	s.rl.rotated.Store(time.Now().Add(-ticketKeyPeriod - time.Minute).UnixNano())
+	if !talk() {
+		t.Error("session from the previous period not resumed")
+	}
+	s.rl.mu.Lock()
+	keys := s.rl.keys
+	s.rl.mu.Unlock()
+	if len(keys) != 2 || keys[1] != first || keys[0] == first {
+		t.Errorf("keys after rotation: %d, previous kept %v", len(keys), len(keys) == 2 && keys[1] == first)
+	}
+}
