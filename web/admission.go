@@ -62,8 +62,8 @@ type AdmissionStats struct {
 	// RefusedSockets counts sockets Server.Listener closed at once past
 	// MaxSockets.
 	RefusedSockets uint64
-	// TLSHandshakeFailures counts TCP TLS connections whose handshake
-	// failed or timed out.
+	// TLSHandshakeFailures counts TLS connections whose handshake failed or
+	// timed out: TCP ones, and HTTPS ones served by NewHTTPServer.
 	TLSHandshakeFailures uint64
 	// Sources is the number of source addresses admission tracks.
 	Sources int

@@ -262,8 +262,9 @@ func TestTLSRequireClientCert(t *testing.T) {
 	askPeer(t, ws)
 }
 
-// TestTLSHandshakeFailureTCP: a plain-text client on a TLS TCP port is
-// closed and counted; a TLS client at the same time is served.
+// TestTLSHandshakeFailureTCP: a plain-text client on a TLS TCP port, or
+// on the wss port, is closed and counted; a TLS client at the same time is
+// served.
 func TestTLSHandshakeFailureTCP(t *testing.T) {
 	p := newTestPKI(t)
 	s := startTLSServer(t, p, "off")
@@ -282,6 +283,16 @@ func TestTLSHandshakeFailureTCP(t *testing.T) {
 		}
 	}
 	waitFor(t, "handshake failure counted", func() bool { return s.gw.AdmissionStats().TLSHandshakeFailures == 1 })
+
+	// The same on the wss listener (net/http reports it in ErrorLog).
+	u, _ := url.Parse(s.wssURL)
+	hc, err := net.DialTimeout("tcp", u.Host, tcpWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	_, _ = hc.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	waitFor(t, "https handshake failure counted", func() bool { return s.gw.AdmissionStats().TLSHandshakeFailures == 2 })
 
 	tc, err := tls.Dial("tcp", s.tlsAddr, p.clientTLS())
 	if err != nil {
