@@ -366,3 +366,45 @@ describe('client id and durable subscription ownership (MQTT.js, STOMP.js)', () 
     });
   }
 });
+
+describe('anonymous sessions belong to their source address (behind a trusted proxy)', () => {
+  let b;
+  before(async () => {
+    const env = await secureEnv({ pki: false });
+    b = await startSecureBroker(env, {
+      allow_anonymous: true,
+      // The test's connections come through "a proxy" on 127.0.0.1 that
+      // says which address each client has.
+      web: { trusted_proxies: ['127.0.0.1'] },
+      auth: FAST_AUTH,
+    });
+  }, { timeout: 60000 });
+  afterEach(mqttCleanup);
+
+  test("an anonymous client from another address cannot resume or take over an anonymous session; its owner gets her messages", T, async () => {
+    const N = 10;
+    const via = (addr) => ({ wsOptions: { headers: { 'X-Forwarded-For': addr } } });
+    const nb = await neighbours(b, {}, {}, 'anon');
+    const clientId = uniq('anon-dev');
+    const topic = uniq('anon/inbox');
+    const ownerOpts = { clientId, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 }, ...via('203.0.113.5') };
+    let owner = await mqttc(b.mqttUrl, ownerOpts);
+    await owner.client.subscribeAsync(topic, { qos: 1 });
+    const tries = async () => {
+      assert.equal(await mqttRefusal(b.mqttUrl, { ...ownerOpts, ...via('198.51.100.7') }), 0x85, 'v5 from another address');
+      assert.equal(await mqttRefusal(b.mqttUrl, { clientId, clean: false, protocolVersion: 4, ...via('198.51.100.7') }), 2, '3.1.1 from another address');
+    };
+    await tries();
+    assert.equal(owner.closed, false, 'the attempt from another address closed the owner');
+    await owner.end();
+    const pub = await mqttc(b.mqttUrl, { protocolVersion: 5, ...via('198.51.100.20') });
+    for (let i = 0; i < N; i++) await pub.client.publishAsync(topic, `a${i}`, { qos: 1 });
+    await tries();
+    owner = await mqttc(b.mqttUrl, ownerOpts);
+    assert.equal(owner.connack.sessionPresent, true, "the owner's session is gone");
+    const got = await owner.waitMessages(N, (m) => m.topic === topic);
+    assert.deepEqual(got.map((m) => m.payload.toString()), Array.from({ length: N }, (_, i) => `a${i}`));
+    await nb.flowing();
+    await nb.stop();
+  });
+});
