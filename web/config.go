@@ -60,9 +60,9 @@ type Config struct {
 	// AllowedHosts is the Host allow-list, checked on every HTTP request
 	// before anything else: host names or IP addresses, matched without
 	// case and without the port. "*" or an empty list allows any Host.
-	// Other Hosts get HTTP 403. It closes DNS rebinding, since the
-	// same-origin check trusts Host. The admin handler also allows
-	// LoopbackHosts.
+	// Other Hosts get HTTP 403 (except on /healthz, which load balancers
+	// probe by address). It closes DNS rebinding, since the same-origin
+	// check trusts Host. The admin handler also allows LoopbackHosts.
 	AllowedHosts []string
 	// TrustedProxies are the proxies whose X-Forwarded-For or Forwarded
 	// (RFC 7239) header is believed (see ParseTrustedProxies). Behind one,

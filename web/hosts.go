@@ -53,7 +53,8 @@ func (h hostList) allows(hostport string) bool {
 }
 
 // front is the first thing every HTTP request meets: the Host allow-list
-// (it closes DNS rebinding, since the same-origin check trusts Host), then
+// (it closes DNS rebinding, since the same-origin check trusts Host; only
+// /healthz is exempt), then
 // the client address after trusted proxies, which replaces r.RemoteAddr for
 // everything downstream (logs, admission, Transport.RemoteAddr).
 type front struct {
@@ -63,7 +64,9 @@ type front struct {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !f.hosts.allows(r.Host) {
+	// /healthz answers any Host: load balancers probe by IP address, and
+	// "ok" tells a rebinding page nothing.
+	if !f.hosts.allows(r.Host) && r.URL.Path != "/healthz" {
 		host := r.Host
 		if len(host) > 100 {
 			host = host[:100] + "..."

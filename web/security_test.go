@@ -158,6 +158,14 @@ func TestAllowedHosts(t *testing.T) {
 			t.Errorf("Host %q /api/stats: %d, want 403", host, resp.StatusCode)
 		}
 	}
+	// /healthz answers any Host (load balancers probe by address).
+	req, _ := http.NewRequest("GET", s.hs.URL+"/healthz", nil)
+	req.Host = "10.1.2.3:8080"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz with a foreign Host: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for _, host := range []string{"broker.example.COM", "broker.example.com:443", "broker.example.com.", "[::1]:8080", "127.0.0.1"} {
 		ws, code, body := dialWS(t, s.wsURL(), "alpha.v1", http.Header{"Host": {host}})
 		if ws == nil {
