@@ -72,7 +72,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="duplex", charset="UTF-8"`)
+	w.Header().Set("WWW-Authenticate", `Basic realm="duplex"`)
 	http.Error(w, msg, http.StatusUnauthorized)
 }
 
