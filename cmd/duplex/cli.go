@@ -60,7 +60,8 @@ Usage:
   duplex passwd [-b] FILE USER [PASSWORD]       add a user to a password file, or change its password
                                                 (-b: the password is on the command line; without it, prompt)
   duplex passwd -D FILE USER                    delete a user from a password file
-  duplex compact [-data DIR | -db FILE]         shrink the data file (stop the broker first)
+  duplex compact [-config FILE | -data DIR | -db FILE]
+                                                shrink the data file (stop the broker first)
   duplex help, duplex -h                        this help
   duplex -version                               print the version
 

@@ -25,7 +25,7 @@ const compactTmpSuffix = ".compact-tmp"
 // compact is `duplex compact`: it rewrites the data file offline so that
 // the free pages bbolt keeps after deletes are given back to the filesystem.
 //
-//	duplex compact [-data DIR] [-db PATH] [-tx-max-size BYTES]
+//	duplex compact [-config FILE] [-data DIR] [-db PATH] [-tx-max-size BYTES]
 //
 // The broker must be stopped first: compact takes bbolt's exclusive lock on
 // the file and fails within half a second ("is the broker running?") if any
@@ -40,8 +40,9 @@ const compactTmpSuffix = ".compact-tmp"
 //	compacted PATH: BEFORE -> AFTER bytes (PCT% smaller) in DURATION
 //
 // Like the broker, each flag may also be set by environment variable
-// (DUPLEX_DATA, DUPLEX_DB, DUPLEX_TX_MAX_SIZE); a flag given on the command
-// line wins.
+// (DUPLEX_DATA, DUPLEX_DB, DUPLEX_TX_MAX_SIZE, DUPLEX_CONFIG); a flag given
+// on the command line wins. With -config, the broker's config file gives
+// data and db under the environment and the flags.
 func compact(args []string) error {
 	return runCompact(args, os.Stdout, os.Stderr)
 }
@@ -51,13 +52,14 @@ func runCompact(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("duplex compact", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: duplex compact [-data DIR] [-db PATH] [-tx-max-size BYTES]")
+		fmt.Fprintln(fs.Output(), "usage: duplex compact [-config FILE] [-data DIR] [-db PATH] [-tx-max-size BYTES]")
 		fmt.Fprintln(fs.Output(), "Rewrites the data file without its free pages. Stop the broker first.")
 		fs.PrintDefaults()
 	}
 	dataDir := fs.String("data", "data", "data folder")
 	dbPath := fs.String("db", "", "database file (default <data>/duplex.db)")
 	txMaxSize := fs.Int64("tx-max-size", 64<<20, "bytes copied per compaction transaction (0: one transaction)")
+	configFile := fs.String("config", "", "the broker's TOML config file: its data and db keys are the defaults")
 
 	// Environment first, so that flags on the command line win. A malformed
 	// variable is an error unless its flag is given.
@@ -76,7 +78,8 @@ func runCompact(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("compact: %w", err)
 	}
-	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name); given[f.Name] = true })
 	for _, err := range envErrs {
 		return err
 	}
@@ -85,6 +88,20 @@ func runCompact(args []string, stdout, stderr io.Writer) error {
 	}
 	if *txMaxSize < 0 {
 		return fmt.Errorf("compact: -tx-max-size must not be negative")
+	}
+	// The broker's config file (-config or DUPLEX_CONFIG) says where the
+	// data are, under the environment and the flags.
+	if *configFile != "" {
+		o, err := parseOptions([]string{"-config", *configFile}, os.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		if !given["data"] {
+			*dataDir = o.v.Data
+		}
+		if !given["db"] {
+			*dbPath = o.v.DB
+		}
 	}
 	path := *dbPath
 	if path == "" {

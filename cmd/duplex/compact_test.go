@@ -19,7 +19,7 @@ import (
 // clearCompactEnv keeps the developer's DUPLEX_* variables out of the test.
 func clearCompactEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"DUPLEX_DATA", "DUPLEX_DB", "DUPLEX_TX_MAX_SIZE"} {
+	for _, k := range []string{"DUPLEX_DATA", "DUPLEX_DB", "DUPLEX_TX_MAX_SIZE", "DUPLEX_CONFIG"} {
 		t.Setenv(k, "") // restores the old value after the test
 		os.Unsetenv(k)
 	}
@@ -342,5 +342,38 @@ func TestCompactEnvironment(t *testing.T) {
 	}
 	if !strings.HasPrefix(stdout.String(), "compacted "+path+": ") {
 		t.Errorf("output %q", stdout.String())
+	}
+}
+
+// TestCompactConfigFile: with -config, the data file is where the broker's
+// config file says (relative to its folder); -db on the command line wins.
+func TestCompactConfigFile(t *testing.T) {
+	clearCompactEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store", "duplex.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	makeFragmentedDB(t, path, 200)
+	cfg := filepath.Join(dir, "duplex.toml")
+	if err := os.WriteFile(cfg, []byte("data = \"store\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := runCompact([]string{"-config", cfg}, &stdout, &stderr); err != nil {
+		t.Fatalf("compact -config: %v", err)
+	}
+	if !strings.HasPrefix(stdout.String(), "compacted "+path+": ") {
+		t.Errorf("output %q, want the file under the config's data folder %s", stdout.String(), path)
+	}
+	other := filepath.Join(t.TempDir(), "missing.db")
+	err := runCompact([]string{"-config", cfg, "-db", other}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), other) {
+		t.Errorf("-db after -config: %v, want it to name %s", err, other)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("dat = 1\n"), 0o600)
+	if err := runCompact([]string{"-config", bad}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), `unknown key "dat"`) {
+		t.Errorf("bad config: %v", err)
 	}
 }
