@@ -356,6 +356,9 @@ func TestRefuseAnonymousOnNetwork(t *testing.T) {
 		{"-addr", "0.0.0.0:0", "-password-file", users},
 		{"-addr", "0.0.0.0:0", "-password-file", users, "-allow-anonymous"},
 		{"-addr", "localhost:0", "-mqtt-tcp-addr", "[::1]:0"},
+		// TLS listeners off loopback are not refused (issue 8: "with
+		// anonymous access and no TLS").
+		{"-tls-cert-file", "c.pem", "-tls-key-file", "k.pem", "-tls-wss-addr", "0.0.0.0:0", "-tls-mqtt-tls-addr", "0.0.0.0:0", "-tls-stomp-tls-addr", ":0"},
 	} {
 		o, err := parseOptions(args, noEnv)
 		if err != nil {
