@@ -4,7 +4,7 @@
 //	duplex [-config duplex.toml] [-addr 127.0.0.1:8080] [-data ./data] [flags]
 //	duplex config check FILE
 //	duplex passwd [-b] FILE USER [PASSWORD] | duplex passwd -D FILE USER
-//	duplex compact [-data DIR | -db FILE]
+//	duplex compact [-config FILE | -data DIR | -db FILE]
 //
 // Every setting is a key of the TOML config file, a flag and an environment
 // variable DUPLEX_<FLAG> with dashes as underscores (DUPLEX_ADDR,
