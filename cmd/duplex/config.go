@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -608,6 +609,18 @@ func (o *options) finish() error {
 	}
 	if len(tlsUsers) > 0 && v.TLS.CertFile == "" {
 		return fmt.Errorf("%s needs tls.cert_file and tls.key_file", tlsUsers[0])
+	}
+	for key, d := range map[string]time.Duration{
+		"limits.http_idle_timeout":        v.Limits.HTTPIdleTimeout,
+		"limits.http_read_header_timeout": v.Limits.HTTPReadHeaderTimeout,
+		"limits.connect_timeout":          v.Limits.ConnectTimeout,
+		"auth.ban_window":                 v.Auth.BanWindow,
+		"auth.ban_time":                   v.Auth.BanTime,
+		"auth.failure_delay_max":          v.Auth.FailureDelayMax,
+	} {
+		if d == 0 {
+			return fmt.Errorf("%s must be above 0", key)
+		}
 	}
 	for _, a := range v.Admins {
 		if a == "" {

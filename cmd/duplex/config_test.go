@@ -163,6 +163,7 @@ func TestBadValue(t *testing.T) {
 		{"addr = \"\"\n", "addr and tls.wss_addr are both empty"},
 		{"mqtt_tcp_addr = \"127.0.0.1:7000\"\nstomp_tcp_addr = \"127.0.0.1:7000\"\n", `stomp_tcp_addr and mqtt_tcp_addr are both "127.0.0.1:7000"`},
 		{"addr = [\n", "duplex.toml:"},
+		{"[limits]\nhttp_idle_timeout = \"0s\"\n", "limits.http_idle_timeout must be above 0"},
 	}
 	for _, c := range cases {
 		cfg := writeFile(t, "duplex.toml", c.file)
