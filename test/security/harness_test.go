@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -1224,4 +1225,78 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// offlineSubscriber leaves a persistent v5 session (expiry 300 s) for id,
+// subscribed to filter at QoS 1, from src, and returns once the server has
+// closed the connection after DISCONNECT: from then on everything for it
+// is kept offline.
+func offlineSubscriber(t testing.TB, p *proc, src, id, filter string) {
+	t.Helper()
+	nc, err := openMQTT(p, "tcp", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := newRawMQTT(nc)
+	props := []byte{0x11, 0, 0, 0x01, 0x2c} // Session Expiry Interval 300
+	if err := r.write(connectPacket(connectSpec{level: 5, id: id, clean: true, props: props})); err != nil {
+		t.Fatal(err)
+	}
+	if ca, err := r.read(waitShort); err != nil || ca.typ() != 2 || ca.body[1] != 0 {
+		t.Fatalf("offline subscriber %s: CONNACK %v %v", id, ca, err)
+	}
+	if err := r.write(packet(0x82, append(appendStr([]byte{0, 1, 0}, filter), 1))); err != nil {
+		t.Fatal(err)
+	}
+	if sa, err := r.read(waitShort); err != nil || sa.typ() != 9 || len(sa.body) != 4 || sa.body[3] != 1 {
+		t.Fatalf("offline subscriber %s: SUBACK %v %v", id, sa, err)
+	}
+	if err := r.write([]byte{0xE0, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	if pkts, err := r.untilClosed(waitShort); err != nil || len(pkts) != 0 {
+		t.Fatalf("offline subscriber %s: after DISCONNECT %v %v", id, pkts, err)
+	}
+}
+
+// sessionField returns field of client id's entry in /api/sessions (asked
+// with basic auth user/pass, "" = none), and whether the entry is there.
+// It walks the JSON whatever its shape: the first object whose ID is id.
+func (p *proc) sessionField(t testing.TB, id, field, user, pass string) (any, bool) {
+	t.Helper()
+	code, body := p.apiGet(t, "/api/sessions?q="+url.QueryEscape(id), user, pass)
+	if code != 200 {
+		t.Fatalf("/api/sessions: HTTP %d: %s", code, truncate(body, 300))
+	}
+	var v any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("/api/sessions: %v: %s", err, truncate(body, 300))
+	}
+	var find func(v any) (map[string]any, bool)
+	find = func(v any) (map[string]any, bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["ID"] == id {
+				return x, true
+			}
+			for _, e := range x {
+				if m, ok := find(e); ok {
+					return m, true
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if m, ok := find(e); ok {
+					return m, true
+				}
+			}
+		}
+		return nil, false
+	}
+	m, ok := find(v)
+	if !ok {
+		return nil, false
+	}
+	return m[field], true
 }

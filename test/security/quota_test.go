@@ -492,9 +492,7 @@ func TestSessionQueueQuota(t *testing.T) {
 			p := startBroker(t, "\n[limits]\n"+c.limits+"\n")
 			topic := uniq("sq/t")
 			off := uniq("sq-offline-")
-			o, _ := mustV5(t, p, "tcp", offenderIP, v5Login(off, "", "", true, 300))
-			o.sub(t, topic, 1)
-			_ = o.c.Disconnect(&paho.Disconnect{})
+			offlineSubscriber(t, p, offenderIP, off, topic)
 			online, _ := mustV5(t, p, "ws", neighbourIP, v5Login(uniq("sq-online-"), "", "", true, 0))
 			online.sub(t, topic, 1)
 			pub, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("sq-pub-"), "", "", true, 0))
@@ -528,6 +526,14 @@ func TestSessionQueueQuota(t *testing.T) {
 					t.Fatalf("offline session's stored message %d: got %q", i, truncate(string(m.Payload), 10))
 				}
 			}
+			// Its acknowledgements processed (nothing stored any more), the
+			// marker is live.
+			checkFor(t, waitShort, func() error {
+				if v, ok := p.sessionField(t, off, "StoredMsgs", "", ""); !ok || v != float64(0) {
+					return fmt.Errorf("session %s listed %v, StoredMsgs %v", off, ok, v)
+				}
+				return nil
+			})
 			got := c.want
 			marker := uniq("marker-")
 			if rc, err := pub.publish(topic, 1, false, []byte(marker)); err != nil && rc < 0x80 {
