@@ -19,11 +19,33 @@ import (
 // are bounded by MaxConnections.
 const maxIdleSources = 100_000
 
-// socketMargin is how many sockets past MaxConnections Server.Listener
-// lets through, so the HTTP 503 and the protocols' refusals, not a silent
-// close, are what clients see first; the rest of the descriptor reserve
-// stays untouched.
-func socketMargin(maxConns int) int { return max(16, maxConns/100) }
+// admissionLimits derives the connection cap and the socket cap from the
+// open-file limit nofile (0: unknown) and the configured MaxConnections
+// (0 or less: derived).
+//
+// The reserve is the descriptors kept from client sockets, for listeners,
+// the store, logs and the runtime: 5% of the limit, at least 32 (a
+// process holds a dozen descriptors of its own, which 5% of a small limit
+// such as macOS's 256 would not cover). A derived MaxConnections is the
+// limit minus the reserve. Server.Listener lets a margin of sockets past
+// MaxConnections through (1%, at least 16), so HTTP 503 and the protocols'
+// refusals, not a silent close, are what clients see first, but never more
+// than the limit minus half the reserve: accept never fails for want of
+// descriptors.
+func admissionLimits(nofile, maxConns int) (conns, sockets int) {
+	reserve := max((nofile*5+99)/100, 32) // 5%, rounded up
+	if maxConns <= 0 {
+		maxConns = fallbackMaxConnections
+		if nofile > 0 {
+			maxConns = max(nofile-reserve, 1)
+		}
+	}
+	sockets = maxConns + max(16, maxConns/100)
+	if nofile > 0 {
+		sockets = max(min(sockets, nofile-reserve/2), 1)
+	}
+	return maxConns, sockets
+}
 
 // refusal is why admission refused a connection.
 type refusal uint8
@@ -107,7 +129,7 @@ func newAdmission(c *Config) *admission {
 		max:       c.MaxConnections,
 		perIP:     c.MaxConnectionsPerIP,
 		burst:     c.ConnectBurstPerIP,
-		socketCap: c.MaxConnections + socketMargin(c.MaxConnections),
+		socketCap: c.socketCap,
 		maxIdle:   maxIdleSources,
 		now:       time.Now,
 		log:       &subprotocol.LogLimiter{},

@@ -243,11 +243,35 @@ func TestAdmissionSourceTable(t *testing.T) {
 	}
 }
 
-// TestDerivedMaxConnections: the default cap is below the descriptor limit.
+// TestAdmissionLimits: the derived cap is 95% of the descriptor limit
+// with at least 32 descriptors kept; the socket cap is a margin above the
+// connection cap and always below the limit.
+func TestAdmissionLimits(t *testing.T) {
+	cases := []struct{ nofile, max, conns, sockets int }{
+		{1024, 0, 972, 988},
+		{256, 0, 224, 240},
+		{1 << 20, 0, 996147, 1006108},
+		{0, 0, fallbackMaxConnections, fallbackMaxConnections + 100},
+		{1024, 10, 10, 26},
+		{1024, 5000, 5000, 1024 - 26}, // set above the limit: sockets still capped
+		{0, 2, 2, 18},
+	}
+	for _, c := range cases {
+		conns, sockets := admissionLimits(c.nofile, c.max)
+		if conns != c.conns || sockets != c.sockets {
+			t.Errorf("nofile %d max %d: %d, %d; want %d, %d", c.nofile, c.max, conns, sockets, c.conns, c.sockets)
+		}
+		if c.nofile > 0 && (sockets >= c.nofile || (c.max == 0 && conns > c.nofile*95/100)) {
+			t.Errorf("nofile %d: %d connections, %d sockets", c.nofile, conns, sockets)
+		}
+	}
+}
+
+// TestDerivedMaxConnections: the defaults, and limits turned off.
 func TestDerivedMaxConnections(t *testing.T) {
 	cfg := Config{}.withDefaults()
-	if n := cfg.MaxConnections; n <= 0 || n+socketMargin(n) <= 0 {
-		t.Fatalf("MaxConnections %d", n)
+	if n := cfg.MaxConnections; n <= 0 || cfg.socketCap <= n {
+		t.Fatalf("MaxConnections %d, sockets %d", n, cfg.socketCap)
 	}
 	if cfg.MaxConnectionsPerIP != 1000 || cfg.ConnectRatePerIP != 100 || cfg.ConnectBurstPerIP != 200 {
 		t.Errorf("defaults %+v", cfg)

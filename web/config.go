@@ -75,9 +75,10 @@ type Config struct {
 	// MaxConnections caps protocol connections (WebSocket and TCP
 	// together); past it a WebSocket upgrade gets HTTP 503 and a TCP
 	// connection is closed at once. 0: derived from the process's
-	// descriptor limit, 95% of the RLIMIT_NOFILE soft limit, so ~5% stay in
-	// reserve and accept never fails in a loop. Server.Listener closes new
-	// sockets past MaxConnections plus a small margin.
+	// descriptor limit, 95% of the RLIMIT_NOFILE soft limit (leaving at
+	// least 32 descriptors), so ~5% stay in reserve and accept never fails
+	// in a loop. Server.Listener closes new sockets past MaxConnections
+	// plus a small margin, and never lets sockets reach the limit.
 	MaxConnections int
 	// MaxConnectionsPerIP caps connections from one source address (an
 	// IPv6 client is counted by its /64). Default 1000; -1: off.
@@ -96,6 +97,8 @@ type Config struct {
 	// HTTPReadHeaderTimeout bounds reading a request's header, TLS handshake
 	// included (NewHTTPServer). Default 10s.
 	HTTPReadHeaderTimeout time.Duration
+
+	socketCap int // Server.Listener's cap, set by withDefaults
 
 	// AdminAuth protects the management API (/api/*): when set, every
 	// request needs HTTP Basic credentials or an Authorization: Bearer
@@ -129,9 +132,7 @@ func (c Config) withDefaults() Config {
 	if c.WriteBufferSize <= 0 {
 		c.WriteBufferSize = DefaultWriteBufferSize
 	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = derivedMaxConnections()
-	}
+	c.MaxConnections, c.socketCap = admissionLimits(nofileLimit(), c.MaxConnections)
 	if c.MaxConnectionsPerIP == 0 {
 		c.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}

@@ -2,5 +2,5 @@
 
 package web
 
-// derivedMaxConnections is a fixed cap where there is no RLIMIT_NOFILE.
-func derivedMaxConnections() int { return fallbackMaxConnections }
+// nofileLimit is 0 (unknown) where there is no RLIMIT_NOFILE.
+func nofileLimit() int { return 0 }

@@ -4,15 +4,12 @@ package web
 
 import "syscall"
 
-// derivedMaxConnections is 95% of the RLIMIT_NOFILE soft limit (Go raises
-// it to the hard limit at startup), leaving ~5% of the descriptors for
-// files, the store and sockets past the cap that Server.Listener accepts
-// only to close.
-func derivedMaxConnections() int {
+// nofileLimit is the RLIMIT_NOFILE soft limit (Go raises it to the hard
+// limit at startup), or 0 when it cannot be read.
+func nofileLimit() int {
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
-		return fallbackMaxConnections
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
 	}
-	n := min(rl.Cur, 1<<30) // RLIM_INFINITY
-	return max(int(n/100*95+n%100*95/100), 1)
+	return int(min(rl.Cur, 1<<30)) // RLIM_INFINITY
 }
