@@ -37,12 +37,30 @@ import (
 // rule not apply, and a deny rule apply as if the level were '#': such a
 // client is refused rather than let through.
 type ACL struct {
-	everyone  []*crule
-	anonymous []*crule
-	users     map[string][]*crule // rules naming the user
-	groups    map[string][]*crule // rules naming the group
-	memberOf  map[string][]string // user -> groups, from NewACL's groups map
-	n         int
+	byOp     [4]opLists          // indexed by broker.Op
+	memberOf map[string][]string // user -> groups, from NewACL's groups map
+	n        int
+}
+
+// opLists are the rules for one op, by whom they apply to.
+type opLists struct {
+	everyone, anonymous opRules
+	users               map[string]*opRules // rules naming the user
+	groups              map[string]*opRules // rules naming the group
+}
+
+// opRules are rules split by access: denies are checked first, all of
+// them; allows only until one covers.
+type opRules struct {
+	deny, allow []*crule
+}
+
+func (r *opRules) add(c *crule) {
+	if c.deny {
+		r.deny = append(r.deny, c)
+	} else {
+		r.allow = append(r.allow, c)
+	}
 }
 
 // verdict is what a rule set decides.
@@ -109,7 +127,11 @@ type crule struct {
 // stand for a whole level or part of one. The error names the rule by its
 // index.
 func NewACL(rules []Rule, groups map[string][]string) (*ACL, error) {
-	a := &ACL{users: make(map[string][]*crule), groups: make(map[string][]*crule), memberOf: make(map[string][]string), n: len(rules)}
+	a := &ACL{memberOf: make(map[string][]string), n: len(rules)}
+	for i := range a.byOp {
+		a.byOp[i].users = make(map[string]*opRules)
+		a.byOp[i].groups = make(map[string]*opRules)
+	}
 	for g, members := range groups {
 		for _, u := range members {
 			if !slices.Contains(a.memberOf[u], g) {
@@ -122,18 +144,50 @@ func NewACL(rules []Rule, groups map[string][]string) (*ACL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("acl rule %d: %w", i+1, err)
 		}
-		switch {
-		case r.User != "":
-			a.users[r.User] = append(a.users[r.User], c)
-		case r.Group != "":
-			a.groups[r.Group] = append(a.groups[r.Group], c)
-		case r.Anonymous:
-			a.anonymous = append(a.anonymous, c)
-		default:
-			a.everyone = append(a.everyone, c)
+		for op := range a.byOp {
+			if !c.appliesTo(broker.Op(op)) {
+				continue
+			}
+			l := &a.byOp[op]
+			switch {
+			case r.User != "":
+				addTo(l.users, r.User, c)
+			case r.Group != "":
+				addTo(l.groups, r.Group, c)
+			case r.Anonymous:
+				l.anonymous.add(c)
+			default:
+				l.everyone.add(c)
+			}
 		}
 	}
 	return a, nil
+}
+
+func addTo(m map[string]*opRules, key string, c *crule) {
+	r := m[key]
+	if r == nil {
+		r = &opRules{}
+		m[key] = r
+	}
+	r.add(c)
+}
+
+// appliesTo reports whether the rule concerns op: Topic rules topic ops,
+// Queue rules queue ops; ActionPublish publish and queue-send,
+// ActionSubscribe subscribe and queue-receive.
+func (c *crule) appliesTo(op broker.Op) bool {
+	switch op {
+	case broker.OpPublish:
+		return !c.queue && c.action&ActionPublish != 0
+	case broker.OpSubscribe:
+		return !c.queue && c.action&ActionSubscribe != 0
+	case broker.OpQueueSend:
+		return c.queue && c.action&ActionPublish != 0
+	case broker.OpQueueReceive:
+		return c.queue && c.action&ActionSubscribe != 0
+	}
+	return false
 }
 
 // Len is the number of rules.
@@ -278,76 +332,88 @@ func isSys(dest string) bool {
 	return dest == "$SYS" || strings.HasPrefix(dest, "$SYS/")
 }
 
-// decide applies the rules that concern id and op to dest.
+// decide applies the rules that concern id and op to dest: every
+// applicable deny first, then the allows until one covers.
 func (a *ACL) decide(id broker.Identity, clientID string, op broker.Op, dest string) verdict {
 	if a == nil {
 		return undecided
 	}
-	var need Action
-	queue, filter := false, false
-	switch op {
-	case broker.OpPublish:
-		need = ActionPublish
-	case broker.OpSubscribe:
-		need, filter = ActionSubscribe, true
-	case broker.OpQueueSend:
-		need, queue = ActionPublish, true
-	case broker.OpQueueReceive:
-		need, queue = ActionSubscribe, true
-	default:
+	if int(op) >= len(a.byOp) {
 		return denied
 	}
+	l := &a.byOp[op]
+	m := matcher{dest: dest, filter: op == broker.OpSubscribe}
 	anon := id.Anonymous || id.Name == ""
-	sv := subst{user: id.Name, client: clientID, cState: stateOf(clientID)}
+	m.sv = subst{user: id.Name, client: clientID, cState: stateOf(clientID)}
 	if anon {
-		sv.user = ""
+		m.sv.user = ""
 	}
-	sv.uState = stateOf(sv.user)
+	m.sv.uState = stateOf(m.sv.user)
 
-	v := undecided
-	v = scan(v, a.everyone, need, queue, filter, dest, &sv)
-	if anon {
-		v = scan(v, a.anonymous, need, queue, filter, dest, &sv)
-	} else {
-		v = scan(v, a.users[id.Name], need, queue, filter, dest, &sv)
-		// Each group once: from the groups map, then the identity's own
-		// (a token's groups claim) not already seen.
-		member := a.memberOf[id.Name]
-		for _, g := range member {
-			v = scan(v, a.groups[g], need, queue, filter, dest, &sv)
-		}
-		for i, g := range id.Groups {
-			if v == denied {
-				break
-			}
-			if slices.Contains(member, g) || slices.Contains(id.Groups[:i], g) {
-				continue
-			}
-			v = scan(v, a.groups[g], need, queue, filter, dest, &sv)
-		}
+	var user *opRules
+	var member []string
+	if !anon {
+		user = l.users[id.Name]
+		member = a.memberOf[id.Name]
 	}
-	return v
-}
-
-// scan folds rules into v: a matching deny makes it denied (final), a
-// covering allow makes an undecided v allowed.
-func scan(v verdict, rules []*crule, need Action, queue, filter bool, dest string, sv *subst) verdict {
-	if v == denied {
-		return v
-	}
-	for _, r := range rules {
-		if r.action&need == 0 || r.queue != queue {
-			continue
+	for _, deny := range [2]bool{true, false} {
+		hit := m.any(&l.everyone, deny)
+		switch {
+		case hit:
+		case anon:
+			hit = m.any(&l.anonymous, deny)
+		default:
+			hit = m.any(user, deny)
+			// Each group once: from the groups map, then the identity's
+			// own (a token's groups claim) not already seen.
+			for i := 0; i < len(member) && !hit; i++ {
+				hit = m.any(l.groups[member[i]], deny)
+			}
+			for i := 0; i < len(id.Groups) && !hit; i++ {
+				g := id.Groups[i]
+				if slices.Contains(member, g) || slices.Contains(id.Groups[:i], g) {
+					continue
+				}
+				hit = m.any(l.groups[g], deny)
+			}
 		}
-		if r.deny {
-			if intersects(&r.pat, dest, filter, sv) {
+		if hit {
+			if deny {
 				return denied
 			}
-		} else if v == undecided && covers(&r.pat, dest, filter, sv) {
-			v = allowed
+			return allowed
 		}
 	}
-	return v
+	return undecided
+}
+
+// matcher is one check's destination and variables.
+type matcher struct {
+	dest   string
+	filter bool // dest is a topic filter (OpSubscribe)
+	sv     subst
+}
+
+// any reports whether one of r's deny rules intersects dest (deny) or one
+// of its allow rules covers it (!deny).
+func (m *matcher) any(r *opRules, deny bool) bool {
+	if r == nil {
+		return false
+	}
+	if deny {
+		for _, c := range r.deny {
+			if intersects(&c.pat, m.dest, m.filter, &m.sv) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range r.allow {
+		if covers(&c.pat, m.dest, m.filter, &m.sv) {
+			return true
+		}
+	}
+	return false
 }
 
 // cutLevel splits the first level off s.
