@@ -647,3 +647,39 @@ func grepLines(s, sub string, n int) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDefaultConnectRate: with no [limits] at all the defaults are in force
+// (connect_rate_per_ip 100/s, connect_burst_per_ip 200): a burst of 400
+// connections from one address gets no more than the bucket allows, the
+// rest 503, while a neighbour connects and exchanges messages.
+func TestDefaultConnectRate(t *testing.T) {
+	t.Parallel()
+	const rate, burst, attempts = 100, 200, 400
+	p := startBroker(t, "")
+	before := stompNeighbour(t, p, "ws", neighbourIP, "", "")
+	var ws tally
+	var elapsed time.Duration
+	var during *neighbour
+	err := before.during(func() {
+		start := time.Now()
+		for range attempts {
+			ws.add(wsAttempt(p, offenderIP), false)
+		}
+		elapsed = time.Since(start)
+		during = connectAfter(t, p, neighbourIP, time.Now())
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	bound := burst + int(rate*elapsed.Seconds()) + 1
+	t.Logf("burst of %d from %s in %v with the default limits: %v (bucket bound %d); neighbour connected after it in %v",
+		attempts, offenderIP, elapsed.Round(time.Millisecond), &ws, bound, during.connect.Round(time.Microsecond))
+	if ws.n[accepted] > bound || ws.n[failed] != 0 {
+		t.Errorf("%v in %v; the default bucket (%d, %d/s) allows %d, the rest 503", &ws, elapsed, burst, rate, bound)
+	}
+	if bound < attempts && ws.n[refused] == 0 {
+		t.Errorf("nothing refused: the default connect_rate_per_ip is not in force")
+	}
+	before.report(t)
+	during.report(t)
+}
