@@ -92,6 +92,7 @@ type ServiceStats struct {
 	AnonymousRefused uint64 // anonymous logins refused
 	Reloads          uint64 // successful reloads
 	ReloadFailures   uint64 // failed reloads (the old state kept)
+	Sources          int    // source addresses with recent failures or a ban
 	Users            int    // users in the password file
 	Rules            int    // configured ACL rules
 	Generation       uint64
@@ -230,6 +231,7 @@ func (s *Service) Stats() ServiceStats {
 		AnonymousRefused: s.anonRefused.Load(),
 		Reloads:          s.reloads.Load(),
 		ReloadFailures:   s.reloadFailures.Load(),
+		Sources:          s.ban.Len(),
 		Users:            st.users.Len(),
 		Rules:            st.acl.Len(),
 		Generation:       st.gen,

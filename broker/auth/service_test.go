@@ -142,7 +142,7 @@ func TestServiceBan(t *testing.T) {
 	if _, err := s.Authenticate(ctx, other); err != nil {
 		t.Fatalf("other source: %v", err)
 	}
-	if st := s.Stats(); st.Bans != 1 || st.Banned != 1 {
+	if st := s.Stats(); st.Bans != 1 || st.Banned != 1 || st.Sources != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	c.advance(time.Minute)
