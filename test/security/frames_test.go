@@ -345,3 +345,106 @@ func connackProperty(ca pkt, id byte, n int) []byte {
 	}
 	return nil
 }
+
+// TestOversizeDeclared: a frame that only announces its size — an MQTT fixed
+// header with a remaining length of 200 MB, a STOMP frame with
+// content-length 200 MB — is refused on the announcement, without waiting
+// for (or allocating) the body: before login (MQTT: the close, as the
+// protocol version is not known yet; STOMP: ERROR "frame too large") and
+// after (MQTT v5 DISCONNECT 0x95, 3.1.1 the close; STOMP ERROR). The
+// refusal must come well before connect_timeout (raised to 60s here).
+func TestOversizeDeclared(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, fmt.Sprintf(`
+[limits]
+max_frame_size = %d
+max_frame_size_before_login = %d
+connect_timeout = "60s"
+`, frameMax, frameMaxBefore))
+	nb := v5Neighbour(t, p, "tcp", neighbourIP, "", "")
+	const huge = 200 << 20
+	hugeHeader := func(b0 byte) []byte { return appendVarInt([]byte{b0}, huge) }
+	err := nb.during(func() {
+		for _, tr := range transports {
+			t.Run("mqtt/before-login/"+tr, func(t *testing.T) {
+				nc, err := openMQTT(p, tr, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				r := newRawMQTT(nc)
+				_ = r.write(append(hugeHeader(0x10), 0, 4, 'M', 'Q', 'T', 'T', 5))
+				if pkts, err := r.untilClosed(waitShort); err != nil {
+					t.Errorf("CONNECT announcing %d bytes: %v", huge, err)
+				} else if len(pkts) > 1 || (len(pkts) == 1 && (pkts[0].typ() != 2 || pkts[0].body[1] != 0x95)) {
+					t.Errorf("CONNECT announcing %d bytes: got %v, want the close (or CONNACK 0x95)", huge, pkts)
+				}
+			})
+			for _, level := range []byte{4, 5} {
+				t.Run(fmt.Sprintf("mqtt%d/after-login/%s", level, tr), func(t *testing.T) {
+					nc, err := openMQTT(p, tr, "")
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer nc.Close()
+					r := newRawMQTT(nc)
+					_ = r.write(connectPacket(connectSpec{level: level, id: uniq("decl-"), clean: true}))
+					if ca, err := r.read(waitShort); err != nil || ca.typ() != 2 || ca.body[1] != 0 {
+						t.Fatalf("CONNACK %v %v", ca, err)
+					}
+					_ = r.write(append(hugeHeader(0x30), 0, 1, 'x'))
+					pkts, err := r.untilClosed(waitShort)
+					if err != nil {
+						t.Fatalf("PUBLISH announcing %d bytes: %v", huge, err)
+					}
+					if level == 5 && (len(pkts) != 1 || pkts[0].typ() != 14 || pkts[0].body[0] != 0x95) {
+						t.Errorf("v5 PUBLISH announcing %d bytes: got %v, want DISCONNECT 0x95", huge, pkts)
+					}
+					if level == 4 && len(pkts) != 0 {
+						t.Errorf("3.1.1 PUBLISH announcing %d bytes: got %v, want the close", huge, pkts)
+					}
+				})
+			}
+			t.Run("stomp/before-login/"+tr, func(t *testing.T) {
+				nc, err := openSTOMP(p, tr, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				r := newRawSTOMP(nc)
+				_, _ = nc.Write([]byte(fmt.Sprintf("CONNECT\naccept-version:1.2\nhost:localhost\ncontent-length:%d\n\n", huge)))
+				fs, err := r.untilClosed(waitShort)
+				if err != nil {
+					t.Fatalf("CONNECT announcing a %d-byte body: %v", huge, err)
+				}
+				if len(fs) != 1 || fs[0].Command != "ERROR" || fs[0].Header.Get("message") != "frame too large" {
+					t.Errorf("CONNECT announcing a %d-byte body: got %s, want ERROR message:frame too large", huge, framesString(fs))
+				}
+			})
+			t.Run("stomp/after-login/"+tr, func(t *testing.T) {
+				nc, err := openSTOMP(p, tr, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				r := newRawSTOMP(nc)
+				_ = r.send("CONNECT", nil, "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0")
+				if f, err := r.next(waitShort); err != nil || f.Command != "CONNECTED" {
+					t.Fatalf("CONNECT: %v %v", f, err)
+				}
+				_, _ = nc.Write([]byte(fmt.Sprintf("SEND\ndestination:/topic/decl\ncontent-length:%d\n\n", huge)))
+				fs, err := r.untilClosed(waitShort)
+				if err != nil {
+					t.Fatalf("SEND announcing a %d-byte body: %v", huge, err)
+				}
+				if len(fs) != 1 || fs[0].Command != "ERROR" || fs[0].Header.Get("message") != "frame too large" {
+					t.Errorf("SEND announcing a %d-byte body: got %s, want ERROR message:frame too large", huge, framesString(fs))
+				}
+			})
+		}
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	nb.report(t)
+}
