@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -386,7 +387,10 @@ connect_rate_per_ip = 100000
 connect_burst_per_ip = 100000
 `, total, perIP))
 	before := stompNeighbour(t, p, "ws", neighbourIP, "", "")
-	for _, listener := range []struct{ name, addr string }{{"http", p.HTTP}, {"mqtt-tcp", p.MQTT}} {
+	for _, listener := range []struct {
+		name, addr string
+		request    bool // send GET /healthz and read the answer first (keep-alive)
+	}{{"http", p.HTTP, false}, {"http-keepalive", p.HTTP, true}, {"mqtt-tcp", p.MQTT, false}} {
 		t.Run(listener.name, func(t *testing.T) {
 			var conns []net.Conn
 			defer func() {
@@ -404,6 +408,22 @@ connect_burst_per_ip = 100000
 						continue
 					}
 					conns = append(conns, c)
+					if listener.request {
+						// One request answered, then idle on keep-alive; a
+						// refusal (503 or the close) counts as closed below.
+						_ = c.SetDeadline(time.Now().Add(waitShort))
+						fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", p.HTTP)
+						br := bufio.NewReader(c)
+						resp, err := http.ReadResponse(br, nil)
+						if err != nil || resp.StatusCode != 200 {
+							closedCount.Add(1)
+							c.Close()
+							continue
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						_ = c.SetDeadline(time.Time{})
+					}
 					go func() {
 						// Read until the server closes the socket or the test
 						// closes it; only the server's close counts.
@@ -435,7 +455,7 @@ connect_burst_per_ip = 100000
 			}
 			start := time.Now()
 			var n *neighbour
-			if listener.name == "http" {
+			if listener.name != "mqtt-tcp" {
 				a := wsAttempt(p, neighbourIP)
 				if a.conn != nil {
 					a.conn.Close()
