@@ -105,9 +105,12 @@ type admission struct {
 	log        *subprotocol.LogLimiter
 	logf       func(msg string, args ...any)
 
+	proxies []netip.Prefix // trusted proxies: exempt from the per-source socket count
+
 	mu      sync.Mutex
 	total   int
 	sources map[netip.Addr]*source
+	pending map[netip.Addr]int // per source: sockets not (yet) protocol connections
 	idle    list.List // *source with n == 0, least recently used at the back
 
 	refused        [refusedRate + 1]atomic.Uint64
@@ -134,6 +137,8 @@ func newAdmission(c *Config) *admission {
 		now:       time.Now,
 		log:       &subprotocol.LogLimiter{},
 		sources:   make(map[netip.Addr]*source),
+		pending:   make(map[netip.Addr]int),
+		proxies:   c.TrustedProxies,
 		logf:      c.Log.Info,
 	}
 	if c.ConnectRatePerIP > 0 {
@@ -294,6 +299,15 @@ func (s *Server) AdmissionStats() AdmissionStats { return s.adm.stats() }
 //	ln = tls.NewListener(gw.Listener(tcpLn), reloader.Config())
 //
 // All wrapped listeners share one count.
+//
+// Sockets that are not (yet) a protocol connection (idle sockets, HTTP
+// keep-alive ones, a TLS or WebSocket handshake in progress) also count
+// per source address against MaxConnectionsPerIP, except from trusted
+// proxies: past it a new socket from that address is closed at once, so
+// one address cannot hold the server's sockets with connections that
+// never send a byte. A socket stops counting there when it becomes a
+// WebSocket or TCP protocol connection, which the per-IP connection cap
+// then counts (a WebSocket client past it gets HTTP 503).
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	return &countingListener{Listener: ln, a: s.adm}
 }
@@ -303,7 +317,7 @@ type countingListener struct {
 	a *admission
 }
 
-// Accept returns the next socket under the cap, closing those over it.
+// Accept returns the next socket under the caps, closing those over them.
 func (l *countingListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -320,22 +334,97 @@ func (l *countingListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		return &countedConn{Conn: c, a: l.a}, nil
+		cc := &countedConn{Conn: c, a: l.a}
+		if ip := addrIP(c.RemoteAddr()); l.a.perIP > 0 && !l.a.trusted(ip) {
+			cc.key = sourceKey(ip)
+			if !l.a.addPending(cc.key) {
+				l.a.sockets.Add(-1)
+				_ = c.Close()
+				l.a.refused[refusedPerIP].Add(1)
+				if ok, suppressed := l.a.log.Allow(cc.key.String(), time.Now()); ok {
+					l.a.logf("web: socket closed at once: too many sockets from one address", "remote", c.RemoteAddr().String(),
+						"cause", refusedPerIP.String(), "suppressed", suppressed)
+				}
+				continue
+			}
+			cc.pending.Store(true)
+		}
+		return cc, nil
 	}
 }
 
-// countedConn gives its socket back to the count when closed.
+// trusted reports whether ip is a trusted proxy.
+func (a *admission) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	for _, p := range a.proxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// addPending counts a socket from key that is not a protocol connection
+// yet, unless key is at MaxConnectionsPerIP of them.
+func (a *admission) addPending(key netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending[key] >= a.perIP {
+		return false
+	}
+	a.pending[key]++
+	return true
+}
+
+func (a *admission) donePending(key netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := a.pending[key]; n <= 1 {
+		delete(a.pending, key)
+	} else {
+		a.pending[key] = n - 1
+	}
+}
+
+// countedConn gives its socket back to the counts when closed.
 type countedConn struct {
 	net.Conn
-	a      *admission
-	closed atomic.Bool
+	a       *admission
+	key     netip.Addr  // the source, when counted as pending
+	pending atomic.Bool // counted in admission.pending
+	closed  atomic.Bool
+}
+
+// promote takes the socket out of the per-source count of sockets that
+// are not protocol connections: it has become one.
+func (c *countedConn) promote() {
+	if c.pending.CompareAndSwap(true, false) {
+		c.a.donePending(c.key)
+	}
 }
 
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
+		c.promote()
 		c.a.sockets.Add(-1)
 	}
 	return c.Conn.Close()
+}
+
+// promoteSocket finds Server.Listener's socket under c (a *tls.Conn, the
+// frame sniffer) and promotes it; it does nothing for other connections.
+func promoteSocket(c net.Conn) {
+	for range 4 {
+		if cc, ok := c.(*countedConn); ok {
+			cc.promote()
+			return
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.NetConn()
+	}
 }
 
 // NetConn returns the wrapped connection (as tls.Conn's does).

@@ -289,3 +289,67 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestListenerIdleSocketsPerIP: sockets that never become a protocol
+// connection count per address: past MaxConnectionsPerIP a new one from
+// that address is closed at once, while another address (127.0.0.2)
+// connects and talks. WebSocket connections leave that count when they
+// upgrade, so a client past the cap still gets HTTP 503, not a silent
+// close.
+func TestListenerIdleSocketsPerIP(t *testing.T) {
+	const perIP = 3
+	s := newGW(t, Config{MaxConnectionsPerIP: perIP})
+	var idle []net.Conn
+	for range perIP {
+		c, err := net.DialTimeout("tcp", s.addr(), tcpWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, "idle sockets accepted", func() bool { return s.gw.AdmissionStats().Sockets == perIP })
+	extra, err := net.DialTimeout("tcp", s.addr(), tcpWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(tcpWait))
+	if n, err := extra.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+		t.Fatalf("idle socket past the per-IP cap: %d, %v; want a close", n, err)
+	}
+	if st := s.gw.AdmissionStats(); st.RefusedPerIP != 1 || st.Sockets != perIP {
+		t.Errorf("stats %+v", st)
+	}
+
+	d := websocket.Dialer{Subprotocols: []string{"alpha.v1"}, HandshakeTimeout: tcpWait,
+		NetDial: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).Dial}
+	other, _, err := d.Dial(s.wsURL(), nil)
+	if err != nil {
+		t.Skipf("cannot dial from 127.0.0.2: %v", err)
+	}
+	defer other.Close()
+	mustEcho(t, other, "neighbour")
+
+	// Upgraded connections leave the socket count: with the idle sockets
+	// gone, perIP WebSocket connections and then a 503.
+	for _, c := range idle {
+		c.Close()
+	}
+	waitFor(t, "idle sockets closed", func() bool { return s.gw.AdmissionStats().Sockets == 1 })
+	for range perIP {
+		mustEcho(t, mustDialWS(t, s), "ok")
+	}
+	if ws, code, body := dialWS(t, s.wsURL(), "alpha.v1", nil); ws != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("past the per-IP cap: %d %q, want 503", code, body)
+	}
+}
+
+func mustDialWS(t *testing.T, s *gwServer) *websocket.Conn {
+	t.Helper()
+	ws, code, body := dialWS(t, s.wsURL(), "alpha.v1", nil)
+	if ws == nil {
+		t.Fatalf("dial: %d %q", code, body)
+	}
+	return ws
+}

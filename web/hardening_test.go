@@ -312,16 +312,18 @@ func (s *syncBuffer) String() string {
 // logs its cause.
 func TestRefusalLogs(t *testing.T) {
 	var logs syncBuffer
-	s := newGW(t, Config{Log: slog.New(slog.NewTextHandler(&logs, nil)), MaxConnectionsPerIP: 1})
+	// Behind the trusted loopback proxy: the per-IP cap of 1 applies to
+	// the forwarded address, not to the sockets (test ones may linger).
+	s := newGW(t, Config{Log: slog.New(slog.NewTextHandler(&logs, nil)), MaxConnectionsPerIP: 1, TrustedProxies: trustLoopback})
 	for range 5 {
-		ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", http.Header{"Origin": {"http://evil.example"}})
+		ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", http.Header{"Origin": {"http://evil.example"}, "X-Forwarded-For": {"198.51.100.1"}})
 		if ws != nil || code != http.StatusForbidden {
 			t.Fatalf("cross-origin: %d", code)
 		}
 	}
-	keep, _, _ := dialWS(t, s.wsURL(), "alpha.v1", nil)
+	keep, _, _ := dialWS(t, s.wsURL(), "alpha.v1", fromIP("198.51.100.1"))
 	for range 3 {
-		if ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", nil); ws != nil || code != 503 {
+		if ws, code, _ := dialWS(t, s.wsURL()+"?access_token=secret-token", "alpha.v1", fromIP("198.51.100.1")); ws != nil || code != 503 {
 			t.Fatalf("over the cap: %d", code)
 		}
 	}

@@ -123,6 +123,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageSize)
+	promoteSocket(ws.UnderlyingConn()) // counted as a connection now
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

@@ -79,6 +79,7 @@ func (s *Server) ServeTCP(ln net.Listener, proto subprotocol.Protocol) error {
 			_ = c.Close()
 			continue
 		}
+		promoteSocket(c) // counted as a connection now
 		setKeepAlive(c)
 		s.mu.Lock()
 		if s.closing {
