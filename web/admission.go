@@ -111,7 +111,7 @@ type admission struct {
 	total   int
 	sources map[netip.Addr]*source
 	pending map[netip.Addr]int // per source: sockets not (yet) protocol connections
-	idle    list.List // *source with n == 0, least recently used at the back
+	idle    list.List          // *source with n == 0, least recently used at the back
 
 	refused        [refusedRate + 1]atomic.Uint64
 	sockets        atomic.Int64
