@@ -25,7 +25,8 @@
 // limit), a per-source cap and a per-source connect rate. A WebSocket
 // upgrade past a limit gets HTTP 503 with Retry-After; a TCP connection is
 // closed at once. Server.Listener counts every socket and closes those past
-// the cap plus a margin, so descriptors never run out.
+// the cap plus a margin, so descriptors never run out, and those past the
+// per-source cap that are not protocol connections yet (idle sockets).
 //
 // TLS (tls.go): TLSReloader serves a certificate and client CA that
 // Reload replaces for new handshakes without touching listeners or
