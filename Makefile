@@ -35,13 +35,20 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## fuzz: a short run of every fuzz target
+## fuzz: a short run of every fuzz target (package:target)
+FUZZ_TARGETS := \
+	./broker/:FuzzIndex ./broker/:FuzzRetained \
+	./subprotocol/stomp/:FuzzReader ./subprotocol/mqtt/:FuzzReadPacket \
+	./store/:FuzzDecodeMsg \
+	./broker/auth/:FuzzACL ./broker/auth/:FuzzCoversIntersects ./broker/auth/:FuzzParseACLFile \
+	./broker/auth/:FuzzJWTVerify ./broker/auth/:FuzzParseJWKS \
+	./cmd/duplex/:FuzzConfig
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/stomp/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./subprotocol/mqtt/
-	$(GO) test -run '^$$' -fuzz '^FuzzRetained$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./broker/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMsg$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./store/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$${t%%:*}"; \
+	done
 
 ## soak: the kill -9 harness with 30 kill points (replay a run with DUPLEX_CRASH_SEED=<seed from its log>)
 soak:
