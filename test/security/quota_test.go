@@ -549,3 +549,96 @@ func TestSessionQueueQuota(t *testing.T) {
 		})
 	}
 }
+
+// TestQuotaBypasses: the quotas hold against the side doors. A will
+// message with the retain flag is a retained publish too: user a, at its
+// max_retained_per_user (3), cannot get a fourth retained topic by
+// crashing with a retained will. And a session that connects with Session
+// Expiry 0 (not persistent, not counted) cannot become persistent past
+// max_sessions_per_user (2) by asking for an expiry in its DISCONNECT
+// [MQTT-3.14.2-2]: reconnecting finds no session. The neighbour exchanges
+// messages throughout.
+func TestQuotaBypasses(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, authConfig(t)+`
+[limits]
+max_retained_per_user = 3
+max_sessions_per_user = 2
+`)
+	nb := v5Neighbour(t, p, "tcp", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	base := uniq("byp")
+
+	t.Run("retained-will", func(t *testing.T) {
+		a, _ := mustV5(t, p, "tcp", offenderIP, v5Login(uniq("a-"), "a", "pw-a", true, 0))
+		for i := 1; i <= 3; i++ {
+			a.mustPub(t, fmt.Sprintf("%s/a/%d", base, i), 1, true, "a")
+		}
+		// A v5 CONNECT with a QoS 1 retained will on a fourth topic, then
+		// the connection dropped without DISCONNECT.
+		nc, err := openMQTT(p, "tcp", offenderIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRawMQTT(nc)
+		b := appendStr(nil, "MQTT")
+		b = append(b, 5, 0x02|0x04|0x08|0x20|0x80|0x40, 0, 60, 0) // clean, will QoS 1, will retain, user, password
+		b = appendStr(b, uniq("a-will-"))
+		b = append(b, 0) // will properties
+		b = appendStr(b, base+"/a/4")
+		b = appendStr(b, "will")
+		b = appendStr(appendStr(b, "a"), "pw-a")
+		if err := r.write(packet(0x10, b)); err != nil {
+			t.Fatal(err)
+		}
+		if ca, err := r.read(waitShort); err != nil || ca.typ() != 2 || ca.body[1] != 0 {
+			t.Fatalf("CONNECT with a retained will: %v %v", ca, err)
+		}
+		// Watch the will's topic, then crash.
+		w, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("will-watch-"), "b", "pw-b", true, 0))
+		w.sub(t, base+"/a/4", 1)
+		nc.Close()
+		if m := w.next(t); string(m.Payload) != "will" {
+			t.Fatalf("will watcher got %q", m.Payload)
+		}
+		seen := retainedSeen(t, p, base+"/a/#", base+"/a/marker")
+		if len(seen) != 3 {
+			t.Errorf("after a retained will past the quota, user a has %d retained topics [%s], want 3", len(seen), keys(seen))
+		}
+	})
+
+	t.Run("disconnect-expiry", func(t *testing.T) {
+		for i := 1; i <= 2; i++ {
+			c, _ := mustV5(t, p, "tcp", offenderIP, v5Login(fmt.Sprintf("%s-s%d", base, i), "a", "pw-a", true, 300))
+			_ = c.c.Disconnect(&paho.Disconnect{})
+		}
+		id := base + "-s3"
+		nc, err := openMQTT(p, "tcp", offenderIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRawMQTT(nc)
+		if err := r.write(connectPacket(connectSpec{level: 5, id: id, clean: true, user: "a", pass: "pw-a"})); err != nil {
+			t.Fatal(err)
+		}
+		if ca, err := r.read(waitShort); err != nil || ca.typ() != 2 || ca.body[1] != 0 {
+			t.Fatalf("CONNECT with expiry 0: %v %v", ca, err)
+		}
+		// DISCONNECT, normal, with Session Expiry Interval 300.
+		_ = r.write([]byte{0xE0, 7, 0x00, 5, 0x11, 0, 0, 0x01, 0x2c})
+		pkts, err := r.untilClosed(waitShort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkts) != 1 || pkts[0].typ() != 14 || pkts[0].body[0] != 0x82 {
+			t.Errorf("DISCONNECT asking for an expiry after CONNECT with none: the server answered %v, want DISCONNECT 0x82 (Protocol Error)", pkts)
+		}
+		// Clean Start 0, no expiry: a session kept for id would be resumed.
+		_, ca := mustV5(t, p, "tcp", offenderIP, v5Login(id, "a", "pw-a", false, 0))
+		if ca.SessionPresent {
+			t.Errorf("a third session of user a (quota 2) became persistent through its DISCONNECT's Session Expiry Interval")
+		}
+	})
+	nb.mustExchange(t, 10)
+	nb.report(t)
+}
