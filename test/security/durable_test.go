@@ -2,6 +2,7 @@ package security
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -115,4 +116,59 @@ queue = "$durable/#"
 			}
 		})
 	}
+}
+
+// TestDurableSubscriptionQuota: a STOMP durable subscription is persistent
+// state a user leaves on the broker, as an MQTT persistent session is: each
+// one stores its own copy of every message on its topic until consumed.
+// With max_sessions_per_user = 2, user a's third durable subscription is
+// refused (ERROR "quota exceeded"), so one user cannot make one publish be
+// stored N times; user b still creates its own. (The plan names MQTT
+// persistent sessions only; without such a cap a user can hold up to
+// max_subscriptions, 1,000,000 by default, durable subscriptions of
+// max_queue_bytes each, which never expire.)
+func TestDurableSubscriptionQuota(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, authConfig(t)+`
+[limits]
+max_sessions_per_user = 2
+`)
+	nb := v5Neighbour(t, p, "tcp", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	topic := uniq("amp/t")
+	made := func(user, pass string, n int) (int, string) {
+		nc, err := openSTOMP(p, "tcp", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		r := newRawSTOMP(nc)
+		_ = r.send("CONNECT", nil, "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0", "login", user, "passcode", pass)
+		if f, err := r.next(waitShort); err != nil || f.Command != "CONNECTED" {
+			t.Fatalf("%s: CONNECT %v %v", user, f, err)
+		}
+		for i := range n {
+			_ = r.send("SUBSCRIBE", nil, "id", uniq(user+"-d"), "destination", "/topic/"+topic, "durable", "true", "receipt", fmt.Sprint(i))
+			f, err := r.next(waitShort)
+			if err != nil {
+				return i, err.Error()
+			}
+			if f.Command != "RECEIPT" {
+				return i, frameString(f)
+			}
+		}
+		_ = r.send("DISCONNECT", nil, "receipt", "bye")
+		_, _ = r.next(waitShort)
+		return n, ""
+	}
+	got, refusal := made("a", "pw-a", 10)
+	t.Logf("user a made %d of 10 durable subscriptions; then: %s", got, refusal)
+	if got != 2 || !strings.Contains(refusal, "quota exceeded") {
+		t.Errorf("user a made %d durable subscriptions with max_sessions_per_user = 2 (then %q); want 2, then ERROR quota exceeded", got, refusal)
+	}
+	if got, refusal := made("b", "pw-b", 2); got != 2 {
+		t.Errorf("user b made %d of 2 durable subscriptions: %s", got, refusal)
+	}
+	nb.mustExchange(t, 10)
+	nb.report(t)
 }
