@@ -56,6 +56,7 @@ import (
 // Bounds. Every wait in these tests ends after one of them.
 const (
 	waitShort = 5 * time.Second  // one connect, one publish, one refusal
+	waitLong  = 20 * time.Second // a bulk transfer
 	waitStart = 20 * time.Second // the broker starting and listening
 	waitExit  = 10 * time.Second // the broker exiting after SIGTERM
 	pollEvery = 10 * time.Millisecond

@@ -2,6 +2,7 @@ package security
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -352,4 +353,74 @@ connect_timeout = "1s"
 	}
 	t.Logf("silent listener (quiet for %v): received all %d messages", time.Since(start).Round(time.Millisecond), got)
 	pub.report(t)
+}
+
+// TestAPIListsBounded: no management API answer holds a list longer than
+// a page (web.MaxPageLimit, 1000), whatever clients created: a user who
+// makes 1500 queues (one SEND each, no other limit stops it) does not make
+// every GET /api/stats carry 1500 entries (the 28 MB per request).
+func TestAPIListsBounded(t *testing.T) {
+	t.Parallel()
+	const queues, maxPage = 1500, 1000
+	p := startBroker(t, authConfig(t))
+	nb := stompNeighbour(t, p, "tcp", neighbourIP, "b", "pw-b")
+	nb.mustExchange(t, 10)
+	nc, err := openSTOMP(p, "tcp", offenderIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := newRawSTOMP(nc)
+	_ = r.send("CONNECT", nil, "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0", "login", "a", "passcode", "pw-a")
+	if f, err := r.next(waitShort); err != nil || f.Command != "CONNECTED" {
+		t.Fatalf("CONNECT %v %v", f, err)
+	}
+	base := uniq("many")
+	var buf []byte
+	for i := range queues {
+		buf = append(buf, encodeFrame("SEND", []byte("x"), "destination", fmt.Sprintf("/queue/%s-%d", base, i))...)
+	}
+	buf = append(buf, encodeFrame("SEND", []byte("x"), "destination", "/queue/"+base+"-last", "receipt", "done")...)
+	go func() { _, _ = nc.Write(buf) }()
+	if f, err := r.next(waitLong); err != nil || f.Command != "RECEIPT" {
+		t.Fatalf("after %d SENDs: %v %v", queues, f, err)
+	}
+	nb.mustExchange(t, 10)
+	for _, path := range []string{"/api/stats", "/api/sessions"} {
+		code, body := p.apiGet(t, path, "admin", "pw-admin")
+		if code != 200 {
+			t.Fatalf("%s: HTTP %d", path, code)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		longest, where := longestList(v, "")
+		t.Logf("%s with %d queues: %d bytes, longest list %d (%s)", path, queues+1, len(body), longest, where)
+		if longest > maxPage {
+			t.Errorf("%s carries a list of %d entries (%s), more than a page of %d: one request allocates in proportion to what clients created", path, longest, where, maxPage)
+		}
+	}
+	nb.report(t)
+}
+
+// longestList returns the length and path of the longest JSON array in v.
+func longestList(v any, path string) (int, string) {
+	best, where := 0, ""
+	switch x := v.(type) {
+	case []any:
+		best, where = len(x), path
+		for _, e := range x {
+			if n, w := longestList(e, path+"[]"); n > best {
+				best, where = n, w
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if n, w := longestList(e, path+"."+k); n > best {
+				best, where = n, w
+			}
+		}
+	}
+	return best, where
 }
