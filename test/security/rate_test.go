@@ -24,16 +24,53 @@ const (
 // dropped — but it is not disconnected. A subscriber on the same topic is
 // not kicked as a slow consumer and receives every message of a second,
 // well-behaved publisher. The flooder speaks MQTT 3.1.1 over TCP in one
-// subtest and STOMP over WebSocket in the other.
+// subtest and STOMP over WebSocket in the other. The subscriber's pending
+// limit is small (max_pending_msgs = 100), so an unpaced flood would have
+// it kicked: the "control" subtest, on a broker without publish_rate,
+// logs what the same flood does then (not asserted: it depends on speed).
 func TestPublishRate(t *testing.T) {
 	t.Parallel()
 	p := startBroker(t, fmt.Sprintf(`
 [limits]
 publish_rate = %d
+max_pending_msgs = 100
 `, pubRate))
 	for _, kind := range []string{"mqtt-tcp", "stomp-ws"} {
 		t.Run(kind, func(t *testing.T) { publishFlood(t, p, kind, msgLimit) })
 	}
+	t.Run("control", func(t *testing.T) {
+		c := startBroker(t, "\n[limits]\nmax_pending_msgs = 100\n")
+		topic := uniq("ctl/t")
+		sub, _ := mustV5(t, c, "ws", neighbourIP, v5Login(uniq("ctl-sub-"), "", "", true, 0))
+		sub.sub(t, topic, 1)
+		nc, err := dialTCP(offenderIP, c.MQTT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		r := newRawMQTT(nc)
+		_ = r.write(connectPacket(connectSpec{level: 4, id: uniq("ctl-flood-"), clean: true}))
+		if _, err := r.read(waitShort); err != nil {
+			t.Fatal(err)
+		}
+		var buf []byte
+		for i := range floodMax {
+			buf = append(buf, publishPacket(4, topic, fmt.Appendf(nil, "f-%d", i))...)
+		}
+		_ = nc.SetWriteDeadline(time.Now().Add(waitShort))
+		go func() { _, _ = nc.Write(buf) }()
+		err = waitFor(waitShort, func() error {
+			if sub.trouble() == "" {
+				return errors.New("not kicked")
+			}
+			return nil
+		})
+		if err == nil {
+			t.Logf("control: without publish_rate the same flood got the subscriber kicked: %s", sub.trouble())
+		} else {
+			t.Logf("control: without publish_rate the subscriber was not kicked within %v", waitShort)
+		}
+	})
 }
 
 // floodLimit is the limit under test: the flood message's padding and the
