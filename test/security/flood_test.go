@@ -209,6 +209,8 @@ connect_timeout = "60s"
 	if tcp.n[refused] != 40 {
 		t.Errorf("TCP flood with %d connections from the address already open: %v; want all 40 closed", perIP, &tcp)
 	}
+	p.checkLogged(t, ws.n[refused]+tcp.n[refused], 5, "refused", "max_connections_per_ip")
+	p.checkCounted(t, ws.n[refused]+tcp.n[refused])
 	for _, e := range []error{err, floodErr} {
 		if e != nil {
 			t.Error(e)
@@ -281,6 +283,8 @@ connect_timeout = "60s"
 	if tcp.n[refused] != 20 {
 		t.Errorf("TCP flood at the cap: %v; want all 20 closed", &tcp)
 	}
+	p.checkLogged(t, ws.n[refused]+tcp.n[refused], 5, "refused", "max_connections")
+	p.checkCounted(t, ws.n[refused]+tcp.n[refused]+1) // and the neighbour's attempt
 	if neighbourRefused.out != refused {
 		t.Errorf("a new connection from %s at the global cap: %v %s, want 503", neighbourIP, neighbourRefused.out, neighbourRefused.detail)
 	}
@@ -352,6 +356,8 @@ max_connections_per_ip = 1000
 	if tcp.n[failed] != 0 || tcp.n[refused] == 0 {
 		t.Errorf("TCP burst: %v; want the excess closed", &tcp)
 	}
+	p.checkLogged(t, ws.n[refused]+tcp.n[refused], 5, "refused", "connect_rate_per_ip")
+	p.checkCounted(t, ws.n[refused]+tcp.n[refused])
 	before.report(t)
 	during.report(t)
 	// The bucket refills: the address gets a connection again.

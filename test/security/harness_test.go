@@ -1312,3 +1312,60 @@ func (p *proc) sessionField(t testing.TB, id, field, user, pass string) (any, bo
 	}
 	return m[field], true
 }
+
+// logLines counts the broker's log lines containing every one of subs.
+func (p *proc) logLines(subs ...string) int {
+	n := 0
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// checkLogged fails the test unless refusals were logged, but rate-limited:
+// between 1 and max lines containing subs for the refusals counted.
+func (p *proc) checkLogged(t testing.TB, refusals, max int, subs ...string) {
+	t.Helper()
+	n := p.logLines(subs...)
+	t.Logf("%d refusals, %d log lines with %q", refusals, n, subs)
+	if n == 0 || n > max {
+		t.Errorf("%d refusals logged in %d lines with %q; want between 1 and %d (a rate-limited line)", refusals, n, subs, max)
+	}
+}
+
+// refusedCount is the sum of the admission refusal counters in /api/stats
+// (zero config: no credentials needed), and the counters themselves.
+func (p *proc) refusedCount(t testing.TB) (uint64, map[string]any) {
+	t.Helper()
+	code, body := p.apiGet(t, "/api/stats", "", "")
+	if code != 200 {
+		t.Fatalf("/api/stats: HTTP %d", code)
+	}
+	var st struct{ Admission map[string]any }
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/api/stats: %v", err)
+	}
+	var sum uint64
+	for _, k := range []string{"RefusedTotal", "RefusedPerIP", "RefusedRate", "RefusedSockets"} {
+		if v, ok := st.Admission[k].(float64); ok {
+			sum += uint64(v)
+		}
+	}
+	return sum, st.Admission
+}
+
+// checkCounted fails the test unless the admission counters in /api/stats
+// add up to the refusals the test saw.
+func (p *proc) checkCounted(t testing.TB, refusals int) {
+	t.Helper()
+	sum, adm := p.refusedCount(t)
+	if sum != uint64(refusals) {
+		t.Errorf("admission counters %v add up to %d refusals, the clients saw %d", adm, sum, refusals)
+	}
+}

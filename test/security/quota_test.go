@@ -84,6 +84,13 @@ max_retained_per_user = 5
 	if rc != 0x97 {
 		t.Errorf("user a's 6th retained topic: PUBACK %#02x, want 0x97 (Quota exceeded)", rc)
 	}
+	// Fifty more refusals: logged, but not a line each.
+	for i := 100; i < 150; i++ {
+		if rc, err := a.publish(fmt.Sprintf("%s/a/%d", base, i), 1, true, []byte("more")); rc != 0x97 {
+			t.Fatalf("user a's retained topic %d past the quota: PUBACK %#02x (%v)", i, rc, err)
+		}
+	}
+	p.checkLogged(t, 51, 5, "retained", "max_retained_per_user")
 	nb.mustExchange(t, 10)
 	if seen := retainedSeen(t, p, base+"/a/#", base+"/a/marker"); len(seen) != 5 || seen[base+"/a/6"] != "" {
 		t.Errorf("after the refusal a new subscriber sees %d retained topics [%s], want the first 5", len(seen), keys(seen))
