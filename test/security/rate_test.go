@@ -241,7 +241,7 @@ func publishFlood(t *testing.T, p *proc, kind string, lim floodLimit) {
 	for time.Since(start) < floodSpan {
 		time.Sleep(pollEvery) // a measurement window, not a synchronization
 	}
-	fAt, gAt := counts() // first: what arrived by now...
+	fAt, gAt := counts()         // first: what arrived by now...
 	elapsed := time.Since(start) // ...is bounded by the bucket over this
 	written := <-wrote
 	bound := lim.bound(elapsed)
