@@ -61,8 +61,9 @@ queue = "$durable/#"
 			t.Parallel()
 			id := uniq("sub-")
 			secret := uniq("the secret ")
+			topic := "/topic/secret/" + uniq(dialect.name)
 			a := login("a", "pw-a")
-			_ = a.send("SUBSCRIBE", nil, append([]string{"id", id, "destination", "/topic/secret/a", "receipt", "s"}, dialect.hdrs(id)...)...)
+			_ = a.send("SUBSCRIBE", nil, append([]string{"id", id, "destination", topic, "receipt", "s"}, dialect.hdrs(id)...)...)
 			if f, err := a.next(waitShort); err != nil || f.Command != "RECEIPT" {
 				t.Fatalf("a: durable SUBSCRIBE: %v %v", f, err)
 			}
@@ -71,7 +72,7 @@ queue = "$durable/#"
 				t.Fatal(err)
 			}
 			pub := login("a", "pw-a")
-			_ = pub.send("SEND", []byte(secret), "destination", "/topic/secret/a", "receipt", "p")
+			_ = pub.send("SEND", []byte(secret), "destination", topic, "receipt", "p")
 			if f, err := pub.next(waitShort); err != nil || f.Command != "RECEIPT" {
 				t.Fatalf("publishing the secret: %v %v", f, err)
 			}
@@ -105,7 +106,7 @@ queue = "$durable/#"
 
 			// a comes back for its message.
 			a2 := login("a", "pw-a")
-			_ = a2.send("SUBSCRIBE", nil, append([]string{"id", id, "destination", "/topic/secret/a"}, dialect.hdrs(id)...)...)
+			_ = a2.send("SUBSCRIBE", nil, append([]string{"id", id, "destination", topic}, dialect.hdrs(id)...)...)
 			f, err := a2.next(waitShort)
 			if err != nil || f.Command != "MESSAGE" || string(f.Body) != secret {
 				got := fmt.Sprint(err)
