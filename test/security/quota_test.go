@@ -649,3 +649,50 @@ max_sessions_per_user = 2
 	nb.mustExchange(t, 10)
 	nb.report(t)
 }
+
+// TestExpiryCancelledOnResume: a 3.1.1 clean-session-0 session resumed
+// before session_expiry (1s) runs out is not removed when the first
+// expiry would have come: still connected 1.5 s after its first
+// disconnect, it keeps its subscription and receives; after its second
+// disconnect it expires again (the time is logged).
+func TestExpiryCancelledOnResume(t *testing.T) {
+	t.Parallel()
+	p := startBroker(t, `
+[limits]
+session_expiry = "1s"
+`)
+	id := uniq("resume-")
+	topic := uniq("resume/t")
+	c, _ := mustV3(t, p, "tcp", "", id, "", "", false)
+	c.sub(t, topic, 1)
+	c.c.Disconnect(100)
+	first := time.Now()
+	c2, tok := mustV3(t, p, "tcp", "", id, "", "", false)
+	if !tok.SessionPresent() {
+		t.Fatalf("resumed within session_expiry: session present 0")
+	}
+	pub, _ := mustV5(t, p, "tcp", neighbourIP, v5Login(uniq("resume-pub-"), "", "", true, 0))
+	// Let the first expiry's moment pass while connected (the scenario's
+	// time, not a synchronization), publishing meanwhile.
+	i := 0
+	for time.Since(first) < 1500*time.Millisecond {
+		pub.mustPub(t, topic, 1, false, fmt.Sprintf("m%d", i))
+		if m := c2.next(t); string(m.Payload()) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("resumed session got %q, want m%d", m.Payload(), i)
+		}
+		i++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, ok := p.sessionField(t, id, "ID", "", ""); !ok {
+		t.Fatalf("resumed session %s not listed %v after its first disconnect", id, time.Since(first))
+	}
+	c2.c.Disconnect(100)
+	second := time.Now()
+	checkFor(t, waitLong, func() error {
+		if _, ok := p.sessionField(t, id, "ID", "", ""); ok {
+			return fmt.Errorf("%s still listed %v after its second disconnect", id, time.Since(second))
+		}
+		return nil
+	})
+	t.Logf("resumed session received %d messages across the first expiry; removed %v after its second disconnect", i, time.Since(second).Round(time.Millisecond))
+}
