@@ -548,3 +548,30 @@ func TestDerived(t *testing.T) {
 		t.Errorf("bad trusted proxy: %v", err)
 	}
 }
+
+// TestReadmeConfigs: the TOML examples in README.md are valid configs
+// (keys and values; the files they name are not loaded).
+func TestReadmeConfigs(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	if len(blocks) < 2 {
+		t.Fatalf("README.md has %d toml blocks, want the secure setup and the reverse proxy ones", len(blocks))
+	}
+	for i, b := range blocks {
+		cfg := writeFile(t, "readme.toml", b[1])
+		o, err := parseOptions([]string{"-config", cfg}, noEnv)
+		if err != nil {
+			t.Errorf("README toml block %d: %v", i+1, err)
+			continue
+		}
+		if err := o.checkExposure(); err != nil {
+			t.Errorf("README toml block %d: %v", i+1, err)
+		}
+		if o.anonymousAllowed() {
+			t.Errorf("README toml block %d allows anonymous clients", i+1)
+		}
+	}
+}
