@@ -176,7 +176,7 @@ func TestDurableSubscriptionAcrossRestart(t *testing.T) {
 	if b := drainedBodies(c3); !slices.Equal(b, []string{"2", "3"}) {
 		t.Fatalf("unacknowledged after restart: %q, want 2 3", b)
 	}
-	if err := r.Unbind("cid/s"); err != nil {
+	if err := r.Unbind(c3, "cid/s"); err != nil {
 		t.Fatal(err)
 	}
 	publishQoS(t, r, "news/d", "4", AtLeastOnce)
@@ -586,7 +586,7 @@ func TestDurableUnbindRemovesEverything(t *testing.T) {
 	if _, err := st.Commit(&store.Batch{Msg: &m, Queues: []string{qname}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Unbind("n"); err != nil {
+	if err := r.Unbind(c, "n"); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := st.QueuePending(qname, 0, 0); len(p) != 0 {

@@ -104,7 +104,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	r := v.r
 	if s.Protocol == bindingProtocol {
 		for _, sub := range subs {
-			if err := r.bind(sub.Queue, sub.Filter, false); err != nil {
+			if err := r.bind(sub.Queue, sub.Filter, s.Owner, false); err != nil {
 				return err
 			}
 			v.st.Subs++

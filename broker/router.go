@@ -61,7 +61,10 @@ type Router struct {
 	dur      *durable // nil without Config.Store
 	stopOnce sync.Once
 	bindings map[string]*binding // durable subscriptions by queue name, guarded by qmu
-	nbind    atomic.Int32        // len(bindings), read by Publish without qmu
+	// bindOwners counts durable subscriptions by owner key
+	// (MaxSessionsPerUser), guarded by qmu.
+	bindOwners map[string]int
+	nbind      atomic.Int32 // len(bindings), read by Publish without qmu
 }
 
 // New returns a router with cfg (zero fields take defaults). log may be nil.
@@ -72,15 +75,16 @@ func New(cfg Config, log *slog.Logger) *Router {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	r := &Router{
-		cfg:      cfg.withDefaults(),
-		log:      log,
-		sessions: make(map[SessionID]*Session),
-		owners:   make(map[string]int),
-		queues:   make(map[string]*queue),
-		shares:   make(map[string]*shareGroup),
-		wills:    make(map[SessionID]*time.Timer),
-		bindings: make(map[string]*binding),
-		idPrefix: hex.EncodeToString(b[:]),
+		cfg:        cfg.withDefaults(),
+		log:        log,
+		sessions:   make(map[SessionID]*Session),
+		owners:     make(map[string]int),
+		queues:     make(map[string]*queue),
+		shares:     make(map[string]*shareGroup),
+		wills:      make(map[SessionID]*time.Timer),
+		bindings:   make(map[string]*binding),
+		bindOwners: make(map[string]int),
+		idPrefix:   hex.EncodeToString(b[:]),
 	}
 	_, r.allowAll = r.cfg.Authorizer.(AllowAll)
 	r.authGen, _ = r.cfg.Authorizer.(Generationer)
@@ -513,7 +517,9 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 	if sub.Queue != "" {
 		op, dest = OpQueueReceive, sub.Queue
 	}
-	if !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest) {
+	// A durable subscription's queue is the owner's own: SubscribeDurable
+	// has checked the topic filter, which is what the ACL speaks of.
+	if !sub.Durable && !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest) {
 		return r.denySubscribe()
 	}
 	var q *queue

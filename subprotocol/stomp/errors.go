@@ -77,7 +77,7 @@ func wireError(err error) wire {
 		return wire{"no such subscription", err.Error(), nil, subprotocol.CloseProtocolError, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrTooManySubs):
 		return wire{"too many subscriptions", err.Error(), nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
-	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
+	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota), errors.Is(err, broker.ErrSessionQuota):
 		return wire{"quota exceeded", err.Error(), nil, subprotocol.ClosePolicy, broker.CloseProtocolError}
 	case errors.Is(err, broker.ErrStore):
 		return wire{"message not stored", "the broker could not write the message to disk; it was not delivered", nil, subprotocol.CloseInternal, broker.CloseInternalError}

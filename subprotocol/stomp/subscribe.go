@@ -101,7 +101,7 @@ func (c *conn) handleUnsubscribe(f *frame.Frame) error {
 			}
 			c.forget(sub)
 		}
-		return c.router.Unbind(name)
+		return c.router.Unbind(c.sess, name)
 	}
 	if err := c.router.Unsubscribe(c.sess, id); err != nil {
 		return err
