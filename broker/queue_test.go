@@ -24,15 +24,8 @@ func publishQueue(t testing.TB, r *Router, from *Session, queue, body string) {
 	}
 }
 
-// queueStats returns the named queue's row of Stats.
-func queueStats(r *Router, name string) (QueueInfo, bool) {
-	for _, q := range r.Stats().Queues {
-		if q.Name == name {
-			return q, true
-		}
-	}
-	return QueueInfo{}, false
-}
+// queueStats returns the named queue's description.
+func queueStats(r *Router, name string) (QueueInfo, bool) { return r.Queue(name) }
 
 func wantQueue(t testing.TB, r *Router, name string, ready, unacked, consumers int) {
 	t.Helper()

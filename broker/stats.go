@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"container/heap"
 	"sort"
 	"strings"
 )
@@ -11,7 +10,12 @@ import (
 type Stats struct {
 	Sessions      int
 	Subscriptions int // topic subscriptions in the index
-	Queues        []QueueInfo
+	// Queues counts point-to-point queues and durable subscriptions;
+	// QueueReady and QueueUnacked add up their messages. QueuePage lists
+	// them a page at a time.
+	Queues        int
+	QueueReady    int
+	QueueUnacked  int
 	Published     uint64
 	Delivered     uint64
 	Dropped       uint64 // QoS 0 deliveries dropped by the drop policy, late replies
@@ -61,12 +65,6 @@ func (r *Router) Stats() Stats {
 		persistent += n
 	}
 	r.mu.RUnlock()
-	r.qmu.Lock()
-	qs := make([]*queue, 0, len(r.queues))
-	for _, q := range r.queues {
-		qs = append(qs, q)
-	}
-	r.qmu.Unlock()
 	st := Stats{
 		Sessions: n, Subscriptions: r.idx.Len(),
 		Published: r.published.Load(), Delivered: r.delivered.Load(),
@@ -77,11 +75,20 @@ func (r *Router) Stats() Stats {
 		ClientIDRefused: r.clientIDRefused.Load(), PublishDenied: r.publishDenied.Load(),
 		SubscribeDenied: r.subscribeDenied.Load(),
 	}
-	for _, q := range qs {
-		ready, unacked, consumers := q.depth()
-		st.Queues = append(st.Queues, QueueInfo{Name: q.name, Ready: ready, Unacked: unacked, Consumers: consumers})
+	// qmu is released before any queue.mu (broker/doc.go): copy the
+	// pointers (8 bytes a queue), then add up the depths.
+	r.qmu.Lock()
+	qs := make([]*queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		qs = append(qs, q)
 	}
-	sort.Slice(st.Queues, func(i, j int) bool { return st.Queues[i].Name < st.Queues[j].Name })
+	r.qmu.Unlock()
+	st.Queues = len(qs)
+	for _, q := range qs {
+		ready, unacked, _ := q.depth()
+		st.QueueReady += ready
+		st.QueueUnacked += unacked
+	}
 	return st
 }
 
@@ -103,63 +110,65 @@ func (r *Router) Sessions() []SessionInfo {
 	return out
 }
 
-// MaxSessionPage bounds SessionPage's limit.
-const MaxSessionPage = 1000
-
 // SessionPage returns up to limit sessions (connected, and persistent ones
 // kept offline) with ids after cursor, in id order, whose id, user or
 // owner contains q (all when q is ""), and the cursor of the next page
-// ("" when this is the last). limit is clamped to 1..MaxSessionPage.
+// ("" when this is the last). limit is clamped to 1..MaxPage.
 //
-// Cost: one pass over the sessions under the read lock, keeping the limit
-// smallest matching ids in a bounded heap: O(n log limit) time and
-// O(limit) memory per call, whatever the number of sessions (no copy of
-// the session table, no sort of every id). SessionInfo copies are made
-// after the lock is released.
+// Cost: one pass over the sessions under the read lock with a pager:
+// O(n log limit) time and O(limit) memory per call, whatever the number of
+// sessions. SessionInfo copies are made after the lock is released.
 func (r *Router) SessionPage(cursor string, limit int, q string) (page []SessionInfo, next string) {
-	limit = max(1, min(limit, MaxSessionPage))
-	h := make(sessionHeap, 0, limit+1)
+	p := newPager(cursor, limit, func(s *Session) string { return string(s.ID) })
 	r.mu.RLock()
 	for id, s := range r.sessions {
-		if string(id) <= cursor {
+		if !p.wants(string(id)) {
 			continue
-		}
-		if len(h) > limit && string(id) >= string(h[0].ID) {
-			continue // not among the limit+1 smallest
 		}
 		if q != "" && !strings.Contains(string(id), q) && !strings.Contains(s.Identity.Name, q) && !strings.Contains(s.owner, q) {
 			continue
 		}
-		heap.Push(&h, s)
-		if len(h) > limit+1 {
-			heap.Pop(&h)
-		}
+		p.add(s)
 	}
 	r.mu.RUnlock()
-	sort.Slice(h, func(i, j int) bool { return h[i].ID < h[j].ID })
-	if len(h) > limit {
-		h = h[:limit]
-		next = string(h[limit-1].ID)
-	}
-	page = make([]SessionInfo, len(h))
-	for i, s := range h {
+	sessions, next := p.page()
+	page = make([]SessionInfo, len(sessions))
+	for i, s := range sessions {
 		page[i] = s.Info()
 	}
 	return page, next
 }
 
-// sessionHeap is a max-heap of sessions by id (SessionPage keeps the
-// smallest ones).
-type sessionHeap []*Session
+// QueuePage returns up to limit point-to-point queues and durable
+// subscriptions' queues with names after cursor, in name order, whose name
+// contains q, and the next page's cursor ("" on the last), at the cost of
+// SessionPage.
+func (r *Router) QueuePage(cursor string, limit int, q string) (page []QueueInfo, next string) {
+	p := newPager(cursor, limit, func(q *queue) string { return q.name })
+	r.qmu.Lock()
+	for name, qu := range r.queues {
+		if p.wants(name) && (q == "" || strings.Contains(name, q)) {
+			p.add(qu)
+		}
+	}
+	r.qmu.Unlock()
+	queues, next := p.page()
+	page = make([]QueueInfo, len(queues))
+	for i, qu := range queues {
+		ready, unacked, consumers := qu.depth()
+		page[i] = QueueInfo{Name: qu.name, Ready: ready, Unacked: unacked, Consumers: consumers}
+	}
+	return page, next
+}
 
-func (h sessionHeap) Len() int           { return len(h) }
-func (h sessionHeap) Less(i, j int) bool { return h[i].ID > h[j].ID }
-func (h sessionHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *sessionHeap) Push(x any)        { *h = append(*h, x.(*Session)) }
-func (h *sessionHeap) Pop() any {
-	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return s
+// Queue describes the queue name, and reports whether it exists.
+func (r *Router) Queue(name string) (QueueInfo, bool) {
+	r.qmu.Lock()
+	qu := r.queues[name]
+	r.qmu.Unlock()
+	if qu == nil {
+		return QueueInfo{}, false
+	}
+	ready, unacked, consumers := qu.depth()
+	return QueueInfo{Name: name, Ready: ready, Unacked: unacked, Consumers: consumers}, true
 }

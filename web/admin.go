@@ -11,8 +11,8 @@ import (
 	"github.com/duplexmq/duplex/subprotocol"
 )
 
-// Pagination of list endpoints (/api/sessions): no request allocates more
-// than MaxPageLimit entries.
+// Pagination of list endpoints (/api/sessions, /api/queues): no request
+// allocates more than MaxPageLimit entries.
 const (
 	DefaultPageLimit = 100
 	MaxPageLimit     = 1000
@@ -20,12 +20,13 @@ const (
 	maxQueryLen      = 256
 )
 
-// apiHandler is the management API: /api/stats and /api/sessions, behind
-// requireAdmin.
+// apiHandler is the management API: /api/stats, /api/sessions and
+// /api/queues, behind requireAdmin.
 func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/stats", s.serveStats)
 	mux.HandleFunc("GET /api/sessions", s.serveSessions)
+	mux.HandleFunc("GET /api/queues", s.serveQueues)
 	return s.requireAdmin(mux)
 }
 
@@ -112,37 +113,63 @@ type SessionsPage struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// serveSessions answers GET /api/sessions?limit=N&cursor=C&q=Q: at most
-// limit sessions (default 100, at most 1000) in session-id order after
-// cursor, those whose id, user or owner contains q. A bad limit or an oversized cursor or q is a
-// 400.
-func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
+// pageQuery is a list request's ?limit=N&cursor=C&q=Q.
+type pageQuery struct {
+	limit          int
+	cursor, filter string
+}
+
+// parsePageQuery reads a list request's paging parameters: limit default
+// 100, at most 1000. A bad limit or an oversized cursor or q answers 400
+// and reports false.
+func parsePageQuery(w http.ResponseWriter, r *http.Request) (pageQuery, bool) {
 	q := r.URL.Query()
-	limit := DefaultPageLimit
+	p := pageQuery{limit: DefaultPageLimit, cursor: q.Get("cursor"), filter: q.Get("q")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxPageLimit {
 			http.Error(w, "Duplex: limit must be a number from 1 to "+strconv.Itoa(MaxPageLimit), http.StatusBadRequest)
-			return
+			return p, false
 		}
-		limit = n
+		p.limit = n
 	}
-	cursor, filter := q.Get("cursor"), q.Get("q")
-	if len(cursor) > maxCursorLen || len(filter) > maxQueryLen {
+	if len(p.cursor) > maxCursorLen || len(p.filter) > maxQueryLen {
 		http.Error(w, "Duplex: cursor or q too long", http.StatusBadRequest)
+		return p, false
+	}
+	return p, true
+}
+
+// serveSessions answers GET /api/sessions?limit=N&cursor=C&q=Q: at most
+// limit sessions in session-id order after cursor, those whose id, user or
+// owner contains q. Router.SessionPage keeps only limit sessions in
+// memory, whatever the number of sessions.
+func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
+	p, ok := parsePageQuery(w, r)
+	if !ok {
 		return
 	}
-	page, next := sessionPage(s.router, cursor, limit, filter)
-	if page == nil {
-		page = []broker.SessionInfo{}
-	}
+	page, next := s.router.SessionPage(p.cursor, p.limit, p.filter)
 	writeJSON(w, SessionsPage{Sessions: page, NextCursor: next})
 }
 
-// sessionPage is the page source of /api/sessions: Router.SessionPage
-// keeps only limit sessions in memory, whatever the number of sessions.
-func sessionPage(r *broker.Router, cursor string, limit int, q string) ([]broker.SessionInfo, string) {
-	return r.SessionPage(cursor, limit, q)
+// QueuesPage is the body of GET /api/queues.
+type QueuesPage struct {
+	Queues []broker.QueueInfo `json:"queues"`
+	// NextCursor, when not empty, is the cursor parameter of the next page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// serveQueues answers GET /api/queues?limit=N&cursor=C&q=Q: at most limit
+// queues (point-to-point queues and durable subscriptions) in name order
+// after cursor, those whose name contains q.
+func (s *Server) serveQueues(w http.ResponseWriter, r *http.Request) {
+	p, ok := parsePageQuery(w, r)
+	if !ok {
+		return
+	}
+	page, next := s.router.QueuePage(p.cursor, p.limit, p.filter)
+	writeJSON(w, QueuesPage{Queues: page, NextCursor: next})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

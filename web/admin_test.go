@@ -229,3 +229,61 @@ func TestStatsProtocols(t *testing.T) {
 		t.Errorf("no stomp counters: %s", body)
 	}
 }
+
+// TestQueuesPagination: /api/queues pages through the queues in name
+// order with a cursor, each once, with a name filter; /api/stats counts
+// them without listing them (no request grows with what clients create);
+// bad parameters are 400.
+func TestQueuesPagination(t *testing.T) {
+	router := broker.New(broker.Config{}, nil)
+	gw := New(Config{}, router, subprotocol.Registry{echoProtocol{"alpha"}})
+	hs := httptest.NewServer(gw)
+	defer hs.Close()
+	const n = 5
+	for i := range n {
+		m := &broker.Message{Queue: fmt.Sprintf("jobs-%02d", i), Payload: []byte("x"), QoS: broker.AtLeastOnce}
+		if err := router.Publish(context.Background(), nil, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	cursor := ""
+	for range n + 1 {
+		resp, body := apiGet(t, hs.URL+"/api/queues?limit=2&cursor="+cursor, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		var page QueuesPage
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Queues) > 2 {
+			t.Fatalf("page of %d", len(page.Queues))
+		}
+		for _, q := range page.Queues {
+			if q.Ready != 1 {
+				t.Errorf("%s: ready %d, want 1", q.Name, q.Ready)
+			}
+			names = append(names, q.Name)
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if want := "jobs-00 jobs-01 jobs-02 jobs-03 jobs-04"; strings.Join(names, " ") != want {
+		t.Errorf("queues over the pages: %q, want %q", names, want)
+	}
+	_, body := apiGet(t, hs.URL+"/api/queues?q=jobs-03", nil)
+	var page QueuesPage
+	if err := json.Unmarshal([]byte(body), &page); err != nil || len(page.Queues) != 1 || page.Queues[0].Name != "jobs-03" {
+		t.Errorf("q filter: %s", body)
+	}
+	_, body = apiGet(t, hs.URL+"/api/stats", nil)
+	var st APIStats
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Queues != n || st.QueueReady != n {
+		t.Errorf("/api/stats queues %d ready %d (%v), want %d and %d", st.Queues, st.QueueReady, err, n, n)
+	}
+	if resp, body := apiGet(t, hs.URL+"/api/queues?limit=1001", nil); resp.StatusCode != 400 {
+		t.Errorf("limit=1001: %d %q, want 400", resp.StatusCode, body)
+	}
+}

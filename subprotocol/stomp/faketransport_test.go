@@ -225,10 +225,8 @@ func (h *harness) waitClosed(code int) error {
 
 // queueInfo returns the router's view of queue name.
 func (h *harness) queueInfo(name string) broker.QueueInfo {
-	for _, q := range h.r.Stats().Queues {
-		if q.Name == name {
-			return q
-		}
+	if q, ok := h.r.Queue(name); ok {
+		return q
 	}
 	return broker.QueueInfo{Name: "(missing) " + name, Ready: -1, Unacked: -1, Consumers: -1}
 }

@@ -542,14 +542,7 @@ func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 }
 
 // queueInfo returns the router's view of queue name (without /queue/).
-func queueInfo(r *broker.Router, name string) (broker.QueueInfo, bool) {
-	for _, q := range r.Stats().Queues {
-		if q.Name == name {
-			return q, true
-		}
-	}
-	return broker.QueueInfo{}, false
-}
+func queueInfo(r *broker.Router, name string) (broker.QueueInfo, bool) { return r.Queue(name) }
 
 // waitQueue polls until queue name has the given ready and unacked counts.
 func waitQueue(t testing.TB, r *broker.Router, name string, ready, unacked int) {
