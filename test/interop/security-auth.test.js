@@ -38,8 +38,11 @@ const T = { timeout: 20000 };
 
 after(async () => {
   await mqttCleanup();
-  await stopAllBrokers();
-  await removeAllEnvs();
+  try {
+    await stopAllBrokers(); // fails the file if a broker did not exit cleanly
+  } finally {
+    await removeAllEnvs();
+  }
 });
 
 /** A neighbour pair (MQTT.js v5 and STOMP.js) for a broker; opts give credentials. */

@@ -174,9 +174,17 @@ const LINE_RE = /^duplex (?:(wss|admin|mqtt-tcp|mqtt-tls|stomp-tcp|stomp-tls) )?
 
 const liveBrokers = new Set();
 
-/** Stop every broker started by startSecureBroker (afterAll/after hooks). */
+/**
+ * Stop every broker started by startSecureBroker (after hooks). Throws if
+ * one did not exit with code 0 on SIGTERM (a data race report under
+ * GORACE=halt_on_error=1, a panic, a hang), with its stderr tail.
+ */
 export async function stopAllBrokers() {
-  await Promise.all([...liveBrokers].map((b) => b.stop()));
+  const results = await Promise.all([...liveBrokers].map(async (b) => ({ b, r: await b.stop() })));
+  const bad = results.filter(({ r }) => r && (r.code !== 0 || r.killed));
+  if (bad.length > 0) {
+    throw new Error(bad.map(({ b, r }) => `broker ${b.configFile} exited with code=${r.code} signal=${r.signal} killed=${r.killed}\n${b.stderr().slice(-3000)}`).join('\n'));
+  }
 }
 
 /** Remove every temp folder made by secureEnv(). */
@@ -258,20 +266,25 @@ export async function startSecureBroker(env, config, { name = uniq('duplex'), st
   b.stderr = () => stderr;
   liveBrokers.add(b);
 
+  /** SIGTERM, wait (SIGKILL after 5 s). Resolves to {code, signal, killed}; null if already stopped. */
   b.stop = async () => {
-    if (!liveBrokers.has(b)) return;
+    if (!liveBrokers.has(b)) return null;
     liveBrokers.delete(b);
-    if (!b.exited) {
+    const wasRunning = !b.exited;
+    let killed = false;
+    if (wasRunning) {
       proc.kill('SIGTERM');
       let timer;
       const r = await Promise.race([exited, new Promise((resolve) => { timer = setTimeout(() => resolve(null), 5000); })]);
       clearTimeout(timer);
       if (r === null && !b.exited) {
+        killed = true;
         proc.kill('SIGKILL');
         await exited;
       }
     }
     await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+    return { code: b.exitCode, signal: b.exitSignal, killed, wasRunning };
   };
 
   try {

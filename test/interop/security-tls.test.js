@@ -38,8 +38,11 @@ const T = { timeout: 20000 };
 
 after(async () => {
   await mqttCleanup();
-  await stopAllBrokers();
-  await removeAllEnvs();
+  try {
+    await stopAllBrokers(); // fails the file if a broker did not exit cleanly
+  } finally {
+    await removeAllEnvs();
+  }
 });
 
 const ACL = `# Mosquitto acl_file syntax
