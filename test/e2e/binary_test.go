@@ -38,6 +38,9 @@ func (l *lockedBuffer) String() string {
 
 var listeningLine = regexp.MustCompile(`^duplex listening on (127\.0\.0\.1:\d+)\n`)
 
+// otherListener is the startup line of a listener besides the plain one.
+var otherListener = regexp.MustCompile(`^duplex [a-z]+(-[a-z]+)? listening on 127\.0\.0\.1:\d+$`)
+
 // TestRealBinary builds cmd/duplex, runs it on a random port, checks the
 // one stdout line, does STOMP and MQTT send/receive through it (paho.golang
 // over WebSocket, paho.mqtt.golang over the MQTT TCP listener) and stops it
@@ -168,8 +171,17 @@ func TestRealBinary(t *testing.T) {
 	case <-time.After(waitShort):
 		t.Errorf("subscriber not told of the shutdown within %v", waitShort)
 	}
-	if out := stdout.String(); strings.Count(out, "\n") != 1 {
-		t.Errorf("stdout must be exactly one line, got %q", out)
+	// Standard output holds the listening lines only: the plain one first,
+	// then one per other listener ("duplex mqtt-tcp listening on ...").
+	out := stdout.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if !listeningLine.MatchString(out) {
+		t.Errorf("stdout must begin with the listening line, got %q", out)
+	}
+	for _, l := range lines[1:] {
+		if !otherListener.MatchString(l) {
+			t.Errorf("stdout line %q is not a listening line", l)
+		}
 	}
 }
 
