@@ -235,6 +235,21 @@ func (l *PublishLimiter) Delay(size int) time.Duration {
 	return delay
 }
 
+// Wait paces a publish of size bytes: when Delay says to wait, it counts
+// the publish in ctr (PublishThrottled) and waits, until ctx ends or done
+// is closed (the connection ended). It reports whether it waited, so the
+// caller extends its read deadline (the client's keepalives waited unread
+// too). A nil limiter never waits.
+func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, ctr *Counters, size int) bool {
+	d := l.Delay(size)
+	if d <= 0 {
+		return false
+	}
+	ctr.PublishThrottled()
+	Pause(ctx, done, d)
+	return true
+}
+
 // Pause waits for d, or until ctx ends or done is closed (the connection
 // ended).
 func Pause(ctx context.Context, done <-chan struct{}, d time.Duration) {

@@ -319,12 +319,9 @@ func (c *conn) logLimited(msg string, args ...any) {
 // reads nothing meanwhile: the publisher is slowed by back-pressure, and
 // nothing is dropped. The wait ends early if the session closes.
 func (c *conn) throttle(size int) {
-	d := c.limiter.Delay(size)
-	if d <= 0 {
+	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size) {
 		return
 	}
-	c.p.ctr.PublishThrottled()
-	subprotocol.Pause(c.ctx, c.sess.Done(), d)
 	if c.readTimeout > 0 {
 		// The client's PINGREQs waited unread too [MQTT-3.1.2-24].
 		_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))

@@ -7,7 +7,6 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/duplexmq/duplex/broker"
-	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // connected dispatches client frames after CONNECTED (STOMP 1.2 §Client
@@ -84,12 +83,9 @@ func connected(c *conn, f *frame.Frame) error {
 // nothing meanwhile: the publisher is slowed by back-pressure, and no
 // frame is dropped. The wait ends early if the session closes.
 func (c *conn) throttle(size int) {
-	d := c.limiter.Delay(size)
-	if d <= 0 {
+	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size) {
 		return
 	}
-	c.p.ctr.PublishThrottled()
-	subprotocol.Pause(c.ctx, c.sess.Done(), d)
 	if c.readTimeout > 0 {
 		// The client's heart-beats waited unread too.
 		_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
