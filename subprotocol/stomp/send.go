@@ -36,15 +36,14 @@ func (c *conn) sent(f *frame.Frame, err error) error {
 	case errors.Is(err, broker.ErrQuotaExceeded), errors.Is(err, broker.ErrRetainedQuota):
 		// Delivered, except to a durable subscriber at its limit (the
 		// router logs and counts it), or not retained (a SEND never asks
-		// for retention, so this is for completeness). Only a SEND that
-		// asked for a receipt is told, with an ERROR instead of the
-		// RECEIPT.
+		// for retention, so this is for completeness). The SEND succeeded
+		// and gets its RECEIPT: one subscriber's full queue must not fail,
+		// and in STOMP disconnect, every publisher to the topic (MQTT
+		// answers 0x00 the same way).
 		if errors.Is(err, broker.ErrRetainedQuota) {
 			c.p.ctr.RetainRefused()
 		}
-		if f.Header.Get(frame.Receipt) == "" {
-			return nil
-		}
+		return nil
 	}
 	return err
 }
