@@ -40,7 +40,7 @@
 // §5.5.1; gorilla reports it as 1005, so a frame-header sniffer on the
 // hijacked connection tells the two apart).
 //
-// The management API (/api/stats, /api/sessions with pagination) requires
+// The management API (/api/stats; /api/sessions and /api/queues, paged) requires
 // an admin identity from Config.AdminAuth when it is set (HTTP Basic or a
 // bearer token) and can be moved to its own listener (AdminHandler,
 // Config.SeparateAdmin).
