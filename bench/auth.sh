@@ -10,11 +10,15 @@
 #              topics (bench/#) comes last, after two deny rules that are checked
 #              on every publish
 #
-# Every connection of the auth+acl runs logs in as "bench". For each shape
-# (STOMP and MQTT QoS 0; 1->1, 10->10, 1->100; 64 B) it runs the throughput
-# scenario against one broker and then the other, BENCH_AUTH_ROUNDS times
-# alternating, and prints both medians and their ratio. The brokers stay up
-# between runs, so the idle one costs nothing.
+# Every connection of the auth+acl runs logs in as "bench". Each of
+# BENCH_AUTH_ROUNDS rounds starts a fresh pair of brokers (one process's
+# luck with memory layout and scheduling moves throughput by several per
+# cent, so no broker process may stand for its side in every round) and
+# runs every shape (STOMP and MQTT QoS 0; 1->1, 10->10, 1->100; 64 B)
+# against both, in ABBA order (the side that goes first alternates). It
+# prints for each side the median throughput and the median broker CPU per
+# delivery, and the throughput ratio. The idle broker of a pair costs
+# nothing.
 #
 # Environment: BENCH_DURATION (default 3s), BENCH_WARMUP (1s),
 # BENCH_AUTH_ROUNDS (3), DUPLEX_BIN, BENCH_VERBOSE, as for bench/run.sh.
@@ -83,46 +87,80 @@ pattern readwrite clients/%c/#
 topic readwrite bench/#
 ACL
 
-start_duplex || exit 1
-ANON_PID=$DUPLEX_PID ANON_ADDR=$DUPLEX_ADDR
-start_duplex -password-file "$WORK/passwd" -acl-file "$WORK/acl" || exit 1
-AUTH_PID=$DUPLEX_PID AUTH_ADDR=$DUPLEX_ADDR
-DUPLEX_PID=""
+# start_pair starts a fresh pair of brokers: ANON_* and AUTH_*.
+start_pair() {
+	start_duplex || exit 1
+	ANON_PID=$DUPLEX_PID ANON_ADDR=$DUPLEX_ADDR
+	start_duplex -password-file "$WORK/passwd" -acl-file "$WORK/acl" || exit 1
+	AUTH_PID=$DUPLEX_PID AUTH_ADDR=$DUPLEX_ADDR
+	DUPLEX_PID=""
+}
 
-# rate LINE prints the delivered msg/s of a throughput result line.
+# stop_pair stops both brokers and removes their data.
+stop_pair() {
+	stop_pid "anonymous broker" "$ANON_PID" || status=1
+	stop_pid "auth+acl broker" "$AUTH_PID" || status=1
+	ANON_PID="" AUTH_PID=""
+	rm -rf "$WORK"/data.*
+}
+
+# rate LINE prints the delivered msg/s of a throughput result line; cpu LINE
+# its broker CPU microseconds per delivery.
 rate() { sed -n 's/.*: \([0-9][0-9]*\) msg\/s delivered.*/\1/p' <<<"$1"; }
+cpu() { sed -n 's/.*broker \([0-9.]*\) cpu-us\/delivery.*/\1/p' <<<"$1"; }
 
 # median N... prints the median of its arguments.
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
-# run ADDR PID [ARGS...] runs one throughput scenario and prints its rate.
+# run ADDR PID [ARGS...] runs one throughput scenario and prints its rate
+# and broker CPU per delivery.
 run() {
 	local addr=$1 pid=$2
 	run_bench -url "ws://$addr/ws" -broker-pid "$pid" -duration "$DURATION" -warmup "$WARMUP" -scenario throughput "${@:3}"
 	if ((RC != 0)) || [[ -z "$(rate "$LINE")" ]]; then
 		echo "bench: FAIL: $LINE" >&2
 		status=1
-		echo 0
+		echo "0 0"
 		return
 	fi
 	[[ "$VERBOSE" == 1 ]] && echo "  # $LINE" >&2
-	rate "$LINE"
+	echo "$(rate "$LINE") $(cpu "$LINE")"
 }
 
-echo "# auth: throughput, anonymous vs password auth + 20-rule ACL; median of $ROUNDS alternating runs of $DURATION"
-printf '%-34s %14s %14s %8s\n' "shape" "anonymous" "auth+acl" "ratio"
+echo "# auth: throughput, anonymous vs password auth + 20-rule ACL; median of $ROUNDS rounds of $DURATION runs," \
+	"each round on a fresh pair of brokers, ABBA order; us/d = broker CPU microseconds per delivery"
+shapes=()
 for proto in stomp mqtt; do
 	for shape in "1 1" "10 10" "1 100"; do
-		read -r pubs subs <<<"$shape"
-		args=(-protocol "$proto" -pubs "$pubs" -subs "$subs" -size 64)
-		anon=() auth=()
-		for _ in $(seq "$ROUNDS"); do
-			anon+=("$(run "$ANON_ADDR" "$ANON_PID" "${args[@]}")")
-			auth+=("$(run "$AUTH_ADDR" "$AUTH_PID" "${args[@]}" -user bench -password bench-password)")
-		done
-		a=$(median "${anon[@]}") b=$(median "${auth[@]}")
-		printf '%-34s %10s msg/s %10s msg/s %7s\n' "$proto throughput $pubs->$subs 64B" "$a" "$b" \
-			"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a > 0) printf "%.3f", b/a; else print "-" }')"
+		shapes+=("$proto $shape")
 	done
+done
+declare -A anon auth anoncpu authcpu
+for round in $(seq "$ROUNDS"); do
+	start_pair
+	for s in "${shapes[@]}"; do
+		read -r proto pubs subs <<<"$s"
+		args=(-protocol "$proto" -pubs "$pubs" -subs "$subs" -size 64)
+		order=(anon auth)
+		((round % 2)) || order=(auth anon)
+		for who in "${order[@]}"; do
+			if [[ $who == anon ]]; then
+				read -r r c < <(run "$ANON_ADDR" "$ANON_PID" "${args[@]}")
+				anon[$s]+="$r " anoncpu[$s]+="$c "
+			else
+				read -r r c < <(run "$AUTH_ADDR" "$AUTH_PID" "${args[@]}" -user bench -password bench-password)
+				auth[$s]+="$r " authcpu[$s]+="$c "
+			fi
+		done
+	done
+	stop_pair
+done
+printf '%-28s %24s %24s %7s\n' "shape" "anonymous" "auth+acl" "ratio"
+for s in "${shapes[@]}"; do
+	read -r proto pubs subs <<<"$s"
+	# shellcheck disable=SC2086 # the lists are space-separated numbers
+	a=$(median ${anon[$s]}) b=$(median ${auth[$s]}) ac=$(median ${anoncpu[$s]}) bc=$(median ${authcpu[$s]})
+	printf '%-28s %9s msg/s %5s us/d %9s msg/s %5s us/d %7s\n' "$proto throughput $pubs->$subs 64B" "$a" "$ac" "$b" "$bc" \
+		"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a > 0) printf "%.3f", b/a; else print "-" }')"
 done
 exit "$status"
