@@ -21,7 +21,9 @@
 # nothing.
 #
 # Environment: BENCH_DURATION (default 3s), BENCH_WARMUP (1s),
-# BENCH_AUTH_ROUNDS (3), DUPLEX_BIN, BENCH_VERBOSE, as for bench/run.sh.
+# BENCH_AUTH_ROUNDS (3), BENCH_AUTH_SHAPES (default all: "stomp 1 1,stomp 10
+# 10,...,mqtt 1 100"; e.g. "mqtt 10 10" to measure one shape more often),
+# DUPLEX_BIN, BENCH_VERBOSE, as for bench/run.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -135,6 +137,9 @@ for proto in stomp mqtt; do
 		shapes+=("$proto $shape")
 	done
 done
+if [[ -n "${BENCH_AUTH_SHAPES:-}" ]]; then
+	IFS=, read -r -a shapes <<<"$BENCH_AUTH_SHAPES"
+fi
 declare -A anon auth anoncpu authcpu
 for round in $(seq "$ROUNDS"); do
 	start_pair
