@@ -171,18 +171,25 @@ func openListeners(opts *options, gw *web.Server, sec *security, stompProto, mqt
 		}
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	tlsConfig := func() *tls.Config { return sec.tls.Config() }
+	// listen opens addr with admission control (gw.Listener) and, when
+	// useTLS, TLS on top; ln is the raw listener, for its address and Close.
+	listen := func(addr string, useTLS bool) (ln, wrapped net.Listener, err error) {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, err
+		}
+		wrapped = gw.Listener(ln)
+		if useTLS {
+			wrapped = tls.NewListener(wrapped, sec.tls.Config())
+		}
+		return ln, wrapped, nil
+	}
 	httpServer := func(key, name, addr string, h http.Handler, useTLS bool) error {
 		if addr == "" {
 			return nil
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, wrapped, err := listen(addr, useTLS)
 		if err != nil {
 			return err
-		}
-		var wrapped net.Listener = gw.Listener(ln)
-		if useTLS {
-			wrapped = tls.NewListener(wrapped, tlsConfig())
 		}
 		srv := web.NewHTTPServer(h, opts.web)
 		open = append(open, openListener{key: key, name: name, ln: ln,
@@ -193,13 +200,9 @@ func openListeners(opts *options, gw *web.Server, sec *security, stompProto, mqt
 		if addr == "" {
 			return nil
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, wrapped, err := listen(addr, useTLS)
 		if err != nil {
 			return err
-		}
-		var wrapped net.Listener = gw.Listener(ln)
-		if useTLS {
-			wrapped = tls.NewListener(wrapped, tlsConfig())
 		}
 		open = append(open, openListener{key: key, name: name, ln: ln,
 			serve: func() error { return gw.ServeTCP(wrapped, proto) }})
