@@ -166,6 +166,17 @@ func (l *LogLimiter) Allow(source string, now time.Time) (ok bool, suppressed ui
 	return true, n
 }
 
+// Permit is Allow for a connection's remote address at the current time,
+// with the suppressed count appended to args ("suppressed", n) when there
+// is one: the protocols' rate-limited refusal log lines.
+func (l *LogLimiter) Permit(remote net.Addr, args []any) ([]any, bool) {
+	ok, suppressed := l.Allow(SourceHost(remote), time.Now())
+	if ok && suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	return args, ok
+}
+
 // SourceHost is the host part of a remote address (the IP without the
 // port), the key of per-source limits and logs.
 func SourceHost(a net.Addr) string {

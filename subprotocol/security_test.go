@@ -99,3 +99,17 @@ func TestPublishLimiterBytes(t *testing.T) {
 		t.Errorf("the limiter owes %v, want about 5 s for the 5000 bytes", d)
 	}
 }
+
+// TestLogLimiterPermit: the first line per source passes with the caller's
+// args as they are; the next within the interval is held back.
+func TestLogLimiterPermit(t *testing.T) {
+	l := LogLimiter{MaxSources: 8}
+	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 1000}
+	args, ok := l.Permit(addr, []any{"err", "x"})
+	if !ok || len(args) != 2 {
+		t.Fatalf("first line: ok %v args %v, want it through unchanged", ok, args)
+	}
+	if _, ok := l.Permit(&net.TCPAddr{IP: addr.IP, Port: 2000}, nil); ok {
+		t.Error("second line from the same host within the interval went through")
+	}
+}

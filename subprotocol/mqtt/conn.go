@@ -304,14 +304,9 @@ func (c *conn) logLimited(msg string, args ...any) {
 	if !c.log.Enabled(c.ctx, slog.LevelWarn) {
 		return
 	}
-	ok, suppressed := c.p.logs.Allow(subprotocol.SourceHost(c.t.RemoteAddr()), time.Now())
-	if !ok {
-		return
+	if args, ok := c.p.logs.Permit(c.t.RemoteAddr(), args); ok {
+		c.logf(slog.LevelWarn, msg, args...)
 	}
-	if suppressed > 0 {
-		args = append(args, "suppressed", suppressed)
-	}
-	c.logf(slog.LevelWarn, msg, args...)
 }
 
 // throttle waits until the connection's publish rate (Config.PublishRate,
