@@ -18,6 +18,8 @@ const (
 	CloseTooLarge
 	CloseInternalError
 	CloseTransportError
+	// CloseAdminAction: an operator disconnected the client (admin API).
+	CloseAdminAction
 )
 
 var closeReasonNames = [...]string{
@@ -33,6 +35,7 @@ var closeReasonNames = [...]string{
 	CloseTooLarge:       "frame too large",
 	CloseInternalError:  "internal error",
 	CloseTransportError: "connection lost",
+	CloseAdminAction:    "disconnected by an administrator",
 }
 
 func (r CloseReason) String() string {

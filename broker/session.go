@@ -12,7 +12,13 @@ type SessionOptions struct {
 	Protocol   string // "stomp", "mqtt"
 	Version    string // negotiated protocol version
 	RemoteAddr string
-	Identity   Identity
+	// Transport is the listener's kind: "ws", "wss", "tcp" or "tls"
+	// (subprotocol.Peer.Transport); KeepAlive is the MQTT keep-alive or the
+	// STOMP heart-beat interval the broker expects from the client (0:
+	// none). Both are for the admin API.
+	Transport string
+	KeepAlive time.Duration
+	Identity  Identity
 	// ClientID is the client's own identifier when it is not the session
 	// id (a STOMP client-id header; STOMP session ids are generated). ACL
 	// patterns' %c match it; empty: the session id.

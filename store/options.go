@@ -66,6 +66,8 @@ type Options struct {
 
 	// FileMode is the mode of a newly created data file. Default 0600.
 	FileMode os.FileMode
+	// OnCommit, if set, observes every write transaction (stats.go).
+	OnCommit CommitObserver
 }
 
 // Defaults for Options.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/store"
 )
 
 // Defaults for Config.
@@ -108,6 +109,14 @@ type Config struct {
 	// SeparateAdmin removes /api/* from the public handler: it is then
 	// served only by AdminHandler, on its own listener (admin_addr).
 	SeparateAdmin bool
+
+	// Version is the broker's version, shown by /api/v1/overview, the UI
+	// and $SYS/broker/version.
+	Version string
+	// Store, when set, is the broker's store: /api/v1/overview and
+	// /metrics show its size and commit latency (store.StatsOf), and
+	// /readyz checks it answers.
+	Store store.Store
 }
 
 func (c Config) withDefaults() Config {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -33,6 +34,14 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 
+	// The management plane (issue 9). started is New's time (uptime);
+	// ready is set by the integrator once the listeners are up (/readyz).
+	started time.Time
+	ready   atomic.Bool
+	hist    *history     // live.go/history.go: the sampler behind the charts
+	logins  *loginStore  // login.go: admin UI sessions (cookie, CSRF token)
+	metrics http.Handler // metrics.go: /metrics
+
 	mu      sync.Mutex // guards closing and conns.Add against Shutdown's Wait
 	closing bool
 	conns   sync.WaitGroup
@@ -45,6 +54,8 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	s := &Server{cfg: cfg, router: r, reg: reg}
 	s.adm = newAdmission(&s.cfg)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.started = time.Now()
+	s.initConsole()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
@@ -62,13 +73,17 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	}
 	if !cfg.SeparateAdmin {
 		mux.Handle("/api/", api)
+		s.consoleRoutes(mux)
 	}
 	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
 	s.public = &front{s: s, hosts: newHostList(cfg.AllowedHosts), next: mux}
 
 	amux := http.NewServeMux()
 	amux.Handle("/api/", api)
+	s.consoleRoutes(amux)
 	amux.HandleFunc("GET /healthz", healthz)
+	amux.HandleFunc("GET /readyz", s.serveReadyz)
 	adminHosts := newHostList(cfg.AllowedHosts)
 	if !adminHosts.any {
 		adminHosts = newHostList(cfg.AllowedHosts, LoopbackHosts)
