@@ -46,7 +46,10 @@ export async function api(method, path, params, body) {
 
 /**
  * events opens a server-sent event stream (EventSource, cookie included)
- * and calls handlers[eventName](parsedJSON). Returns a close function.
+ * and calls handlers[eventName](parsedJSON). Two names are special: the
+ * handlers 'open' and 'error' get the raw Event (EventSource reconnects by
+ * itself after an error; es.readyState tells whether it gave up).
+ * Returns a close function.
  */
 export function events(path, params, handlers) {
   const url = new URL(path, location.origin);
@@ -55,6 +58,7 @@ export function events(path, params, handlers) {
   }
   const es = new EventSource(url, { withCredentials: true });
   for (const [name, fn] of Object.entries(handlers)) {
+    if (name === 'open' || name === 'error') { es.addEventListener(name, (ev) => fn(ev, es)); continue; }
     es.addEventListener(name, (ev) => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
   }
   return () => es.close();
@@ -86,7 +90,9 @@ export function h(tag, attrs, ...children) {
  * DOM for tests: <table data-table="NAME">, each row <tr data-id="ROWID">,
  * the filter <input data-filter="NAME">, next/previous buttons
  * [data-next], [data-prev]. Sortable column headers set ?sort=KEY / -KEY.
- * Returns {reload()}.
+ * A [data-refresh] button reloads the current page.
+ * Returns {reload(), setParams(params)}: setParams merges extra query
+ * parameters (e.g. {online: 'true'}) and goes back to the first page.
  */
 export function pagedTable(el, opts) {
   const limit = opts.limit || 100;
@@ -95,10 +101,13 @@ export function pagedTable(el, opts) {
   const info = h('span', { class: 'muted' });
   const prev = h('button', { type: 'button', dataset: { prev: '' } }, '‹ Previous');
   const next = h('button', { type: 'button', dataset: { next: '' } }, 'Next ›');
+  const refresh = h('button', { type: 'button', dataset: { refresh: '' }, title: 'Reload this page' }, '↻');
+  prev.disabled = next.disabled = true;
+  let seq = 0; // answers of superseded loads are ignored
   const table = h('table', { dataset: { table: opts.name } });
   const thead = h('thead'), tbody = h('tbody');
   table.append(thead, tbody);
-  el.append(h('div', { class: 'toolbar' }, filter, prev, next, info), table);
+  el.append(h('div', { class: 'toolbar' }, filter, opts.tools || null, prev, next, refresh, info), h('div', { class: 'table-wrap' }, table));
 
   function header() {
     thead.replaceChildren(h('tr', {}, opts.columns.map((c) => {
@@ -112,13 +121,17 @@ export function pagedTable(el, opts) {
   }
   async function load() {
     header();
+    const my = ++seq;
     let data;
     try {
       data = await api('GET', opts.path, { ...(opts.params || {}), limit, cursor: state.cursors[state.page], q: state.q, sort: state.sort });
     } catch (e) {
+      if (my !== seq) return;
+      info.textContent = '';
       tbody.replaceChildren(h('tr', {}, h('td', { colspan: opts.columns.length + 1, class: 'error' }, e.message)));
       return;
     }
+    if (my !== seq) return;
     const rows = data.items || [];
     state.cursors[state.page + 1] = data.next_cursor || '';
     prev.disabled = state.page === 0;
@@ -136,8 +149,12 @@ export function pagedTable(el, opts) {
   });
   prev.addEventListener('click', () => { if (state.page > 0) { state.page--; load(); } });
   next.addEventListener('click', () => { if (state.cursors[state.page + 1]) { state.page++; load(); } });
+  refresh.addEventListener('click', () => load());
   load();
-  return { reload: load };
+  return {
+    reload: load,
+    setParams(p) { opts.params = { ...(opts.params || {}), ...p }; state.cursors = ['']; state.page = 0; return load(); },
+  };
 }
 
 /** confirmAction asks before a destructive action (window.confirm; tests accept the dialog). */
@@ -161,6 +178,7 @@ export function fmtBytes(n) {
 
 /** fmtRate: 1234.5 -> "1.23k". */
 export function fmtRate(n) {
+  n = Number(n) || 0;
   if (n >= 1e6) return (n / 1e6).toFixed(2) + 'M';
   if (n >= 1e3) return (n / 1e3).toFixed(2) + 'k';
   return n >= 10 ? n.toFixed(0) : n.toFixed(1);
@@ -169,11 +187,30 @@ export function fmtRate(n) {
 /** fmtAgo: ISO time -> "3m 12s ago". */
 export function fmtAgo(iso) {
   if (!iso) return '';
-  let s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  return fmtDuration((Date.now() - t) / 1000) + ' ago';
+}
+
+/** fmtDuration: 192 (seconds) -> "3m 12s"; 90061 -> "1d 1h 1m 1s". */
+export function fmtDuration(sec) {
+  let s = Math.max(0, Math.round(Number(sec) || 0));
   const d = Math.floor(s / 86400); s %= 86400;
   const hh = Math.floor(s / 3600); s %= 3600;
   const m = Math.floor(s / 60); s %= 60;
-  return (d ? d + 'd ' : '') + (d || hh ? hh + 'h ' : '') + (d || hh || m ? m + 'm ' : '') + s + 's ago';
+  return (d ? d + 'd ' : '') + (d || hh ? hh + 'h ' : '') + (d || hh || m ? m + 'm ' : '') + s + 's';
+}
+
+/** fmtNum: 1234567 -> "1,234,567" (locale grouping). */
+export function fmtNum(n) { return (Number(n) || 0).toLocaleString('en-US'); }
+
+/** fmtTime: ISO time or Unix milliseconds -> local "YYYY-MM-DD HH:MM:SS". */
+export function fmtTime(t) {
+  if (t === undefined || t === null || t === '') return '';
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (x) => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 /** decodeB64 turns base64 into a Uint8Array. */
