@@ -54,6 +54,13 @@ type Bolt struct {
 
 	writers atomic.Int32 // writes in flight, see write
 
+	// Commit statistics (stats.go). cur is the write transaction being
+	// tracked; only write's wrapper touches it, under bbolt's writer lock.
+	cur         *commitTrack
+	commits     atomic.Uint64
+	commitNanos atomic.Uint64
+	lastCommit  atomic.Int64
+
 	mu      sync.Mutex
 	syncErr error // first background fsync error, returned by Close
 }
@@ -165,12 +172,20 @@ func (b *Bolt) Options() Options { return b.opts }
 // faster than waiting for a batch. fn may run more than once (Batch retries
 // each fn alone if the shared transaction fails) and must only set
 // variables that the caller reads after write returns.
+//
+// Every transaction is timed from its first fn to the end of its commit
+// (fsync included) and counted once, with the number of fns it carried
+// (track, stats.go).
 func (b *Bolt) write(fn func(tx *bolt.Tx) error) error {
 	defer b.writers.Add(-1)
-	if b.writers.Add(1) == 1 || b.opts.Sync > 0 {
-		return mapErr(b.db.Update(fn))
+	tracked := func(tx *bolt.Tx) error {
+		b.track(tx)
+		return fn(tx)
 	}
-	return mapErr(b.db.Batch(fn))
+	if b.writers.Add(1) == 1 || b.opts.Sync > 0 {
+		return mapErr(b.db.Update(tracked))
+	}
+	return mapErr(b.db.Batch(tracked))
 }
 
 func (b *Bolt) read(fn func(tx *bolt.Tx) error) error {

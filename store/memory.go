@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is an in-memory Store for tests. It has the semantics of the bbolt
@@ -20,6 +21,7 @@ type Memory struct {
 	seq      uint64                // session queues, like bucket queue's sequence
 	qseq     uint64                // named queues, like bucket queues' sequence
 	marks    map[string]map[Mark]struct{}
+	commits  atomic.Uint64 // write calls (stats.go)
 }
 
 type memEntry struct {
@@ -50,13 +52,22 @@ func (m *Memory) lock() error {
 	return nil
 }
 
+// wlock is lock for a write: it counts the write in Stats.Commits.
+func (m *Memory) wlock() error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	m.commits.Add(1)
+	return nil
+}
+
 // PutSession implements Store.
 func (m *Memory) PutSession(s Session) error {
 	if !validKey(s.ID) {
 		return ErrInvalidKey
 	}
 	b := encodeSession(&s)
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -117,7 +128,7 @@ func (m *Memory) DeleteSession(id string) error {
 	if !validKey(id) {
 		return ErrInvalidKey
 	}
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -134,7 +145,7 @@ func (m *Memory) PutSub(sessionID string, sub Sub) error {
 		return ErrInvalidKey
 	}
 	b := encodeSub(&sub)
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -150,7 +161,7 @@ func (m *Memory) DeleteSub(sessionID, key string) error {
 	if !validKey(sessionID) || key == "" {
 		return ErrInvalidKey
 	}
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -167,7 +178,7 @@ func (m *Memory) PutRetained(msg Msg) error {
 		return ErrInvalidKey
 	}
 	b := encodeMsg(&msg)
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()

@@ -39,7 +39,7 @@ func (m *Memory) CommitAll(bts []*Batch) ([][]uint64, error) {
 			vals[i] = encodeMsg(bt.Msg)
 		}
 	}
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
@@ -134,7 +134,7 @@ func (m *Memory) Count(sessionID string) (int, int64, error) {
 
 // Sweep implements Store.
 func (m *Memory) Sweep(now time.Time) (int, error) {
-	if err := m.lock(); err != nil {
+	if err := m.wlock(); err != nil {
 		return 0, err
 	}
 	defer m.mu.Unlock()
