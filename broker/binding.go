@@ -143,6 +143,13 @@ func (r *Router) Unbind(s *Session, name string) error {
 		r.qmu.Unlock()
 		return fmt.Errorf("%w: the durable subscription belongs to another user", ErrNotAuthorized)
 	}
+	return r.dropBindingLocked(qname, b)
+}
+
+// dropBindingLocked deletes the durable subscription b (queue qname) with
+// its messages, in memory and in the store. Caller holds r.qmu; it is
+// released.
+func (r *Router) dropBindingLocked(qname string, b *binding) error {
 	delete(r.bindings, qname)
 	if r.bindOwners[b.owner]--; r.bindOwners[b.owner] <= 0 {
 		delete(r.bindOwners, b.owner)

@@ -42,8 +42,11 @@
 //
 // A → B means B may be acquired while A is held; never the reverse.
 //
-//	Router.mu (sessions)       leaf: nothing is taken while it is held
-//	                           (also guards owners and Session.counted)
+//	Router.mu (sessions)       guards owners and Session.counted too; held
+//	                           only for Session.mu (SubscriptionPage) and
+//	                           Outbox.mu (ClientPage sorted by queued)
+//	Router.tapMu (taps)        leaf: Tap.Close releases it before Tap.mu
+//	Tap.mu                     leaf: publishers send without blocking under it
 //	authCache.mu               leaf: the Authorizer is asked without it
 //	rateLog.mu                 leaf: the log line is written after it
 //	Router.wmu (wills)         leaf: a will's timer publishes after releasing it

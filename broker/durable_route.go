@@ -432,6 +432,7 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 				continue
 			}
 			plans[i] = p
+			r.tapMessage(m)
 			if p.stored() {
 				batches = append(batches, &p.batch)
 			}
@@ -451,6 +452,10 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 			bp = new([]*Subscription)
 		}
 		matches := r.idx.Match(m.Topic, (*bp)[:0])
+		if len(matches) == 0 {
+			r.noSubscriber.Add(1)
+		}
+		r.tapMessage(m)
 		plans[i] = r.plan(m, matches, mark)
 		plans[i].retained = retErr
 		clear(matches)

@@ -94,7 +94,7 @@ func (v *restorer) Retained(m store.Msg) error {
 	// Counted against its owner, but only the total count limit applies
 	// (as before owners): lowered quotas refuse new retained messages,
 	// they do not drop stored ones.
-	if why, _ := v.r.retained.put(msg, m.Owner, retainLimits{total: v.r.cfg.MaxRetained}); why == "" {
+	if why, _ := v.r.retained.putAt(msg, m.Owner, retainLimits{total: v.r.cfg.MaxRetained}, time.Time{}); why == "" {
 		v.st.Retained++
 	}
 	return nil
@@ -209,6 +209,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		}
 		sess.offMu.Lock()
 		sess.expireAt = time.AfterFunc(at.Sub(v.now), func() { r.expire(sess) })
+		sess.expiresAt = at
 		sess.offMu.Unlock()
 	}
 	return nil

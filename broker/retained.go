@@ -41,6 +41,7 @@ type rnode struct {
 	kids  map[string]*rnode
 	msg   *Message
 	owner string
+	at    time.Time // when msg was stored (zero: restored from the store)
 }
 
 // Len reports how many topics hold a retained message.
@@ -84,6 +85,12 @@ func (t *Retained) Set(m *Message, max int) bool {
 // is never refused (a smaller replacement, even by an owner over its
 // quota after the limits were lowered).
 func (t *Retained) put(m *Message, owner string, lim retainLimits) (why string, cleared bool) {
+	return t.putAt(m, owner, lim, time.Now())
+}
+
+// putAt is put with the time the message is stored at (zero: unknown, for
+// one restored from the store).
+func (t *Retained) putAt(m *Message, owner string, lim retainLimits, at time.Time) (why string, cleared bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(m.Payload) == 0 {
@@ -127,7 +134,7 @@ func (t *Retained) put(m *Message, owner string, lim retainLimits) (why string, 
 	} else {
 		t.uncount(n.owner, int64(len(n.msg.Payload)))
 	}
-	n.msg, n.owner = m, owner
+	n.msg, n.owner, n.at = m, owner, at
 	t.count(owner, int64(len(m.Payload)))
 	return "", false
 }
@@ -241,6 +248,17 @@ func (t *Retained) lookupNode(topic string) (*Message, string) {
 		}
 		rest = rest[len(tok)+1:]
 	}
+}
+
+// remove clears topic's retained message and reports whether there was one.
+func (t *Retained) remove(topic string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, _ := t.lookupNode(topic); m == nil {
+		return false
+	}
+	t.clear(&t.root, topic)
+	return true
 }
 
 // clear removes the message on topic and prunes empty nodes. Caller holds mu.

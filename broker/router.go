@@ -49,6 +49,11 @@ type Router struct {
 
 	published, delivered, dropped, slowConsumers, offlineDropped atomic.Uint64
 
+	// Admin API totals (Counters) and live taps (tap.go).
+	bytesIn, bytesOut, noSubscriber atomic.Uint64
+	taps                            atomic.Pointer[[]*Tap] // nil or non-empty; replaced whole under tapMu
+	tapMu                           sync.Mutex
+
 	// Refusals (Stats) and their rate-limited log lines.
 	retainedRefused, sessionQuotaRefused, clientIDRefused, publishDenied, subscribeDenied atomic.Uint64
 	retainLog, sessionLog, clientIDLog                                                    rateLog
@@ -129,6 +134,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	owner := r.OwnerKey(o.Identity, o.RemoteAddr)
 	s := &Session{
 		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity, ClientID: o.ClientID,
+		Transport: o.Transport, KeepAlive: o.KeepAlive,
 		owner: owner, retOwner: retainedOwnerKey(owner, id),
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
@@ -369,6 +375,7 @@ func (r *Router) Close(s *Session, why CloseReason) {
 			s.offMu.Lock()
 			if s.expireAt == nil {
 				s.expireAt = time.AfterFunc(d, func() { r.expire(s) })
+				s.expiresAt = time.Now().Add(d)
 			}
 			s.offMu.Unlock()
 			if err := r.saveSession(s, time.Now().Add(d), nil); err != nil {
@@ -706,6 +713,10 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 		bp = new([]*Subscription)
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
+	if len(matches) == 0 {
+		r.noSubscriber.Add(1)
+	}
+	r.tapMessage(m)
 	if mark != nil || r.nbind.Load() > 0 || (r.dur != nil && m.QoS > AtMostOnce && anyPersistent(matches)) {
 		p := r.plan(m, matches, mark)
 		p.retained = retErr
@@ -798,6 +809,7 @@ func (r *Router) publishQueue(from *Session, m *Message) error {
 	if p == nil || err != nil {
 		return err
 	}
+	r.tapMessage(m)
 	return r.runPlan(p)
 }
 

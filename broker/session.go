@@ -59,6 +59,10 @@ type Session struct {
 	ClientID    string // SessionOptions.ClientID
 	ConnectedAt time.Time
 	Outbox      *Outbox
+	// Transport and KeepAlive are SessionOptions', for the admin API
+	// ("" and 0 for a session restored from the store).
+	Transport string
+	KeepAlive time.Duration
 
 	router  *Router
 	onClose func(CloseReason)
@@ -91,10 +95,12 @@ type Session struct {
 	taken    atomic.Bool   // a newer connection took the id over
 	resumed  bool          // Open found state for this id and moved it here
 	detached chan struct{} // closed by Router.Close; persistent sessions only (nil otherwise)
-	offMu    sync.Mutex    // guards offline, state and expireTimer
+	offMu    sync.Mutex    // guards offline, state, expireAt and expiresAt
 	offline  []Delivery
 	state    any // the protocol's own session state (MQTT inflight) while detached
 	expireAt *time.Timer
+	// expiresAt is when expireAt fires (admin API); zero without a timer.
+	expiresAt time.Time
 	// After a takeover: the new session and the old→new subscription map,
 	// for deliveries that matched an old subscription just before it left.
 	successor *Session
@@ -120,6 +126,9 @@ type Session struct {
 	refillWanted atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
+	// Gauges the protocols keep for the admin API (admin_clients.go).
+	bytesIn, bytesOut atomic.Uint64
+	inflight          atomic.Int64
 }
 
 // NoteSent records that a stored delivery (Delivery.Seq) was written to

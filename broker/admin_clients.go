@@ -1,0 +1,254 @@
+package broker
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Clients and sessions for the admin API (admin.go has the types).
+
+// ClientPage returns up to limit sessions (connected, and persistent ones
+// kept offline) in sort order after cursor, whose id, client id, user or
+// remote address contains q, and the next page's cursor ("" on the last).
+// sort is one of the SortBy constants, optionally prefixed with "-"
+// (descending); "" is SortByID. An unknown sort key is an error. online:
+// 1 only connected, -1 only offline, 0 both; persistentOnly keeps only
+// persistent sessions (the Sessions page).
+//
+// The cursor is opaque (for SortByID ascending it is the last id, as in
+// SessionPage); a cursor of another sort order pages from wherever it
+// falls. Cost: SessionPage's, one sort key per session that passes the
+// filters; sorting by queued reads each outbox under the router's read
+// lock (doc.go).
+func (r *Router) ClientPage(cursor string, limit int, q, sort string, online int, persistentOnly bool) (page []ClientInfo, next string, err error) {
+	key, err := clientSortKey(sort)
+	if err != nil {
+		return nil, "", err
+	}
+	p := newPager(cursor, limit, func(e keyed[*Session]) string { return e.key })
+	r.mu.RLock()
+	for _, s := range r.sessions {
+		if online != 0 && (online > 0) == s.Closed() {
+			continue
+		}
+		if persistentOnly && s.Expiry() == 0 {
+			continue
+		}
+		if q != "" && !clientMatches(s, q) {
+			continue
+		}
+		if k := key(s); p.wants(k) {
+			p.add(keyed[*Session]{k, s})
+		}
+	}
+	r.mu.RUnlock()
+	items, next := p.page()
+	page = make([]ClientInfo, len(items))
+	for i, e := range items {
+		page[i] = r.clientInfo(e.v)
+	}
+	return page, next, nil
+}
+
+// keyed is a pager item with its sort key computed once.
+type keyed[T any] struct {
+	key string
+	v   T
+}
+
+func clientMatches(s *Session, q string) bool {
+	return strings.Contains(string(s.ID), q) || strings.Contains(s.ClientID, q) ||
+		strings.Contains(userOf(s), q) || strings.Contains(s.RemoteAddr, q)
+}
+
+// clientSortKey returns the function that makes a session's sort key: a
+// string whose byte order is the sort order, unique by ending in the id.
+// A number is 20 zero-padded digits (bit-inverted to sort descending);
+// descending ids are hex of the inverted bytes, ended by '~' so that a
+// longer id sorts before its prefix.
+func clientSortKey(by string) (func(*Session) string, error) {
+	desc := strings.HasPrefix(by, "-")
+	by = strings.TrimPrefix(by, "-")
+	var num func(*Session) uint64
+	switch by {
+	case "", SortByID:
+		if desc {
+			return func(s *Session) string { return invertKey(string(s.ID)) }, nil
+		}
+		return func(s *Session) string { return string(s.ID) }, nil
+	case SortByConnectedAt:
+		num = func(s *Session) uint64 {
+			if s.ConnectedAt.IsZero() {
+				return 0
+			}
+			return uint64(max(0, s.ConnectedAt.UnixNano()))
+		}
+	case SortByMsgsIn:
+		num = func(s *Session) uint64 { return s.msgsIn.Load() }
+	case SortByMsgsOut:
+		num = func(s *Session) uint64 { return s.msgsOut.Load() }
+	case SortByQueued:
+		num = func(s *Session) uint64 { n, _ := s.Outbox.Pending(); return uint64(n) }
+	case SortByBytesIn:
+		num = func(s *Session) uint64 { return s.bytesIn.Load() }
+	case SortByBytesOut:
+		num = func(s *Session) uint64 { return s.bytesOut.Load() }
+	default:
+		return nil, fmt.Errorf("unknown sort key %q", by)
+	}
+	return func(s *Session) string { return numKey(num(s), desc, string(s.ID)) }, nil
+}
+
+// numKey is n as 20 digits (inverted when desc), a NUL and id.
+func numKey(n uint64, desc bool, id string) string {
+	if desc {
+		n = ^n
+	}
+	b := make([]byte, 0, 21+len(id))
+	for range 20 - digits(n) {
+		b = append(b, '0')
+	}
+	b = strconv.AppendUint(b, n, 10)
+	b = append(b, 0)
+	return string(append(b, id...))
+}
+
+func digits(n uint64) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}
+
+// invertKey sorts strings in reverse byte order.
+func invertKey(s string) string {
+	b := make([]byte, 0, 2*len(s)+1)
+	for i := 0; i < len(s); i++ {
+		b = hex.AppendEncode(b, []byte{^s[i]})
+	}
+	return string(append(b, '~'))
+}
+
+// clientInfo copies s's state for the admin API.
+func (r *Router) clientInfo(s *Session) ClientInfo {
+	ci := ClientInfo{
+		SessionInfo: s.Info(),
+		ClientID:    s.AuthClientID(),
+		KeepAlive:   s.KeepAlive,
+		Inflight:    int(s.inflight.Load()),
+		BytesIn:     s.bytesIn.Load(),
+		BytesOut:    s.bytesOut.Load(),
+		Slow:        SlowOK,
+	}
+	if ci.Online {
+		ci.Transport = s.Transport
+	}
+	ci.Queued, ci.QueuedBytes = s.Outbox.Pending()
+	switch {
+	case s.Reason() == CloseSlowConsumer:
+		ci.Slow = SlowClosed
+	case ci.Queued > 0 && (2*ci.Queued >= r.cfg.MaxPendingMsgs || 2*ci.QueuedBytes >= r.cfg.MaxPendingBytes):
+		ci.Slow = SlowBacklog
+	}
+	if d := s.Expiry(); d != 0 {
+		ci.Persistent, ci.Expiry = true, d
+		s.offMu.Lock()
+		if !ci.Online && d > 0 {
+			ci.ExpiresAt = s.expiresAt
+		}
+		ci.Backlog = int64(len(s.offline))
+		s.offMu.Unlock()
+		ci.Backlog += s.storedMsgs()
+	}
+	return ci
+}
+
+// Client describes one session and its subscriptions, and reports
+// whether it exists.
+func (r *Router) Client(id SessionID) (ClientInfo, []SubscriptionInfo, bool) {
+	r.mu.RLock()
+	s := r.sessions[id]
+	r.mu.RUnlock()
+	if s == nil {
+		return ClientInfo{}, nil, false
+	}
+	s.mu.Lock()
+	subs := make([]*Subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Key < subs[j].Key })
+	infos := make([]SubscriptionInfo, len(subs))
+	for i, sub := range subs {
+		infos[i] = r.subscriptionInfo(sub)
+	}
+	return r.clientInfo(s), infos, true
+}
+
+// ConnCounts counts connected sessions by protocol, version and transport.
+func (r *Router) ConnCounts() []ConnCount {
+	type k struct{ p, v, t string }
+	counts := make(map[k]int)
+	r.mu.RLock()
+	for _, s := range r.sessions {
+		if !s.Closed() {
+			counts[k{s.Protocol, s.Version, s.Transport}]++
+		}
+	}
+	r.mu.RUnlock()
+	out := make([]ConnCount, 0, len(counts))
+	for c, n := range counts {
+		out = append(out, ConnCount{Protocol: c.p, Version: c.v, Transport: c.t, N: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Protocol != b.Protocol {
+			return a.Protocol < b.Protocol
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.Transport < b.Transport
+	})
+	return out
+}
+
+// Counters copies the running totals.
+func (r *Router) Counters() Counters {
+	return Counters{
+		Published: r.published.Load(), Delivered: r.delivered.Load(),
+		BytesIn: r.bytesIn.Load(), BytesOut: r.bytesOut.Load(),
+		NoSubscriber: r.noSubscriber.Load(), Dropped: r.dropped.Load(),
+		SlowConsumers: r.slowConsumers.Load(), OfflineDropped: r.offlineDropped.Load(),
+		QuotaRefused: r.retainedRefused.Load() + r.sessionQuotaRefused.Load(),
+		Denied:       r.publishDenied.Load() + r.subscribeDenied.Load(),
+	}
+}
+
+// Session gauges the protocols keep (issue 9): bytes on the wire and
+// deliveries in flight. Safe from any goroutine.
+
+// AddBytesIn counts n bytes read from the client.
+func (s *Session) AddBytesIn(n int) {
+	s.bytesIn.Add(uint64(n))
+	if s.router != nil {
+		s.router.bytesIn.Add(uint64(n))
+	}
+}
+
+// AddBytesOut counts n bytes written to the client.
+func (s *Session) AddBytesOut(n int) {
+	s.bytesOut.Add(uint64(n))
+	if s.router != nil {
+		s.router.bytesOut.Add(uint64(n))
+	}
+}
+
+// SetInflight records the deliveries sent and not yet acknowledged.
+func (s *Session) SetInflight(n int) { s.inflight.Store(int64(n)) }

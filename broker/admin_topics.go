@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"bytes"
+	"strings"
+	"time"
+)
+
+// The subscription tree and retained messages for the admin API
+// (admin.go has the types).
+
+// TopicTree returns the level below prefix ("" for the root) of the
+// subscription tree: one node per distinct next level, in name order, at
+// most limit of them after cursor (a level name).
+//
+// The tree is the Index's: a share group counts once (its entry in the
+// index) and so does a durable subscription, whatever their members;
+// queue consumers are not in it. The empty level (a filter such as "/a")
+// is the first name; as a cursor it is "\x00". Cost: the page's nodes
+// and the subtrees below them are walked under the index's read lock
+// (publishers are not held up), O(limit) memory.
+func (r *Router) TopicTree(prefix, cursor string, limit int) (nodes []TopicNode, next string) {
+	return r.idx.tree(prefix, cursor, limit)
+}
+
+func (x *Index) tree(prefix, cursor string, limit int) (nodes []TopicNode, next string) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l := &x.root
+	for rest, more := prefix, prefix != ""; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, "/")
+		n := l.child(tok)
+		if n == nil || n.next == nil {
+			return nil, ""
+		}
+		l = n.next
+	}
+	// Keys are "/" + name, so the empty name is a key too (the pager
+	// takes nothing at or before its cursor).
+	in := ""
+	if cursor != "" {
+		in = "/" + cursor
+	}
+	p := newPager(in, limit, func(e keyed[*node]) string { return e.key })
+	offer := func(tok string, n *node) {
+		if n == nil {
+			return
+		}
+		if k := "/" + tok; p.wants(k) {
+			p.add(keyed[*node]{k, n})
+		}
+	}
+	for tok, n := range l.lits {
+		offer(tok, n)
+	}
+	offer("+", l.plus)
+	offer("#", l.hash)
+	items, k := p.page()
+	nodes = make([]TopicNode, len(items))
+	for i, e := range items {
+		path := e.key[1:]
+		if prefix != "" {
+			path = prefix + "/" + path
+		}
+		nodes[i] = TopicNode{Path: path, Subscriptions: len(e.v.subs), Total: e.v.total(), Children: e.v.children()}
+	}
+	if k != "" {
+		if next = k[1:]; next == "" {
+			next = "\x00"
+		}
+	}
+	return nodes, next
+}
+
+// total counts the subscriptions at and below n. Caller holds the lock.
+func (n *node) total() int {
+	t := len(n.subs)
+	if l := n.next; l != nil {
+		for _, c := range l.lits {
+			t += c.total()
+		}
+		for _, c := range []*node{l.plus, l.hash} {
+			if c != nil {
+				t += c.total()
+			}
+		}
+	}
+	return t
+}
+
+// children counts the distinct levels below n. Caller holds the lock.
+func (n *node) children() int {
+	l := n.next
+	if l == nil {
+		return 0
+	}
+	c := len(l.lits)
+	if l.plus != nil {
+		c++
+	}
+	if l.hash != nil {
+		c++
+	}
+	return c
+}
+
+// RetainedPage lists retained messages in topic order after cursor whose
+// topic starts with prefix. Expired messages are left out.
+//
+// Cost: a walk of the retained trie under its read lock that skips the
+// subtrees outside prefix, at or before cursor, or past a full page;
+// O(limit) memory. The cursor is the last topic of the page.
+func (r *Router) RetainedPage(cursor string, limit int, prefix string) (page []RetainedInfo, next string) {
+	p := newPager(cursor, limit, func(e keyed[*rnode]) string { return e.key })
+	w := retainedWalk{p: p, prefix: []byte(prefix), cursor: []byte(cursor), now: time.Now()}
+	t := &r.retained
+	t.mu.RLock()
+	for tok, c := range t.root.kids {
+		w.walk(append(w.buf[:0], tok...), c)
+	}
+	// Copy under the lock: put replaces a node's message in place.
+	items, next := p.page()
+	page = make([]RetainedInfo, len(items))
+	for i, e := range items {
+		m := e.v.msg
+		n := min(len(m.Payload), RetainedPreviewBytes)
+		page[i] = RetainedInfo{
+			Topic: e.key, Size: len(m.Payload), QoS: m.QoS, ContentType: m.ContentType,
+			StoredAt: e.v.at, Expires: m.Expires, Preview: bytes.Clone(m.Payload[:n]),
+		}
+	}
+	t.mu.RUnlock()
+	return page, next
+}
+
+type retainedWalk struct {
+	p              *pager[keyed[*rnode]]
+	prefix, cursor []byte
+	now            time.Time
+	buf            []byte
+}
+
+// walk offers n (topic path) and its subtree; every topic below n starts
+// with path + "/".
+func (w *retainedWalk) walk(path []byte, n *rnode) {
+	switch {
+	case len(path) >= len(w.prefix) && !bytes.HasPrefix(path, w.prefix):
+		return // nothing below matches prefix
+	case len(path) < len(w.prefix) && !bytes.HasPrefix(w.prefix, path):
+		return
+	case bytes.Compare(path, w.cursor) < 0 && !bytes.HasPrefix(w.cursor, path):
+		return // all of it sorts before the cursor
+	}
+	if bytes.Compare(path, w.cursor) > 0 && !w.p.wants(string(path)) {
+		return // past a full page, and so is everything below
+	}
+	if n.msg != nil && bytes.HasPrefix(path, w.prefix) && !expiredAt(n.msg, w.now) {
+		if k := string(path); w.p.wants(k) {
+			w.p.add(keyed[*rnode]{k, n})
+		}
+	}
+	for tok, c := range n.kids {
+		next := append(append(path, '/'), tok...)
+		w.walk(next, c)
+	}
+}
+
+func expiredAt(m *Message, now time.Time) bool {
+	return !m.Expires.IsZero() && now.After(m.Expires)
+}
