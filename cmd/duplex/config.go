@@ -617,6 +617,7 @@ func (o *options) finish() error {
 		"auth.ban_window":                 v.Auth.BanWindow,
 		"auth.ban_time":                   v.Auth.BanTime,
 		"auth.failure_delay_max":          v.Auth.FailureDelayMax,
+		"shutdown_grace":                  v.ShutdownGrace,
 	} {
 		if d == 0 {
 			return fmt.Errorf("%s must be above 0", key)

@@ -32,6 +32,7 @@ type openListener struct {
 	// (nil: the gateway's Shutdown stops it).
 	serve    func() error
 	shutdown func(context.Context) error
+	close    func() error // forced stop after shutdown ran out of time (nil: none)
 }
 
 // serve runs the broker until SIGTERM or SIGINT; SIGHUP reloads users,
@@ -48,10 +49,20 @@ func serve(opts *options, stdout, stderr io.Writer) error {
 	return runBroker(ctx, hup, opts, stdout, stderr)
 }
 
+// newLogger is the broker's logger on w: log_level, and log_format text
+// (key=value) or json (one object a line).
+func newLogger(opts *options, w io.Writer) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: opts.logLevel}
+	if opts.v.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
 // runBroker is the broker: it runs until ctx is done and reloads on every
 // value from hup.
 func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	log := newLogger(opts, stderr)
 	if opts.v.DebugAddr != "" && !isLoopback(opts.v.DebugAddr) {
 		log.Warn("debug_addr is not a loopback address: anyone who reaches it can read profiles", "debug_addr", opts.v.DebugAddr)
 	}
@@ -77,12 +88,17 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	opts.broker.Store = st
 	router := broker.New(opts.broker, log)
+	// fail undoes the start on an error before the listeners serve.
+	fail := func(err error) error {
+		router.Stop()
+		_ = st.Close()
+		return err
+	}
 	loaded, err := router.Restore()
 	if err != nil {
-		return fmt.Errorf("loading %s: %w", dbPath, err)
+		return fail(fmt.Errorf("loading %s: %w", dbPath, err))
 	}
 	log.Info("store loaded", "file", dbPath, "sync", opts.sync.String(),
 		"sessions", loaded.Sessions, "subscriptions", loaded.Subs, "queued", loaded.Queued,
@@ -91,14 +107,15 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	opts.stomp.Log = log
 	opts.mqtt.Log = log
 	opts.web.Log = log
+	opts.web.Version = versionString()
+	opts.web.Store = st
 	stompProto := stomp.New(opts.stomp)
 	mqttProto := mqtt.New(opts.mqtt)
 	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto, mqttProto})
 
 	lns, err := openListeners(opts, gateway, sec, stompProto, mqttProto)
 	if err != nil {
-		router.Stop()
-		return err
+		return fail(err)
 	}
 	for _, l := range lns {
 		fmt.Fprintf(stdout, "duplex %s on %s\n", l.name, l.ln.Addr())
@@ -108,6 +125,13 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	if opts.v.DebugAddr != "" {
 		go serveDebug(opts.v.DebugAddr, log)
 	}
+	sysCtx, stopSys := context.WithCancel(context.Background())
+	defer stopSys()
+	sysDone := make(chan struct{})
+	go func() {
+		defer close(sysDone)
+		gateway.RunSys(sysCtx, opts.v.SysInterval)
+	}()
 
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
@@ -121,6 +145,9 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 			errc <- err
 		}()
 	}
+	// Every listener is open (the kernel queues connections from here on)
+	// and served.
+	gateway.SetReady(true)
 	var serveErr error
 loop:
 	for {
@@ -140,22 +167,89 @@ loop:
 			break loop
 		}
 	}
-	log.Info("duplex shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, l := range lns {
-		if l.shutdown != nil {
-			_ = l.shutdown(sctx)
-		}
-	}
-	if err := gateway.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && serveErr == nil {
-		serveErr = err
-	}
-	router.Stop() // flushes pending acknowledgements to the store
-	if err := st.Close(); err != nil && serveErr == nil {
+	if err := shutdown(ctx, log, opts.v.ShutdownGrace, gateway, router, st, lns, stopSys, sysDone); err != nil && serveErr == nil {
 		serveErr = err
 	}
 	return serveErr
+}
+
+// shutdown stops the broker within grace, in this order:
+//
+//  1. /readyz answers 503 and every listener is closed, so new
+//     connections are refused at once (a load balancer stops sending them);
+//  2. every client is told (router.Shutdown, through the gateway: STOMP
+//     ERROR "server shutting down", MQTT 5 DISCONNECT 0x8B, MQTT 3 a closed
+//     connection) and its connection is waited for; HTTP requests in flight
+//     finish; the $SYS publisher stops;
+//  3. pending acknowledgements are flushed to the store (router.Stop) and
+//     the store is closed.
+//
+// Steps 1 and 2 get four fifths of grace, step 3 what is left of it; a
+// step that runs out is logged and the broker exits anyway (whatever the
+// store committed is safe: an acknowledgement not yet flushed means the
+// message is delivered again). The error is the store's Close only: a
+// signal-driven stop exits 0 otherwise.
+func shutdown(ctx context.Context, log *slog.Logger, grace time.Duration, gateway *web.Server, router *broker.Router,
+	st store.Store, lns []openListener, stopSys context.CancelFunc, sysDone <-chan struct{}) error {
+	began := time.Now()
+	deadline := began.Add(grace)
+	why := "listener failed"
+	if ctx.Err() != nil {
+		why = context.Cause(ctx).Error()
+	}
+	gateway.SetReady(false)
+	for _, l := range lns {
+		_ = l.ln.Close()
+	}
+	log.Info("duplex shutting down", "cause", why, "grace", grace)
+
+	cctx, cancel := context.WithDeadline(context.Background(), began.Add(grace-grace/5))
+	defer cancel()
+	clean := true
+	if err := gateway.Shutdown(cctx); err != nil {
+		log.Warn("shutdown grace ran out while clients disconnected; closing the rest", "err", err)
+		clean = false
+	}
+	for _, l := range lns {
+		if l.shutdown == nil {
+			continue
+		}
+		if err := l.shutdown(cctx); err != nil {
+			log.Warn("shutdown grace ran out while HTTP requests finished; closing them", "listener", l.key, "err", err)
+			clean = false
+			if l.close != nil {
+				_ = l.close()
+			}
+		}
+	}
+	stopSys()
+	select {
+	case <-sysDone:
+	case <-cctx.Done():
+	}
+
+	// The store: flush, then close, within what is left of grace.
+	stored := make(chan error, 1)
+	go func() {
+		router.Stop() // flushes pending acknowledgements to the store
+		stored <- st.Close()
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	var err error
+	select {
+	case err = <-stored:
+		if err != nil {
+			log.Error("closing the store", "err", err)
+			clean = false
+		}
+	case <-timer.C:
+		log.Error("shutdown grace ran out before the store was closed; exiting anyway (committed data is safe, unflushed acknowledgements mean redeliveries)",
+			"grace", grace)
+		clean = false
+	}
+	log.Info("duplex stopped", "took", time.Since(began).Round(time.Millisecond), "clean", clean)
+	return err
 }
 
 // openListeners opens every configured listener, in the order of the
@@ -193,7 +287,7 @@ func openListeners(opts *options, gw *web.Server, sec *security, stompProto, mqt
 		}
 		srv := web.NewHTTPServer(h, opts.web)
 		open = append(open, openListener{key: key, name: name, ln: ln,
-			serve: func() error { return srv.Serve(wrapped) }, shutdown: srv.Shutdown})
+			serve: func() error { return srv.Serve(wrapped) }, shutdown: srv.Shutdown, close: srv.Close})
 		return nil
 	}
 	tcpServer := func(key, name, addr string, proto subprotocol.Protocol, useTLS bool) error {

@@ -8,7 +8,8 @@ import (
 // packages' Config structs (see options.finish).
 type values struct {
 	Addr, AdminAddr, StompTCPAddr, MQTTTCPAddr, DebugAddr string
-	Data, DB, Sync, LogLevel                              string
+	Data, DB, Sync, LogLevel, LogFormat                   string
+	ShutdownGrace, SysInterval                            time.Duration
 	AllowAnonymous                                        optBool
 	PasswordFile, ACLFile                                 string
 	Admins                                                []string
@@ -89,6 +90,12 @@ func settingsTable(v *values) []*setting {
 			help: "store sync policy: always (fsync before every acknowledgement), or an interval such as 200ms (a power cut may lose that much)"},
 		{key: "log_level", flag: "log-level", def: "info", kind: kindEnum, enum: []string{"debug", "info", "warn", "error"}, target: &v.LogLevel,
 			help: "log level: debug, info, warn, error"},
+		{key: "log_format", flag: "log-format", def: "text", kind: kindEnum, enum: []string{"text", "json"}, target: &v.LogFormat,
+			help: "log format on standard error: text (key=value) or json (one JSON object a line)"},
+		{key: "shutdown_grace", flag: "shutdown-grace", def: "10s", target: &v.ShutdownGrace,
+			help: "on SIGTERM or SIGINT, how long to tell clients, flush the store and exit before giving up on stragglers"},
+		{key: "sys_interval", flag: "sys-interval", def: "10s", target: &v.SysInterval,
+			help: "how often the $SYS/broker/... topics are published (0s: off)"},
 		{key: "debug_addr", flag: "debug-addr", def: "", kind: kindAddr, target: &v.DebugAddr,
 			help: "serve Go's pprof profiles on this address (empty: off; keep it on loopback)"},
 

@@ -1,0 +1,336 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+)
+
+// ---------------------------------------------------------------------------
+// The real binary, for the operations tests (shutdown_test.go, ops_test.go)
+
+// buildDuplex builds cmd/duplex into a temporary folder, with extra go
+// build arguments (-ldflags ...), and returns its path.
+func buildDuplex(t testing.TB, args ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "duplex")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build", "-o", bin}, args...), "./cmd/duplex")...)
+	cmd.Dir = filepath.Join("..", "..") // module root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/duplex: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// duplexProc is one running broker process.
+type duplexProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr lockedBuffer
+	exited         chan struct{} // closed when the process has exited
+	waitErr        error         // set before exited is closed
+	// addrs maps a listener's startup-line name ("listening",
+	// "mqtt-tcp listening", "admin listening") to its address.
+	addrs map[string]string
+}
+
+var startupLine = regexp.MustCompile(`(?m)^duplex ([a-z -]*listening) on (\S+)$`)
+
+// startDuplex runs bin with args and waits until it has printed wantLines
+// listening lines on stdout. The process is killed when the test ends if
+// it is still running, and its stderr logged if the test failed.
+func startDuplex(t testing.TB, bin string, wantLines int, args ...string) *duplexProc {
+	t.Helper()
+	p := &duplexProc{cmd: exec.Command(bin, args...), exited: make(chan struct{}), addrs: map[string]string{}}
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	p.cmd.Env = envWithoutDuplex()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("duplex %v stderr:\n%s", args, p.stderr.String())
+		}
+	})
+	checkFor(t, 20*time.Second, func() error {
+		select {
+		case <-p.exited:
+			t.Fatalf("duplex exited early: %v\nstdout %q\nstderr %s", p.waitErr, p.stdout.String(), p.stderr.String())
+		default:
+		}
+		m := startupLine.FindAllStringSubmatch(p.stdout.String(), -1)
+		if len(m) < wantLines {
+			return fmt.Errorf("%d of %d listening lines; stdout so far %q", len(m), wantLines, p.stdout.String())
+		}
+		for _, l := range m {
+			p.addrs[l[1]] = l[2]
+		}
+		return nil
+	})
+	return p
+}
+
+// running says whether the process has not exited yet.
+func (p *duplexProc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitExit waits up to timeout for the process to exit and returns its
+// exit code and how long it took.
+func (p *duplexProc) waitExit(t testing.TB, timeout time.Duration) (code int, took time.Duration) {
+	t.Helper()
+	start := time.Now()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode(), time.Since(start)
+	case <-time.After(timeout):
+		t.Fatalf("duplex still running %v later\nstderr:\n%s", timeout, p.stderr.String())
+	}
+	return -1, 0
+}
+
+// jsonLogs parses every stderr line as a JSON object (log_format json).
+func (p *duplexProc) jsonLogs(t testing.TB) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line is not JSON (%v): %q", err, line)
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// logRecord finds the first JSON log record with message msg.
+func logRecord(recs []map[string]any, msg string) map[string]any {
+	for _, r := range recs {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+
+// TestShutdownSIGTERM runs the real binary with log_format json, connects a
+// go-stomp client and a paho.golang MQTT 5 client over WebSocket and a
+// paho.mqtt.golang 3.1.1 client over TCP, leaves a QoS 1 message for an
+// offline persistent session, and sends SIGTERM. The broker must stop
+// accepting at once (a new connection is refused while it is still
+// stopping), tell the clients (STOMP ERROR "server shutting down", MQTT 5
+// DISCONNECT 0x8B, the 3.1.1 connection closed), exit 0 within
+// shutdown_grace, and have flushed the store: after a restart on the same
+// data folder the persistent session gets its message.
+func TestShutdownSIGTERM(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildDuplex(t)
+	data := filepath.Join(t.TempDir(), "data")
+	const grace = 8 * time.Second
+	args := []string{"-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr", "127.0.0.1:0",
+		"-data", data, "-log-format", "json", "-shutdown-grace", grace.String(), "-sys-interval", "1s"}
+	p := startDuplex(t, bin, 2, args...)
+	addr, mqttTCP := p.addrs["listening"], p.addrs["mqtt-tcp listening"]
+	if addr == "" || mqttTCP == "" {
+		t.Fatalf("listeners %v", p.addrs)
+	}
+	s := &testServer{URL: "ws://" + addr + "/ws", HTTPURL: "http://" + addr}
+	ms := &mqttServer{testServer: s, WSURL: "ws://" + addr + "/mqtt", TCPAddr: mqttTCP}
+
+	// A persistent 3.1.1 session (clean session 0) subscribed at QoS 1,
+	// offline, and a QoS 1 message for it.
+	const persistID = "shutdown-persist"
+	offline := newV3(t, ms, v3Transports[1], persistID, false)
+	offline.sub(t, "persist/#", 1)
+	offline.c.Disconnect(250)
+
+	// The clients that must be told.
+	sc := connect(t, s, stomp.ConnOpt.AcceptVersion(stomp.V12))
+	ssub := sc.subscribe(t, "/topic/shutdown/stomp", stomp.AckAuto)
+	v5 := newV5(t, ms, uniq("shutdown-v5"))
+	v5.sub(t, "shutdown/#", 1)
+	v3 := newV3(t, ms, v3Transports[1], uniq("shutdown-v3"), true)
+	v3.sub(t, "shutdown/#", 1)
+	v5.pubs(t, "persist/a", 1, "kept across the restart") // PUBACK: stored for the offline session
+	v5.pubs(t, "shutdown/ping", 1, "ping")
+	v5.expect(t, "shutdown/ping", "ping")
+	v3.expect(t, "shutdown/ping", "ping")
+
+	// A STOMP connection that never reads: the server waits for its
+	// WebSocket close reply (a second), so the shutdown is still under way
+	// when the new connection attempt below is made.
+	slow := newRaw(t, s)
+	slow.connect()
+
+	sigterm := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stop accepting first: a new connection is refused while the process
+	// is still shutting down.
+	checkFor(t, waitShort, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return errors.New("a new connection was accepted after SIGTERM")
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("dial after SIGTERM: %v, want connection refused", err)
+		}
+		return nil
+	})
+	if c, err := net.DialTimeout("tcp", mqttTCP, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the MQTT TCP listener accepted a connection after SIGTERM")
+	}
+	if !p.running() {
+		t.Errorf("duplex exited before the refused connection could be checked (shutdown took under a second?)")
+	}
+
+	// STOMP: ERROR "server shutting down".
+	select {
+	case msg, ok := <-ssub.C:
+		var se *stomp.Error
+		switch {
+		case !ok:
+			t.Errorf("STOMP subscription closed without the ERROR frame")
+		case msg.Err == nil:
+			t.Errorf("STOMP: got a message %q instead of the ERROR", msg.Body)
+		case !errors.As(msg.Err, &se) || se.Frame == nil || se.Frame.Command != "ERROR" || se.Message != "server shutting down":
+			t.Errorf("STOMP: error %#v, want an ERROR frame with message \"server shutting down\"", msg.Err)
+		}
+	case <-time.After(waitShort):
+		t.Errorf("STOMP client not told of the shutdown within %v", waitShort)
+	}
+	// MQTT 5: DISCONNECT 0x8B (Server shutting down).
+	select {
+	case d := <-v5.serverDisc:
+		if d.ReasonCode != 0x8B {
+			t.Errorf("MQTT 5 DISCONNECT reason %#02x, want 0x8B", d.ReasonCode)
+		}
+	case <-time.After(waitShort):
+		t.Errorf("MQTT 5 client got no DISCONNECT within %v", waitShort)
+	}
+	// MQTT 3.1.1 has no server DISCONNECT: the connection closes.
+	v3.expectLost(t)
+
+	code, _ := p.waitExit(t, grace+2*time.Second)
+	took := time.Since(sigterm)
+	if code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
+	}
+	if took > grace {
+		t.Errorf("exited %v after SIGTERM, shutdown_grace is %v", took, grace)
+	}
+
+	// log_format json: every line is a JSON object; the shutdown is logged.
+	recs := p.jsonLogs(t)
+	for _, want := range []string{"duplex started", "duplex shutting down", "duplex stopped"} {
+		if logRecord(recs, want) == nil {
+			t.Errorf("no JSON log record %q in %d records", want, len(recs))
+		}
+	}
+	if r := logRecord(recs, "duplex stopped"); r != nil {
+		if _, ok := r["took"]; !ok || r["level"] != "INFO" {
+			t.Errorf("duplex stopped record %v: want level INFO and took", r)
+		}
+	}
+	if r := logRecord(recs, "duplex shutting down"); r != nil && !strings.Contains(fmt.Sprint(r["cause"]), "terminated") {
+		t.Errorf("duplex shutting down record %v: want the signal as cause", r)
+	}
+
+	// Restart on the same data folder: the persistent session gets the
+	// message that was stored before SIGTERM.
+	p2 := startDuplex(t, bin, 2, args...)
+	ms2 := &mqttServer{testServer: &testServer{URL: "ws://" + p2.addrs["listening"] + "/ws"},
+		WSURL: "ws://" + p2.addrs["listening"] + "/mqtt", TCPAddr: p2.addrs["mqtt-tcp listening"]}
+	back := newV3(t, ms2, v3Transports[1], persistID, false)
+	m := back.expect(t, "persist/a", "kept across the restart")
+	if m.qos != 1 {
+		t.Errorf("restored message QoS %d, want 1", m.qos)
+	}
+	back.c.Disconnect(250)
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := p2.waitExit(t, grace+2*time.Second); code != 0 {
+		t.Errorf("second run: exit code %d after SIGTERM", code)
+	}
+}
+
+// TestShutdownGraceRunsOut: a client that keeps its connection open past
+// the grace does not keep the broker from exiting. The client never
+// answers the server's WebSocket close, so the server waits a second for
+// it; with a 300ms shutdown_grace the broker logs that the grace ran out
+// and exits 0 within about the grace. The default log_format is text.
+func TestShutdownGraceRunsOut(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildDuplex(t)
+	const grace = 300 * time.Millisecond
+	p := startDuplex(t, bin, 1, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=",
+		"-data", filepath.Join(t.TempDir(), "data"), "-shutdown-grace", grace.String())
+	s := &testServer{URL: "ws://" + p.addrs["listening"] + "/ws"}
+	slow := newRaw(t, s)
+	slow.connect()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, took := p.waitExit(t, 5*time.Second)
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if took > grace+700*time.Millisecond {
+		t.Errorf("exited %v after SIGTERM with a %v grace", took, grace)
+	}
+	logs := p.stderr.String()
+	if !strings.Contains(logs, "shutdown grace ran out") || !strings.Contains(logs, "duplex stopped") {
+		t.Errorf("logs lack the grace running out or the stop:\n%s", logs)
+	}
+	if !strings.Contains(logs, "level=INFO") {
+		t.Errorf("default log_format is not text:\n%s", logs)
+	}
+}
