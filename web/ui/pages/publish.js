@@ -19,8 +19,8 @@ export async function mount(el, ctx) {
   const retainLabel = h('label', { class: 'check' }, retain, 'Retain');
   const contentType = h('input', { id: 'pub-content-type', placeholder: 'e.g. application/json', autocomplete: 'off' });
   const submit = h('button', { id: 'pub-submit', type: 'submit', class: 'primary' }, 'Publish');
-  const error = h('p', { id: 'pub-error', class: 'error', role: 'alert' });
-  const result = h('p', { class: 'muted', dataset: { result: '' } });
+  const error = h('p', { id: 'pub-error', class: 'error', role: 'alert', style: 'margin: 0' });
+  const result = h('p', { class: 'muted', dataset: { result: '' }, style: 'margin: 0' });
   const destLabel = h('span', {}, 'Topic');
 
   function syncKind() {

@@ -11,7 +11,7 @@ export async function mount(el, ctx) {
   let prefix = (ctx.params && ctx.params.prefix) || '';
 
   // ---- topic tree ----
-  const crumbs = h('div', { class: 'breadcrumb', dataset: { breadcrumb: '' } });
+  const crumbs = h('div', { class: 'breadcrumb', dataset: { breadcrumb: '' }, style: 'margin-right: 1rem' });
   const treeInfo = h('span', { class: 'muted' });
   const prev = h('button', { type: 'button', dataset: { prev: '' } }, '‹ Previous');
   const next = h('button', { type: 'button', dataset: { next: '' } }, 'Next ›');
@@ -37,15 +37,16 @@ export async function mount(el, ctx) {
     loadTree();
   }
 
+  const linkStyle = 'background: none; border: none; padding: 0; color: var(--accent); cursor: pointer';
   function renderCrumbs() {
     const parts = prefix === '' ? [] : prefix.split('/');
-    const items = [h('button', { type: 'button', class: 'link', dataset: { prefix: '' }, onclick: () => setPrefix('') }, 'all topics')];
+    const items = [h('button', { type: 'button', class: 'link', style: linkStyle, dataset: { prefix: '' }, onclick: () => setPrefix('') }, 'all topics')];
     parts.forEach((part, i) => {
       const p = parts.slice(0, i + 1).join('/');
       items.push(h('span', { class: 'muted' }, ' / '));
       items.push(i === parts.length - 1
         ? h('strong', { class: 'mono' }, part === '' ? '(empty)' : part)
-        : h('button', { type: 'button', class: 'link mono', dataset: { prefix: p }, onclick: () => setPrefix(p) }, part === '' ? '(empty)' : part));
+        : h('button', { type: 'button', class: 'link mono', style: linkStyle, dataset: { prefix: p }, onclick: () => setPrefix(p) }, part === '' ? '(empty)' : part));
     });
     crumbs.replaceChildren(...items);
   }
