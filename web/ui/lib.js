@@ -64,7 +64,11 @@ export function events(path, params, handlers) {
   return () => es.close();
 }
 
-/** h builds an element: h('td', {class: 'num', dataset: {id: 'x'}}, 'text', child). */
+/**
+ * h builds an element: h('td', {class: 'num', dataset: {id: 'x'}}, 'text', child).
+ * Attributes: class, style (a CSS text, set through CSSOM), dataset, onEVENT
+ * handlers, booleans (true -> present; false, null, undefined -> absent).
+ */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -72,6 +76,7 @@ export function h(tag, attrs, ...children) {
     if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by a strict Content-Security-Policy
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat()) {
@@ -192,13 +197,18 @@ export function fmtAgo(iso) {
   return fmtDuration((Date.now() - t) / 1000) + ' ago';
 }
 
-/** fmtDuration: 192 (seconds) -> "3m 12s"; 90061 -> "1d 1h 1m 1s". */
+/** fmtDuration: the two largest units, 192 (seconds) -> "3m 12s", 3600 -> "1h", 90061 -> "1d 1h". */
 export function fmtDuration(sec) {
   let s = Math.max(0, Math.round(Number(sec) || 0));
-  const d = Math.floor(s / 86400); s %= 86400;
-  const hh = Math.floor(s / 3600); s %= 3600;
-  const m = Math.floor(s / 60); s %= 60;
-  return (d ? d + 'd ' : '') + (d || hh ? hh + 'h ' : '') + (d || hh || m ? m + 'm ' : '') + s + 's';
+  if (s < 60) return s + 's';
+  const parts = [];
+  for (const [n, u] of [[86400, 'd'], [3600, 'h'], [60, 'm'], [1, 's']]) {
+    const q = Math.floor(s / n);
+    s %= n;
+    if (q || parts.length) parts.push(q ? q + u : '');
+    if (parts.length === 2) break;
+  }
+  return parts.filter(Boolean).join(' ');
 }
 
 /** fmtNum: 1234567 -> "1,234,567" (locale grouping). */
@@ -221,9 +231,19 @@ export function decodeB64(b64) {
   return out;
 }
 
-/** showPayload renders bytes as 'text', 'json' (pretty, falls back to text) or 'hex'. */
+/** isText: the bytes are UTF-8 without control characters other than tab, CR and LF. */
+export function isText(bytes) {
+  let text;
+  try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); } catch { return false; }
+  return !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text);
+}
+
+/**
+ * showPayload renders bytes as 'text', 'json' (pretty, falls back to text)
+ * or 'hex'. Binary bytes (not isText) are shown as hex in every mode.
+ */
 export function showPayload(bytes, mode) {
-  if (mode === 'hex') {
+  if (mode === 'hex' || !isText(bytes)) {
     const lines = [];
     for (let i = 0; i < bytes.length; i += 16) {
       const row = Array.from(bytes.slice(i, i + 16));
