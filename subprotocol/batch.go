@@ -31,6 +31,9 @@ type Batch struct {
 	Timeout time.Duration // write deadline for each message
 	Err     error
 	Flushes int // messages written
+	// Bytes counts the bytes of the messages written without error; the
+	// protocol hands them to Session.AddBytesOut and resets it.
+	Bytes int
 
 	buf    *[]byte
 	binary bool // the type of the frames in buf
@@ -82,6 +85,9 @@ func (b *Batch) Flush() {
 		_ = b.T.SetWriteDeadline(time.Now().Add(b.Timeout))
 		b.Err = b.T.WriteMessage(b.binary, *b.buf)
 		b.Flushes++
+		if b.Err == nil {
+			b.Bytes += len(*b.buf)
+		}
 	}
 	*b.buf = (*b.buf)[:0]
 	b.binary = false

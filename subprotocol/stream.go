@@ -18,8 +18,16 @@ type Stream struct {
 	T          Transport
 	BinaryOnly bool
 	TextFrames int
-	cur        io.Reader
+	// N counts the bytes Read returned: what came off the wire. A protocol
+	// subtracts what its bufio.Reader still buffers to get the bytes of
+	// the frames it decoded (ConsumedBy).
+	N   int64
+	cur io.Reader
 }
+
+// ConsumedBy returns the bytes of the stream that a reader buffering
+// buffered of them has handed on: N less what is still in its buffer.
+func (s *Stream) ConsumedBy(buffered int) int64 { return s.N - int64(buffered) }
 
 // Read implements io.Reader over successive transport messages.
 func (s *Stream) Read(p []byte) (int, error) {
@@ -38,6 +46,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.cur = r
 		}
 		n, err := s.cur.Read(p)
+		s.N += int64(n)
 		if err == io.EOF {
 			s.cur = nil
 			if n > 0 {

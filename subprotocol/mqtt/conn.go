@@ -31,8 +31,10 @@ type conn struct {
 	ctx    context.Context
 
 	st          *subprotocol.Stream
+	br          *bufio.Reader // between st and rd
 	rd          *Reader
-	version     byte // negotiated protocol level; 0 before CONNECT
+	bytesIn     int64 // stream bytes counted into Session.AddBytesIn so far
+	version     byte  // negotiated protocol level; 0 before CONNECT
 	clientID    string
 	sess        *broker.Session
 	readTimeout time.Duration // 1.5 × keep alive [MQTT-3.1.2-24]; 0 means none
@@ -93,7 +95,8 @@ func (c *conn) serve(ctx context.Context) error {
 	defer c.wr.CloseBeforeReady(ctx, c.t)()
 	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
 	c.st = &subprotocol.Stream{T: c.t, BinaryOnly: true}
-	c.rd = NewReader(bufio.NewReaderSize(c.st, connReadBufferSize))
+	c.br = bufio.NewReaderSize(c.st, connReadBufferSize)
+	c.rd = NewReader(c.br)
 	// Only CONNECT is read before login, within the smaller limit;
 	// handleConnect raises it once the client is in.
 	c.rd.MaxPacketSize = c.cfg.MaxPacketBeforeLogin
@@ -120,8 +123,10 @@ func (c *conn) serve(ctx context.Context) error {
 			if c.sess == nil {
 				return nil // refused or failed; the transport is closed
 			}
+			c.countBytesIn() // the CONNECT
 			continue
 		}
+		c.countBytesIn()
 		c.sess.CountIn()
 		if err := c.handle(p); err != nil {
 			return c.fail(err)
@@ -129,6 +134,16 @@ func (c *conn) serve(ctx context.Context) error {
 		if c.sess.Closed() {
 			return c.finish()
 		}
+	}
+}
+
+// countBytesIn adds the wire size of the packets decoded since the last
+// call to the session's byte count: one atomic add per packet.
+func (c *conn) countBytesIn() {
+	n := c.st.ConsumedBy(c.br.Buffered())
+	if d := n - c.bytesIn; d > 0 {
+		c.sess.AddBytesIn(int(d))
+		c.bytesIn = n
 	}
 }
 

@@ -154,6 +154,7 @@ func (c *conn) handleConnect(p *Connect) error {
 
 	sess, err := c.router.Open(broker.SessionID(c.clientID), broker.SessionOptions{
 		Protocol: "mqtt", Version: versionNames[c.version], RemoteAddr: remote, Identity: id,
+		Transport: peer.Transport, KeepAlive: keepAlive,
 		OnClose: c.onSessionClose, Wake: c.wr.Wake, Expiry: expiry, CleanStart: p.CleanStart,
 		Will: c.will, WillDelay: c.willDelay,
 	})
@@ -198,6 +199,7 @@ func (c *conn) handleConnect(p *Connect) error {
 		c.t.Abort()
 		return nil
 	}
+	sess.AddBytesOut(len(buf))
 	c.sess = sess
 	c.rd.MaxPacketSize = c.cfg.MaxPacketSize // logged in: the full limit
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)

@@ -65,6 +65,8 @@ func closeCode(reason broker.CloseReason) (ReasonCode, int) {
 		return CodeSessionTakenOver, subprotocol.ClosePolicy
 	case broker.CloseServerShutdown:
 		return CodeServerShuttingDown, subprotocol.CloseGoingAway
+	case broker.CloseAdminAction:
+		return CodeAdministrativeAction, subprotocol.ClosePolicy // 0x98 (MQTT 5 §3.14.2.1)
 	case broker.CloseReadTimeout:
 		return CodeKeepAliveTimeout, subprotocol.ClosePolicy
 	case broker.CloseProtocolError:

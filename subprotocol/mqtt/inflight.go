@@ -70,6 +70,7 @@ func (c *conn) settle(id uint16, kind PacketType) (*flight, bool) {
 		return nil, false
 	}
 	delete(c.out.flights, id)
+	c.sess.SetInflight(c.out.inflight())
 	return f, true
 }
 
@@ -89,6 +90,7 @@ func (c *conn) received(id uint16, failed bool) (known, freed bool, d broker.Del
 	}
 	if failed {
 		delete(c.out.flights, id)
+		c.sess.SetInflight(c.out.inflight())
 		return true, true, f.d
 	}
 	f.rel = true
@@ -198,6 +200,7 @@ func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
 		f.seq = c.out.seq
 		c.out.flights[f.id] = &f
 	}
+	sess.SetInflight(c.out.inflight())
 	c.out.queue = append(s.queue, c.out.queue...)
 	c.out.live = 0
 	for _, p := range c.out.queue {

@@ -102,6 +102,10 @@ func (w *writer) Pass() bool {
 		}
 		w.b.Done()
 		w.err = w.b.Err
+		if w.b.Bytes > 0 {
+			c.sess.AddBytesOut(w.b.Bytes) // once per pass, however many messages
+			w.b.Bytes = 0
+		}
 	}
 	clear(ctrl) // drop references before the slices go back to the outbox
 	clear(msgs)
@@ -124,7 +128,7 @@ func (w *writer) Pass() bool {
 // and so does everything behind it, to keep the order [MQTT-4.6.0-6].
 func (w *writer) sendQueue() {
 	c := w.c
-	sent := 0
+	sent, flown := 0, false
 	for w.b.Err == nil {
 		c.mu.Lock()
 		o := &c.out
@@ -154,6 +158,7 @@ func (w *writer) sendQueue() {
 				}
 				o.seq++
 				o.flights[id] = &flight{id: id, d: p.d, retained: p.retained, seq: o.seq}
+				flown = true
 				if p.d.Seq != 0 {
 					c.sess.NoteSent(p.d.Seq)
 				}
@@ -162,6 +167,10 @@ func (w *writer) sendQueue() {
 		}
 		if len(o.queue) == 0 {
 			o.queue = nil // an idle connection holds no queue buffer
+		}
+		if flown {
+			c.sess.SetInflight(o.inflight())
+			flown = false
 		}
 		more := w.b.Full()
 		c.mu.Unlock()
@@ -184,7 +193,10 @@ func (w *writer) final(reason broker.CloseReason) {
 	}
 	if code != 0 && c.version >= Version5 {
 		_ = c.t.SetWriteDeadline(time.Now().Add(subprotocol.CloseFlushTimeout))
-		_ = c.t.WriteMessage(true, AppendPacket(nil, &Disconnect{ReasonCode: code}, c.version))
+		b := AppendPacket(nil, &Disconnect{ReasonCode: code}, c.version)
+		if c.t.WriteMessage(true, b) == nil {
+			c.sess.AddBytesOut(len(b))
+		}
 		c.logf(slog.LevelInfo, "mqtt: session closed by server", "reason", reason)
 	}
 	c.t.Close(ws, reason.String())

@@ -24,6 +24,7 @@ func (c *conn) track(id uint64, d broker.Delivery) bool {
 	}
 	c.pending[id] = d
 	st.unacked = append(st.unacked, id)
+	c.sess.SetInflight(len(c.pending))
 	return true
 }
 
@@ -79,9 +80,11 @@ func (c *conn) settle(id uint64) []broker.Delivery {
 			n++
 		}
 		st.unacked = append(st.unacked[:0], st.unacked[n:]...)
+		c.sess.SetInflight(len(c.pending))
 		return out
 	}
 	delete(c.pending, id)
+	c.sess.SetInflight(len(c.pending))
 	for i, u := range st.unacked {
 		if u == id {
 			st.unacked = append(st.unacked[:i], st.unacked[i+1:]...)
@@ -103,5 +106,6 @@ func (c *conn) forget(sub *broker.Subscription) {
 		delete(c.pending, u)
 	}
 	st.unacked = nil
+	c.sess.SetInflight(len(c.pending))
 	c.ackMu.Unlock()
 }

@@ -33,7 +33,10 @@ type conn struct {
 	log    *slog.Logger // shared; use c.logf to add the session and remote address
 	ctx    context.Context
 
+	st          *subprotocol.Stream
+	br          *bufio.Reader // between st and rd
 	rd          *Reader
+	bytesIn     int64 // stream bytes counted into Session.AddBytesIn so far
 	state       stateFunc
 	version     string // negotiated: "1.0", "1.1", "1.2"
 	sess        *broker.Session
@@ -90,7 +93,9 @@ func (c *conn) serve(ctx context.Context) error {
 	// are still read (Reader spills into its scratch buffer).
 	// The CONNECT frame gets the smaller limits (MaxFrameBeforeLogin);
 	// handleConnect switches to Limits once the client is logged in.
-	c.rd = NewReader(bufio.NewReaderSize(&subprotocol.Stream{T: c.t}, connReadBufferSize), c.cfg.loginLimits())
+	c.st = &subprotocol.Stream{T: c.t}
+	c.br = bufio.NewReaderSize(c.st, connReadBufferSize)
+	c.rd = NewReader(c.br, c.cfg.loginLimits())
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
 		f, err := c.rd.Read()
@@ -99,6 +104,9 @@ func (c *conn) serve(ctx context.Context) error {
 		}
 		if c.readTimeout > 0 {
 			_ = c.t.SetReadDeadline(time.Now().Add(c.readTimeout))
+		}
+		if c.sess != nil {
+			c.countBytesIn()
 		}
 		if f == nil { // heart-beat
 			continue
@@ -112,6 +120,17 @@ func (c *conn) serve(ctx context.Context) error {
 		if c.sess != nil && c.sess.Closed() {
 			return c.finish()
 		}
+	}
+}
+
+// countBytesIn adds the wire size of the frames (and heart-beats) decoded
+// since the last call to the session's byte count: one atomic add per
+// frame.
+func (c *conn) countBytesIn() {
+	n := c.st.ConsumedBy(c.br.Buffered())
+	if d := n - c.bytesIn; d > 0 {
+		c.sess.AddBytesIn(int(d))
+		c.bytesIn = n
 	}
 }
 

@@ -59,6 +59,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	}
 	sess, err := c.router.Open("", broker.SessionOptions{
 		Protocol: "stomp", Version: version, RemoteAddr: remote, Identity: id, ClientID: c.clientID,
+		Transport: peer.Transport, KeepAlive: recv, // recv: the heart-beat the broker expects from the client
 		OnClose: c.onSessionClose, Wake: c.wr.Wake,
 	})
 	if err != nil {
@@ -78,11 +79,14 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 		"heart-beat", formatHeartBeat(send, recv),
 	)
 	_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	if err := c.t.WriteMessage(false, AppendFrame(nil, reply, version)); err != nil {
+	b := AppendFrame(nil, reply, version)
+	if err := c.t.WriteMessage(false, b); err != nil {
 		c.router.Close(sess, broker.CloseTransportError)
 		return nil
 	}
+	sess.AddBytesOut(len(b))
 	c.sess = sess
+	c.countBytesIn()             // the CONNECT
 	c.rd.SetLimits(c.cfg.Limits) // logged in: the full frame limits
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
 	c.sendInterval = send

@@ -120,6 +120,8 @@ func closeFrame(reason broker.CloseReason) (*frame.Frame, int) {
 		return errorFrame("slow consumer", "the connection fell too far behind its messages and was closed; reconnect and read faster", nil), subprotocol.ClosePolicy
 	case broker.CloseServerShutdown:
 		return errorFrame("server shutting down", "", nil), subprotocol.CloseGoingAway
+	case broker.CloseAdminAction:
+		return errorFrame("disconnected by an administrator", "", nil), subprotocol.ClosePolicy
 	case broker.CloseTakenOver:
 		return errorFrame("session taken over", "another connection took over this session", nil), subprotocol.ClosePolicy
 	case broker.CloseReadTimeout:

@@ -157,6 +157,10 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 	if b.Flushes > flushes {
 		c.lastWrite.Store(time.Now().UnixNano())
 	}
+	if b.Bytes > 0 {
+		c.sess.AddBytesOut(b.Bytes) // once per pass, however many messages
+		b.Bytes = 0
+	}
 	if b.Err != nil {
 		w.err = b.Err
 	}
@@ -168,6 +172,8 @@ func (w *writer) heartbeat() {
 	_ = w.c.t.SetWriteDeadline(now.Add(w.c.cfg.WriteTimeout))
 	if err := w.c.t.WriteMessage(false, []byte{'\n'}); err != nil {
 		w.err = err
+	} else {
+		w.c.sess.AddBytesOut(1)
 	}
 	w.c.lastWrite.Store(now.UnixNano())
 }
@@ -179,7 +185,10 @@ func (w *writer) final(reason broker.CloseReason) {
 	f, code := closeFrame(reason)
 	if f != nil {
 		_ = c.t.SetWriteDeadline(time.Now().Add(subprotocol.CloseFlushTimeout))
-		_ = c.t.WriteMessage(false, AppendFrame(nil, f, c.version))
+		b := AppendFrame(nil, f, c.version)
+		if c.t.WriteMessage(false, b) == nil {
+			c.sess.AddBytesOut(len(b))
+		}
 		c.logf(slog.LevelInfo, "stomp: session closed by server", "reason", reason)
 	}
 	if fc := c.failCode.Load(); fc != 0 {
