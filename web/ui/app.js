@@ -36,7 +36,7 @@ function showLogin(notice) {
   unmountPage();
   view = 'login';
   setCSRF('');
-  const user = h('input', { id: 'login-user', name: 'user', autocomplete: 'username', required: true, autofocus: true });
+  const user = h('input', { id: 'login-user', name: 'user', autocomplete: 'username', required: true });
   const pass = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const submit = h('button', { id: 'login-submit', type: 'submit', class: 'primary' }, 'Log in');
   const err = h('p', { class: 'error login-error', role: 'alert' }, notice || '');
