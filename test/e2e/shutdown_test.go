@@ -54,10 +54,17 @@ var startupLine = regexp.MustCompile(`(?m)^duplex ([a-z -]*listening) on (\S+)$`
 // it is still running, and its stderr logged if the test failed.
 func startDuplex(t testing.TB, bin string, wantLines int, args ...string) *duplexProc {
 	t.Helper()
+	return startDuplexEnv(t, bin, nil, wantLines, args...)
+}
+
+// startDuplexEnv is startDuplex with DUPLEX_* variables (KEY=VALUE) in the
+// environment; the test's own DUPLEX_* variables are left out.
+func startDuplexEnv(t testing.TB, bin string, env []string, wantLines int, args ...string) *duplexProc {
+	t.Helper()
 	p := &duplexProc{cmd: exec.Command(bin, args...), exited: make(chan struct{}), addrs: map[string]string{}}
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
-	p.cmd.Env = envWithoutDuplex()
+	p.cmd.Env = append(envWithoutDuplex(), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
