@@ -34,47 +34,115 @@ func (s *Server) apiHandler() http.Handler {
 // it carries HTTP Basic credentials or a bearer token that AdminAuth accepts
 // as an admin identity. Otherwise: 401 with a Basic challenge (no or bad
 // credentials), 403 (a valid non-admin identity, or a banned source).
+// It guards the legacy /api/; /api/v1 and /metrics go through adminGate
+// (login.go), which also accepts the UI's session cookie.
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := s.cfg.AdminAuth
-		if auth == nil {
+		if s.cfg.AdminAuth == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		creds := broker.Credentials{Protocol: "http", RemoteAddr: r.RemoteAddr}
-		h := r.Header.Get("Authorization")
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			creds.Token = strings.TrimSpace(tok)
-		} else if user, pass, ok := r.BasicAuth(); ok {
-			creds.Login, creds.Passcode = user, pass
-		} else {
-			unauthorized(w, "Duplex: the management API needs an admin login (HTTP Basic or a bearer token)")
-			return
-		}
-		id, err := auth.Authenticate(r.Context(), creds)
-		switch {
-		case err == nil && id.Admin:
+		if _, ok := s.authenticateAdmin(w, r, textErrors); ok {
 			next.ServeHTTP(w, r)
-			return
-		case err == nil:
-			s.logAdminRefusal(r, creds, "not an admin")
-			http.Error(w, "Duplex: the management API is for admins only", http.StatusForbidden)
-		case errors.Is(err, broker.ErrBadCredentials), errors.Is(err, broker.ErrCredentialExpired):
-			s.logAdminRefusal(r, creds, err.Error())
-			unauthorized(w, "Duplex: bad user name, password or token")
-		case errors.Is(err, broker.ErrBanned), errors.Is(err, broker.ErrNotAuthorized):
-			s.logAdminRefusal(r, creds, err.Error())
-			http.Error(w, "Duplex: access refused", http.StatusForbidden)
-		default:
-			s.cfg.Log.Error("web: admin authentication failed", "remote", r.RemoteAddr, "err", err)
-			http.Error(w, "Duplex: authentication failed", http.StatusInternalServerError)
 		}
 	})
 }
 
-func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="duplex"`)
-	http.Error(w, msg, http.StatusUnauthorized)
+// errorStyle is how authenticateAdmin answers a refusal.
+type errorStyle int
+
+const (
+	// textErrors: text/plain bodies, and a Basic challenge with every 401
+	// (the legacy /api/, /metrics, curl).
+	textErrors errorStyle = iota
+	// jsonErrors: APIError bodies (/api/v1); the Basic challenge is left
+	// out for requests that come from the UI's scripts, so the browser
+	// shows the UI's login form instead of its own dialog.
+	jsonErrors
+)
+
+// authenticateAdmin checks a request's HTTP Basic credentials or bearer
+// token against Config.AdminAuth (which must be set). It reports the
+// identity and true for an admin; otherwise it has answered the request
+// (401 no or bad credentials, 403 not an admin or banned, 500 internal
+// failure) and reports false. Neither passwords nor tokens are logged.
+func (s *Server) authenticateAdmin(w http.ResponseWriter, r *http.Request, style errorStyle) (broker.Identity, bool) {
+	creds := broker.Credentials{Protocol: "http", RemoteAddr: r.RemoteAddr}
+	h := r.Header.Get("Authorization")
+	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		creds.Token = strings.TrimSpace(tok)
+	} else if user, pass, ok := r.BasicAuth(); ok {
+		creds.Login, creds.Passcode = user, pass
+	} else {
+		s.unauthorized(w, r, style, "Duplex: the management API needs an admin login (HTTP Basic or a bearer token)")
+		return broker.Identity{}, false
+	}
+	id, err := s.cfg.AdminAuth.Authenticate(r.Context(), creds)
+	switch {
+	case err == nil && id.Admin:
+		return id, true
+	case err == nil:
+		s.logAdminRefusal(r, creds, "not an admin")
+		refuseAdmin(w, style, http.StatusForbidden, "Duplex: the management API is for admins only")
+	case errors.Is(err, broker.ErrBadCredentials), errors.Is(err, broker.ErrCredentialExpired):
+		s.logAdminRefusal(r, creds, err.Error())
+		s.unauthorized(w, r, style, "Duplex: bad user name, password or token")
+	case errors.Is(err, broker.ErrBanned), errors.Is(err, broker.ErrNotAuthorized):
+		s.logAdminRefusal(r, creds, err.Error())
+		refuseAdmin(w, style, http.StatusForbidden, "Duplex: access refused")
+	default:
+		s.cfg.Log.Error("web: admin authentication failed", "remote", r.RemoteAddr, "err", err)
+		refuseAdmin(w, style, http.StatusInternalServerError, "Duplex: authentication failed")
+	}
+	return broker.Identity{}, false
+}
+
+// unauthorized answers 401, with a Basic challenge unless the request is
+// a /api/v1 call from a script (fromScript).
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, style errorStyle, msg string) {
+	if style == textErrors || !fromScript(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="duplex"`)
+	}
+	refuseAdmin(w, style, http.StatusUnauthorized, msg)
+}
+
+// fromScript reports whether a request without an Authorization header
+// was made by a page's script (fetch, EventSource) rather than typed into
+// the address bar or sent by curl: it has X-Requested-With, or accepts
+// JSON or an event stream, or the browser says it is not a navigation.
+// Such a request gets no Basic challenge, which would make the browser
+// pop up its own login dialog over the UI.
+func fromScript(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return false
+	}
+	if r.Header.Get("X-Requested-With") != "" {
+		return true
+	}
+	if a := r.Header.Get("Accept"); strings.Contains(a, "application/json") || strings.Contains(a, "text/event-stream") {
+		return true
+	}
+	m := r.Header.Get("Sec-Fetch-Mode")
+	return m != "" && m != "navigate"
+}
+
+// refuseAdmin answers an error in style.
+func refuseAdmin(w http.ResponseWriter, style errorStyle, code int, msg string) {
+	if style == jsonErrors {
+		gateError(w, code, msg)
+		return
+	}
+	http.Error(w, msg, code)
+}
+
+// gateError answers code with an APIError body.
+func gateError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(APIError{Error: msg})
 }
 
 // logAdminRefusal logs a refused API request, at most one line per source
