@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,13 +82,20 @@ func (s *Server) v1Client(w http.ResponseWriter, r *http.Request) {
 
 // v1Disconnect answers POST /api/v1/clients/{id}/disconnect: the
 // connection gets its protocol's notice (STOMP ERROR, MQTT 5 DISCONNECT
-// 0x98) and closes; a persistent session stays, offline.
+// 0x98) and closes; a persistent session stays, offline. A session
+// kept offline is 409, an unknown one 404.
 func (s *Server) v1Disconnect(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathValue(w, r, "id", maxSessionID)
 	if !ok {
 		return
 	}
 	if err := s.router.Disconnect(broker.SessionID(id)); err != nil {
+		if errors.Is(err, broker.ErrNoSuchSession) {
+			if _, _, kept := s.router.Client(broker.SessionID(id)); kept {
+				apiError(w, http.StatusConflict, "session "+id+" is not connected")
+				return
+			}
+		}
 		s.actionError(w, r, err)
 		return
 	}
