@@ -117,6 +117,11 @@ type Config struct {
 	// /metrics show its size and commit latency (store.StatsOf), and
 	// /readyz checks it answers.
 	Store store.Store
+	// CommitLatency, when set, is the histogram the store's
+	// Options.OnCommit feeds (NewCommitHistogram, metrics.go): /metrics
+	// exports it as duplex_store_commit_seconds. nil: no histogram (the
+	// store's other metrics come from store.StatsOf(Store)).
+	CommitLatency *CommitHistogram
 }
 
 func (c Config) withDefaults() Config {
