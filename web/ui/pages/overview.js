@@ -12,6 +12,12 @@ const axisNum = (v) => {
   return String(+(v / d).toFixed(2)) + u;
 };
 
+// splitVersion: "duplex v1.2.3 (go1.26 linux/amd64)" -> {name: "v1.2.3", build: "go1.26 linux/amd64"}.
+function splitVersion(v) {
+  const m = /^(?:duplex\s+)?(\S+)\s*(?:\((.*)\))?/.exec(v);
+  return m ? { name: m[1], build: m[2] || '' } : { name: v, build: '' };
+}
+
 const WINDOW = 15 * 60; // seconds of history kept on the charts
 const REFRESH_MS = 5000;
 
@@ -26,6 +32,7 @@ export async function mount(el, ctx) {
   const protoBody = h('tbody');
   const dropsList = h('dl', { class: 'kv' });
   const storeList = h('dl', { class: 'kv' });
+  const admList = h('dl', { class: 'kv' });
   el.append(
     h('div', { class: 'toolbar' }, h('h2', { class: 'inline' }, 'Overview'), status),
     tiles,
@@ -39,7 +46,8 @@ export async function mount(el, ctx) {
           h('thead', {}, h('tr', {}, h('th', {}, 'Protocol'), h('th', {}, 'Version'), h('th', {}, 'Transport'), h('th', { class: 'num' }, 'Connections'))),
           protoBody))),
       h('div', { class: 'panel' }, h('h3', {}, 'Drops since start, by cause'), dropsList),
-      h('div', { class: 'panel' }, h('h3', {}, 'Store'), storeList)));
+      h('div', { class: 'panel' }, h('h3', {}, 'Store'), storeList),
+      h('div', { class: 'panel' }, h('h3', {}, 'Connection admission'), admList)));
 
   // ---- tiles ----
   const tile = {};
@@ -78,7 +86,8 @@ export async function mount(el, ctx) {
       set('commit', '–');
     }
     set('uptime', fmtDuration(o.uptime_seconds), o.started_at ? 'since ' + fmtTime(o.started_at) : '');
-    set('version', o.version || ctx.me?.version || '');
+    const v = splitVersion(o.version || ctx.me?.version || '');
+    set('version', v.name, v.build);
 
     const groups = o.by_protocol || [];
     protoBody.replaceChildren(...(groups.length ? groups.map((g) => h('tr', {},
@@ -88,15 +97,26 @@ export async function mount(el, ctx) {
     const causes = [['slow_consumer', 'Slow consumer (QoS 0 dropped)'], ['slow_closed', 'Slow consumers closed'],
       ['no_subscriber', 'No subscriber'], ['quota', 'Quota refusals'], ['offline', 'Offline queue full'],
       ['not_authorized', 'Not authorized']];
-    dropsList.replaceChildren(...causes.flatMap(([k, l]) => [h('dt', {}, l), h('dd', { dataset: { drop: k } }, fmtNum(d[k]))]),
-      h('dt', {}, 'Auth failures'), h('dd', {}, fmtNum(o.auth_failures)));
+    dropsList.replaceChildren(...causes.flatMap(([k, l]) => [h('dt', {}, l), h('dd', { dataset: { drop: k } }, fmtNum(d[k]))]));
 
     const kv = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
-    const adm = Object.entries(o.admission || {}).flatMap(([k, v]) => kv('Admission ' + k.replace(/_/g, ' '), typeof v === 'number' ? fmtNum(v) : String(v)));
+    // AdmissionStats has no JSON tags (yet): accept snake_case and Go names.
+    const a = o.admission || {};
+    const pick = (snake, goName) => a[snake] ?? a[goName] ?? 0;
+    admList.replaceChildren(
+      ...kv('Connections', `${fmtNum(pick('connections', 'Connections'))} of ${fmtNum(pick('max_connections', 'MaxConnections'))}`),
+      ...kv('Sockets', `${fmtNum(pick('sockets', 'Sockets'))} of ${fmtNum(pick('max_sockets', 'MaxSockets'))}`),
+      ...kv('Refused (total cap)', fmtNum(pick('refused_total', 'RefusedTotal'))),
+      ...kv('Refused (per IP)', fmtNum(pick('refused_per_ip', 'RefusedPerIP'))),
+      ...kv('Refused (rate)', fmtNum(pick('refused_rate', 'RefusedRate'))),
+      ...kv('Refused sockets', fmtNum(pick('refused_sockets', 'RefusedSockets'))),
+      ...kv('TLS handshake failures', fmtNum(pick('tls_handshake_failures', 'TLSHandshakeFailures'))),
+      ...kv('Tracked sources', fmtNum(pick('sources', 'Sources'))),
+      ...kv('Auth failures', fmtNum(o.auth_failures)));
     storeList.replaceChildren(...(o.store ? [
       ...kv('Path', o.store.path), ...kv('File size', fmtBytes(o.store.file_size)), ...kv('Commits', fmtNum(o.store.commits)),
       ...kv('Avg commit', ms(o.store.avg_commit_seconds || 0)), ...kv('Last commit', ms(o.store.last_commit_seconds || 0)),
-    ] : kv('Store', 'none (in-memory)')), ...adm);
+    ] : kv('Store', 'none (in-memory)')));
   }
 
   let stopped = false;
@@ -122,7 +142,7 @@ export async function mount(el, ctx) {
   const make = (key, ser, data, fmt) => new uPlot({
     width: Math.max(200, chartEls[key].clientWidth || 400), height: 180,
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: axes(fmt), series: [{}, ...ser], cursor: { drag: { x: false, y: false } },
+    axes: axes(fmt), series: [{}, ...ser], cursor: { drag: { x: false, y: false } }, legend: { live: false },
   }, data, chartEls[key]);
   const charts = {
     connections: make('connections', [series('connections', '#2563eb', 'rgba(37,99,235,.12)')], [t, conns], axisNum),

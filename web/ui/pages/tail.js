@@ -29,6 +29,9 @@ export function mount(el, ctx) {
   const pending = [];   // received, not drawn yet (newest last)
   let frame = 0;
   const n = { received: 0, dropped: 0, skipped: 0 };
+  // The broker's "dropped" event carries the stream's running total: the
+  // count shown is dropBase (earlier streams, minus what Clear hid) + it.
+  let dropBase = 0, dropStream = 0;
   const bytesOf = new WeakMap(); // <li> -> payload bytes, to redraw on a mode change
 
   function showCounts() {
@@ -94,12 +97,19 @@ export function mount(el, ctx) {
     const f = filter.value.trim() || '#';
     filter.value = f;
     const my = seq;
+    dropBase += dropStream;
+    dropStream = 0;
     status.textContent = 'connecting…';
     status.dataset.state = 'connecting';
     status.classList.remove('error');
     close = ctx.events('/api/v1/tail', { filter: f }, {
       message: onMessage,
-      dropped: (d) => { n.dropped += Number(d.dropped) || 0; showCounts(); },
+      dropped: (d) => {
+        if (my !== seq) return;
+        dropStream = Number(d.dropped) || 0;
+        n.dropped = dropBase + dropStream;
+        showCounts();
+      },
       open: () => { if (my === seq) { status.textContent = 'live: ' + f; status.dataset.state = 'live'; } },
       error: (ev, es) => {
         if (my !== seq) return;
@@ -147,6 +157,7 @@ export function mount(el, ctx) {
     pending.length = 0;
     list.replaceChildren(empty);
     n.received = n.dropped = n.skipped = 0;
+    dropBase = -dropStream;
     showCounts();
   });
   mode.addEventListener('change', () => {
