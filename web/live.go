@@ -21,7 +21,9 @@ import (
 //	                          lost messages grew (N is the total)
 //
 // Both streams send a comment line every 15 s so proxies keep them open,
-// and end when the client goes or the server shuts down. At most 100 event
+// and end when the client goes, the server shuts down, or the login
+// session they were opened with ends (an open stream counts as activity,
+// so it keeps its session up to the 12-hour limit). At most 100 event
 // streams and 20 tails run at once (503 past that).
 const (
 	sseHeartbeat  = 15 * time.Second
@@ -132,6 +134,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.ctx.Done():
 			return
 		case smp := <-ch:
+			if !s.sessionAlive(r) {
+				return
+			}
 			if err := sw.event("sample", smp); err != nil || sw.flush() != nil {
 				return
 			}
@@ -206,6 +211,9 @@ func (s *Server) serveTail(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-dt.C:
+			if !s.sessionAlive(r) {
+				return
+			}
 			if d := tap.Dropped(); d > reported {
 				reported = d
 				if sw.event("dropped", map[string]uint64{"dropped": d}) != nil || sw.flush() != nil {

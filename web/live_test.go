@@ -363,3 +363,37 @@ func TestTailDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamsEndAtLogout: an event stream or a tail opened with the
+// session cookie ends when the session does.
+func TestStreamsEndAtLogout(t *testing.T) {
+	s := newGW(t, Config{AdminAuth: fakeAuth{}})
+	c, tok := login(t, s.hs.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ev := openSSE(t, ctx, s.hs.URL+"/api/v1/events", withCookie(c))
+	tail := openSSE(t, ctx, s.hs.URL+"/api/v1/tail?filter=x", withCookie(c))
+	if ev.resp.StatusCode != 200 || tail.resp.StatusCode != 200 {
+		t.Fatalf("streams: %d %d", ev.resp.StatusCode, tail.resp.StatusCode)
+	}
+	ev.next(t, "sample", 5*time.Second)
+	tail.next(t, "retry", 5*time.Second)
+	if resp, _ := loginDo(t, nil, "POST", s.hs.URL+"/api/v1/logout", "", withCookie(c, header(csrfHeader, tok))); resp.StatusCode != 200 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	for _, st := range []*sseStream{ev, tail} {
+		timer := time.NewTimer(5 * time.Second)
+	drain:
+		for {
+			select {
+			case _, ok := <-st.ch:
+				if !ok {
+					break drain
+				}
+			case <-timer.C:
+				t.Fatal("stream open after logout")
+			}
+		}
+		timer.Stop()
+	}
+}

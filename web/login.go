@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -225,7 +226,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			}
 			return
 		}
-		if ls, _, ok := s.sessionOf(r); ok {
+		if ls, id, ok := s.sessionOf(r); ok {
 			if unsafeMethod(r.Method) {
 				got := r.Header.Get(csrfHeader)
 				if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ls.csrf)) != 1 {
@@ -234,7 +235,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 					return
 				}
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loginKey{}, id)))
 			return
 		}
 		if _, ok := s.authenticateAdmin(w, r, style); !ok {
@@ -244,6 +245,24 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// loginKey is the request context key of the session cookie's value, for
+// requests adminGate let through by their cookie.
+type loginKey struct{}
+
+// sessionAlive reports whether the login session a request came with is
+// still there (not logged out, not expired), and counts the call as a use
+// of it: the live streams call it every second, so an open stream keeps
+// its session and a logout ends the session's streams. Requests that came
+// without a cookie (HTTP Basic, bearer, the open mode) are always alive.
+func (s *Server) sessionAlive(r *http.Request) bool {
+	id, ok := r.Context().Value(loginKey{}).(string)
+	if !ok {
+		return true
+	}
+	_, ok = s.logins.lookup(id)
+	return ok
 }
 
 // loginRoutes registers POST /api/v1/login, POST /api/v1/logout and GET
