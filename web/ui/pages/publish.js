@@ -19,7 +19,8 @@ export async function mount(el, ctx) {
   const retainLabel = h('label', { class: 'check' }, retain, 'Retain');
   const contentType = h('input', { id: 'pub-content-type', placeholder: 'e.g. application/json', autocomplete: 'off' });
   const submit = h('button', { id: 'pub-submit', type: 'submit', class: 'primary' }, 'Publish');
-  const error = h('p', { id: 'pub-error', class: 'error', role: 'alert', style: 'margin: 0' });
+  const error = h('p', { id: 'pub-error', class: 'error', role: 'alert', style: 'margin: 0', hidden: true });
+  const showError = (text) => { error.textContent = text; error.hidden = !text; };
   const result = h('p', { class: 'muted', dataset: { result: '' }, style: 'margin: 0' });
   const destLabel = h('span', {}, 'Topic');
 
@@ -37,9 +38,13 @@ export async function mount(el, ctx) {
   const form = h('form', { class: 'panel', style: 'display: flex; flex-direction: column; gap: .75rem; max-width: 56rem',
     onsubmit: async (ev) => {
       ev.preventDefault();
-      error.textContent = '';
+      showError('');
       const name = dest.value.trim();
-      if (!name) { error.textContent = (kind.value === 'queue' ? 'A queue name' : 'A topic') + ' is needed.'; dest.focus(); return; }
+      if (!name) { showError((kind.value === 'queue' ? 'A queue name' : 'A topic') + ' is needed.'); dest.focus(); return; }
+      let size = new TextEncoder().encode(payload.value).length;
+      if (encoding.value === 'base64') {
+        try { size = atob(payload.value.replace(/\s+/g, '')).length; } catch { showError('The payload is not valid base64.'); payload.focus(); return; }
+      }
       const body = {
         payload: payload.value,
         payload_encoding: encoding.value,
@@ -53,11 +58,11 @@ export async function mount(el, ctx) {
         await api('POST', '/api/v1/publish', null, body);
         if (!alive) return;
         const what = `${kind.value} ${name}`;
-        result.textContent = `Published ${payload.value.length} character(s) to ${what}, QoS ${body.qos}${body.retain ? ', retained' : ''} at ${fmtTime(Date.now())}.`;
+        result.textContent = `Published ${size} byte${size === 1 ? '' : 's'} to ${what}, QoS ${body.qos}${body.retain ? ', retained' : ''} at ${fmtTime(Date.now())}.`;
         toast('Published to ' + what, 'ok');
       } catch (e) {
         if (!alive) return;
-        error.textContent = 'Publish failed: ' + e.message;
+        showError('Publish failed: ' + e.message);
         toast('Publish failed: ' + e.message, 'error');
       } finally {
         submit.disabled = false;
