@@ -394,3 +394,35 @@ func TestRetainedPage(t *testing.T) {
 		t.Fatalf("after the last: %+v %q", page, next)
 	}
 }
+
+// BenchmarkClientPage: a page of 100 among 10k sessions, by id and by a
+// numeric key.
+func BenchmarkClientPage(b *testing.B) {
+	r := New(Config{}, nil)
+	for i := range 10_000 {
+		s := openSession(b, r, SessionID("client-"+strings.Repeat("x", i%7)+time.Duration(i).String()))
+		topicSub(b, r, s, "k", "t/"+time.Duration(i).String())
+	}
+	for _, sort := range []string{"", "-msgs_in"} {
+		b.Run("sort="+sort, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := r.ClientPage("", 100, "", sort, 0, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("subscriptions", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.SubscriptionPage("", 100, "")
+		}
+	})
+	b.Run("topics", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.TopicTree("t", "", 100)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -96,12 +97,8 @@ func (r *Router) tapMessage(m *Message) {
 }
 
 func sendTaps(ts []*Tap, m *Message) {
-	topic := m.Topic
-	if m.Queue != "" {
-		topic = TapQueuePrefix + m.Queue
-	}
 	for _, t := range ts {
-		if t.filter != "" && !MatchTopic(t.filter, topic) {
+		if !t.matches(m) {
 			continue
 		}
 		t.mu.RLock()
@@ -113,5 +110,48 @@ func sendTaps(ts []*Tap, m *Message) {
 			}
 		}
 		t.mu.RUnlock()
+	}
+}
+
+// matches reports whether m's topic, or "$queue/<name>" for a queue
+// message, matches the tap's filter, without building that topic.
+func (t *Tap) matches(m *Message) bool {
+	switch {
+	case t.filter == "":
+		return true
+	case m.Queue == "":
+		return matchTopic(t.filter, m.Topic)
+	}
+	rest, ok := strings.CutPrefix(t.filter, TapQueuePrefix)
+	return ok && matchLevels(rest, m.Queue)
+}
+
+// matchTopic is MatchTopic without allocating (the Tail runs it on every
+// message); TestTapMatchTopic checks that they agree.
+func matchTopic(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false // [MQTT-4.7.2-1]
+	}
+	return matchLevels(filter, topic)
+}
+
+// matchLevels matches filter's levels against topic's (§4.7.1).
+func matchLevels(filter, topic string) bool {
+	for ended := false; ; {
+		f, frest, fmore := strings.Cut(filter, "/")
+		if f == "#" {
+			return true // this level and below, the parent included
+		}
+		if ended {
+			return false
+		}
+		t, trest, tmore := strings.Cut(topic, "/")
+		if f != "+" && f != t {
+			return false
+		}
+		if !fmore {
+			return !tmore
+		}
+		filter, topic, ended = frest, trest, !tmore
 	}
 }

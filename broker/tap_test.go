@@ -103,6 +103,9 @@ func TestTapZeroCost(t *testing.T) {
 		t.Fatalf("Publish without taps: %v allocations, want 0", n)
 	}
 	tp, _ := r.Tap("x", 1)
+	if n := testing.AllocsPerRun(100, pub); n != 0 {
+		t.Fatalf("Publish with a tap that does not match: %v allocations, want 0", n)
+	}
 	tp.Close()
 	if n := testing.AllocsPerRun(100, pub); n != 0 {
 		t.Fatalf("Publish after the last tap closed: %v allocations, want 0", n)
@@ -140,4 +143,28 @@ func TestTapConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestTapMatchTopic(t *testing.T) {
+	filters := []string{"#", "+", "a", "a/#", "a/+", "+/+", "/+", "a/b", "a/b/#", "a/+/c", "+/b/#", "$SYS/#", "$queue/q", "a//b", "/", "+/#"}
+	topics := []string{"a", "a/b", "a/b/c", "a/", "/a", "/", "//", "a//b", "b", "$SYS/x", "$queue/q", "a/x/c", "x/b"}
+	for _, f := range filters {
+		for _, topic := range topics {
+			if got, want := matchTopic(f, topic), MatchTopic(f, topic); got != want {
+				t.Errorf("matchTopic(%q, %q) = %v, MatchTopic says %v", f, topic, got, want)
+			}
+		}
+	}
+	// Queue messages match as "$queue/<name>".
+	for _, f := range []string{"$queue/#", "$queue/+", "$queue/q", "$queue/$x", "$queue/a/+", "#", "+/q", "$queue"} {
+		for _, name := range []string{"q", "$x", "a/b", "a"} {
+			tp := &Tap{filter: f}
+			if got, want := tp.matches(&Message{Queue: name}), MatchTopic(f, TapQueuePrefix+name); got != want {
+				t.Errorf("tap %q, queue %q: %v, MatchTopic says %v", f, name, got, want)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { matchTopic("a/+/c/#", "a/b/c/d/e") }); n != 0 {
+		t.Fatalf("matchTopic allocates %v times", n)
+	}
 }
