@@ -33,6 +33,14 @@ type config struct {
 	brokerLog    string
 	startTimeout time.Duration
 	brokerCmd    []string // restart: the broker's command line
+
+	// adminapi.
+	mqttURL     string
+	adminURL    string
+	offline     int
+	offlineTime time.Duration
+	requests    int
+	exec        string
 }
 
 // login is the user name and password every connection presents (STOMP
@@ -50,6 +58,7 @@ const (
 	scenarioFill       = "fill"
 	scenarioDrain      = "drain"
 	scenarioRestart    = "restart"
+	scenarioAdminAPI   = "adminapi"
 )
 
 // durableTopic is the topic of the durable scenarios.
@@ -66,7 +75,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "broker WebSocket `URL`")
 	fs.StringVar(&c.protocol, "protocol", protoSTOMP, "stomp (STOMP 1.2, subprotocol v12.stomp) or mqtt (MQTT 3.1.1, subprotocol mqtt)")
 	fs.IntVar(&c.qos, "qos", 0, "MQTT QoS `0 or 1` of publications and subscriptions (QoS 1: subscribers PUBACK, publishers wait for PUBACKs)")
-	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency, idle, probe (one connection and subscription: does the broker speak -protocol?), or, MQTT QoS 1 only, durable, fill, drain, restart (see the package doc)")
+	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput, latency, idle, probe (one connection and subscription: does the broker speak -protocol?), adminapi (management API latency with many clients), or, MQTT QoS 1 only, durable, fill, drain, restart (see the package doc)")
 	fs.IntVar(&c.pubs, "pubs", 1, "publishers (throughput, latency)")
 	fs.IntVar(&c.subs, "subs", 1, "subscribers (throughput, latency); with -pubs decides the topics: equal counts pair publisher i with subscriber i, one publisher fans out to every subscriber")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("message body `bytes` (at least %d)", minBody))
@@ -87,6 +96,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.label, "label", "", "text appended to the result line's name, e.g. the broker's sync policy \"sync=always\"")
 	fs.StringVar(&c.brokerLog, "broker-log", "", "restart: append the broker's standard output and error to this `file` (empty: not kept)")
 	fs.DurationVar(&c.startTimeout, "start-timeout", 5*time.Minute, "restart: longest wait for the broker's listening line")
+	fs.StringVar(&c.mqttURL, "mqtt-url", "", "adminapi: the MQTT connections' WebSocket `URL` (default -url)")
+	fs.StringVar(&c.adminURL, "admin-url", "", "adminapi: the management API's base `URL` (default http:// and -url's host)")
+	fs.IntVar(&c.offline, "offline", 0, "adminapi: persistent MQTT sessions to leave offline before measuring")
+	fs.DurationVar(&c.offlineTime, "offline-time", 2*time.Minute, "adminapi: stop making -offline sessions after this long (the line says how many were made)")
+	fs.IntVar(&c.requests, "requests", 300, "adminapi: timed requests of each kind")
+	fs.StringVar(&c.exec, "exec", "", "adminapi: shell `command` to run after the measurements, while the connections are still open (its output goes to standard error)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: duplex-bench [flags]\n       duplex-bench -protocol mqtt -scenario restart [flags] -- BROKER-COMMAND [ARGS...]")
 		fs.PrintDefaults()
@@ -135,12 +150,19 @@ func (c *config) check() error {
 		if c.conns < 1 {
 			return fmt.Errorf("-conns %d: want at least 1", c.conns)
 		}
+	case scenarioAdminAPI:
+		if c.conns < 1 || c.offline < 0 || c.requests < 1 {
+			return fmt.Errorf("-conns %d -offline %d -requests %d: want at least 1, 0 and 1", c.conns, c.offline, c.requests)
+		}
+		if c.mqttURL == "" {
+			c.mqttURL = c.url
+		}
 	case scenarioDurable, scenarioFill, scenarioDrain, scenarioRestart:
 		if err := c.checkDurable(); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("-scenario %q: want throughput, latency, idle, probe, durable, fill, drain or restart", c.scenario)
+		return fmt.Errorf("-scenario %q: want throughput, latency, idle, probe, adminapi, durable, fill, drain or restart", c.scenario)
 	}
 	if c.scenario == scenarioThroughput || c.scenario == scenarioLatency {
 		if c.pubs < 1 || c.subs < 0 || c.pubs+c.subs > 10000 {
@@ -161,6 +183,12 @@ func (c *config) check() error {
 		switch c.scenario {
 		case scenarioIdle:
 			c.deadline += time.Duration(c.conns) * time.Millisecond
+		case scenarioAdminAPI:
+			c.deadline += time.Duration(c.conns)*time.Millisecond + min(time.Duration(c.offline)*time.Millisecond, c.offlineTime) +
+				time.Duration(c.requests)*c.timeout/10
+			if c.exec != "" {
+				c.deadline += 5 * time.Minute
+			}
 		case scenarioFill, scenarioDrain, scenarioRestart:
 			// No fixed duration: allow 5000 messages/s at least.
 			c.deadline = 6*c.timeout + 2*time.Minute + time.Duration(c.msgs)*200*time.Microsecond

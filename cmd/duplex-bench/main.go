@@ -14,6 +14,12 @@
 //	            resident memory per connection.
 //	probe       one connection and one subscription: exits 0 when the broker
 //	            speaks -protocol on -url, 1 when it does not.
+//	adminapi    -conns idle connections (half STOMP on -url, half MQTT on
+//	            -mqtt-url; all MQTT with -protocol mqtt), -offline persistent
+//	            MQTT sessions left offline, then -requests timed GETs of each
+//	            of /api/v1/clients (first page, later pages by cursor, q,
+//	            sort), /api/v1/sessions and /api/v1/overview; reports p50,
+//	            p90, p99 and max of each (adminapi.go).
 //
 // Durable messaging, MQTT at QoS 1 only (-protocol mqtt; -qos is 1). The
 // persistent subscriber is -client-id (default bench-durable-sub), connected
@@ -98,6 +104,8 @@ func main() {
 		runIdle(ctx, cfg, r)
 	case scenarioProbe:
 		runProbe(ctx, cfg, r)
+	case scenarioAdminAPI:
+		runAdminAPI(ctx, cfg, r)
 	case scenarioDurable:
 		runDurable(ctx, cfg, r)
 	case scenarioFill:
@@ -138,6 +146,12 @@ func scenarioName(cfg *config) string {
 		return fmt.Sprintf("%s idle %d conns", cfg.protocol, cfg.conns)
 	case scenarioProbe:
 		return fmt.Sprintf("%s probe %s", cfg.protocol, cfg.url)
+	case scenarioAdminAPI:
+		mix := "stomp+mqtt"
+		if cfg.protocol == protoMQTT {
+			mix = "mqtt"
+		}
+		return fmt.Sprintf("adminapi %d %s conns %d offline", cfg.conns, mix, cfg.offline)
 	case scenarioLatency:
 		return fmt.Sprintf("%s latency %d->%d %s%s @%.0f/s", cfg.protocol, cfg.pubs, cfg.subs, fmtSize(cfg.size), qos, cfg.rate)
 	case scenarioDurable:
