@@ -8,13 +8,16 @@
 //
 //   - Stream reads a transport's messages as one byte stream, since frames
 //     may span or share WebSocket messages; BinaryOnly refuses text
-//     messages before their bytes reach a decoder (MQTT).
+//     messages before their bytes reach a decoder (MQTT). It counts the
+//     bytes it hands on, so a protocol counts each frame's wire size into
+//     broker.Session.AddBytesIn with one call per frame (ConsumedBy).
 //   - Writer schedules a connection's writes: at most one writer at a time
 //     (gorilla's rule), a write goroutine started on demand and gone after
 //     a second idle, and inline writes by whoever produced a reply when
 //     nobody writes, so idle connections and request/response traffic hold
 //     no write goroutine.
-//   - Batch coalesces queued frames into one WebSocket message.
+//   - Batch coalesces queued frames into one WebSocket message, and counts
+//     the bytes written (Session.AddBytesOut once per write pass).
 //   - Counters and Stats count each protocol's refusals and drops;
 //     LogLimiter lets one log line per source address per interval
 //     through; PublishLimiter paces a connection's publishes
