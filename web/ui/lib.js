@@ -95,9 +95,13 @@ export function h(tag, attrs, ...children) {
  * DOM for tests: <table data-table="NAME">, each row <tr data-id="ROWID">,
  * the filter <input data-filter="NAME">, next/previous buttons
  * [data-next], [data-prev]. Sortable column headers set ?sort=KEY / -KEY.
- * A [data-refresh] button reloads the current page.
- * Returns {reload(), setParams(params)}: setParams merges extra query
- * parameters (e.g. {online: 'true'}) and goes back to the first page.
+ * A [data-refresh] button reloads the current page; with opts.autoRefresh
+ * (ms) a checkbox [data-auto-refresh] reloads it that often while checked
+ * (the timer stops by itself once el leaves the document). opts.tools: extra
+ * toolbar node(s).
+ * Returns {reload(), setParams(params), destroy()}: setParams merges extra
+ * query parameters (e.g. {online: 'true'}) and goes back to the first page;
+ * destroy stops the auto refresh.
  */
 export function pagedTable(el, opts) {
   const limit = opts.limit || 100;
@@ -155,10 +159,21 @@ export function pagedTable(el, opts) {
   prev.addEventListener('click', () => { if (state.page > 0) { state.page--; load(); } });
   next.addEventListener('click', () => { if (state.cursors[state.page + 1]) { state.page++; load(); } });
   refresh.addEventListener('click', () => load());
+  let auto = 0;
+  const stopAuto = () => { clearInterval(auto); auto = 0; };
+  if (opts.autoRefresh) {
+    const box = h('input', { type: 'checkbox', dataset: { autoRefresh: '' } });
+    box.addEventListener('change', () => {
+      stopAuto();
+      if (box.checked) auto = setInterval(() => { if (!el.isConnected) stopAuto(); else if (!document.hidden) load(); }, opts.autoRefresh);
+    });
+    refresh.after(h('label', { class: 'check', title: `reload every ${opts.autoRefresh / 1000} s` }, box, 'auto'));
+  }
   load();
   return {
     reload: load,
     setParams(p) { opts.params = { ...(opts.params || {}), ...p }; state.cursors = ['']; state.page = 0; return load(); },
+    destroy: stopAuto,
   };
 }
 

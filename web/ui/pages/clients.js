@@ -11,6 +11,11 @@ export function slowBadge(s) {
 }
 
 export function mount(el, ctx) {
+  const online = h('select', { dataset: { filter: 'online' }, title: 'connected clients, or persistent sessions kept offline too' },
+    h('option', { value: 'true' }, 'connected'),
+    h('option', { value: '' }, 'connected and offline'),
+    h('option', { value: 'false' }, 'offline only'));
+  online.value = ['', 'false'].includes(ctx.params.online) ? ctx.params.online : 'true';
   const split = h('div', { class: 'split' });
   const list = h('div');
   const detail = h('aside', { class: 'panel detail', hidden: true, dataset: { detail: 'client' } });
@@ -33,6 +38,7 @@ export function mount(el, ctx) {
 
   const table = pagedTable(list, {
     name: 'clients', path: '/api/v1/clients', q: ctx.params.q || '', sort: ctx.params.sort || '',
+    params: { online: online.value }, tools: online, autoRefresh: 5000,
     filterPlaceholder: 'client id, user or address',
     rowId: (r) => r.id,
     columns: [
@@ -50,9 +56,10 @@ export function mount(el, ctx) {
       { key: 'msgs_out', label: 'Msgs out', sort: 'msgs_out', num: true, render: (r) => fmtNum(r.msgs_out) },
       { key: 'bytes_in', label: 'Bytes in', sort: 'bytes_in', num: true, render: (r) => fmtBytes(r.bytes_in) },
       { key: 'bytes_out', label: 'Bytes out', sort: 'bytes_out', num: true, render: (r) => fmtBytes(r.bytes_out) },
-      { key: 'slow', label: 'Slow', render: (r) => slowBadge(r.slow) },
+      { key: 'slow', label: 'Slow', render: (r) => (r.online ? slowBadge(r.slow) : h('span', { class: 'badge' }, 'offline')) },
     ],
-    actions: (r, reload) => [h('button', { type: 'button', class: 'danger', dataset: { action: 'disconnect' }, onclick: () => disconnect(r, reload) }, 'Disconnect')],
+    actions: (r, reload) => [h('button', { type: 'button', class: 'danger', dataset: { action: 'disconnect' }, disabled: !r.online, title: r.online ? undefined : 'offline',
+      onclick: () => disconnect(r, reload) }, 'Disconnect')],
     onLoad: () => markSelected(),
   });
 
@@ -112,10 +119,11 @@ export function mount(el, ctx) {
           h('td', { class: 'num' }, String(s.qos)),
           h('td', { class: 'muted' }, [s.ack && 'ack ' + s.ack, s.no_local && 'no-local', s.subscription_id && 'id ' + s.subscription_id].filter(Boolean).join(', ')))))))
         : h('p', { class: 'muted' }, 'No subscriptions.'),
-      h('p', {}, h('button', { type: 'button', class: 'danger', dataset: { action: 'disconnect' },
+      h('p', {}, h('button', { type: 'button', class: 'danger', dataset: { action: 'disconnect' }, disabled: !c.online,
         onclick: () => disconnect(c, () => { table.reload(); showDetail(id); }) }, 'Disconnect')));
   }
 
+  online.addEventListener('change', () => table.setParams({ online: online.value }));
   if (ctx.params.id) showDetail(ctx.params.id);
-  return () => { detailSeq++; };
+  return () => { detailSeq++; table.destroy(); };
 }

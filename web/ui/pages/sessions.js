@@ -31,17 +31,17 @@ export function mount(el, ctx) {
 
   const table = pagedTable(el, {
     name: 'sessions', path: '/api/v1/sessions', q: ctx.params.q || '',
-    params: { online: online.value }, tools: online,
+    params: { online: online.value }, tools: online, autoRefresh: 5000, sort: ctx.params.sort || '',
     filterPlaceholder: 'client id or user',
     rowId: (r) => r.id,
     columns: [
-      { key: 'id', label: 'Client', render: (r) => (r.online ? h('a', { href: '#/clients?' + new URLSearchParams({ q: r.client_id || r.id, id: r.id }), title: r.id }, r.client_id || r.id) : h('span', { title: r.id }, r.client_id || r.id)) },
+      { key: 'id', label: 'Client', sort: 'id', render: (r) => (r.online ? h('a', { href: '#/clients?' + new URLSearchParams({ q: r.client_id || r.id, id: r.id }), title: r.id }, r.client_id || r.id) : h('span', { title: r.id }, r.client_id || r.id)) },
       { key: 'online', label: 'State', render: (r) => h('span', { class: 'badge ' + (r.online ? 'ok' : '') }, r.online ? 'online' : 'offline') },
       { key: 'protocol', label: 'Protocol', render: (r) => `${r.protocol} ${r.version}` },
       { key: 'user', label: 'User' },
-      { key: 'connected_at', label: 'Connected', render: (r) => (r.online && r.connected_at ? h('span', { title: fmtTime(r.connected_at) }, fmtAgo(r.connected_at)) : '') },
+      { key: 'connected_at', label: 'Connected', sort: 'connected_at', render: (r) => (r.online && r.connected_at ? h('span', { title: fmtTime(r.connected_at) }, fmtAgo(r.connected_at)) : '') },
       { key: 'subscriptions', label: 'Subs', num: true },
-      { key: 'queued', label: 'Queued', num: true, render: (r) => fmtNum(r.queued) },
+      { key: 'queued', label: 'Queued', sort: 'queued', num: true, render: (r) => fmtNum(r.queued) },
       { key: 'queued_bytes', label: 'Queued bytes', num: true, render: (r) => fmtBytes(r.queued_bytes) },
       { key: 'backlog', label: 'Backlog', num: true, render: (r) => fmtNum(r.backlog) },
       { key: 'expires_at', label: 'Expiry', render: expiry },
@@ -49,5 +49,5 @@ export function mount(el, ctx) {
     actions: (r, reload) => [h('button', { type: 'button', class: 'danger', dataset: { action: 'delete' }, onclick: () => remove(r, reload) }, 'Delete')],
   });
   online.addEventListener('change', () => table.setParams({ online: online.value }));
-  return () => {};
+  return () => table.destroy();
 }
