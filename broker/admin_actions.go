@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/duplexmq/duplex/store"
 )
@@ -46,8 +47,11 @@ func (r *Router) DeleteSession(id SessionID) error {
 			}
 			return ErrNoSuchSession
 		}
+		// With no expiry, the Router.Close of its connection (to come, or
+		// under way after the connection ended) ends it instead of
+		// keeping it (saveKept).
+		s.SetExpiry(0)
 		if !s.Closed() {
-			s.SetExpiry(0)
 			s.Close(CloseAdminAction)
 			closed = true
 		}
@@ -68,6 +72,7 @@ func (r *Router) discard(s *Session) bool {
 	if !ok {
 		return false
 	}
+	s.discarded.Store(true)
 	s.offMu.Lock()
 	if s.expireAt != nil {
 		s.expireAt.Stop()
@@ -143,4 +148,15 @@ func (r *Router) DeleteRetained(topic string) error {
 		}
 	}
 	return nil
+}
+
+// saveKept writes the record of a session kept after its connection
+// (Router.Close). A DeleteSession that discarded the session meanwhile
+// may have removed the record before this write: it goes again.
+func (r *Router) saveKept(s *Session, expiresAt time.Time) error {
+	err := r.saveSession(s, expiresAt, nil)
+	if s.discarded.Load() {
+		r.forgetSession(s.ID)
+	}
+	return err
 }

@@ -244,3 +244,48 @@ func TestDeleteRetainedStore(t *testing.T) {
 		t.Fatalf("after the restart: %d retained", stats.Retained)
 	}
 }
+
+// Deleting a persistent session while publishers keep storing messages
+// for it leaves nothing in the store: commits under way land before its
+// records go, later ones are not made (storeGate).
+func TestDeleteSessionWhilePublishing(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{MaxOfflineMsgs: 1 << 20})
+	for round := range 5 {
+		p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour, CleanStart: true})
+		mqttSub(t, r, p, "t/#")
+		if round%2 == 0 {
+			r.Close(p, CloseClientClosed) // deleted offline, or connected
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		for range 3 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						_ = r.Publish(context.Background(), nil, &Message{Topic: "t/x", Payload: []byte("m"), QoS: AtLeastOnce})
+					}
+				}
+			}()
+		}
+		checkFor(t, "stored messages", func() bool { return countStored(t, st, "p") > 10 })
+		if err := r.DeleteSession("p"); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		for range 3 {
+			<-done
+		}
+		r.Close(p, p.Reason())
+		if n := countStored(t, st, "p"); n != 0 {
+			t.Fatalf("round %d: %d messages stored for the deleted session", round, n)
+		}
+		if _, _, err := st.GetSession("p"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("round %d: record: %v", round, err)
+		}
+	}
+}

@@ -366,7 +366,7 @@ func (r *Router) Close(s *Session, why CloseReason) {
 	if s.persistent() && why == CloseServerShutdown {
 		// Kept as it is on disk, with the will (if any) published by the
 		// protocol already: it is not sent again after the restart.
-		if err := r.saveSession(s, time.Time{}, nil); err != nil {
+		if err := r.saveKept(s, time.Time{}); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
 	}
@@ -378,10 +378,10 @@ func (r *Router) Close(s *Session, why CloseReason) {
 				s.expiresAt = time.Now().Add(d)
 			}
 			s.offMu.Unlock()
-			if err := r.saveSession(s, time.Now().Add(d), nil); err != nil {
+			if err := r.saveKept(s, time.Now().Add(d)); err != nil {
 				r.log.Error("store: session not saved", "session", s.ID, "err", err)
 			}
-		} else if err := r.saveSession(s, time.Time{}, nil); err != nil {
+		} else if err := r.saveKept(s, time.Time{}); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
 		closeOnce(s.detached)

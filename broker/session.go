@@ -129,6 +129,7 @@ type Session struct {
 	// Gauges the protocols keep for the admin API (admin_clients.go).
 	bytesIn, bytesOut atomic.Uint64
 	inflight          atomic.Int64
+	discarded         atomic.Bool // DeleteSession removed it (saveKept)
 }
 
 // NoteSent records that a stored delivery (Delivery.Seq) was written to
