@@ -117,7 +117,7 @@ export function mount(el, ctx) {
           h('td', {}, s.kind),
           h('td', { class: 'wrap mono' }, s.kind === 'share' ? `$share/${s.group}/${s.filter}` : (s.filter || s.queue || s.key)),
           h('td', { class: 'num' }, String(s.qos)),
-          h('td', { class: 'muted' }, [s.ack && 'ack ' + s.ack, s.no_local && 'no-local', s.subscription_id && 'id ' + s.subscription_id].filter(Boolean).join(', ')))))))
+          h('td', { class: 'muted' }, [s.ack && s.ack !== 'auto' && 'ack ' + s.ack, s.no_local && 'no-local', s.subscription_id && 'id ' + s.subscription_id].filter(Boolean).join(', ')))))))
         : h('p', { class: 'muted' }, 'No subscriptions.'),
       h('p', {}, h('button', { type: 'button', class: 'danger', dataset: { action: 'disconnect' }, disabled: !c.online,
         onclick: () => disconnect(c, () => { table.reload(); showDetail(id); }) }, 'Disconnect')));

@@ -54,7 +54,7 @@ export function mount(el, ctx) {
         h('span', {}, fmtBytes(m.size) + (isText(bytes) ? '' : ', binary') + (m.truncated ? ` (first ${fmtBytes(bytes.length)} shown)` : '')),
         m.content_type ? h('span', {}, m.content_type) : null,
         m.from ? h('span', { title: 'publishing session' }, 'from ' + m.from) : null),
-      h('pre', {}, showPayload(bytes, mode.value)));
+      h('pre', { class: mode.value === 'hex' || !isText(bytes) ? 'hex' : undefined }, showPayload(bytes, mode.value)));
     bytesOf.set(li, bytes);
     return li;
   }
@@ -161,7 +161,11 @@ export function mount(el, ctx) {
     showCounts();
   });
   mode.addEventListener('change', () => {
-    for (const li of list.querySelectorAll('.tail-msg')) li.querySelector('pre').textContent = showPayload(bytesOf.get(li), mode.value);
+    for (const li of list.querySelectorAll('.tail-msg')) {
+      const pre = li.querySelector('pre'), bytes = bytesOf.get(li);
+      pre.textContent = showPayload(bytes, mode.value);
+      pre.classList.toggle('hex', mode.value === 'hex' || !isText(bytes));
+    }
   });
   if (ctx.params.start === '1') run();
 
