@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -149,6 +151,9 @@ func TestV1Queues(t *testing.T) {
 		return nil
 	})
 	s.action("POST", "/api/v1/queues/"+d1+"/purge", "", 200)
+	if err := json.Unmarshal(s.action("POST", "/api/v1/queues/"+url.PathEscape("zz/last")+"/purge", "", 200), &res); err != nil || res.Purged != 1 {
+		t.Errorf("purge zz/last: %+v %v", res, err)
+	}
 	s.wantError("POST", "/api/v1/queues/nothing/purge", "", 404)
 
 	// Delete: plain queue 409, unknown 404, durable ok then 404.
@@ -310,5 +315,25 @@ func TestV1AdminAuth(t *testing.T) {
 	}
 	if code, b := s.doRaw("POST", "/api/v1/publish", `{"topic":"a","payload":"x"}`, basic("admin", "secret")); code != 200 {
 		t.Errorf("admin publish: %d %s", code, b)
+	}
+}
+
+// TestV1SeparateAdmin: with SeparateAdmin the API is only on the admin
+// handler.
+func TestV1SeparateAdmin(t *testing.T) {
+	s := startV1(t, func(c *Config) { c.SeparateAdmin = true })
+	if code, _ := s.doRaw("GET", "/api/v1/overview", "", nil); code != 404 {
+		t.Errorf("public /api/v1/overview: %d, want 404", code)
+	}
+	ah := httptest.NewServer(s.gw.AdminHandler())
+	defer ah.Close()
+	resp, err := http.Get(ah.URL + "/api/v1/queues?kind=queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p Page[Queue]
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != 200 || p.Items == nil {
+		t.Errorf("admin handler: %d %+v %v", resp.StatusCode, p, err)
 	}
 }

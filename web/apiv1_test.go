@@ -223,6 +223,9 @@ func TestV1Sessions(t *testing.T) {
 		}
 		return nil
 	})
+	if got := v1Walk[Client](s, "/api/v1/sessions?sort=-id", 1); len(got) != 2 || got[0].ID != "ss-live" || got[1].ID != "ss-kept" {
+		t.Errorf("sessions sort=-id %+v", got)
+	}
 	if got := v1Walk[Client](s, "/api/v1/sessions?online=true", 1); len(got) != 1 || got[0].ID != "ss-live" {
 		t.Errorf("online sessions %+v", got)
 	}
