@@ -22,7 +22,7 @@ async function start() {
   } catch (e) {
     if (e instanceof APIError && e.status === 401) return showLogin();
     root.replaceChildren(h('div', { class: 'fatal' },
-      h('h1', {}, 'Duplex'), h('p', { class: 'error' }, 'Cannot reach the broker: ' + e.message),
+      h('h1', {}, 'Duplex'), h('p', { class: 'error' }, (e instanceof APIError ? 'The broker answered: ' : 'Cannot reach the broker: ') + e.message),
       h('button', { type: 'button', onclick: start }, 'Retry')));
     return;
   }

@@ -119,14 +119,20 @@ export function pagedTable(el, opts) {
   el.append(h('div', { class: 'toolbar' }, filter, opts.tools || null, prev, next, refresh, info), h('div', { class: 'table-wrap' }, table));
 
   function header() {
+    const focused = thead.contains(document.activeElement) ? document.activeElement.dataset.sort : '';
     thead.replaceChildren(h('tr', {}, opts.columns.map((c) => {
-      if (!c.sort) return h('th', {}, c.label);
-      const on = state.sort === c.sort ? ' ▲' : state.sort === '-' + c.sort ? ' ▼' : '';
-      return h('th', { class: 'sortable', onclick: () => {
+      const cls = c.num ? 'num' : undefined;
+      if (!c.sort) return h('th', { class: cls }, c.label);
+      const dir = state.sort === c.sort ? 'ascending' : state.sort === '-' + c.sort ? 'descending' : undefined;
+      const toggle = () => {
         state.sort = state.sort === c.sort ? '-' + c.sort : c.sort;
         state.cursors = ['']; state.page = 0; load();
-      } }, c.label + on);
+      };
+      return h('th', { class: 'sortable' + (cls ? ' ' + cls : ''), tabindex: 0, 'aria-sort': dir, dataset: { sort: c.sort },
+        onclick: toggle, onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); } } },
+      c.label + (dir === 'ascending' ? ' ▲' : dir === 'descending' ? ' ▼' : ''));
     }), opts.actions ? h('th', {}, '') : null));
+    if (focused) for (const th of thead.querySelectorAll('th[data-sort]')) if (th.dataset.sort === focused) th.focus();
   }
   async function load() {
     header();

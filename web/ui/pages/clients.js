@@ -124,6 +124,8 @@ export function mount(el, ctx) {
   }
 
   online.addEventListener('change', () => table.setParams({ online: online.value }));
+  const onKey = (e) => { if (e.key === 'Escape' && selected) closeDetail(); };
+  document.addEventListener('keydown', onKey);
   if (ctx.params.id) showDetail(ctx.params.id);
-  return () => { detailSeq++; table.destroy(); };
+  return () => { detailSeq++; table.destroy(); document.removeEventListener('keydown', onKey); };
 }
