@@ -76,7 +76,8 @@ export async function mount(el, ctx) {
     }
     tbody.replaceChildren(...nodes.map((n) => {
       const name = levelName(n.path);
-      const label = n.children > 0
+      // (a first level named "" has the root's path: the API cannot open it)
+      const label = n.children > 0 && n.path !== ''
         ? h('button', { type: 'button', class: 'link mono', title: 'open ' + n.path, onclick: () => setPrefix(n.path) }, name, ' ›')
         : h('span', { class: 'mono' }, name);
       return h('tr', { dataset: { id: n.path } },
