@@ -27,6 +27,7 @@ const (
 type history struct {
 	counters func() broker.Counters
 	conns    func() int
+	once     sync.Once // start
 
 	mu    sync.Mutex
 	ring  []Sample // historyLen slots; n filled, next is the slot of the next sample
@@ -39,21 +40,31 @@ type history struct {
 	tails atomic.Int32 // running GET /api/v1/tail streams (live.go)
 }
 
-// newHistory starts sampling s's router until s.ctx ends.
+// newHistory returns s's history; liveRoutes starts the sampler (after
+// initConsole has built everything the sampler reads), which runs until
+// s.ctx ends. Messages in are counted without the broker's own $SYS
+// publications (Server.clientPublished), as /metrics and $SYS count them.
 func newHistory(s *Server) *history {
 	r := s.router
 	if r == nil {
 		return newHistoryOf(func() broker.Counters { return broker.Counters{} }, func() int { return 0 })
 	}
-	h := newHistoryOf(r.Counters, func() int {
+	return newHistoryOf(func() broker.Counters {
+		c := r.Counters()
+		c.Published = s.clientPublished(c.Published)
+		return c
+	}, func() int {
 		n := 0
 		for _, c := range r.ConnCounts() {
 			n += c.N
 		}
 		return n
 	})
-	go h.run(s.ctx, historyInterval)
-	return h
+}
+
+// start runs the sampler until ctx ends; calls after the first do nothing.
+func (h *history) start(ctx context.Context) {
+	h.once.Do(func() { go h.run(ctx, historyInterval) })
 }
 
 // newHistoryOf returns a history reading counters and conns, not yet
@@ -81,10 +92,13 @@ func (h *history) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// drops adds up the messages lost or refused, all causes (Overview.Drops
-// without SlowClosed, which counts sessions).
+// drops adds up the messages lost or refused: Overview.Drops without
+// SlowClosed, which counts sessions, and without NoSubscriber: a topic
+// message nobody subscribed to is ordinary publish-subscribe (and the
+// broker's own $SYS topics would make the chart spike every sys_interval
+// on an idle broker); the overview still shows its total.
 func drops(c broker.Counters) uint64 {
-	return c.Dropped + c.NoSubscriber + c.OfflineDropped + c.QuotaRefused + c.Denied
+	return c.Dropped + c.OfflineDropped + c.QuotaRefused + c.Denied
 }
 
 // perSecond is the per-second rate of a counter that went from a to b in dt;

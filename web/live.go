@@ -34,8 +34,9 @@ const (
 )
 
 // liveRoutes registers GET /api/v1/history, /api/v1/events (SSE) and
-// /api/v1/tail (SSE).
+// /api/v1/tail (SSE), and starts the history's sampler.
 func (s *Server) liveRoutes(mux *http.ServeMux) {
+	s.hist.start(s.ctx)
 	mux.HandleFunc("GET /api/v1/history", s.serveHistory)
 	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
 	mux.HandleFunc("GET /api/v1/tail", s.serveTail)

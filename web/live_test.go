@@ -42,7 +42,7 @@ func TestHistoryRates(t *testing.T) {
 	conns = 7
 	mu.Unlock()
 	h.tick(t0.Add(2 * time.Second))
-	want := Sample{Time: t0.Unix() + 2, Connections: 7, MsgsIn: 5, MsgsOut: 15, BytesIn: 500, BytesOut: 1500, Drops: 7.5}
+	want := Sample{Time: t0.Unix() + 2, Connections: 7, MsgsIn: 5, MsgsOut: 15, BytesIn: 500, BytesOut: 1500, Drops: 6.5}
 	if got := h.last(); got != want {
 		t.Errorf("sample %+v, want %+v", got, want)
 	}
