@@ -10,6 +10,9 @@ import (
 	"time"
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/broker/auth"
 )
 
 // sysRecorder keeps every $SYS message a client received, by topic.
@@ -150,6 +153,52 @@ func TestSysTopics(t *testing.T) {
 	var lrec sysRecorder
 	waitToken(t, "late subscribe", late.Subscribe("$SYS/broker/clients/total", 0, lrec.handle))
 	lrec.waitValue(t, "$SYS/broker/clients/total", atLeast(4))
+}
+
+// adminNamed makes the user "admin" an admin, everybody else not.
+type adminNamed struct{}
+
+func (adminNamed) Authenticate(_ context.Context, c broker.Credentials) (broker.Identity, error) {
+	return broker.Identity{Name: c.Login, Anonymous: c.Login == "", Admin: c.Login == "admin"}, nil
+}
+
+// With an ACL (here the nil ACL: everything but $SYS allowed), $SYS is
+// for admins only, and the broker's own publications go through.
+func TestSysACL(t *testing.T) {
+	o := startObsServer(t, func(c *broker.Config) {
+		c.Authenticator = adminNamed{}
+		c.Authorizer = (*auth.ACL)(nil)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.gw.RunSys(ctx, 20*time.Millisecond) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	user := o.mqttClient(t, "sys-user", true, "alice")
+	var urec sysRecorder
+	tok := user.Subscribe("$SYS/broker/#", 0, urec.handle)
+	waitToken(t, "user subscribe", tok)
+	if code := tok.(*pahomqtt.SubscribeToken).Result()["$SYS/broker/#"]; code != 0x80 {
+		t.Fatalf("non-admin subscription to $SYS/broker/#: SUBACK %#x, want 0x80", code)
+	}
+
+	admin := o.mqttClient(t, "sys-admin", true, "admin")
+	var arec sysRecorder
+	tok = admin.Subscribe("$SYS/broker/#", 0, arec.handle)
+	waitToken(t, "admin subscribe", tok)
+	if code := tok.(*pahomqtt.SubscribeToken).Result()["$SYS/broker/#"]; code != 0 {
+		t.Fatalf("admin subscription to $SYS/broker/#: SUBACK %#x, want 0", code)
+	}
+	arec.waitValue(t, "$SYS/broker/clients/connected", atLeast(2))
+	arec.waitCount(t, "$SYS/broker/uptime", 3)
+	urec.mu.Lock()
+	defer urec.mu.Unlock()
+	if len(urec.msgs) != 0 {
+		t.Errorf("non-admin received $SYS messages: %v", urec.msgs)
+	}
 }
 
 // RunSys with interval 0 returns at once; it stops with its context.
