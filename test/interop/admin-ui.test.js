@@ -170,6 +170,7 @@ describe('admin UI in headless Chromium', { skip }, () => {
 
     mq = await connectMqtt(b.mqttUrl, { protocolVersion: 5, clientId: mqttClientId, clean: false, properties: { sessionExpiryInterval: 600 } });
     await mq.client.subscribeAsync('ui/test', { qos: 1 });
+    await mq.client.subscribeAsync('$share/ui-group/ui/shared/+', { qos: 0 });
     await mq.client.publishAsync(retainedTopic, 'kept for the Retained page', { qos: 1, retain: true });
 
     await open('clients');
@@ -207,6 +208,9 @@ describe('admin UI in headless Chromium', { skip }, () => {
     const stompRows = await Promise.all((await rowIds('subscriptions')).filter((id) => id.startsWith(`${stSession} `)).map((id) => rowText('subscriptions', id)));
     assert.ok(stompRows.some((t) => /ui\/test/.test(t)), `the STOMP subscription shows its filter: ${JSON.stringify(stompRows)}`);
     assert.ok(stompRows.some((t) => /durable/.test(t) && t.includes(durableId)), `the STOMP durable subscription is listed: ${JSON.stringify(stompRows)}`);
+    // the share group
+    await until(async () => (await rowIds('shares')).includes('ui-group/ui/shared/+'), 'share group ui-group on ui/shared/+');
+    assert.match(await rowText('shares', 'ui-group/ui/shared/+'), /\b1\b/, 'one member');
     await shot('topics');
   });
 
