@@ -18,19 +18,23 @@ import (
 // 1 only connected, -1 only offline, 0 both; persistentOnly keeps only
 // persistent sessions (the Sessions page).
 //
-// The cursor is opaque (for SortByID ascending it is the last id, as in
-// SessionPage); a cursor of another sort order pages from wherever it
-// falls. Cost: SessionPage's, one sort key per session that passes the
-// filters; sorting by queued reads each outbox under the router's read
-// lock (doc.go).
+// The cursor is opaque: for SortByID it is the last id, as in
+// SessionPage; otherwise a sort key (clientSort), and one that does not
+// fit the sort order is an error. Cost: SessionPage's; a sort key string
+// is made only for a session that goes into the page's heap, and sorting
+// by queued reads each outbox under the router's read lock (doc.go).
 func (r *Router) ClientPage(cursor string, limit int, q, sort string, online int, persistentOnly bool) (page []ClientInfo, next string, err error) {
-	key, err := clientSortKey(sort)
+	cs, err := clientSortOf(sort)
 	if err != nil {
 		return nil, "", err
 	}
-	p := newPager(cursor, limit, func(e keyed[*Session]) string { return e.key })
+	after, err := cs.parse(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	p := newPager(cursor, limit, func(e clientEntry) string { return e.key })
 	r.mu.RLock()
-	for _, s := range r.sessions {
+	for id, s := range r.sessions {
 		if online != 0 && (online > 0) == s.Closed() {
 			continue
 		}
@@ -40,15 +44,26 @@ func (r *Router) ClientPage(cursor string, limit int, q, sort string, online int
 		if q != "" && !clientMatches(s, q) {
 			continue
 		}
-		if k := key(s); p.wants(k) {
-			p.add(keyed[*Session]{k, s})
+		e := clientEntry{s: s, id: string(id)}
+		if cs.num != nil {
+			if e.n = cs.num(s); cs.desc {
+				e.n = ^e.n
+			}
 		}
+		if cursor != "" && !cs.before(after, e) {
+			continue
+		}
+		if w, full := p.worst(); full && !cs.before(e, w) {
+			continue
+		}
+		e.key = cs.key(e)
+		p.add(e)
 	}
 	r.mu.RUnlock()
 	items, next := p.page()
 	page = make([]ClientInfo, len(items))
 	for i, e := range items {
-		page[i] = r.clientInfo(e.v)
+		page[i] = r.clientInfo(e.s)
 	}
 	return page, next, nil
 }
@@ -64,56 +79,113 @@ func clientMatches(s *Session, q string) bool {
 		strings.Contains(userOf(s), q) || strings.Contains(s.RemoteAddr, q)
 }
 
-// clientSortKey returns the function that makes a session's sort key: a
-// string whose byte order is the sort order, unique by ending in the id.
-// A number is 20 zero-padded digits (bit-inverted to sort descending);
-// descending ids are hex of the inverted bytes, ended by '~' so that a
-// longer id sorts before its prefix.
-func clientSortKey(by string) (func(*Session) string, error) {
-	desc := strings.HasPrefix(by, "-")
-	by = strings.TrimPrefix(by, "-")
-	var num func(*Session) uint64
-	switch by {
+// clientEntry is a session in ClientPage's heap: its sort value (n, bit
+// inverted when descending; 0 for the id sorts) and id, and the key
+// string they make.
+type clientEntry struct {
+	key string
+	n   uint64
+	id  string
+	s   *Session
+}
+
+// clientSort is a ClientPage order. Keys are strings whose byte order is
+// the sort order, unique by ending in the id: for SortByID the id; for
+// "-id" the hex of the id's inverted bytes ended by '~' (a longer id
+// sorts before its prefix); for a number 20 zero-padded digits, a NUL and
+// the id. before compares entries in the same order without the strings,
+// so most sessions never get one.
+type clientSort struct {
+	desc bool
+	num  func(*Session) uint64 // nil: by id
+}
+
+func clientSortOf(by string) (clientSort, error) {
+	cs := clientSort{desc: strings.HasPrefix(by, "-")}
+	switch strings.TrimPrefix(by, "-") {
 	case "", SortByID:
-		if desc {
-			return func(s *Session) string { return invertKey(string(s.ID)) }, nil
-		}
-		return func(s *Session) string { return string(s.ID) }, nil
 	case SortByConnectedAt:
-		num = func(s *Session) uint64 {
+		cs.num = func(s *Session) uint64 {
 			if s.ConnectedAt.IsZero() {
 				return 0
 			}
 			return uint64(max(0, s.ConnectedAt.UnixNano()))
 		}
 	case SortByMsgsIn:
-		num = func(s *Session) uint64 { return s.msgsIn.Load() }
+		cs.num = func(s *Session) uint64 { return s.msgsIn.Load() }
 	case SortByMsgsOut:
-		num = func(s *Session) uint64 { return s.msgsOut.Load() }
+		cs.num = func(s *Session) uint64 { return s.msgsOut.Load() }
 	case SortByQueued:
-		num = func(s *Session) uint64 { n, _ := s.Outbox.Pending(); return uint64(n) }
+		cs.num = func(s *Session) uint64 { n, _ := s.Outbox.Pending(); return uint64(n) }
 	case SortByBytesIn:
-		num = func(s *Session) uint64 { return s.bytesIn.Load() }
+		cs.num = func(s *Session) uint64 { return s.bytesIn.Load() }
 	case SortByBytesOut:
-		num = func(s *Session) uint64 { return s.bytesOut.Load() }
+		cs.num = func(s *Session) uint64 { return s.bytesOut.Load() }
 	default:
-		return nil, fmt.Errorf("unknown sort key %q", by)
+		return cs, fmt.Errorf("unknown sort key %q", by)
 	}
-	return func(s *Session) string { return numKey(num(s), desc, string(s.ID)) }, nil
+	return cs, nil
 }
 
-// numKey is n as 20 digits (inverted when desc), a NUL and id.
-func numKey(n uint64, desc bool, id string) string {
-	if desc {
-		n = ^n
+// before reports whether a sorts before b.
+func (cs clientSort) before(a, b clientEntry) bool {
+	switch {
+	case cs.num == nil && cs.desc:
+		return a.id > b.id
+	case a.n != b.n:
+		return a.n < b.n
 	}
-	b := make([]byte, 0, 21+len(id))
-	for range 20 - digits(n) {
-		b = append(b, '0')
+	return a.id < b.id
+}
+
+func (cs clientSort) key(e clientEntry) string {
+	switch {
+	case cs.num != nil:
+		b := make([]byte, 0, 21+len(e.id))
+		for range 20 - digits(e.n) {
+			b = append(b, '0')
+		}
+		b = strconv.AppendUint(b, e.n, 10)
+		b = append(b, 0)
+		return string(append(b, e.id...))
+	case cs.desc:
+		b := make([]byte, 0, 2*len(e.id)+1)
+		for i := 0; i < len(e.id); i++ {
+			b = hex.AppendEncode(b, []byte{^e.id[i]})
+		}
+		return string(append(b, '~'))
 	}
-	b = strconv.AppendUint(b, n, 10)
-	b = append(b, 0)
-	return string(append(b, id...))
+	return e.id
+}
+
+// parse reads a cursor made by key back into an entry.
+func (cs clientSort) parse(cursor string) (clientEntry, error) {
+	e := clientEntry{key: cursor}
+	bad := fmt.Errorf("cursor does not fit this sort order")
+	switch {
+	case cursor == "" || (cs.num == nil && !cs.desc):
+		e.id = cursor
+	case cs.num != nil:
+		if len(cursor) < 21 || cursor[20] != 0 {
+			return e, bad
+		}
+		n, err := strconv.ParseUint(cursor[:20], 10, 64)
+		if err != nil {
+			return e, bad
+		}
+		e.n, e.id = n, cursor[21:]
+	default:
+		h, ok := strings.CutSuffix(cursor, "~")
+		b, err := hex.DecodeString(h)
+		if !ok || err != nil {
+			return e, bad
+		}
+		for i := range b {
+			b[i] = ^b[i]
+		}
+		e.id = string(b)
+	}
+	return e, nil
 }
 
 func digits(n uint64) int {
@@ -123,15 +195,6 @@ func digits(n uint64) int {
 		d++
 	}
 	return d
-}
-
-// invertKey sorts strings in reverse byte order.
-func invertKey(s string) string {
-	b := make([]byte, 0, 2*len(s)+1)
-	for i := 0; i < len(s); i++ {
-		b = hex.AppendEncode(b, []byte{^s[i]})
-	}
-	return string(append(b, '~'))
 }
 
 // clientInfo copies s's state for the admin API.

@@ -82,6 +82,11 @@ func TestClientPageSortAndPaging(t *testing.T) {
 	if _, _, err := r.ClientPage("", 10, "", "nope", 0, false); err == nil {
 		t.Fatal("unknown sort key accepted")
 	}
+	for _, sort := range []string{"msgs_in", "-queued", "-id"} {
+		if _, _, err := r.ClientPage("c", 10, "", sort, 0, false); err == nil {
+			t.Fatalf("sort %q: an id as the cursor was accepted", sort)
+		}
+	}
 	// A longer id sorts before its prefix descending.
 	openSession(t, r, "ab")
 	if got := allClients(t, r, 2, "a", "-id", 0, false); !slices.Equal(got, []string{"ab", "a"}) {

@@ -35,6 +35,16 @@ func (p *pager[T]) wants(k string) bool {
 	return len(p.h.items) <= p.limit || k < p.h.key(p.h.items[0])
 }
 
+// worst returns the item a new one must sort before to enter the page,
+// once there are limit+1 of them (full); callers that can compare items
+// without their keys skip making a key with it.
+func (p *pager[T]) worst() (v T, full bool) {
+	if len(p.h.items) <= p.limit {
+		return v, false
+	}
+	return p.h.items[0], true
+}
+
 // add offers v, whose key the caller checked with wants.
 func (p *pager[T]) add(v T) {
 	heap.Push(&p.h, v)
