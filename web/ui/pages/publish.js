@@ -10,7 +10,7 @@ export async function mount(el, ctx) {
     h('option', { value: 'topic', selected: params.queue === undefined }, 'Topic'),
     h('option', { value: 'queue', selected: params.queue !== undefined }, 'Queue'));
   const dest = h('input', { id: 'pub-topic', required: true, autocomplete: 'off', spellcheck: 'false', class: 'mono',
-    value: params.queue ?? params.topic ?? '', style: 'min-width: 24rem' });
+    value: params.queue ?? params.topic ?? '', style: 'width: 100%; min-width: 12rem' });
   const payload = h('textarea', { id: 'pub-payload', rows: 8, spellcheck: 'false', class: 'mono', style: 'width: 100%; resize: vertical' });
   const encoding = h('select', { id: 'pub-encoding' },
     h('option', { value: 'text' }, 'text (UTF-8)'), h('option', { value: 'base64' }, 'base64'));
