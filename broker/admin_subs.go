@@ -10,25 +10,32 @@ import "strings"
 //
 // Cost: one pass over the sessions and their subscriptions under the
 // router's read lock (each session's lock taken in turn, doc.go), with
-// the pager's O(limit) memory. The cursor is opaque.
+// the pager's O(limit) memory; a key string is made only for the
+// subscriptions that enter the page's heap. The cursor is opaque.
 func (r *Router) SubscriptionPage(cursor string, limit int, q string) (page []SubscriptionInfo, next string) {
-	p := newPager(cursor, limit, func(e keyed[*Subscription]) string { return e.key })
+	p := newPager(cursor, limit, func(e subEntry) string { return e.key })
+	after := parseSubCursor(cursor)
 	r.mu.RLock()
 	for id, s := range r.sessions {
 		sessionHit := q == "" || strings.Contains(string(id), q) || strings.Contains(s.ClientID, q) ||
 			strings.Contains(userOf(s), q)
 		s.mu.Lock()
 		for key, sub := range s.subs {
-			dest := sub.Filter
+			e := subEntry{dest: sub.Filter, id: string(id), skey: key, sub: sub}
 			if sub.Queue != "" {
-				dest = sub.Queue
+				e.dest = sub.Queue
 			}
-			if !sessionHit && !strings.Contains(dest, q) {
+			if !sessionHit && !strings.Contains(e.dest, q) {
 				continue
 			}
-			if k := dest + "\x00" + string(id) + "\x00" + key; p.wants(k) {
-				p.add(keyed[*Subscription]{k, sub})
+			if cursor != "" && !after.before(e) {
+				continue
 			}
+			if w, full := p.worst(); full && !e.before(w) {
+				continue
+			}
+			e.key = e.dest + "\x00" + e.id + "\x00" + e.skey
+			p.add(e)
 		}
 		s.mu.Unlock()
 	}
@@ -36,9 +43,36 @@ func (r *Router) SubscriptionPage(cursor string, limit int, q string) (page []Su
 	items, next := p.page()
 	page = make([]SubscriptionInfo, len(items))
 	for i, e := range items {
-		page[i] = r.subscriptionInfo(e.v)
+		page[i] = r.subscriptionInfo(e.sub)
 	}
 	return page, next
+}
+
+// subEntry is a subscription in SubscriptionPage's heap. Its key joins
+// dest, id and skey with NULs, which none of them holds, so the key's
+// byte order is the order of before.
+type subEntry struct {
+	key, dest, id, skey string
+	sub                 *Subscription
+}
+
+func (a subEntry) before(b subEntry) bool {
+	switch {
+	case a.dest != b.dest:
+		return a.dest < b.dest
+	case a.id != b.id:
+		return a.id < b.id
+	}
+	return a.skey < b.skey
+}
+
+// parseSubCursor splits a SubscriptionPage cursor; a cursor without NULs
+// is a bare filter or queue, which sorts before all of its subscriptions,
+// as its string does.
+func parseSubCursor(cursor string) subEntry {
+	dest, rest, _ := strings.Cut(cursor, "\x00")
+	id, skey, _ := strings.Cut(rest, "\x00")
+	return subEntry{key: cursor, dest: dest, id: id, skey: skey}
 }
 
 // subscriptionInfo copies sub. Its fields do not change once the router

@@ -256,6 +256,10 @@ func TestSubscriptionPage(t *testing.T) {
 	if i := slices.IndexFunc(page, func(si SubscriptionInfo) bool { return si.Group == "g" }); i < 0 || page[i].Kind != "share" {
 		t.Fatalf("share: %+v", page)
 	}
+	// A bare filter as the cursor starts at its first subscription.
+	if page, _ := r.SubscriptionPage("m", 1, ""); len(page) != 1 || page[0].Filter != "m" {
+		t.Fatalf("after m: %+v", page)
+	}
 	if page, next := r.SubscriptionPage("x/y\x00b\x00k1", 10, ""); len(page) != 0 || next != "" {
 		t.Fatalf("after the last: %+v %q", page, next)
 	}
