@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -138,7 +139,7 @@ func newBrokerCollector(s *Server) *brokerCollector {
 	}
 	return &brokerCollector{
 		s:             s,
-		buildInfo:     d("build_info", "Duplex's version, as a label; always 1.", "version"),
+		buildInfo:     d("build_info", "Duplex's version (without the leading \"duplex \"), as a label; always 1.", "version"),
 		connections:   d("connections", "Connected sessions by protocol, protocol version and transport.", "protocol", "version", "transport"),
 		sessions:      d("sessions", "Sessions: connected ones and persistent ones kept offline."),
 		persistent:    d("persistent_sessions", "Persistent sessions, online and offline."),
@@ -201,7 +202,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	st := s.router.Stats()
 	ct := s.router.Counters()
 
-	gauge(c.buildInfo, 1, s.cfg.Version)
+	gauge(c.buildInfo, 1, strings.TrimPrefix(s.cfg.Version, "duplex "))
 	for _, cc := range s.router.ConnCounts() {
 		gauge(c.connections, float64(cc.N), cc.Protocol, cc.Version, cc.Transport)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
@@ -153,7 +154,9 @@ func (st *sysState) tick(ctx context.Context, now time.Time) {
 	}
 	st.lastTick = now
 
-	version := s.cfg.Version
+	// Mosquitto's form, "mosquitto version 2.0.18"; cmd/duplex's
+	// Version already starts with "duplex ".
+	version := strings.TrimPrefix(s.cfg.Version, "duplex ")
 	if version == "" {
 		version = "unknown"
 	}
