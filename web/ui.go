@@ -19,9 +19,9 @@ import (
 var uiFiles embed.FS
 
 // uiCSP is the UI's Content-Security-Policy: its own scripts, styles and
-// API only. Inline styles are allowed for the charts (uPlot positions its
-// elements with style attributes); inline scripts are not.
-const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+// API only; no inline scripts or style attributes (the UI and uPlot set
+// styles through CSSOM, which the policy allows).
+const uiCSP = "default-src 'self'; script-src 'self'; style-src 'self'; " +
 	"connect-src 'self'; img-src 'self' data:; font-src 'self'; object-src 'none'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 

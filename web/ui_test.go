@@ -24,7 +24,7 @@ func TestUI(t *testing.T) {
 		for k, want := range map[string]string{
 			"X-Content-Type-Options": "nosniff",
 			"Referrer-Policy":        "no-referrer",
-			"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+			"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; " +
 				"connect-src 'self'; img-src 'self' data:; font-src 'self'; object-src 'none'; " +
 				"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 		} {
