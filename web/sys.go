@@ -11,9 +11,10 @@ import (
 	"github.com/duplexmq/duplex/broker"
 )
 
-// $SYS (issue 9): every Config... sys_interval the broker publishes its
-// state as retained QoS 0 messages on Mosquitto's $SYS/broker/... topics,
-// so MQTT dashboards written for Mosquitto work unchanged:
+// $SYS (issue 9): every interval (RunSys; the sys_interval setting) the
+// broker publishes its state as retained QoS 0 messages on Mosquitto's
+// $SYS/broker/... topics, so MQTT dashboards written for Mosquitto work
+// unchanged:
 //
 //	$SYS/broker/version                     "duplex version V"
 //	$SYS/broker/uptime                      "N seconds" (every interval)
