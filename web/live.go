@@ -54,7 +54,8 @@ type sseWriter struct {
 	wt time.Duration
 }
 
-// startSSE sends the stream's header.
+// startSSE sends the stream's header; the caller ends the stream with
+// sw.end() whatever the error.
 func (s *Server) startSSE(w http.ResponseWriter) (*sseWriter, error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -66,10 +67,14 @@ func (s *Server) startSSE(w http.ResponseWriter) (*sseWriter, error) {
 	sw.deadline()
 	// The client retries after 3 s when the stream breaks.
 	if _, err := w.Write([]byte("retry: 3000\n\n")); err != nil {
-		return nil, err
+		return sw, err
 	}
 	return sw, sw.flush()
 }
+
+// end lifts the write deadline: the connection may serve more requests,
+// and the HTTP server (without a WriteTimeout) would not reset it.
+func (sw *sseWriter) end() { _ = sw.rc.SetWriteDeadline(time.Time{}) }
 
 func (sw *sseWriter) deadline() {
 	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.wt)) // ErrNotSupported: no deadline to extend
@@ -120,6 +125,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.hist.unsubscribe(ch)
 	sw, err := s.startSSE(w)
+	defer sw.end()
 	if err != nil {
 		return
 	}
@@ -173,6 +179,7 @@ func (s *Server) serveTail(w http.ResponseWriter, r *http.Request) {
 	}
 	defer tap.Close()
 	sw, err := s.startSSE(w)
+	defer sw.end()
 	if err != nil {
 		return
 	}

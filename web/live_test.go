@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -395,5 +397,55 @@ func TestStreamsEndAtLogout(t *testing.T) {
 			}
 		}
 		timer.Stop()
+	}
+}
+
+// TestStreamConnReused: a stream that ends leaves its keep-alive
+// connection usable (no stale write deadline), even after the write
+// timeout has passed.
+func TestStreamConnReused(t *testing.T) {
+	s := newGW(t, Config{AdminAuth: fakeAuth{}, WriteTimeout: 50 * time.Millisecond})
+	c, tok := login(t, s.hs.URL)
+	tr := &http.Transport{MaxConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.hs.URL+"/api/v1/events", nil)
+	withCookie(c)(req)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "event: sample\n" {
+			break
+		}
+	}
+	// The session ends: the stream ends cleanly at its next sample.
+	if resp, _ := loginDo(t, nil, "POST", s.hs.URL+"/api/v1/logout", "", withCookie(c, header(csrfHeader, tok))); resp.StatusCode != 200 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("stream end: %v", err)
+	}
+	resp.Body.Close()
+	time.Sleep(200 * time.Millisecond) // past the write timeout (not synchronisation)
+	var conns []httptrace.GotConnInfo
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conns = append(conns, i) }}
+	req, _ = http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", s.hs.URL+"/api/v1/me", nil)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(conns) != 1 || !conns[0].Reused {
+		t.Errorf("after the stream: %d, connections %+v", resp.StatusCode, conns)
 	}
 }
