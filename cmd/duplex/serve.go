@@ -84,7 +84,9 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	if dbPath == "" {
 		dbPath = filepath.Join(opts.v.Data, "duplex.db")
 	}
-	st, err := store.Open(dbPath, store.Options{Sync: opts.sync})
+	// The store's commit durations feed /metrics (duplex_store_commit_seconds).
+	commits := web.NewCommitHistogram()
+	st, err := store.Open(dbPath, store.Options{Sync: opts.sync, OnCommit: commits.Observe})
 	if err != nil {
 		return err
 	}
@@ -109,6 +111,7 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	opts.web.Log = log
 	opts.web.Version = versionString()
 	opts.web.Store = st
+	opts.web.CommitLatency = commits
 	stompProto := stomp.New(opts.stomp)
 	mqttProto := mqtt.New(opts.mqtt)
 	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto, mqttProto})

@@ -24,7 +24,8 @@ import (
 // stamp: -version and "version" print it; -h lists the operations flags;
 // /healthz and /readyz answer 200 on the public and the admin listener
 // while it runs; bad values of the new settings are refused; settings
-// come from DUPLEX_* variables too (log_format json).
+// come from DUPLEX_* variables too (log_format json); /metrics has the
+// version and the store commit histogram.
 func TestOpsProbesVersionHelp(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -105,6 +106,23 @@ func TestOpsProbesVersionHelp(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || string(b) != body {
 				t.Errorf("GET %s (%s): %s %q, want 200 %q", u, name, resp.Status, b, body)
 			}
+		}
+	}
+	// /metrics on the admin listener (open: zero-config loopback) carries
+	// the version and the store's commit histogram, which cmd/duplex wires
+	// from store.Options.OnCommit.
+	resp, err := hc.Get("http://" + p.addrs["admin listening"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics: %s", resp.Status)
+	}
+	for _, want := range []string{"duplex_store_commit_seconds_count ", "duplex_store_commit_batches_count ", stamp} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
