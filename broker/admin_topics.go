@@ -113,11 +113,13 @@ func (n *node) children() int {
 // O(limit) memory. The cursor is the last topic of the page.
 func (r *Router) RetainedPage(cursor string, limit int, prefix string) (page []RetainedInfo, next string) {
 	p := newPager(cursor, limit, func(e keyed[*rnode]) string { return e.key })
-	w := retainedWalk{p: p, prefix: []byte(prefix), cursor: []byte(cursor), now: time.Now()}
+	w := retainedWalk{p: p, prefix: []byte(prefix), cursor: cursor, cursorB: []byte(cursor), now: time.Now()}
 	t := &r.retained
 	t.mu.RLock()
+	buf := make([]byte, 0, 256)
 	for tok, c := range t.root.kids {
-		w.walk(append(w.buf[:0], tok...), c)
+		buf = append(buf[:0], tok...)
+		w.walk(buf, c)
 	}
 	// Copy under the lock: put replaces a node's message in place.
 	items, next := p.page()
@@ -135,34 +137,32 @@ func (r *Router) RetainedPage(cursor string, limit int, prefix string) (page []R
 }
 
 type retainedWalk struct {
-	p              *pager[keyed[*rnode]]
-	prefix, cursor []byte
-	now            time.Time
-	buf            []byte
+	p               *pager[keyed[*rnode]]
+	prefix, cursorB []byte
+	cursor          string
+	now             time.Time
 }
 
-// walk offers n (topic path) and its subtree; every topic below n starts
-// with path + "/".
+// walk offers n (topic path) and its subtree, in which every topic
+// starts with path + "/". Only a topic that enters the page's heap gets
+// a string.
 func (w *retainedWalk) walk(path []byte, n *rnode) {
 	switch {
 	case len(path) >= len(w.prefix) && !bytes.HasPrefix(path, w.prefix):
 		return // nothing below matches prefix
 	case len(path) < len(w.prefix) && !bytes.HasPrefix(w.prefix, path):
 		return
-	case bytes.Compare(path, w.cursor) < 0 && !bytes.HasPrefix(w.cursor, path):
+	case bytes.Compare(path, w.cursorB) < 0 && !bytes.HasPrefix(w.cursorB, path):
 		return // all of it sorts before the cursor
 	}
-	if bytes.Compare(path, w.cursor) > 0 && !w.p.wants(string(path)) {
+	if worst, full := w.p.worst(); full && string(path) >= worst.key {
 		return // past a full page, and so is everything below
 	}
-	if n.msg != nil && bytes.HasPrefix(path, w.prefix) && !expiredAt(n.msg, w.now) {
-		if k := string(path); w.p.wants(k) {
-			w.p.add(keyed[*rnode]{k, n})
-		}
+	if n.msg != nil && bytes.Compare(path, w.cursorB) > 0 && bytes.HasPrefix(path, w.prefix) && !expiredAt(n.msg, w.now) {
+		w.p.add(keyed[*rnode]{string(path), n})
 	}
 	for tok, c := range n.kids {
-		next := append(append(path, '/'), tok...)
-		w.walk(next, c)
+		w.walk(append(append(path, '/'), tok...), c)
 	}
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -120,5 +121,20 @@ func TestRetainedPage(t *testing.T) {
 	}
 	if page, next := r.RetainedPage("t", 10, ""); len(page) != 0 || next != "" {
 		t.Fatalf("after the last: %+v %q", page, next)
+	}
+}
+
+// A page of retained messages allocates for the topics that enter its
+// heap (O(limit log n) in a random walk order), not for every topic.
+func TestRetainedPageAllocs(t *testing.T) {
+	allocs := func(n int) float64 {
+		r := New(Config{MaxRetained: -1}, nil)
+		for i := range n {
+			r.retained.Set(&Message{Topic: fmt.Sprintf("dev/%d/state", i), Payload: []byte("v")}, 0)
+		}
+		return testing.AllocsPerRun(5, func() { r.RetainedPage("", 10, "dev/") })
+	}
+	if small, large := allocs(100), allocs(10_000); large > 1000 {
+		t.Fatalf("RetainedPage allocations: %v with 100 topics, %v with 10000; want far fewer than the topics", small, large)
 	}
 }
