@@ -7,12 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/broker/auth"
 	"github.com/duplexmq/duplex/store"
 )
 
@@ -518,5 +523,48 @@ func TestReadyz(t *testing.T) {
 		if resp, body := loginDo(t, nil, "GET", u+"/readyz", "", nil); resp.StatusCode != 200 {
 			t.Errorf("%s/readyz: %d %q", u, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestLoginRealAuth: the login goes through broker/auth's Service like
+// the protocols: password file, admins, and the ban after repeated
+// failures from one address.
+func TestLoginRealAuth(t *testing.T) {
+	dir := t.TempDir()
+	var file strings.Builder
+	for _, u := range []string{"root", "carol"} {
+		h, err := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.WriteString(u + ":" + string(h) + "\n")
+	}
+	pf := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(pf, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(auth.Config{PasswordFile: pf, Admins: []string{"root"},
+		Ban: auth.BanConfig{After: 3, Delay: time.Millisecond, DelayMax: time.Millisecond}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newGW(t, Config{AdminAuth: svc})
+	try := func(user, pass string) int {
+		resp, _ := loginDo(t, nil, "POST", s.hs.URL+"/api/v1/login", `{"user":"`+user+`","password":"`+pass+`"}`, nil)
+		return resp.StatusCode
+	}
+	if code := try("root", "root-pw"); code != 200 {
+		t.Errorf("admin login: %d", code)
+	}
+	if code := try("carol", "carol-pw"); code != 403 {
+		t.Errorf("non-admin login: %d", code)
+	}
+	for i := 0; i < 3; i++ {
+		if code := try("root", "wrong"); code != 401 {
+			t.Errorf("bad password %d: %d", i, code)
+		}
+	}
+	if code := try("root", "root-pw"); code != 403 {
+		t.Errorf("login from a banned address: %d", code)
 	}
 }
