@@ -36,39 +36,36 @@ func (x *Index) tree(prefix, cursor string, limit int) (nodes []TopicNode, next 
 		}
 		l = n.next
 	}
-	// Keys are "/" + name, so the empty name is a key too (the pager
-	// takes nothing at or before its cursor).
-	in := ""
-	if cursor != "" {
-		in = "/" + cursor
-	}
-	p := newPager(in, limit, func(e keyed[*node]) string { return e.key })
+	// The names are the keys (no string is made); the empty name is
+	// offered on the first page only, and as a cursor it is "\x00",
+	// before every other name (none holds a NUL).
+	p := newPager("", limit, func(e keyed[*node]) string { return e.key })
 	offer := func(tok string, n *node) {
-		if n == nil {
+		if n == nil || (cursor != "" && tok <= cursor) {
 			return
 		}
-		if k := "/" + tok; p.wants(k) {
-			p.add(keyed[*node]{k, n})
+		if w, full := p.worst(); full && tok >= w.key {
+			return
 		}
+		p.add(keyed[*node]{tok, n})
 	}
 	for tok, n := range l.lits {
 		offer(tok, n)
 	}
 	offer("+", l.plus)
 	offer("#", l.hash)
-	items, k := p.page()
+	more := len(p.h.items) > p.limit
+	items, next := p.page()
+	if more && next == "" {
+		next = "\x00" // the page ends with the empty name
+	}
 	nodes = make([]TopicNode, len(items))
 	for i, e := range items {
-		path := e.key[1:]
+		path := e.key
 		if prefix != "" {
 			path = prefix + "/" + path
 		}
 		nodes[i] = TopicNode{Path: path, Subscriptions: len(e.v.subs), Total: e.v.total(), Children: e.v.children()}
-	}
-	if k != "" {
-		if next = k[1:]; next == "" {
-			next = "\x00"
-		}
 	}
 	return nodes, next
 }
