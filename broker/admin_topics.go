@@ -16,9 +16,9 @@ import (
 // The tree is the Index's: a share group counts once (its entry in the
 // index) and so does a durable subscription, whatever their members;
 // queue consumers are not in it. The empty level (a filter such as "/a")
-// is the first name; as a cursor it is "\x00". Cost: the page's nodes
-// and the subtrees below them are walked under the index's read lock
-// (publishers are not held up), O(limit) memory.
+// is the first name; as a cursor it is "\x00". Cost: one level's names
+// under the index's read lock (the index keeps each node's total), with
+// O(limit) memory.
 func (r *Router) TopicTree(prefix, cursor string, limit int) (nodes []TopicNode, next string) {
 	return r.idx.tree(prefix, cursor, limit)
 }
@@ -65,25 +65,9 @@ func (x *Index) tree(prefix, cursor string, limit int) (nodes []TopicNode, next 
 		if prefix != "" {
 			path = prefix + "/" + path
 		}
-		nodes[i] = TopicNode{Path: path, Subscriptions: len(e.v.subs), Total: e.v.total(), Children: e.v.children()}
+		nodes[i] = TopicNode{Path: path, Subscriptions: len(e.v.subs), Total: e.v.total, Children: e.v.children()}
 	}
 	return nodes, next
-}
-
-// total counts the subscriptions at and below n. Caller holds the lock.
-func (n *node) total() int {
-	t := len(n.subs)
-	if l := n.next; l != nil {
-		for _, c := range l.lits {
-			t += c.total()
-		}
-		for _, c := range []*node{l.plus, l.hash} {
-			if c != nil {
-				t += c.total()
-			}
-		}
-	}
-	return t
 }
 
 // children counts the distinct levels below n. Caller holds the lock.

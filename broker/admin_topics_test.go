@@ -138,3 +138,65 @@ func TestRetainedPageAllocs(t *testing.T) {
 		t.Fatalf("RetainedPage allocations: %v with 100 topics, %v with 10000; want far fewer than the topics", small, large)
 	}
 }
+
+// The index keeps every node's total right through inserts, replaces and
+// removes (TopicTree reads it).
+func TestIndexTotals(t *testing.T) {
+	var x Index
+	filters := []string{"a", "a/b", "a/+", "a/#", "#", "+/b", "/", "//x", "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s"}
+	var subs []*Subscription
+	check := func(step int) {
+		t.Helper()
+		var walk func(l *level) int
+		walk = func(l *level) int {
+			sum := 0
+			nodes := []*node{l.plus, l.hash}
+			for _, n := range l.lits {
+				nodes = append(nodes, n)
+			}
+			for _, n := range nodes {
+				if n == nil {
+					continue
+				}
+				below := len(n.subs)
+				if n.next != nil {
+					below += walk(n.next)
+				}
+				if n.total != below {
+					t.Fatalf("step %d: a node's total is %d, its subtree holds %d", step, n.total, below)
+				}
+				sum += below
+			}
+			return sum
+		}
+		if got := walk(&x.root); got != x.Len() {
+			t.Fatalf("step %d: totals add up to %d, Len %d", step, got, x.Len())
+		}
+	}
+	for i := range 400 {
+		switch f := filters[(i*7)%len(filters)]; {
+		case i%5 == 3 && len(subs) > 0:
+			j := (i * 13) % len(subs)
+			x.Remove(subs[j])
+			subs = slices.Delete(subs, j, j+1)
+		case i%11 == 5 && len(subs) > 0:
+			old := subs[0]
+			nu := &Subscription{Filter: old.Filter}
+			x.Replace(old, nu)
+			subs[0] = nu
+		default:
+			sub := &Subscription{Filter: f}
+			x.Insert(sub)
+			x.Insert(sub) // a second insert does nothing
+			subs = append(subs, sub)
+		}
+		check(i)
+	}
+	for _, sub := range subs {
+		x.Remove(sub)
+	}
+	check(-1)
+	if !x.root.empty() {
+		t.Fatal("the index is not empty after removing everything")
+	}
+}

@@ -42,6 +42,9 @@ type level struct {
 type node struct {
 	next *level
 	subs []*Subscription // each sub's pos is its slot here
+	// total counts the subscriptions at and below this node (the admin
+	// API's topic tree reads it instead of walking the subtree).
+	total int
 }
 
 // NewIndex returns an empty Index. It is the same as new(Index).
@@ -67,6 +70,8 @@ func (x *Index) Insert(sub *Subscription) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 
+	var stack [16]*node
+	path := stack[:0] // the nodes along the filter, for their totals
 	l := &x.root
 	rest := sub.Filter
 	for {
@@ -76,6 +81,7 @@ func (x *Index) Insert(sub *Subscription) {
 			n = new(node)
 			l.setChild(tok, n)
 		}
+		path = append(path, n)
 		if !more {
 			if sub.pos < len(n.subs) && n.subs[sub.pos] == sub {
 				return // already indexed here
@@ -83,6 +89,9 @@ func (x *Index) Insert(sub *Subscription) {
 			sub.pos = len(n.subs)
 			n.subs = append(n.subs, sub)
 			x.n++
+			for _, p := range path {
+				p.total++
+			}
 			return
 		}
 		if n.next == nil {
@@ -154,6 +163,7 @@ func (l *level) remove(rest string, sub *Subscription) bool {
 		if n.next == nil || !n.next.remove(tail, sub) {
 			return false
 		}
+		n.total--
 		if n.next.empty() {
 			n.next = nil
 		}
@@ -171,6 +181,7 @@ func (l *level) remove(rest string, sub *Subscription) bool {
 		if last == 0 {
 			n.subs = nil // release the backing array of a once-popular filter
 		}
+		n.total--
 	}
 	if len(n.subs) == 0 && n.next == nil {
 		l.setChild(tok, nil)
