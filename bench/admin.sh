@@ -12,15 +12,16 @@
 #     100000: clean session 0, one subscription, DISCONNECT), made for at
 #     most BENCH_ADMIN_OFFLINE_TIME (default 2m): the line says how many
 #     when the time cut it short
-#   - then BENCH_ADMIN_REQUESTS (default 300) timed GETs of each of
+#   - then timed GETs, one at a time over one keep-alive connection:
+#     BENCH_ADMIN_REQUESTS (default 300) of the clients list, in turn
 #       /api/v1/clients?limit=100             first page
 #       ... &cursor=                           pages 2..21, following next_cursor
 #       ... &q=99                              a filter few ids match (a full scan)
 #       ... &sort=-msgs_in                     sorted by a counter
-#       /api/v1/sessions?limit=100             persistent sessions
-#       /api/v1/overview
-#     one at a time over one keep-alive connection, printing p50, p90, p99
-#     and max of each
+#     a quarter as many of /api/v1/sessions?limit=100 (persistent sessions),
+#     and BENCH_ADMIN_REQUESTS of /api/v1/overview, printing p50, p90, p99
+#     and max of the clients list as a whole and of each kind; the idle
+#     connections send a heart-beat or PINGREQ every 20 s meanwhile
 #   - while the connections are still open, when Chromium and Node with
 #     playwright-core (test/interop/node_modules) exist,
 #     test/interop/tools/ui-load.js: the time until the UI's overview and

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // The adminapi scenario: how fast the management API answers with many
@@ -20,8 +22,10 @@ import (
 // on -mqtt-url, each with one subscription; connection k publishes k%5
 // messages, so that the clients' message counts differ), optionally
 // leaves -offline persistent MQTT sessions offline (clean session 0, one
-// subscription each, then DISCONNECT), and then times -requests GETs of
-// each of these, one at a time over one keep-alive HTTP connection:
+// subscription each, then DISCONNECT), and then times GETs one at a time
+// over one keep-alive HTTP connection: -requests of the overview, -requests
+// of the clients list (its four kinds in turn) and -requests/4 of the
+// sessions list:
 //
 //	clients         /api/v1/clients?limit=100 (the first page)
 //	clients-next    later pages, following next_cursor from the first
@@ -30,6 +34,7 @@ import (
 //	sessions        /api/v1/sessions?limit=100 (with -offline only)
 //	overview        /api/v1/overview
 //
+// The idle connections send a heart-beat or PINGREQ every 20 s meanwhile.
 // A broker without /api/v1 is asked the older /api/sessions (same paging
 // parameters; no sort) and /api/stats instead, and the line says so.
 
@@ -67,7 +72,11 @@ func runAdminAPI(ctx context.Context, cfg *config, r *result) {
 		return
 	}
 	clients, err := openAdminClients(ctx, cfg)
-	defer closeIdle(cfg, clients)
+	stopKeepalive := keepIdleAlive(cfg, clients)
+	defer func() {
+		stopKeepalive()
+		closeIdle(cfg, clients)
+	}()
 	if err != nil {
 		r.fail("%v", err)
 		return
@@ -129,10 +138,21 @@ func runAdminAPI(ctx context.Context, cfg *config, r *result) {
 			}
 		}
 	}
+	// Each round times the overview and one of the kinds before it in
+	// turn: -requests of the overview, -requests of the clients kinds
+	// together, and -requests/4 of the sessions.
+	var all histogram // the clients kinds together
+	nClients := 4
+	if legacy {
+		nClients = 3
+	}
 	cursor := ""
 	pages := 0
 	for i := 0; i < cfg.requests; i++ {
-		for _, k := range kinds {
+		for j, k := range kinds {
+			if j < nClients && j != i%nClients || j == nClients && len(kinds) > nClients+1 && i%nClients != 0 {
+				continue
+			}
 			if ctx.Err() != nil {
 				r.fail("%v", ctx.Err())
 				return
@@ -156,7 +176,11 @@ func runAdminAPI(ctx context.Context, cfg *config, r *result) {
 			}
 			began := time.Now()
 			code, body, err := adminGet(ctx, hc, base+path)
-			k.h.record(int64(time.Since(began)))
+			took := int64(time.Since(began))
+			k.h.record(took)
+			if j < nClients {
+				all.record(took)
+			}
 			if err != nil || code != http.StatusOK {
 				k.errs++
 				if k.errs == 1 {
@@ -194,8 +218,12 @@ func runAdminAPI(ctx context.Context, cfg *config, r *result) {
 			r.fail("-exec: %v", err)
 		}
 	}
+	quantiles := func(h *histogram) string {
+		return fmt.Sprintf("p50 %s p90 %s p99 %s max %s", fmtMs(h.quantile(0.5)), fmtMs(h.quantile(0.9)), fmtMs(h.quantile(0.99)), fmtMs(h.quantile(1)))
+	}
+	r.add("%s all %d %s", kinds[0].name, all.n, quantiles(&all))
 	for _, k := range kinds {
-		r.add("%s p50 %s p90 %s p99 %s max %s", k.name, fmtMs(k.h.quantile(0.5)), fmtMs(k.h.quantile(0.9)), fmtMs(k.h.quantile(0.99)), fmtMs(k.h.quantile(1)))
+		r.add("%s %d %s", k.name, k.h.n, quantiles(&k.h))
 		if k.errs > 0 {
 			r.fail("%s: %d of %d requests failed", k.name, k.errs, k.h.n)
 		}
@@ -339,6 +367,48 @@ func leaveOffline(ctx context.Context, cfg *config) (int, error) {
 		err = nil
 	}
 	return int(done.Load()), err
+}
+
+// keepIdleAlive sends every idle connection a STOMP heart-beat or an MQTT
+// PINGREQ every 20 s (they read nothing, so they answer no WebSocket
+// ping, and the broker would close them after its idle timeout or 1.5 ×
+// the MQTT keep-alive). The PINGRESPs wait unread. Call the returned stop
+// before closeIdle.
+func keepIdleAlive(cfg *config, clients []conn) (stop func()) {
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	eol := []byte{'\n'}
+	pingreq := []byte{0xC0, 0} // PINGREQ
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(20 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			deadline := time.Now().Add(cfg.timeout)
+			parallel(len(clients), 8, func(k int) error {
+				switch c := clients[k].(type) {
+				case *client:
+					c.ws.SetWriteDeadline(deadline)
+					_ = c.ws.WriteMessage(websocket.TextMessage, eol)
+				case *mqttClient:
+					c.wmu.Lock()
+					c.ws.SetWriteDeadline(deadline)
+					_ = c.ws.WriteMessage(websocket.BinaryMessage, pingreq)
+					c.wmu.Unlock()
+				}
+				return nil
+			})
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }
 
 // closeIdle says goodbye to the idle connections.

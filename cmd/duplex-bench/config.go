@@ -100,7 +100,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.adminURL, "admin-url", "", "adminapi: the management API's base `URL` (default http:// and -url's host)")
 	fs.IntVar(&c.offline, "offline", 0, "adminapi: persistent MQTT sessions to leave offline before measuring")
 	fs.DurationVar(&c.offlineTime, "offline-time", 2*time.Minute, "adminapi: stop making -offline sessions after this long (the line says how many were made)")
-	fs.IntVar(&c.requests, "requests", 300, "adminapi: timed requests of each kind")
+	fs.IntVar(&c.requests, "requests", 300, "adminapi: timed requests of the overview, and of the clients list (its kinds in turn)")
 	fs.StringVar(&c.exec, "exec", "", "adminapi: shell `command` to run after the measurements, while the connections are still open (its output goes to standard error)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: duplex-bench [flags]\n       duplex-bench -protocol mqtt -scenario restart [flags] -- BROKER-COMMAND [ARGS...]")

@@ -16,10 +16,11 @@
 //	            speaks -protocol on -url, 1 when it does not.
 //	adminapi    -conns idle connections (half STOMP on -url, half MQTT on
 //	            -mqtt-url; all MQTT with -protocol mqtt), -offline persistent
-//	            MQTT sessions left offline, then -requests timed GETs of each
-//	            of /api/v1/clients (first page, later pages by cursor, q,
-//	            sort), /api/v1/sessions and /api/v1/overview; reports p50,
-//	            p90, p99 and max of each (adminapi.go).
+//	            MQTT sessions left offline, then -requests timed GETs of
+//	            /api/v1/overview and as many of /api/v1/clients (first page,
+//	            later pages by cursor, q, sort), and a quarter as many of
+//	            /api/v1/sessions; reports p50, p90, p99 and max of each
+//	            (adminapi.go).
 //
 // Durable messaging, MQTT at QoS 1 only (-protocol mqtt; -qos is 1). The
 // persistent subscriber is -client-id (default bench-durable-sub), connected

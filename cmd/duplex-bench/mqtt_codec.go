@@ -17,7 +17,8 @@ const (
 )
 
 // mqttKeepAlive is the keep-alive the generator announces, in seconds. It
-// never sends PINGREQ: runs are far shorter than one and a half times this.
+// never sends PINGREQ: runs are far shorter than one and a half times this
+// (except -scenario adminapi's, which keeps its idle connections alive).
 const mqttKeepAlive = 60
 
 // errMalformedPacket is returned for bytes that are not an MQTT packet.
