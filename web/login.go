@@ -33,13 +33,15 @@ import (
 // /api/v1/me: requests with the cookie must carry it in the X-CSRF-Token
 // header on POST, PUT, PATCH and DELETE.
 //
-// Scripts keep using HTTP Basic or a bearer token. A browser may replay
-// cached Basic credentials on a request another site triggers, so unsafe
-// methods authenticated that way (and every unsafe method in the open
-// mode, where Config.AdminAuth is nil) are refused when the browser says
-// the request is cross-site: an Origin header that is neither this host
-// nor in Config.AllowedOrigins, or Sec-Fetch-Site cross-site or same-site.
-// curl and other scripts send neither header.
+// Scripts keep using HTTP Basic or a bearer token, without a CSRF token.
+// A browser may replay cached Basic credentials on a request another site
+// triggers, and in the open mode (Config.AdminAuth nil) there are no
+// credentials at all, so every POST, PUT, PATCH and DELETE through
+// adminGate (and login and logout) is refused when the browser says the
+// request is cross-site: an Origin header that is neither this host nor
+// in Config.AllowedOrigins, or Sec-Fetch-Site cross-site or same-site
+// (another port of the same host is the same site). curl and other
+// scripts send neither header.
 //
 // Nothing here logs a password, a token, a cookie or a CSRF token.
 
@@ -220,10 +222,11 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 		}
+		if s.refuseCrossSite(w, r) {
+			return
+		}
 		if s.cfg.AdminAuth == nil {
-			if !s.refuseCrossSite(w, r) {
-				next.ServeHTTP(w, r)
-			}
+			next.ServeHTTP(w, r)
 			return
 		}
 		if ls, id, ok := s.sessionOf(r); ok {
@@ -238,10 +241,7 @@ func (s *Server) adminGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loginKey{}, id)))
 			return
 		}
-		if _, ok := s.authenticateAdmin(w, r, style); !ok {
-			return
-		}
-		if !s.refuseCrossSite(w, r) {
+		if _, ok := s.authenticateAdmin(w, r, style); ok {
 			next.ServeHTTP(w, r)
 		}
 	})

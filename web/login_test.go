@@ -235,6 +235,8 @@ func TestAdminGateCSRF(t *testing.T) {
 		{"PUT right token", "PUT", []func(*http.Request){header(csrfHeader, tok)}, 200},
 		{"PATCH right token", "PATCH", []func(*http.Request){header(csrfHeader, tok)}, 200},
 		{"DELETE right token", "DELETE", []func(*http.Request){header(csrfHeader, tok)}, 200},
+		{"POST right token, same origin", "POST", []func(*http.Request){header(csrfHeader, tok), header("Origin", "http://duplex.test")}, 200},
+		{"POST right token, other port", "POST", []func(*http.Request){header(csrfHeader, tok), header("Origin", "http://duplex.test:3000"), header("Sec-Fetch-Site", "same-site")}, 403},
 	} {
 		before := *calls
 		w := gateReq(h, tc.method, "/api/v1/x", withCookie(c, tc.set...))
@@ -280,6 +282,7 @@ func TestAdminGateBasic(t *testing.T) {
 		{"basic POST cross origin", "POST", "/api/v1/x", []func(*http.Request){basic("admin", "secret"), header("Origin", "https://evil.example")}, 403, false},
 		{"basic POST null origin", "POST", "/api/v1/x", []func(*http.Request){basic("admin", "secret"), header("Origin", "null")}, 403, false},
 		{"basic DELETE cross site", "DELETE", "/api/v1/x", []func(*http.Request){basic("admin", "secret"), header("Sec-Fetch-Site", "cross-site")}, 403, false},
+		{"bad password POST cross origin", "POST", "/api/v1/x", []func(*http.Request){basic("admin", "nope"), header("Origin", "https://evil.example")}, 403, false},
 		{"basic GET cross origin", "GET", "/api/v1/x", []func(*http.Request){basic("admin", "secret"), header("Origin", "https://evil.example")}, 200, false},
 		{"bad password", "GET", "/api/v1/x", []func(*http.Request){basic("admin", "nope")}, 401, true},
 		{"not admin", "GET", "/api/v1/x", []func(*http.Request){basic("bob", "pw")}, 403, false},
