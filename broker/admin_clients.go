@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -149,19 +150,23 @@ func (cs clientSort) key(e clientEntry) string {
 		b = append(b, 0)
 		return string(append(b, e.id...))
 	case cs.desc:
+		const hexDigits = "0123456789abcdef"
 		b := make([]byte, 0, 2*len(e.id)+1)
 		for i := 0; i < len(e.id); i++ {
-			b = hex.AppendEncode(b, []byte{^e.id[i]})
+			c := ^e.id[i]
+			b = append(b, hexDigits[c>>4], hexDigits[c&15])
 		}
 		return string(append(b, '~'))
 	}
 	return e.id
 }
 
+var errSortCursor = errors.New("cursor does not fit this sort order")
+
 // parse reads a cursor made by key back into an entry.
 func (cs clientSort) parse(cursor string) (clientEntry, error) {
 	e := clientEntry{key: cursor}
-	bad := fmt.Errorf("cursor does not fit this sort order")
+	bad := errSortCursor
 	switch {
 	case cursor == "" || (cs.num == nil && !cs.desc):
 		e.id = cursor
