@@ -14,7 +14,10 @@ import (
 // Live feeds of the admin UI (issue 9), behind adminGate:
 //
 //	GET /api/v1/history       []Sample, the last 15 minutes, oldest first
-//	GET /api/v1/events        server-sent events: "sample" (Sample) every second
+//	                          (?since=T: those taken after Unix second T)
+//	GET /api/v1/events        server-sent events: "sample" (Sample) every second,
+//	                          with the sample's time as the event id (a
+//	                          reconnecting EventSource gets the samples it missed)
 //	GET /api/v1/tail?filter=F server-sent events: "message" (TailMessage) per
 //	                          message published on a topic matching F, and
 //	                          "dropped" {"dropped": N} when the tap's total of
@@ -42,8 +45,19 @@ func (s *Server) liveRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/tail", s.serveTail)
 }
 
-func (s *Server) serveHistory(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, s.hist.since(0))
+// serveHistory answers GET /api/v1/history[?since=T]: the samples kept
+// (taken after Unix second T), oldest first.
+func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			gateError(w, http.StatusBadRequest, "Duplex: since must be a Unix time in seconds")
+			return
+		}
+		since = n
+	}
+	writeJSON(w, s.hist.since(since))
 }
 
 // sseWriter writes server-sent events, each under its own write deadline
@@ -80,14 +94,20 @@ func (sw *sseWriter) deadline() {
 	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.wt)) // ErrNotSupported: no deadline to extend
 }
 
-// event writes one event (not flushed); data is JSON, one line.
-func (sw *sseWriter) event(name string, v any) error {
+// event writes one event (not flushed) with an id unless id is ""; data
+// is JSON, one line.
+func (sw *sseWriter) event(name, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	sw.deadline()
-	buf := make([]byte, 0, len(name)+len(data)+16)
+	buf := make([]byte, 0, len(name)+len(id)+len(data)+24)
+	if id != "" {
+		buf = append(buf, "id: "...)
+		buf = append(buf, id...)
+		buf = append(buf, '\n')
+	}
 	buf = append(buf, "event: "...)
 	buf = append(buf, name...)
 	buf = append(buf, "\ndata: "...)
@@ -129,7 +149,27 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if err := sw.event("sample", s.hist.last()); err != nil || sw.flush() != nil {
+	// A reconnecting EventSource sends the id of the last sample it got:
+	// the samples since then fill the gap. Otherwise the latest comes at
+	// once.
+	start := []Sample{s.hist.last()}
+	if id, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && id > 0 {
+		start = s.hist.since(id)
+	}
+	var sent int64 // the latest sample's time sent
+	send := func(smp Sample) error {
+		if smp.Time <= sent {
+			return nil
+		}
+		sent = smp.Time
+		return sw.event("sample", strconv.FormatInt(smp.Time, 10), smp)
+	}
+	for _, smp := range start {
+		if send(smp) != nil {
+			return
+		}
+	}
+	if sw.flush() != nil {
 		return
 	}
 	hb := time.NewTicker(sseHeartbeat)
@@ -144,7 +184,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !s.sessionAlive(r) {
 				return
 			}
-			if err := sw.event("sample", smp); err != nil || sw.flush() != nil {
+			if err := send(smp); err != nil || sw.flush() != nil {
 				return
 			}
 		case <-hb.C:
@@ -200,7 +240,7 @@ func (s *Server) serveTail(w http.ResponseWriter, r *http.Request) {
 			}
 			// Write what is waiting, up to tailBatch, then flush once.
 			for n := 1; ; n++ {
-				if sw.event("message", tailMessage(m)) != nil {
+				if sw.event("message", "", tailMessage(m)) != nil {
 					return
 				}
 				if n == tailBatch {
@@ -224,7 +264,7 @@ func (s *Server) serveTail(w http.ResponseWriter, r *http.Request) {
 			}
 			if d := tap.Dropped(); d > reported {
 				reported = d
-				if sw.event("dropped", map[string]uint64{"dropped": d}) != nil || sw.flush() != nil {
+				if sw.event("dropped", "", map[string]uint64{"dropped": d}) != nil || sw.flush() != nil {
 					return
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -140,7 +141,7 @@ func TestHistoryLive(t *testing.T) {
 }
 
 // sseEvent is one server-sent event.
-type sseEvent struct{ name, data string }
+type sseEvent struct{ id, name, data string }
 
 // sseStream reads events from an event-stream body.
 type sseStream struct {
@@ -172,10 +173,12 @@ func openSSE(t *testing.T, ctx context.Context, u string, set func(*http.Request
 			line := sc.Text()
 			switch {
 			case line == "":
-				if ev.name != "" || ev.data != "" {
+				if ev.name != "" || ev.data != "" || ev.id != "" {
 					st.ch <- ev
 				}
 				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[len("id: "):]
 			case strings.HasPrefix(line, "event: "):
 				ev.name = line[len("event: "):]
 			case strings.HasPrefix(line, "data: "):
@@ -447,5 +450,56 @@ func TestStreamConnReused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || len(conns) != 1 || !conns[0].Reused {
 		t.Errorf("after the stream: %d, connections %+v", resp.StatusCode, conns)
+	}
+}
+
+// TestEventsResume: samples carry their time as the event id; a stream
+// opened with Last-Event-ID starts with the samples after it, and
+// /api/v1/history?since= filters the same way.
+func TestEventsResume(t *testing.T) {
+	s := newGW(t, Config{})
+	var all []Sample
+	deadline := time.Now().Add(10 * time.Second)
+	for len(all) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d samples after 10 s", len(all))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the sampler
+		all = s.gw.hist.since(0)
+	}
+	from := all[0].Time
+	resp, body := loginDo(t, nil, "GET", s.hs.URL+"/api/v1/history?since="+strconv.FormatInt(from, 10), "", nil)
+	var got []Sample
+	if err := json.Unmarshal([]byte(body), &got); resp.StatusCode != 200 || err != nil || len(got) < 2 || got[0].Time <= from {
+		t.Errorf("history?since: %d %q", resp.StatusCode, body)
+	}
+	for _, bad := range []string{"x", "-1", "1.5"} {
+		if resp, body := loginDo(t, nil, "GET", s.hs.URL+"/api/v1/history?since="+bad, "", nil); resp.StatusCode != 400 {
+			t.Errorf("since=%s: %d %q", bad, resp.StatusCode, body)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := openSSE(t, ctx, s.hs.URL+"/api/v1/events", header("Last-Event-ID", strconv.FormatInt(from, 10)))
+	prev := from
+	for i := 0; i < len(all)-1; i++ {
+		ev := st.next(t, "sample", 5*time.Second)
+		var smp Sample
+		if err := json.Unmarshal([]byte(ev.data), &smp); err != nil {
+			t.Fatal(err)
+		}
+		if smp.Time != all[i+1].Time || ev.id != strconv.FormatInt(smp.Time, 10) || smp.Time <= prev {
+			t.Errorf("resumed sample %d: id %q, %+v, want t=%d", i, ev.id, smp, all[i+1].Time)
+		}
+		prev = smp.Time
+	}
+	// Then the live ones, in order, no repeats.
+	for i := 0; i < 2; i++ {
+		var smp Sample
+		ev := st.next(t, "sample", 5*time.Second)
+		if err := json.Unmarshal([]byte(ev.data), &smp); err != nil || smp.Time <= prev {
+			t.Errorf("live sample after resume: %+v (prev %d)", smp, prev)
+		}
+		prev = smp.Time
 	}
 }
