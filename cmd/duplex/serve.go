@@ -43,6 +43,9 @@ func serve(opts *options, stdout, stderr io.Writer) error {
 	// is a graceful shutdown (acknowledgements flushed, the store closed).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Once the first signal has started the shutdown, a second one (Ctrl-C
+	// again) gets the default action: the process ends at once.
+	context.AfterFunc(ctx, stop)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -204,7 +207,7 @@ func shutdown(ctx context.Context, log *slog.Logger, grace time.Duration, gatewa
 	for _, l := range lns {
 		_ = l.ln.Close()
 	}
-	log.Info("duplex shutting down", "cause", why, "grace", grace)
+	log.Info("duplex shutting down", "cause", why, "grace", grace, "hint", "a second SIGINT or SIGTERM stops at once")
 
 	cctx, cancel := context.WithDeadline(context.Background(), began.Add(grace-grace/5))
 	defer cancel()

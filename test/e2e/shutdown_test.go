@@ -369,3 +369,53 @@ func TestShutdownGraceRunsOut(t *testing.T) {
 		t.Errorf("default log_format is not text:\n%s", logs)
 	}
 }
+
+// TestShutdownSecondSignal: while a shutdown waits (here for an HTTP
+// request whose body never finishes arriving), a second SIGINT ends the
+// process at once, by the signal's default action.
+func TestShutdownSecondSignal(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildDuplex(t)
+	p := startDuplex(t, bin, 1, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=",
+		"-data", filepath.Join(t.TempDir(), "data"), "-shutdown-grace", "30s")
+	addr := p.addrs["listening"]
+	c, err := net.DialTimeout("tcp", addr, waitShort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Headers and the first bytes of a body that never completes: a
+	// request the HTTP server's graceful stop waits for (a connection
+	// whose request has not been read yet is waited for too, up to 5 s).
+	fmt.Fprintf(c, "POST /api/v1/publish HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":", addr)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, waitShort, func() error {
+		if !strings.Contains(p.stderr.String(), "duplex shutting down") {
+			return errors.New("no \"duplex shutting down\" line yet")
+		}
+		return nil
+	})
+	if !p.running() {
+		t.Fatalf("duplex exited before the second signal; stderr:\n%s", p.stderr.String())
+	}
+	second := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(t, waitShort)
+	if took := p.exitedAt.Sub(second); took > 2*time.Second {
+		t.Errorf("exited %v after the second signal", took)
+	}
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("process state %v, want killed by SIGINT", p.cmd.ProcessState)
+	}
+	if strings.Contains(p.stderr.String(), "duplex stopped") {
+		t.Errorf("the graceful stop finished before the second signal (the request did not hold it)")
+	}
+}
