@@ -31,7 +31,7 @@ func (s *Server) overview() Overview {
 		Subscriptions: int(st.AllSubscriptions),
 		Rates:         s.lastRates(),
 		Totals: Totals{
-			MsgsIn: s.clientMsgsIn(ctr.Published), MsgsOut: ctr.Delivered,
+			MsgsIn: ctr.Published, MsgsOut: ctr.Delivered,
 			BytesIn: ctr.BytesIn, BytesOut: ctr.BytesOut,
 		},
 		Drops: Drops{
@@ -68,30 +68,13 @@ func (s *Server) overview() Overview {
 	return o
 }
 
-// lastRates are the rates of the history sampler's latest sample (zero
-// before the first). The sampler (history.go) provides last(); the
-// assertion keeps this file independent of when it lands.
+// lastRates are the rates of the history sampler's latest sample.
 func (s *Server) lastRates() Rates {
 	if s.hist == nil {
 		return Rates{}
 	}
-	h, ok := any(s.hist).(interface{ last() Sample })
-	if !ok {
-		return Rates{}
-	}
-	l := h.last()
+	l := s.hist.last()
 	return Rates{MsgsIn: l.MsgsIn, MsgsOut: l.MsgsOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut, Drops: l.Drops}
-}
-
-// clientMsgsIn is the router's Published without the broker's own $SYS
-// publications, as /metrics, $SYS and the history count them
-// (metrics.go's clientPublished, reached through an assertion so that
-// this file builds whether or not it has landed).
-func (s *Server) clientMsgsIn(published uint64) uint64 {
-	if cp, ok := any(s).(interface{ clientPublished(uint64) uint64 }); ok {
-		return cp.clientPublished(published)
-	}
-	return published
 }
 
 // authFailures adds up the connections the protocols refused at login.

@@ -55,6 +55,18 @@ func TestV1Overview(t *testing.T) {
 	if o.Admission.MaxConnections == 0 {
 		t.Errorf("admission %+v", o.Admission)
 	}
+	// The rates are those of the 1-second sampler's latest sample.
+	for range 20 {
+		m.publish("ov/rate", "0123456789", 0, false)
+	}
+	eventually(t, "rates", func() error {
+		var o Overview
+		s.get("/api/v1/overview", &o)
+		if o.Rates.MsgsIn <= 0 || o.Rates.BytesIn <= 0 {
+			return fmt.Errorf("rates %+v", o.Rates)
+		}
+		return nil
+	})
 	// Without a store: no store object at all.
 	bare := startV1(t, func(c *Config) { c.Store = nil })
 	_, b := bare.do("GET", "/api/v1/overview", "")
