@@ -197,6 +197,15 @@ func TestV1ListParameters(t *testing.T) {
 		s.wantMethodNotAllowed("PUT", path)
 	}
 	s.wantError("GET", "/api/v1/topics?prefix=%ff", "", 400)
+	// Malformed names in paths: not UTF-8, or too long.
+	long := url.PathEscape(strings.Repeat("n", maxV1Cursor+1))
+	for _, name := range []string{"%ff", long} {
+		s.wantError("GET", "/api/v1/clients/"+name, "", 400)
+		s.wantError("POST", "/api/v1/clients/"+name+"/disconnect", "", 400)
+		s.wantError("DELETE", "/api/v1/sessions/"+name, "", 400)
+		s.wantError("POST", "/api/v1/queues/"+name+"/purge", "", 400)
+		s.wantError("DELETE", "/api/v1/queues/"+name, "", 400)
+	}
 	s.wantError("GET", "/api/v1/queues?kind=topic", "", 400)
 }
 
