@@ -695,12 +695,23 @@ func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
 	return r.publish(from, m, nil)
 }
 
+// isBrokerSys reports the broker's own $SYS publications (no session, a
+// $SYS/ topic: web.Server.RunSys). They are not client traffic: Published
+// and NoSubscriber leave them out, and their retained copies stay in
+// memory only.
+func isBrokerSys(from *Session, m *Message) bool {
+	return from == nil && strings.HasPrefix(m.Topic, "$SYS/")
+}
+
 func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	if from != nil {
 		m.From = from.ID
 	}
 	m.ID = r.nextMsgID.Add(1)
-	r.published.Add(1)
+	own := isBrokerSys(from, m)
+	if !own {
+		r.published.Add(1)
+	}
 	if m.Queue != "" {
 		return r.publishQueue(from, m)
 	}
@@ -713,7 +724,7 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 		bp = new([]*Subscription)
 	}
 	matches := r.idx.Match(m.Topic, (*bp)[:0])
-	if len(matches) == 0 {
+	if len(matches) == 0 && !own {
 		r.noSubscriber.Add(1)
 	}
 	r.tapMessage(m)
@@ -792,9 +803,10 @@ func (r *Router) retain(from *Session, m *Message) error {
 		}
 		return fmt.Errorf("%w (%s)", ErrRetainedQuota, why)
 	}
-	if r.dur != nil {
+	if r.dur != nil && !isBrokerSys(from, m) {
 		// Durable before the publisher's acknowledgement; an empty
-		// payload removes it [MQTT-3.3.1-10].
+		// payload removes it [MQTT-3.3.1-10]. The broker's own $SYS
+		// values are not kept: they are republished at start.
 		sm := toStoreMsg(m)
 		sm.Owner = owner
 		if err := r.dur.st.PutRetained(sm); err != nil {

@@ -42,18 +42,14 @@ type history struct {
 
 // newHistory returns s's history; liveRoutes starts the sampler (after
 // initConsole has built everything the sampler reads), which runs until
-// s.ctx ends. Messages in are counted without the broker's own $SYS
-// publications (Server.clientPublished), as /metrics and $SYS count them.
+// s.ctx ends. The router's counters leave the broker's own $SYS
+// publications out.
 func newHistory(s *Server) *history {
 	r := s.router
 	if r == nil {
 		return newHistoryOf(func() broker.Counters { return broker.Counters{} }, func() int { return 0 })
 	}
-	return newHistoryOf(func() broker.Counters {
-		c := r.Counters()
-		c.Published = s.clientPublished(c.Published)
-		return c
-	}, func() int {
+	return newHistoryOf(r.Counters, func() int {
 		n := 0
 		for _, c := range r.ConnCounts() {
 			n += c.N

@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,8 +52,8 @@ import (
 //
 // plus the Go runtime's go_* and the process's process_* metrics.
 //
-// The router counts the broker's own $SYS publications as published
-// messages; messages_received_total leaves them out (metricsHandler.sysPublished).
+// The router leaves the broker's own $SYS publications out of its
+// counters, so messages_received_total counts client messages only.
 
 // CommitHistogram is the store's commit latency histogram. The integrator
 // makes one before opening the store, passes its Observe to
@@ -118,7 +117,7 @@ func (s *Server) newMetricsHandler() http.Handler {
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
 	})
-	return &metricsHandler{Handler: promhttp.InstrumentMetricHandler(reg, h)}
+	return promhttp.InstrumentMetricHandler(reg, h)
 }
 
 // brokerCollector reads every duplex_ metric at scrape time.
@@ -210,7 +209,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.persistent, float64(st.PersistentSessions))
 	gauge(c.subscriptions, float64(st.AllSubscriptions))
 
-	counter(c.received, s.clientPublished(ct.Published))
+	counter(c.received, ct.Published)
 	counter(c.delivered, ct.Delivered)
 	counter(c.bytesIn, ct.BytesIn)
 	counter(c.bytesOut, ct.BytesOut)
@@ -294,44 +293,4 @@ func (s *Server) storeStats() (store.Stats, bool) {
 		return store.Stats{}, false
 	}
 	return store.StatsOf(s.cfg.Store)
-}
-
-// metricsHandler is /metrics (Server.metrics), with the count of the
-// broker's own $SYS publications beside it: the router counts them as
-// published messages, and messages_received_total and
-// $SYS/broker/messages/received leave them out.
-type metricsHandler struct {
-	http.Handler
-	sysPublished atomic.Uint64
-	received     atomic.Uint64 // the largest clientPublished result
-}
-
-// sysPublished is the counter of $SYS publications (nil if s.metrics is
-// not a metricsHandler).
-func (s *Server) sysPublished() *atomic.Uint64 {
-	if m, ok := s.metrics.(*metricsHandler); ok {
-		return &m.sysPublished
-	}
-	return nil
-}
-
-// clientPublished is the router's Published without the broker's $SYS
-// publications. RunSys counts one before the router does, so a read in
-// between is one short: the result never goes below an earlier one (a
-// counter that went down would look like a restart to Prometheus).
-func (s *Server) clientPublished(published uint64) uint64 {
-	m, ok := s.metrics.(*metricsHandler)
-	if !ok {
-		return published
-	}
-	v := published - min(m.sysPublished.Load(), published)
-	for {
-		old := m.received.Load()
-		if v <= old {
-			return old
-		}
-		if m.received.CompareAndSwap(old, v) {
-			return v
-		}
-	}
 }

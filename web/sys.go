@@ -141,7 +141,7 @@ func (st *sysState) tick(ctx context.Context, now time.Time) {
 	}
 	st.maxHeap = max(st.maxHeap, heap)
 
-	received := s.clientPublished(ct.Published)
+	received := ct.Published
 	dt := 0.0
 	if !st.lastTick.IsZero() {
 		dt = now.Sub(st.lastTick).Seconds()
@@ -214,11 +214,6 @@ func (st *sysState) publish(ctx context.Context, topic, v string, force bool) {
 		return
 	}
 	st.last[topic] = v
-	// Counted before the router counts it: a concurrent scrape may read
-	// one too few, which clientPublished's maximum hides.
-	if c := st.s.sysPublished(); c != nil {
-		c.Add(1)
-	}
 	m := &broker.Message{Topic: topic, Payload: []byte(v), Retain: true}
 	if err := st.s.router.Publish(ctx, nil, m); err != nil {
 		st.s.cfg.Log.Debug("web: $SYS publish failed", "topic", topic, "err", err)
