@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -335,5 +336,29 @@ func TestV1SeparateAdmin(t *testing.T) {
 	var p Page[Queue]
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != 200 || p.Items == nil {
 		t.Errorf("admin handler: %d %+v %v", resp.StatusCode, p, err)
+	}
+}
+
+// v1StompErr waits for the STOMP connection to report an error on sub
+// and returns its message.
+func v1StompErr(t *testing.T, sub *stomp.Subscription) string {
+	t.Helper()
+	deadline := time.After(v1Wait)
+	for {
+		select {
+		case m, ok := <-sub.C:
+			if !ok {
+				return ""
+			}
+			if m.Err != nil {
+				var se *stomp.Error
+				if errors.As(m.Err, &se) {
+					return se.Message
+				}
+				return m.Err.Error()
+			}
+		case <-deadline:
+			t.Fatal("no ERROR on the STOMP connection")
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -357,30 +356,6 @@ func (s *v1Server) stompClientIDs() []string {
 		}
 	}
 	return ids
-}
-
-// v1StompErr waits for the STOMP connection to report an error on sub
-// and returns its message.
-func v1StompErr(t *testing.T, sub *stomp.Subscription) string {
-	t.Helper()
-	deadline := time.After(v1Wait)
-	for {
-		select {
-		case m, ok := <-sub.C:
-			if !ok {
-				return ""
-			}
-			if m.Err != nil {
-				var se *stomp.Error
-				if errors.As(m.Err, &se) {
-					return se.Message
-				}
-				return m.Err.Error()
-			}
-		case <-deadline:
-			t.Fatal("no ERROR on the STOMP connection")
-		}
-	}
 }
 
 // jsonBody marshals v.
