@@ -46,11 +46,21 @@ type v1Server struct {
 // configuration (Store and Version are set first).
 func startV1(t *testing.T, cfg ...func(*Config)) *v1Server {
 	t.Helper()
+	return startV1Broker(t, nil, cfg...)
+}
+
+// startV1Broker is startV1 with bcfg changing the router's configuration.
+func startV1Broker(t *testing.T, bcfg func(*broker.Config), cfg ...func(*Config)) *v1Server {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "duplex.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := broker.New(broker.Config{Store: st}, nil)
+	bc := broker.Config{Store: st}
+	if bcfg != nil {
+		bcfg(&bc)
+	}
+	router := broker.New(bc, nil)
 	if _, err := router.Restore(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/duplexmq/duplex/broker"
 )
 
 // TestV1Overview: the overview adds up the router, the connections by
@@ -74,6 +76,27 @@ func TestV1Overview(t *testing.T) {
 		t.Errorf("bare overview: %s", b)
 	}
 	s.wantMethodNotAllowed("POST", "/api/v1/overview")
+}
+
+// TestV1OverviewAuthFailures: connections refused at login, all
+// protocols together.
+func TestV1OverviewAuthFailures(t *testing.T) {
+	s := startV1Broker(t, func(c *broker.Config) { c.Authenticator = fakeAuth{} })
+	for range 2 {
+		if c, err := stomp.Dial("tcp", s.stompAddr, stomp.ConnOpt.Host("/"), stomp.ConnOpt.Login("admin", "wrong"),
+			stomp.ConnOpt.Logger(quietStompLog{})); err == nil {
+			c.MustDisconnect()
+			t.Fatal("a bad password logged in")
+		}
+	}
+	eventually(t, "auth failures", func() error {
+		var o Overview
+		s.get("/api/v1/overview", &o)
+		if o.AuthFailures != 2 {
+			return fmt.Errorf("auth_failures %d", o.AuthFailures)
+		}
+		return nil
+	})
 }
 
 // wantMethodNotAllowed: a wrong method is 405.
