@@ -70,6 +70,8 @@ source bench/lib.sh
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+	local rc=$?
+	((rc == 0)) || status=$rc
 	stop_bench
 	if [[ -n "$DUPLEX_PID" ]]; then
 		stop_pid broker "$DUPLEX_PID" 30 || status=1
