@@ -133,8 +133,13 @@ export async function mount(el, ctx) {
   const css = getComputedStyle(document.documentElement);
   const color = (v, d) => (css.getPropertyValue(v).trim() || d);
   const axisStroke = color('--muted', '#667085'), gridStroke = color('--line', '#dde1e7');
+  const p2 = (n) => String(n).padStart(2, '0');
+  const clock = (u, vals) => {
+    const secs = u.scales.x.max - u.scales.x.min < 180; // a short span: show seconds too
+    return vals.map((v) => { const d = new Date(v * 1000); return `${p2(d.getHours())}:${p2(d.getMinutes())}` + (secs ? ':' + p2(d.getSeconds()) : ''); });
+  };
   const axes = (fmt) => [
-    { stroke: axisStroke, grid: { stroke: gridStroke, width: 1 }, ticks: { stroke: gridStroke, width: 1 } },
+    { stroke: axisStroke, grid: { stroke: gridStroke, width: 1 }, ticks: { stroke: gridStroke, width: 1 }, space: 70, values: clock },
     { stroke: axisStroke, grid: { stroke: gridStroke, width: 1 }, ticks: { stroke: gridStroke, width: 1 }, size: 48, values: (u, vals) => vals.map(fmt) },
   ];
   const series = (label, stroke, fill) => ({ label, stroke, width: 1.5, fill, points: { show: false }, value: (u, v) => (v == null ? '–' : fmtRate(v)) });
