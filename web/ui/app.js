@@ -128,14 +128,13 @@ async function route() {
   const section = h('section', { dataset: { page: name } });
   main.replaceChildren(section);
   document.title = 'Duplex · ' + name;
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) return pageError(section, 'No such page: ' + name);
+  if (!PAGES.some(([n]) => n === name)) return pageError(section, 'No such page: ' + name);
   let mod;
   try {
     mod = await import(`./pages/${name}.js`);
   } catch (e) {
     if (seq !== routeSeq) return;
-    const known = PAGES.some(([n]) => n === name);
-    return pageError(section, known ? `The ${name} page is not available in this build (${e.message}).` : 'No such page: ' + name);
+    return pageError(section, `The ${name} page is not available in this build (${e.message}).`);
   }
   if (seq !== routeSeq) return;
   let unmount;

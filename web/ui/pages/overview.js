@@ -63,7 +63,10 @@ export async function mount(el, ctx) {
     ['queued', 'Queued'], ['stored', 'Stored'], ['drops', 'Drops'],
     ['store', 'Store file'], ['commit', 'Commit latency'], ['uptime', 'Uptime'], ['version', 'Version'],
   ]) addTile(k, l);
-  const set = (k, v, sub) => { tile[k].value.textContent = v; tile[k].value.title = v; tile[k].sub.textContent = sub || ''; };
+  const set = (k, v, sub) => {
+    tile[k].value.textContent = v; tile[k].value.title = v;
+    tile[k].sub.textContent = sub || ''; tile[k].sub.title = sub || '';
+  };
   const ms = (s) => (s * 1000 < 10 ? (s * 1000).toFixed(2) : (s * 1000).toFixed(1)) + ' ms';
 
   function renderOverview(o) {
