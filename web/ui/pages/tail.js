@@ -110,7 +110,7 @@ export function mount(el, ctx) {
         n.dropped = dropBase + dropStream;
         showCounts();
       },
-      open: () => { if (my === seq) { status.textContent = 'live: ' + f; status.dataset.state = 'live'; } },
+      open: () => { if (my === seq) { status.textContent = paused ? 'paused' : 'live: ' + f; status.dataset.state = 'live'; } },
       error: (ev, es) => {
         if (my !== seq) return;
         if (es.readyState !== EventSource.CLOSED) { status.textContent = 'reconnecting…'; status.dataset.state = 'reconnecting'; return; }
