@@ -183,7 +183,7 @@ export async function mount(el, ctx) {
 
   // ---- data ----
   refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
+  const timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
   let close = null;
   try {
     const hist = await ctx.api('GET', '/api/v1/history');
