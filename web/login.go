@@ -26,7 +26,8 @@ import (
 // failures) as the protocols, and needs an admin identity. It creates a
 // server-side session: a random 32-byte id goes to the browser in the
 // cookie duplex_session (HttpOnly, SameSite=Strict, Path=/, Secure over
-// TLS); the server keeps only its SHA-256, so a memory dump does not hold
+// TLS, also behind a TLS-terminating proxy that sets X-Forwarded-Proto);
+// the server keeps only its SHA-256, so a memory dump does not hold
 // usable cookies. A session ends after 30 minutes without a request, 12
 // hours after the login, at logout, or when 1000 newer sessions push it
 // out. Each session has its own CSRF token, returned by login and GET
@@ -165,10 +166,16 @@ func (s *Server) sessionOf(r *http.Request) (loginSession, string, bool) {
 	return ls, c.Value, ok
 }
 
+// setSessionCookie sets (or, with maxAge -1, clears) the session cookie.
+// It is Secure when the browser reached us over TLS: directly, or through
+// a proxy that says so (X-Forwarded-Proto: https). The header is believed
+// from anyone: a client that lies only gets a cookie its plain-HTTP
+// browser will not send back.
 func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	secure := r.TLS != nil || strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode,
 	})
 }
 

@@ -191,6 +191,12 @@ func TestLoginSecureCookie(t *testing.T) {
 	if resp.StatusCode != 200 || c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
 		t.Errorf("TLS login: %d %q cookie %+v", resp.StatusCode, body, c)
 	}
+	// Behind a TLS-terminating proxy.
+	s := newGW(t, Config{AdminAuth: fakeAuth{}})
+	resp, body = loginDo(t, nil, "POST", s.hs.URL+"/api/v1/login", `{"user":"admin","password":"secret"}`, header("X-Forwarded-Proto", "https"))
+	if c := sessionCookieOf(resp); resp.StatusCode != 200 || c == nil || !c.Secure {
+		t.Errorf("login behind a TLS proxy: %d %q cookie %+v", resp.StatusCode, body, c)
+	}
 }
 
 // gateProbe wraps a handler that records the calls in adminGate.
