@@ -19,6 +19,9 @@ type Retained struct {
 	n      int
 	bytes  int64                   // payload bytes of all retained messages
 	owners map[string]*retainedUse // by owner key ("" is not counted here)
+	// sys counts the broker's own $SYS values (owner sysRetainOwner): they
+	// are outside every quota, and the quotas' totals leave them out.
+	sys retainedUse
 	swept  time.Time               // last sweepExpired
 }
 
@@ -27,6 +30,10 @@ type retainedUse struct {
 	n     int
 	bytes int64
 }
+
+// sysRetainOwner is the owner of the broker's own $SYS retained values
+// (Router.retain): a fixed, small set the broker bounds itself.
+const sysRetainOwner = "\x00sys"
 
 // retainLimits are the quotas a retained message is checked against; a
 // value <= 0 is no limit.
@@ -179,10 +186,14 @@ func (t *Retained) refuse(old *Message, oldOwner string, size int64, owner strin
 	if old != nil {
 		oldSize = int64(len(old.Payload))
 	}
-	if old == nil && lim.total > 0 && t.n >= lim.total {
+	if owner == sysRetainOwner {
+		return ""
+	}
+	n, bytes := t.n-t.sys.n, t.bytes-t.sys.bytes
+	if old == nil && lim.total > 0 && n >= lim.total {
 		return "max_retained"
 	}
-	if nb := t.bytes - oldSize + size; lim.bytes > 0 && nb > lim.bytes && nb > t.bytes {
+	if nb := bytes - oldSize + size; lim.bytes > 0 && nb > lim.bytes && nb > bytes {
 		return "max_retained_bytes"
 	}
 	if owner == "" {
@@ -208,6 +219,11 @@ func (t *Retained) refuse(old *Message, oldOwner string, size int64, owner strin
 // count and uncount keep the totals and owner usage. Caller holds mu.
 func (t *Retained) count(owner string, size int64) {
 	t.bytes += size
+	if owner == sysRetainOwner {
+		t.sys.n++
+		t.sys.bytes += size
+		return
+	}
 	if owner == "" {
 		return
 	}
@@ -225,6 +241,11 @@ func (t *Retained) count(owner string, size int64) {
 
 func (t *Retained) uncount(owner string, size int64) {
 	t.bytes -= size
+	if owner == sysRetainOwner {
+		t.sys.n--
+		t.sys.bytes -= size
+		return
+	}
 	if u := t.owners[owner]; u != nil {
 		u.n--
 		u.bytes -= size

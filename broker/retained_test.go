@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -547,5 +548,29 @@ func TestRetainedConcurrent(t *testing.T) {
 	checkRetainedTrie(t, &rt)
 	if n := rt.Len(); n > 3 {
 		t.Errorf("Len = %d, past the limit 3", n)
+	}
+}
+
+// TestRouterSysRetainedOutsideQuota: the broker's own $SYS values (no
+// session, a $SYS/ topic) are retained whatever the quotas, leave
+// clients' quota room untouched, and are not client traffic.
+func TestRouterSysRetainedOutsideQuota(t *testing.T) {
+	r := New(Config{MaxRetained: 1, MaxRetainedBytes: 8}, nil)
+	for i := range 5 {
+		if err := r.Publish(context.Background(), nil, retainedMsg(fmt.Sprintf("$SYS/broker/x/%d", i), "0123456789")); err != nil {
+			t.Fatalf("$SYS publish %d: %v", i, err)
+		}
+	}
+	if n := len(r.Retained("$SYS/#")); n != 5 {
+		t.Fatalf("Retained($SYS/#) = %d messages, want 5", n)
+	}
+	if err := r.Publish(context.Background(), nil, retainedMsg("a", "1234")); err != nil {
+		t.Fatalf("client retained message after $SYS values: %v", err)
+	}
+	if err := r.Publish(context.Background(), nil, retainedMsg("b", "1")); !errors.Is(err, ErrRetainedQuota) {
+		t.Fatalf("second client topic: %v, want ErrRetainedQuota (MaxRetained 1)", err)
+	}
+	if c := r.Counters(); c.Published != 2 || c.NoSubscriber != 2 {
+		t.Errorf("Counters: Published %d, NoSubscriber %d; want 2 and 2 (the $SYS values left out)", c.Published, c.NoSubscriber)
 	}
 }

@@ -788,6 +788,8 @@ func (r *Router) retain(from *Session, m *Message) error {
 	owner := m.owner
 	if from != nil {
 		owner = from.retOwner
+	} else if isBrokerSys(from, m) {
+		owner = sysRetainOwner
 	}
 	why, cleared := r.retained.put(m, owner, r.retainLimits())
 	if why != "" {
