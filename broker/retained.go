@@ -21,8 +21,8 @@ type Retained struct {
 	owners map[string]*retainedUse // by owner key ("" is not counted here)
 	// sys counts the broker's own $SYS values (owner sysRetainOwner): they
 	// are outside every quota, and the quotas' totals leave them out.
-	sys retainedUse
-	swept  time.Time               // last sweepExpired
+	sys   retainedUse
+	swept time.Time // last sweepExpired
 }
 
 // retainedUse is what one owner has retained.
