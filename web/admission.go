@@ -326,7 +326,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		}
 		if int(l.a.sockets.Add(1)) > l.a.socketCap {
 			l.a.sockets.Add(-1)
-			l.a.refusedSockets.Add(1)
+			l.a.refusedSockets.Add(1) // before the close, as below
 			_ = c.Close()
 			if ok, suppressed := l.a.log.Allow("(sockets)", time.Now()); ok {
 				l.a.logf("web: socket closed at once: too many open sockets", "remote", c.RemoteAddr().String(),
@@ -338,9 +338,11 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		if ip := addrIP(c.RemoteAddr()); l.a.perIP > 0 && !l.a.trusted(ip) {
 			cc.key = sourceKey(ip)
 			if !l.a.addPending(cc.key) {
+				// Counted before the close, so a client that sees the
+				// close also sees the count.
 				l.a.sockets.Add(-1)
-				_ = c.Close()
 				l.a.refused[refusedPerIP].Add(1)
+				_ = c.Close()
 				if ok, suppressed := l.a.log.Allow(cc.key.String(), time.Now()); ok {
 					l.a.logf("web: socket closed at once: too many sockets from one address", "remote", c.RemoteAddr().String(),
 						"cause", refusedPerIP.String(), "suppressed", suppressed)
