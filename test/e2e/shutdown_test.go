@@ -391,6 +391,25 @@ func TestShutdownSecondSignal(t *testing.T) {
 	// request the HTTP server's graceful stop waits for (a connection
 	// whose request has not been read yet is waited for too, up to 5 s).
 	fmt.Fprintf(c, "POST /api/v1/publish HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":", addr)
+	// The server must hold the connection before the signal: a socket
+	// still in the kernel's accept queue is simply reset by the stop.
+	// /api/stats counts accepted sockets (this one and the poll's own).
+	poll := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitShort}
+	checkFor(t, waitShort, func() error {
+		res, err := poll.Get("http://" + addr + "/api/stats")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var st struct{ Admission struct{ Sockets int } }
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			return err
+		}
+		if st.Admission.Sockets < 2 {
+			return fmt.Errorf("%d sockets accepted, want the held request's and the poll's", st.Admission.Sockets)
+		}
+		return nil
+	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
