@@ -48,7 +48,7 @@ func (s *Server) overview() Overview {
 		QueuedMsgs:    st.QueueReady + st.QueueUnacked,
 		StoredMsgs:    st.StoredMsgs,
 		Store:         storeInfo(s.cfg.Store),
-		Admission:     s.AdmissionStats(),
+		Admission:     v1Admission(s.AdmissionStats()),
 		AuthFailures:  s.authFailures(),
 	}
 	for _, c := range s.router.ConnCounts() {
@@ -105,4 +105,13 @@ func storeInfo(st store.Store) *StoreInfo {
 		info.Path = p.Path()
 	}
 	return info
+}
+
+// v1Admission is AdmissionStats with the API's snake_case names.
+func v1Admission(a AdmissionStats) Admission {
+	return Admission{
+		Connections: a.Connections, MaxConnections: a.MaxConnections, Sockets: a.Sockets, MaxSockets: a.MaxSockets,
+		RefusedTotal: a.RefusedTotal, RefusedPerIP: a.RefusedPerIP, RefusedRate: a.RefusedRate,
+		RefusedSockets: a.RefusedSockets, TLSHandshakeFailures: a.TLSHandshakeFailures, Sources: a.Sources,
+	}
 }

@@ -19,25 +19,39 @@ type APIError struct {
 
 // Overview is GET /api/v1/overview.
 type Overview struct {
-	Version       string         `json:"version"`
-	StartedAt     string         `json:"started_at"`
-	UptimeSeconds float64        `json:"uptime_seconds"`
-	Connections   int            `json:"connections"` // connected sessions
-	ByProtocol    []ConnGroup    `json:"by_protocol"` // protocol, version, transport
-	Sessions      int            `json:"sessions"`    // connected + persistent offline
-	Persistent    int            `json:"persistent_sessions"`
-	Subscriptions int            `json:"subscriptions"`
-	Rates         Rates          `json:"rates"` // per second over the last sample interval
-	Totals        Totals         `json:"totals"`
-	Drops         Drops          `json:"drops"`
-	Retained      int            `json:"retained"`
-	RetainedBytes int64          `json:"retained_bytes"`
-	Queues        int            `json:"queues"`
-	QueuedMsgs    int            `json:"queued_messages"` // ready + unacked in queues
-	StoredMsgs    int64          `json:"stored_messages"` // persistent-session messages in the store
-	Store         *StoreInfo     `json:"store,omitempty"` // absent without a store
-	Admission     AdmissionStats `json:"admission"`
-	AuthFailures  uint64         `json:"auth_failures"`
+	Version       string      `json:"version"`
+	StartedAt     string      `json:"started_at"`
+	UptimeSeconds float64     `json:"uptime_seconds"`
+	Connections   int         `json:"connections"` // connected sessions
+	ByProtocol    []ConnGroup `json:"by_protocol"` // protocol, version, transport
+	Sessions      int         `json:"sessions"`    // connected + persistent offline
+	Persistent    int         `json:"persistent_sessions"`
+	Subscriptions int         `json:"subscriptions"`
+	Rates         Rates       `json:"rates"` // per second over the last sample interval
+	Totals        Totals      `json:"totals"`
+	Drops         Drops       `json:"drops"`
+	Retained      int         `json:"retained"`
+	RetainedBytes int64       `json:"retained_bytes"`
+	Queues        int         `json:"queues"`
+	QueuedMsgs    int         `json:"queued_messages"` // ready + unacked in queues
+	StoredMsgs    int64       `json:"stored_messages"` // persistent-session messages in the store
+	Store         *StoreInfo  `json:"store,omitempty"` // absent without a store
+	Admission     Admission   `json:"admission"`
+	AuthFailures  uint64      `json:"auth_failures"`
+}
+
+// Admission is connection admission control's state (AdmissionStats).
+type Admission struct {
+	Connections          int    `json:"connections"`
+	MaxConnections       int    `json:"max_connections"`
+	Sockets              int    `json:"sockets"`
+	MaxSockets           int    `json:"max_sockets"`
+	RefusedTotal         uint64 `json:"refused_total"`   // past max_connections
+	RefusedPerIP         uint64 `json:"refused_per_ip"`  // past limits.max_connections_per_ip
+	RefusedRate          uint64 `json:"refused_rate"`    // past limits.connect_rate_per_ip
+	RefusedSockets       uint64 `json:"refused_sockets"` // sockets closed at once past max_sockets
+	TLSHandshakeFailures uint64 `json:"tls_handshake_failures"`
+	Sources              int    `json:"sources"` // source addresses tracked
 }
 
 // ConnGroup counts connections of one protocol, version and transport.
@@ -94,7 +108,10 @@ type Sample struct {
 	MsgsOut     float64 `json:"msgs_out"`  // deliveries per second
 	BytesIn     float64 `json:"bytes_in"`  // per second
 	BytesOut    float64 `json:"bytes_out"` // per second
-	Drops       float64 `json:"drops"`     // per second, all causes
+	// Drops per second: slow consumer (QoS 0 dropped), quota, offline
+	// queue full, not authorized. Messages nobody subscribes to are normal
+	// pub/sub and left out (Overview.drops.no_subscriber has them).
+	Drops float64 `json:"drops"`
 }
 
 // Client is one item of GET /api/v1/clients and /api/v1/sessions.

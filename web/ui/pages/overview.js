@@ -103,18 +103,17 @@ export async function mount(el, ctx) {
     dropsList.replaceChildren(...causes.flatMap(([k, l]) => [h('dt', {}, l), h('dd', { dataset: { drop: k } }, fmtNum(d[k]))]));
 
     const kv = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
-    // AdmissionStats has no JSON tags (yet): accept snake_case and Go names.
     const a = o.admission || {};
-    const pick = (snake, goName) => a[snake] ?? a[goName] ?? 0;
+    const pick = (name) => a[name] ?? 0;
     admList.replaceChildren(
-      ...kv('Connections', `${fmtNum(pick('connections', 'Connections'))} of ${fmtNum(pick('max_connections', 'MaxConnections'))}`),
-      ...kv('Sockets', `${fmtNum(pick('sockets', 'Sockets'))} of ${fmtNum(pick('max_sockets', 'MaxSockets'))}`),
-      ...kv('Refused (total cap)', fmtNum(pick('refused_total', 'RefusedTotal'))),
-      ...kv('Refused (per IP)', fmtNum(pick('refused_per_ip', 'RefusedPerIP'))),
-      ...kv('Refused (rate)', fmtNum(pick('refused_rate', 'RefusedRate'))),
-      ...kv('Refused sockets', fmtNum(pick('refused_sockets', 'RefusedSockets'))),
-      ...kv('TLS handshake failures', fmtNum(pick('tls_handshake_failures', 'TLSHandshakeFailures'))),
-      ...kv('Tracked sources', fmtNum(pick('sources', 'Sources'))),
+      ...kv('Connections', `${fmtNum(pick('connections'))} of ${fmtNum(pick('max_connections'))}`),
+      ...kv('Sockets', `${fmtNum(pick('sockets'))} of ${fmtNum(pick('max_sockets'))}`),
+      ...kv('Refused (total cap)', fmtNum(pick('refused_total'))),
+      ...kv('Refused (per IP)', fmtNum(pick('refused_per_ip'))),
+      ...kv('Refused (rate)', fmtNum(pick('refused_rate'))),
+      ...kv('Refused sockets', fmtNum(pick('refused_sockets'))),
+      ...kv('TLS handshake failures', fmtNum(pick('tls_handshake_failures'))),
+      ...kv('Tracked sources', fmtNum(pick('sources'))),
       ...kv('Auth failures', fmtNum(o.auth_failures)));
     storeList.replaceChildren(...(o.store ? [
       ...kv('Path', o.store.path), ...kv('File size', fmtBytes(o.store.file_size)), ...kv('Commits', fmtNum(o.store.commits)),
