@@ -1,5 +1,5 @@
 // Package web is Duplex's HTTP side: the WebSocket gateway, the TCP
-// listeners (ServeTCP) and the management API.
+// listeners (ServeTCP), the admin UI and the management API.
 //
 // The gateway reads Sec-WebSocket-Protocol before upgrading and picks, in
 // the server's order of preference, the first subprotocol a registered
@@ -40,8 +40,19 @@
 // §5.5.1; gorilla reports it as 1005, so a frame-header sniffer on the
 // hijacked connection tells the two apart).
 //
-// The management API (/api/stats; /api/sessions and /api/queues, paged) requires
-// an admin identity from Config.AdminAuth when it is set (HTTP Basic or a
-// bearer token) and can be moved to its own listener (AdminHandler,
-// Config.SeparateAdmin).
+// The management plane (console.go routes it): the admin UI (ui.go: web/ui
+// embedded with go:embed, served at / with a strict Content-Security-Policy),
+// the management API /api/v1 (apiv1*.go: copied, paginated snapshots from
+// the router, and the operator's actions; docs/api.md), its live feeds
+// (live.go, history.go: a 1-second sampler with 15 minutes of history,
+// server-sent events for the charts and the Tail page, which reads a
+// broker.Tap), Prometheus /metrics (metrics.go: a scrape-time collector, no
+// cost on the publish path), the $SYS/broker topics (sys.go, Mosquitto's
+// names), /healthz and /readyz. Protection (login.go): with
+// Config.AdminAuth nil (the zero-config loopback default) everything is
+// open but cross-site unsafe requests; otherwise an admin identity is
+// needed: a login session (HttpOnly, SameSite=Strict cookie, a CSRF token on
+// every unsafe request) for the UI, HTTP Basic or a bearer token for
+// scripts. The older /api/stats, /api/sessions and /api/queues stay. All of
+// it can move to its own listener (AdminHandler, Config.SeparateAdmin).
 package web
