@@ -259,21 +259,37 @@ func (r *Router) Client(id SessionID) (ClientInfo, []SubscriptionInfo, bool) {
 	return r.clientInfo(s), infos, true
 }
 
-// ConnCounts counts connected sessions by protocol, version and transport.
+// connKey is a ConnCounts group.
+type connKey struct{ protocol, version, transport string }
+
+// countConn counts s as connected; Open calls it once s is in the
+// sessions map, before anyone else can reach s to close it.
+func (r *Router) countConn(s *Session) {
+	s.live.Store(true)
+	r.connMu.Lock()
+	r.conns[connKey{s.Protocol, s.Version, s.Transport}]++
+	r.connMu.Unlock()
+}
+
+// uncountConn undoes countConn; Session.Close calls it once.
+func (r *Router) uncountConn(s *Session) {
+	k := connKey{s.Protocol, s.Version, s.Transport}
+	r.connMu.Lock()
+	if r.conns[k]--; r.conns[k] <= 0 {
+		delete(r.conns, k)
+	}
+	r.connMu.Unlock()
+}
+
+// ConnCounts counts connected sessions by protocol, version and transport:
+// O(groups), kept up to date at Open and Session.Close.
 func (r *Router) ConnCounts() []ConnCount {
-	type k struct{ p, v, t string }
-	counts := make(map[k]int)
-	r.mu.RLock()
-	for _, s := range r.sessions {
-		if !s.Closed() {
-			counts[k{s.Protocol, s.Version, s.Transport}]++
-		}
+	r.connMu.Lock()
+	out := make([]ConnCount, 0, len(r.conns))
+	for c, n := range r.conns {
+		out = append(out, ConnCount{Protocol: c.protocol, Version: c.version, Transport: c.transport, N: n})
 	}
-	r.mu.RUnlock()
-	out := make([]ConnCount, 0, len(counts))
-	for c, n := range counts {
-		out = append(out, ConnCount{Protocol: c.p, Version: c.v, Transport: c.t, N: n})
-	}
+	r.connMu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Protocol != b.Protocol {

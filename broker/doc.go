@@ -43,12 +43,14 @@
 // A → B means B may be acquired while A is held; never the reverse.
 //
 //	Router.mu (sessions)       guards owners and Session.counted too; held
-//	                           only for Session.mu (SubscriptionPage) and
-//	                           Outbox.mu (ClientPage sorted by queued)
+//	                           only for Session.mu (SubscriptionPage),
+//	                           Outbox.mu (ClientPage sorted by queued) and
+//	                           Router.connMu (Open)
 //	Router.tapMu (taps)        leaf: Tap.Close releases it before Tap.mu
 //	Tap.mu                     leaf: publishers send without blocking under it
 //	authCache.mu               leaf: the Authorizer is asked without it
 //	rateLog.mu                 leaf: the log line is written after it
+//	Router.connMu (conns)      leaf: taken under Router.mu by Open, alone by Session.Close
 //	Router.wmu (wills)         leaf: a will's timer publishes after releasing it
 //	Session.mu → Router.qmu    (TempQueue)
 //	Router.qmu                 otherwise a leaf: released before any queue.mu
@@ -59,8 +61,8 @@
 //	Index.mu, Retained.mu      leaves: Match copies out before delivery
 //	Outbox.mu                  leaf
 //
-// Session.Close takes only the Outbox lock and calls the protocol's OnClose
-// hook, which must not block or take broker locks.
+// Session.Close takes only the Outbox lock and Router.connMu (both leaves)
+// and calls the protocol's OnClose hook, which must not block or take broker locks.
 //
 // No broker lock is held while calling a protocol, a store write or the
 // network. One store read runs under a lock: Refill reads a page of a

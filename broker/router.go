@@ -70,6 +70,12 @@ type Router struct {
 	// (MaxSessionsPerUser), guarded by qmu.
 	bindOwners map[string]int
 	nbind      atomic.Int32 // len(bindings), read by Publish without qmu
+
+	// conns counts connected sessions by protocol, version and transport
+	// (ConnCounts), kept at Open and Session.Close so that a count never
+	// walks the sessions. connMu is a leaf.
+	connMu sync.Mutex
+	conns  map[connKey]int
 }
 
 // New returns a router with cfg (zero fields take defaults). log may be nil.
@@ -89,6 +95,7 @@ func New(cfg Config, log *slog.Logger) *Router {
 		wills:      make(map[SessionID]*time.Timer),
 		bindings:   make(map[string]*binding),
 		bindOwners: make(map[string]int),
+		conns:      make(map[connKey]int),
 		idPrefix:   hex.EncodeToString(b[:]),
 	}
 	_, r.allowAll = r.cfg.Authorizer.(AllowAll)
@@ -191,6 +198,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	}
 	s.opened = make(chan struct{})
 	r.sessions[id] = s
+	r.countConn(s) // before anyone can close s: it is in the map from here
 	r.mu.Unlock()
 	defer close(s.opened)
 	r.cancelWill(id)

@@ -126,6 +126,11 @@ type Session struct {
 	refillWanted atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
+
+	// closed is set by Close before done is closed: Closed reads it
+	// without touching the channel (the admin listings call it for every
+	// session). live: counted in Router.conns (admin_clients.go).
+	closed, live atomic.Bool
 	// Gauges the protocols keep for the admin API (admin_clients.go).
 	bytesIn, bytesOut atomic.Uint64
 	inflight          atomic.Int64
@@ -299,14 +304,7 @@ func (s *Session) queueOffline(d Delivery, max int) (kept bool, next *Session, n
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Closed reports whether Close was called.
-func (s *Session) Closed() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Session) Closed() bool { return s.closed.Load() }
 
 // Reason is why the session was closed, or CloseNone while it is open.
 func (s *Session) Reason() CloseReason { return CloseReason(s.reason.Load()) }
@@ -319,6 +317,10 @@ func (s *Session) Reason() CloseReason { return CloseReason(s.reason.Load()) }
 func (s *Session) Close(reason CloseReason) {
 	s.closeOnce.Do(func() {
 		s.reason.Store(uint32(reason))
+		s.closed.Store(true)
+		if s.live.CompareAndSwap(true, false) {
+			s.router.uncountConn(s)
+		}
 		close(s.done) // before the outbox, so queue dispatch skips s once pushes fail
 		s.Outbox.Close()
 		if s.onClose != nil {
