@@ -63,10 +63,11 @@ fuzz:
 soak:
 	DUPLEX_CRASH_KILLS=30 $(GO) test -count=1 -run TestKill9 -timeout 30m -v ./test/crash/
 
-## bench: the load generator against a real broker process (STOMP, and MQTT)
+## bench: the load generator against a real broker process (STOMP, and MQTT; auth cost; admin API latency)
 bench: build
 	bash bench/run.sh
 	bash bench/auth.sh
+	bash bench/admin.sh
 
 ## bench-peers: Duplex's MQTT against Mosquitto in one run (installs mosquitto when missing)
 bench-peers: build
