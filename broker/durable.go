@@ -21,13 +21,14 @@ import (
 //     session is online and caught up, and is otherwise left in the store;
 //     the session pages it in later (Router.Refill). So a takeover, a slow
 //     consumer or a restart never loses a committed message.
-//   - Acknowledgements remove messages asynchronously (ackLoop): a crash
-//     that loses one means a redelivery, which at least once allows. The
-//     one acknowledgement that must be durable first is an MQTT PUBREC from
-//     a subscriber: Router.ReceivedBatch removes the message and records the
-//     packet id (store.Mark) in one transaction before PUBREL goes out, so
-//     after a restart the broker resends PUBREL, never the message
-//     [MQTT-4.3.3-1].
+//   - Acknowledgements remove messages asynchronously, in batches
+//     (ackLoop; an acknowledgement waits once ackLoop is ackBatch behind):
+//     a crash that loses one means a redelivery, which at least once
+//     allows. The one acknowledgement that must be durable first is an
+//     MQTT PUBREC from a subscriber: Router.ReceivedBatch removes the
+//     message and records the packet id (store.Mark) in one transaction
+//     before PUBREL goes out, so after a restart the broker resends
+//     PUBREL, never the message [MQTT-4.3.3-1].
 //   - An inbound QoS 2 packet id of a persistent session is recorded with
 //     the message it carries (PublishQoS2, PublishBatch) and removed before
 //     PUBCOMP (Router.ReleasedIn), so a PUBLISH resent after a restart is
@@ -108,23 +109,17 @@ func (d *durable) ackLoop(r *Router) {
 	}
 }
 
-// ack queues an asynchronous removal without blocking: callers may hold a
-// queue or session lock. When ackLoop is ackBatch removals behind, the
-// removal waits on a goroutine of its own.
+// ack queues an asynchronous removal. While ackLoop is less than ackBatch
+// removals behind it returns at once; beyond that it waits for ackLoop to
+// take one, so a slow store slows acknowledging clients down instead of
+// piling up goroutines or memory. Waiting is safe under a queue or session
+// lock: ackLoop takes no broker lock, and its commits wait only for the
+// store (no store call made under a broker lock waits for ackLoop).
 func (d *durable) ack(op ackOp) {
 	select {
 	case d.acks <- op:
-		return
 	case <-d.stop:
-		return
-	default:
 	}
-	go func() {
-		select {
-		case d.acks <- op:
-		case <-d.stop:
-		}
-	}()
 }
 
 // Stop stops the router's background work and flushes pending
