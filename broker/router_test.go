@@ -7,18 +7,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
-// checkFor polls cond until it holds or a deadline passes.
+// checkFor polls cond until it holds or 5 s pass.
 func checkFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 func openSession(t testing.TB, r *Router, id SessionID) *Session {
