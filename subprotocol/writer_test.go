@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // fakeSide is a WriteSide over a counter of queued items: a pass "writes"
@@ -54,13 +56,7 @@ func newFakeSide() *fakeSide {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 // TestWriterNothingBeforeReady: pushes before Ready start no writer; Ready
