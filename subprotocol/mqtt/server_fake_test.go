@@ -10,19 +10,14 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/subprotocol/transporttest"
 )
 
-// checkFor polls cond until it holds or a deadline passes.
+// checkFor polls cond until it holds or 5 s pass.
 func checkFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 // newFake returns the transport the MQTT tests use: reads fail once the
