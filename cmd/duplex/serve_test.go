@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker/auth"
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -81,13 +82,7 @@ func (l *lockedBuffer) String() string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestServeListeners starts the broker with every listener on a free
