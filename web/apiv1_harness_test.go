@@ -23,6 +23,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/store"
 	"github.com/duplexmq/duplex/subprotocol"
 	"github.com/duplexmq/duplex/subprotocol/mqtt"
@@ -224,16 +225,8 @@ func v1Walk[T any](s *v1Server, path string, limit int) []T {
 // eventually polls f until it returns nil or v1Wait passes.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(v1Wait)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testutil.Poll(v1Wait, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/subprotocol"
 	dstomp "github.com/duplexmq/duplex/subprotocol/stomp"
 )
@@ -558,13 +559,7 @@ func TestTCPTransport(t *testing.T) {
 // waitFor polls cond until it holds or tcpWait passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(tcpWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, tcpWait, what, cond)
 }
 
 // TestShutdownClosesConnectionsBeforeHandshake: a client that connected
