@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/duplexmq/duplex/store"
 )
@@ -19,12 +20,21 @@ const bindingProtocol = "stomp-durable"
 // a queue that collects every message matching filter, whether or not a
 // consumer is attached, as RabbitMQ does with a durable queue bound to the
 // topic exchange. Consumers read it like any queue, with acks and
-// redelivery; with a store it survives restarts.
+// redelivery; with a store it survives restarts. Subscribing with its name
+// on another destination replaces it (binding_replace.go).
 type binding struct {
+	// mu serializes the changes of this one subscription (create, resume,
+	// replace, delete) with their store writes and the attaching of the
+	// consumer that asked for them. It comes before every other broker
+	// lock (binding.mu → Session.mu, Router.qmu, queue.mu, Index.mu) and
+	// no publish or delivery path takes it.
+	mu    sync.Mutex
+	owner string // owner key of the session that created it (owner.go)
+
+	// Changed under mu and Router.qmu together; read under either.
 	queue  *queue
 	filter string
 	entry  *Subscription // the index entry: Subscription.bind = queue
-	owner  string        // owner key of the session that created it (owner.go)
 }
 
 // durableQueueName is the queue of the durable subscription name owned by
@@ -48,12 +58,19 @@ var ownerEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
 func bindingID(qname string) string { return "\xffbinding:" + qname }
 
 // SubscribeDurable subscribes s to the durable subscription name of s's
-// owner on sub.Filter, creating it if needed; a different filter rebinds
-// it. sub becomes a consumer of the subscription's queue (its messages are
-// acknowledged as sub.Ack says), and messages published while nobody
-// consumes wait there. A new durable subscription counts against the
-// owner's MaxSessionsPerUser (ErrSessionQuota): like a persistent session
-// it keeps messages for ever.
+// owner on sub.Filter, creating it if needed. sub becomes a consumer of
+// the subscription's queue (its messages are acknowledged as sub.Ack
+// says), and messages published while nobody consumes wait there.
+//
+// The same name on the same filter resumes the subscription with the
+// messages it kept. The same name on another filter replaces it, as a JMS
+// durable subscriber with a new topic does: the old subscription and its
+// messages are deleted and a new, empty one is made, in memory and in the
+// store, before SubscribeDurable returns; nothing published on the old
+// filter reaches sub. While another consumer is attached the name cannot
+// change filter (ErrDurableInUse). A new durable subscription counts
+// against the owner's MaxSessionsPerUser (ErrSessionQuota): like a
+// persistent session it keeps messages for ever.
 func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) error {
 	if err := ValidFilter(sub.Filter); err != nil {
 		return err
@@ -68,61 +85,121 @@ func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) er
 	if !r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), OpSubscribe, sub.Filter) {
 		return r.denySubscribe()
 	}
-	if err := r.bind(qname, sub.Filter, s.owner, true); err != nil {
+	// Refused before the binding changes: a SUBSCRIBE that fails must
+	// not have replaced anything. (A session's frames are handled one at
+	// a time, so the key cannot be taken meanwhile.)
+	if s.Subscription(sub.Key) != nil {
+		return ErrDuplicateSub
+	}
+	b, err := r.binding(qname, sub.Filter, s.owner, true)
+	if err != nil {
 		return err
 	}
+	defer b.mu.Unlock()
 	sub.Filter, sub.Queue, sub.Durable = "", qname, true
 	return r.subscribe(s, sub)
 }
 
-// bind creates or rebinds the durable subscription qname of owner on
-// filter and, when save is set (not at restore), checks the owner's quota
-// and records it in the store. A subscription another owner created is
-// ErrNotAuthorized (names are scoped by owner, so only names written
-// before authentication was configured can meet one).
+// bind restores the durable subscription qname of owner on filter from
+// its store record (Restore; save is false there) and removes what a
+// replaced filter left in its queue (pruneBinding).
 func (r *Router) bind(qname, filter, owner string, save bool) error {
-	r.qmu.Lock()
-	b := r.bindings[qname]
-	var old *Subscription
-	switch {
-	case b == nil:
-		if save && owner != "" && r.cfg.MaxSessionsPerUser > 0 && r.bindOwners[owner] >= r.cfg.MaxSessionsPerUser {
-			r.qmu.Unlock()
-			return fmt.Errorf("%w: %d durable subscriptions", ErrSessionQuota, r.cfg.MaxSessionsPerUser)
-		}
-		q := r.queues[qname]
-		if q == nil {
-			q = newQueue(qname, nil)
-			r.queues[qname] = q
-		}
-		b = &binding{queue: q, owner: owner}
-		r.bindings[qname] = b
-		r.bindOwners[owner]++
-		r.nbind.Add(1)
-	case b.owner != owner && b.owner != "":
-		r.qmu.Unlock()
-		return fmt.Errorf("%w: the durable subscription belongs to another user", ErrNotAuthorized)
-	case b.filter == filter:
-		r.qmu.Unlock()
+	b, err := r.binding(qname, filter, owner, save)
+	if err != nil {
+		return err
+	}
+	b.mu.Unlock()
+	if save {
 		return nil
-	default:
-		old = b.entry
 	}
-	b.filter = filter
-	b.entry = &Subscription{Key: qname, Filter: filter, QoS: ExactlyOnce, bind: b.queue}
-	entry := b.entry
-	r.qmu.Unlock()
-	if old == nil || !r.idx.Replace(old, entry) {
-		r.idx.Insert(entry)
+	return r.pruneBinding(qname, filter)
+}
+
+// binding returns the durable subscription qname of owner on filter with its
+// mu held: created if there is none, replaced if it has another filter
+// (replaceBinding). With save (not at restore) a new one counts against
+// the owner's quota and every change is written to the store. A
+// subscription another owner created is ErrNotAuthorized (names are
+// scoped by owner, so only names written before authentication was
+// configured can meet one).
+func (r *Router) binding(qname, filter, owner string, save bool) (*binding, error) {
+	for {
+		r.qmu.Lock()
+		b := r.bindings[qname]
+		if b == nil {
+			if save && owner != "" && r.cfg.MaxSessionsPerUser > 0 && r.bindOwners[owner] >= r.cfg.MaxSessionsPerUser {
+				r.qmu.Unlock()
+				return nil, fmt.Errorf("%w: %d durable subscriptions", ErrSessionQuota, r.cfg.MaxSessionsPerUser)
+			}
+			b = r.newBindingLocked(qname, filter, owner)
+			r.qmu.Unlock()
+			r.idx.Insert(b.entry)
+			if save {
+				if err := r.saveBinding(qname, filter, owner, false); err != nil {
+					b.mu.Unlock()
+					return nil, err
+				}
+			}
+			return b, nil
+		}
+		if b.owner != owner && b.owner != "" {
+			r.qmu.Unlock()
+			return nil, fmt.Errorf("%w: the durable subscription belongs to another user", ErrNotAuthorized)
+		}
+		r.qmu.Unlock()
+		b.mu.Lock()
+		r.qmu.Lock()
+		live, same := r.bindings[qname] == b, b.filter == filter
+		r.qmu.Unlock()
+		switch {
+		case !live:
+			b.mu.Unlock() // deleted meanwhile: start again
+			continue
+		case same:
+			return b, nil
+		}
+		if err := r.replaceBinding(qname, b, filter, save); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		return b, nil
 	}
-	if !save || r.dur == nil {
+}
+
+// newBindingLocked registers a new durable subscription qname on filter,
+// with its mu held (nobody else can see it yet, so taking it under qmu
+// cannot wait). Caller holds r.qmu.
+func (r *Router) newBindingLocked(qname, filter, owner string) *binding {
+	q := r.queues[qname]
+	if q == nil {
+		q = newQueue(qname, nil)
+		r.queues[qname] = q
+	}
+	b := &binding{owner: owner, queue: q, filter: filter}
+	b.entry = &Subscription{Key: qname, Filter: filter, QoS: ExactlyOnce, bind: q}
+	b.mu.Lock()
+	r.bindings[qname] = b
+	r.bindOwners[owner]++
+	r.nbind.Add(1)
+	return b
+}
+
+// saveBinding writes the store record of the durable subscription qname.
+// replaced marks one whose filter changed: the next Restore removes what
+// the old filter may have left in its queue (pruneBinding).
+func (r *Router) saveBinding(qname, filter, owner string, replaced bool) error {
+	if r.dur == nil {
 		return nil
 	}
 	id := bindingID(qname)
 	if err := r.dur.st.PutSession(store.Session{ID: id, Protocol: bindingProtocol, Expiry: NeverExpire, Owner: owner}); err != nil {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	if err := r.dur.st.PutSub(id, store.Sub{Key: "binding", Filter: filter, Queue: qname, QoS: 1, Durable: true}); err != nil {
+	sub := store.Sub{Key: "binding", Filter: filter, Queue: qname, QoS: 1, Durable: true}
+	if replaced {
+		sub.SubID = bindingReplaced
+	}
+	if err := r.dur.st.PutSub(id, sub); err != nil {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	return nil
@@ -148,8 +225,17 @@ func (r *Router) Unbind(s *Session, name string) error {
 
 // dropBindingLocked deletes the durable subscription b (queue qname) with
 // its messages, in memory and in the store. Caller holds r.qmu; it is
-// released.
+// released (to take b.mu first). One deleted or replaced meanwhile is left
+// as it is.
 func (r *Router) dropBindingLocked(qname string, b *binding) error {
+	r.qmu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r.qmu.Lock()
+	if r.bindings[qname] != b {
+		r.qmu.Unlock()
+		return nil
+	}
 	delete(r.bindings, qname)
 	if r.bindOwners[b.owner]--; r.bindOwners[b.owner] <= 0 {
 		delete(r.bindOwners, b.owner)
@@ -158,10 +244,7 @@ func (r *Router) dropBindingLocked(qname string, b *binding) error {
 	r.nbind.Add(-1)
 	r.qmu.Unlock()
 	r.idx.Remove(b.entry)
-	q := b.queue
-	q.mu.Lock()
-	q.ready, q.unacked, q.bytes = nil, make(map[uint64]queued), 0
-	q.mu.Unlock()
+	b.queue.discardAll()
 	if r.dur == nil {
 		return nil
 	}
