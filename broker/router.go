@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/duplexmq/duplex/store"
 )
 
 // TempQueuePrefix starts the name of every temporary (reply) queue.
@@ -61,7 +59,7 @@ type Router struct {
 	allowAll bool         // the Authorizer is AllowAll: no checks, no cache
 	authGen  Generationer // the Authorizer's, if it has generations
 
-	matchBufs sync.Pool // *[]*Subscription, one per concurrent Publish
+	plans sync.Pool // *routePlan with its buffers (route.go)
 
 	dur      *durable // nil without Config.Store
 	stopOnce sync.Once
@@ -696,226 +694,6 @@ func (r *Router) TempQueue(s *Session) (string, error) {
 	return name, nil
 }
 
-// Publish routes m: to every matching topic subscription, or into its queue.
-// It never waits on a subscriber: one whose outbox is full is handled by the
-// slow-consumer policy. m must not be modified afterwards.
-func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
-	return r.publish(from, m, nil)
-}
-
-// isBrokerSys reports the broker's own $SYS publications (no session, a
-// $SYS/ topic: web.Server.RunSys). They are not client traffic: Published
-// and NoSubscriber leave them out, and their retained copies stay in
-// memory only.
-func isBrokerSys(from *Session, m *Message) bool {
-	return from == nil && strings.HasPrefix(m.Topic, "$SYS/")
-}
-
-func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
-	if from != nil {
-		m.From = from.ID
-	}
-	m.ID = r.nextMsgID.Add(1)
-	own := isBrokerSys(from, m)
-	if !own {
-		r.published.Add(1)
-	}
-	if m.Queue != "" {
-		return r.publishQueue(from, m)
-	}
-	retErr, err := r.admit(from, m)
-	if err != nil {
-		return err
-	}
-	bp, _ := r.matchBufs.Get().(*[]*Subscription)
-	if bp == nil {
-		bp = new([]*Subscription)
-	}
-	matches := r.idx.Match(m.Topic, (*bp)[:0])
-	if len(matches) == 0 && !own {
-		r.noSubscriber.Add(1)
-	}
-	r.tapMessage(m)
-	if mark != nil || r.nbind.Load() > 0 || (r.dur != nil && m.QoS > AtMostOnce && anyPersistent(matches)) {
-		p := r.plan(m, matches, mark)
-		p.retained = retErr
-		err := r.runPlan(p)
-		clear(matches)
-		*bp = matches[:0]
-		r.matchBufs.Put(bp)
-		return err
-	}
-	for _, sub := range matches {
-		if sub.isProxy() {
-			if sub = sub.share.pick(); sub == nil {
-				continue
-			}
-		}
-		if sub.NoLocal && sub.Session.ID == m.From {
-			continue
-		}
-		r.deliver(Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)})
-	}
-	clear(matches)
-	*bp = matches[:0]
-	r.matchBufs.Put(bp)
-	return retErr
-}
-
-// admit checks a topic message before routing (name, authorization) and
-// stores or clears its retained copy. err refuses the message; retained
-// (wrapping ErrRetainedQuota) says it is routed but was not retained,
-// which Publish reports once the message is delivered.
-func (r *Router) admit(from *Session, m *Message) (retained, err error) {
-	if err := ValidTopicName(m.Topic); err != nil {
-		return nil, err
-	}
-	if !r.allowPublish(from, OpPublish, m.Topic) {
-		r.publishDenied.Add(1)
-		return nil, ErrNotAuthorized
-	}
-	if m.Retain {
-		return r.retain(from, m), nil
-	}
-	return nil, nil
-}
-
-// retainLimits are the router's retained quotas.
-func (r *Router) retainLimits() retainLimits {
-	return retainLimits{
-		total: r.cfg.MaxRetained, bytes: r.cfg.MaxRetainedBytes,
-		perOwner: r.cfg.MaxRetainedPerUser, bytesPerOwner: r.cfg.MaxRetainedBytesPerUser,
-	}
-}
-
-// retain stores or clears m's retained copy, counted against the
-// publisher's retained owner, and writes it to the store. Past a quota it
-// returns an error wrapping ErrRetainedQuota: the message is not retained
-// (and the topic's previous one goes, see Retained.put).
-func (r *Router) retain(from *Session, m *Message) error {
-	owner := m.owner
-	if from != nil {
-		owner = from.retOwner
-	} else if isBrokerSys(from, m) {
-		owner = sysRetainOwner
-	}
-	why, cleared := r.retained.put(m, owner, r.retainLimits())
-	if why != "" {
-		r.retainedRefused.Add(1)
-		if ok, n := r.retainLog.allow(time.Now()); ok {
-			r.log.Warn("retained message quota reached; not retained", "topic", m.Topic, "owner", owner,
-				"limit", why, "suppressed", n)
-		}
-		if cleared && r.dur != nil {
-			if err := r.dur.st.PutRetained(store.Msg{Topic: m.Topic}); err != nil {
-				r.log.Error("store: retained message not removed", "topic", m.Topic, "err", err)
-			}
-		}
-		return fmt.Errorf("%w (%s)", ErrRetainedQuota, why)
-	}
-	if r.dur != nil && !isBrokerSys(from, m) {
-		// Durable before the publisher's acknowledgement; an empty
-		// payload removes it [MQTT-3.3.1-10]. The broker's own $SYS
-		// values are not kept: they are republished at start.
-		sm := toStoreMsg(m)
-		sm.Owner = owner
-		if err := r.dur.st.PutRetained(sm); err != nil {
-			r.log.Error("store: retained message not written", "topic", m.Topic, "err", err)
-		}
-	}
-	return nil
-}
-
-func (r *Router) publishQueue(from *Session, m *Message) error {
-	p, err := r.planQueue(from, m)
-	if p == nil || err != nil {
-		return err
-	}
-	r.tapMessage(m)
-	return r.runPlan(p)
-}
-
-// queueTarget checks a queue message (name, authorization) and returns its
-// queue, creating a shared one if needed; nil (and no error) for a reply to
-// a temporary queue that is gone.
-func (r *Router) queueTarget(from *Session, m *Message) (*queue, error) {
-	if err := ValidQueueName(m.Queue); err != nil {
-		return nil, err
-	}
-	if !r.allowPublish(from, OpQueueSend, m.Queue) {
-		r.publishDenied.Add(1)
-		return nil, ErrNotAuthorized
-	}
-	if isDurableQueue(m.Queue) {
-		return nil, fmt.Errorf("%w: %s names a durable subscription's queue", ErrInvalidQueue, DurableQueuePrefix)
-	}
-	r.qmu.Lock()
-	defer r.qmu.Unlock()
-	q := r.queues[m.Queue]
-	if q == nil {
-		if strings.HasPrefix(m.Queue, TempQueuePrefix) {
-			r.dropped.Add(1) // the requester is gone; a late reply has nowhere to go
-			return nil, nil
-		}
-		q = newQueue(m.Queue, nil)
-		r.queues[m.Queue] = q
-	}
-	return q, nil
-}
-
-// deliver pushes d into its subscriber's outbox, applying the slow-consumer
-// policy when the outbox is full.
-func (r *Router) deliver(d Delivery) {
-	s := d.Sub.Session
-	switch err := s.Outbox.PushDelivery(d); err {
-	case nil:
-		r.delivered.Add(1)
-	case ErrSlowConsumer:
-		if r.cfg.SlowConsumer == SlowConsumerDropNewest && d.QoS == AtMostOnce {
-			r.dropped.Add(1)
-			return
-		}
-		r.slowConsumer(s)
-		r.keepOffline(s, d)
-	case ErrSessionClosed:
-		r.keepOffline(s, d)
-	}
-}
-
-// keepOffline queues d for a persistent session that cannot take it now,
-// or forwards it to the session that took this one over.
-//
-// A chain of takeovers is followed: a delivery that matched a subscription
-// several generations old reaches the newest session.
-func (r *Router) keepOffline(s *Session, d Delivery) {
-	if s.Expiry() == 0 {
-		return // not persistent: a closed session simply misses it
-	}
-	for s.Expiry() != 0 { // persistent (a takeover in progress still counts)
-		kept, next, nd := s.queueOffline(d, r.cfg.MaxOfflineMsgs)
-		if kept {
-			return
-		}
-		if next == nil {
-			break
-		}
-		switch err := next.Outbox.PushDelivery(nd); err {
-		case nil:
-			r.delivered.Add(1)
-			return
-		case ErrSlowConsumer:
-			r.slowConsumer(next)
-		}
-		s, d = next, nd // closed meanwhile: keep it there, or follow on
-	}
-	if d.QoS > AtMostOnce {
-		r.offlineDropped.Add(1)
-	}
-}
-
-// Retained returns the retained messages matching filter.
-func (r *Router) Retained(filter string) []*Message { return r.retained.Match(filter, nil) }
-
 // PublishWill publishes m, the will of a connection that ended without a
 // clean DISCONNECT, after delay (MQTT 5 Will Delay Interval); a connection
 // with the same id within the delay cancels it.
@@ -950,16 +728,6 @@ func (r *Router) cancelWill(id SessionID) {
 		t.Stop()
 		delete(r.wills, id)
 	}
-}
-
-// slowConsumer closes s as a slow consumer, once.
-func (r *Router) slowConsumer(s *Session) {
-	if s.Closed() {
-		return
-	}
-	r.slowConsumers.Add(1)
-	r.log.Warn("slow consumer: closing session", "session", s.ID, "remote", s.RemoteAddr, "protocol", s.Protocol)
-	s.Close(CloseSlowConsumer)
 }
 
 // Redeliver puts an unacknowledged delivery back. A queue delivery returns

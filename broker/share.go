@@ -48,7 +48,7 @@ func (r *Router) Redistribute(ds []Delivery) {
 			continue
 		}
 		if sub := g.pick(); sub != nil {
-			_ = r.route(d.Msg, []*Subscription{sub}, nil)
+			_ = r.route(d.Msg, sub)
 		}
 	}
 }

@@ -16,7 +16,8 @@
 // Stop (SIGTERM, then wait) or Kill (SIGKILL). Start registers a cleanup
 // that stops the process and logs its stderr when the test failed; Launch
 // is the same without a test, for harnesses that restart a broker or retry
-// a start themselves.
+// a start themselves. Config.NoWait (or Spawn) starts a run that is not
+// expected to listen, such as a refused configuration or a subcommand.
 //
 // Packages that build the binary call RemoveBinaries from TestMain after
 // m.Run, so the built binaries do not outlive the test binary.

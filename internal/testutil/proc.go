@@ -172,9 +172,12 @@ type Config struct {
 	Lines     int
 
 	StartTimeout time.Duration // for the startup lines; 0 = 20 s
+
+	NoWait bool // return at once, without waiting for startup lines
+	Log    bool // StartConfig: log the end of stderr even when the test passed
 }
 
-// Proc is one run of the broker binary.
+// Proc is one run of the broker binary (or of Config.Cmd).
 type Proc struct {
 	Cmd  *exec.Cmd
 	Args []string // as given in Config (for messages)
@@ -202,10 +205,8 @@ func Listening(out string) (map[string]string, int) {
 	return m, len(lines)
 }
 
-// Launch starts the broker and waits for its startup lines. When it exits
-// first, or the lines do not come within the start timeout, it is killed
-// and the error says why, with the end of its stderr.
-func Launch(cfg Config) (*Proc, error) {
+// Spawn starts the broker and returns at once.
+func Spawn(cfg Config) (*Proc, error) {
 	p := &Proc{Cmd: cfg.Cmd, Args: cfg.Args, exited: make(chan struct{})}
 	if p.Cmd == nil {
 		p.Cmd = exec.Command(cfg.Bin, cfg.Args...)
@@ -224,7 +225,15 @@ func Launch(cfg Config) (*Proc, error) {
 		p.err, p.exitedAt = err, time.Now()
 		close(p.exited)
 	}()
-	timeout := cfg.StartTimeout
+	return p, nil
+}
+
+// WaitListening waits up to timeout (0: 20 s) for at least lines startup
+// lines (at least one) including those of the listeners named, and makes
+// their addresses those of Addr. It returns an error when the process
+// exits first or the lines do not come in time; the process is left as it
+// is.
+func (p *Proc) WaitListening(timeout time.Duration, lines int, names ...string) error {
 	if timeout == 0 {
 		timeout = startTimeout
 	}
@@ -234,10 +243,10 @@ func Launch(cfg Config) (*Proc, error) {
 		}
 		out := p.stdout.String()
 		addrs, n := Listening(out)
-		if n == 0 || n < cfg.Lines {
-			return fmt.Errorf("%d of %d listening lines; stdout so far %q", n, max(cfg.Lines, 1), out)
+		if n == 0 || n < lines {
+			return fmt.Errorf("%d of %d listening lines; stdout so far %q", n, max(lines, 1), out)
 		}
-		for _, name := range cfg.Listeners {
+		for _, name := range names {
 			if addrs[name] == "" {
 				return fmt.Errorf("no %q listening line; stdout so far %q", name, out)
 			}
@@ -246,8 +255,23 @@ func Launch(cfg Config) (*Proc, error) {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("duplex %v did not start: %v\nstderr:\n%s", p.Args, err, Tail(p.Stderr(), logTail))
+	}
+	return nil
+}
+
+// Launch starts the broker and waits for its startup lines (unless
+// cfg.NoWait). When it exits first, or the lines do not come within the
+// start timeout, it is killed and the error says why, with the end of its
+// stderr.
+func Launch(cfg Config) (*Proc, error) {
+	p, err := Spawn(cfg)
+	if err != nil || cfg.NoWait {
+		return p, err
+	}
+	if err := p.WaitListening(cfg.StartTimeout, cfg.Lines, cfg.Listeners...); err != nil {
 		p.Kill()
-		return nil, fmt.Errorf("duplex %v did not start: %v\nstderr:\n%s", p.Args, err, Tail(p.Stderr(), logTail))
+		return nil, err
 	}
 	return p, nil
 }
@@ -261,10 +285,10 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 // StartConfig is Launch that fails the test when the broker does not
 // start. When the test ends the broker is stopped if it still runs
 // (SIGTERM; SIGKILL and a test error when it does not exit within 10 s),
-// and its stderr is logged if the test failed.
+// and the end of its stderr is logged if the test failed (or cfg.Log).
 func StartConfig(t testing.TB, cfg Config) *Proc {
 	t.Helper()
-	p, err := Launch(cfg)
+	p, err := Spawn(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,10 +300,15 @@ func StartConfig(t testing.TB, cfg Config) *Proc {
 				t.Errorf("duplex %v still running %v after SIGTERM; killed", p.Args, stopTimeout)
 			}
 		}
-		if t.Failed() {
+		if t.Failed() || cfg.Log {
 			t.Logf("duplex %v stderr:\n%s", p.Args, Tail(p.Stderr(), logTail))
 		}
 	})
+	if !cfg.NoWait {
+		if err := p.WaitListening(cfg.StartTimeout, cfg.Lines, cfg.Listeners...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return p
 }
 

@@ -113,3 +113,17 @@ func TestBuildBinary(t *testing.T) {
 		t.Fatalf("Stop: %v, exit code %d\nstderr:\n%s", err, p.ExitCode(), p.Stderr())
 	}
 }
+
+// TestNoWait: a process started without waiting is watched to its end.
+func TestNoWait(t *testing.T) {
+	p := StartConfig(t, Config{Cmd: fake(nil, "echo checked; exit 2"), NoWait: true})
+	if !p.Wait(10 * time.Second) {
+		t.Fatal("still running")
+	}
+	if p.ExitCode() != 2 || p.Err() == nil || p.Stdout() != "checked\n" || !strings.Contains(p.Stderr(), "msg=started") {
+		t.Fatalf("exit code %d (%v), stdout %q, stderr %q", p.ExitCode(), p.Err(), p.Stdout(), p.Stderr())
+	}
+	if err := p.WaitListening(time.Second, 1); err == nil || !strings.Contains(err.Error(), "exited early") {
+		t.Fatalf("WaitListening after the exit: %v", err)
+	}
+}

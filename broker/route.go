@@ -1,0 +1,338 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/duplexmq/duplex/store"
+)
+
+// Every message takes one path, durable or not, single or batched:
+//
+//	prepare (publish.go): stamp, count, admit, match the index
+//	plan:    the per-delivery rules, once: a share group's pick, no-local,
+//	         the QoS downgrade, and the sorting of deliveries into live
+//	         ones and those to store
+//	commit:  the stored copies and the QoS 2 mark in one store
+//	         transaction, only when the plan has any (runPlan, PublishBatch)
+//	finish:  deliveries into outboxes, stored ones in order, queue messages
+//	         into their queues
+//
+// Plans are pooled with their buffers, so a publish that needs no store
+// allocates nothing.
+
+// routePlan is one message's fan-out, sorted for the store: in-memory
+// deliveries, deliveries to persistent sessions and durable subscriptions'
+// queues (stored), and durable subscriptions that keep a QoS 0 message in
+// memory only.
+type routePlan struct {
+	m       *Message
+	matches []*Subscription // the index's answer (buffer kept with the plan)
+	live    []Delivery
+	kept    []Delivery
+	queues  []*queue
+	memq    []*queue
+	quota   bool
+	direct  bool // a queue message (not a topic's durable subscriptions)
+	// retained: the message was not retained (ErrRetainedQuota); reported
+	// with the plan's result, after delivery.
+	retained error
+	batch    store.Batch
+}
+
+// newPlan returns an empty plan for m from the pool.
+func (r *Router) newPlan(m *Message) *routePlan {
+	p, _ := r.plans.Get().(*routePlan)
+	if p == nil {
+		p = new(routePlan)
+	}
+	p.m = m
+	return p
+}
+
+// release empties p, keeping its buffers, and returns it to the pool.
+func (r *Router) release(p *routePlan) {
+	clear(p.matches)
+	clear(p.live)
+	clear(p.kept)
+	clear(p.queues)
+	clear(p.memq)
+	*p = routePlan{
+		matches: p.matches[:0], live: p.live[:0], kept: p.kept[:0], queues: p.queues[:0], memq: p.memq[:0],
+	}
+	r.plans.Put(p)
+}
+
+// stored reports a plan with something to commit.
+func (p *routePlan) stored() bool {
+	return p.batch.Msg != nil || len(p.batch.PutMarks) > 0
+}
+
+// unplan gives back what plan reserved, when the commit failed.
+func (p *routePlan) unplan() {
+	for _, d := range p.kept {
+		d.Sub.Session.stored.Add(-1)
+		d.Sub.Session.storedBytes.Add(-int64(len(p.m.Payload)))
+		d.Sub.Session.gate.leave()
+	}
+	for _, q := range p.queues {
+		q.unreserve(p.m)
+	}
+}
+
+// target applies the per-delivery rules to one match: a share group's
+// index entry gives way to the member it picks (MQTT 5 §4.8.2), a no-local
+// subscription skips its own session's messages [MQTT-3.8.3-3], and the
+// delivery's QoS is the lower of the message's and the granted one
+// [MQTT-3.8.4-8].
+func target(m *Message, sub *Subscription) (Delivery, bool) {
+	if sub.isProxy() {
+		if sub = sub.share.pick(); sub == nil {
+			return Delivery{}, false
+		}
+	}
+	if sub.NoLocal && sub.Session.ID == m.From {
+		return Delivery{}, false
+	}
+	return Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}, true
+}
+
+// plan sorts p.matches into p's lists and fills its store batch (with
+// mark, an MQTT QoS 2 packet id to record). A durable subscriber at its
+// limit gets nothing and sets quota.
+func (r *Router) plan(p *routePlan, mark *store.Mark) {
+	m := p.m
+	for _, sub := range p.matches {
+		if sub.bind != nil {
+			switch {
+			case r.dur == nil || m.QoS == AtMostOnce:
+				p.memq = append(p.memq, sub.bind) // enqueue checks the limits
+			case sub.bind.reserve(r, m):
+				p.queues = append(p.queues, sub.bind)
+			default:
+				p.quota = true
+			}
+			continue
+		}
+		d, ok := target(m, sub)
+		if !ok {
+			continue
+		}
+		p.live = append(p.live, d)
+	}
+	if r.dur != nil {
+		r.planStored(p)
+	}
+	if len(p.kept)+len(p.queues) > 0 {
+		sm := toStoreMsg(m)
+		p.batch.Msg = &sm
+		for _, d := range p.kept {
+			p.batch.Sessions = append(p.batch.Sessions, string(d.Sub.Session.ID))
+		}
+		for _, q := range p.queues {
+			p.batch.Queues = append(p.batch.Queues, q.name)
+		}
+	}
+	if mark != nil {
+		p.batch.PutMarks = []store.Mark{*mark}
+	}
+}
+
+// planStored moves from live to kept the QoS 1/2 deliveries of persistent
+// sessions, which are stored before they are delivered, counting them
+// against the session's limits.
+func (r *Router) planStored(p *routePlan) {
+	n := 0
+	for _, d := range p.live {
+		s := d.Sub.Session
+		if d.QoS == AtMostOnce || s.Expiry() == 0 || s.gate == nil {
+			p.live[n] = d
+			n++
+			continue
+		}
+		if !s.gate.enter() {
+			continue // being discarded (clean start, expiry): nothing to keep
+		}
+		if !s.reserve(r, p.m) {
+			s.gate.leave()
+			p.quota = true
+			r.offlineDropped.Add(1)
+			continue
+		}
+		p.kept = append(p.kept, d)
+	}
+	clear(p.live[n:])
+	p.live = p.live[:n]
+}
+
+// planQueue plans a queue message: stored when the router has a store and
+// the queue is shared, in memory otherwise. nil: a reply for a temporary
+// queue that is gone (dropped).
+func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
+	q, err := r.queueTarget(from, m)
+	if q == nil || err != nil {
+		return nil, err
+	}
+	stored := r.dur != nil && q.owner == nil && m.QoS > AtMostOnce
+	if stored && !q.reserve(r, m) {
+		return nil, ErrQueueFull
+	}
+	p := r.newPlan(m)
+	p.direct = true
+	if stored {
+		sm := toStoreMsg(m)
+		p.batch.Msg, p.batch.Queues = &sm, []string{q.name}
+		p.queues = append(p.queues, q)
+	} else {
+		p.memq = append(p.memq, q)
+	}
+	return p, nil
+}
+
+// runPlan commits a plan's stored copies, if any, and finishes it.
+func (r *Router) runPlan(p *routePlan) error {
+	if !p.stored() {
+		return r.finish(p, nil)
+	}
+	seqs, err := r.dur.st.Commit(&p.batch)
+	if err != nil {
+		p.unplan()
+		r.log.Error("store: message not written; refused", "topic", p.m.Topic, "queue", p.m.Queue, "err", err)
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	return r.finish(p, seqs)
+}
+
+// finish delivers a planned message once its batch is committed with
+// sequence numbers seqs (nil when nothing was stored).
+func (r *Router) finish(p *routePlan, seqs []uint64) error {
+	for i := range p.kept {
+		p.kept[i].Seq = seqs[i] // counted by reserve
+		p.kept[i].Sub.Session.gate.leave()
+	}
+	for i, q := range p.queues {
+		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
+	}
+	for _, d := range p.live {
+		r.deliver(d)
+	}
+	for _, d := range p.kept {
+		r.deliverStored(d)
+	}
+	for _, q := range p.memq {
+		if err := q.enqueue(r, p.m); err != nil && p.direct {
+			return err // a SEND to a full queue is refused
+		}
+	}
+	switch {
+	case p.quota && p.retained != nil:
+		return errors.Join(ErrQuotaExceeded, p.retained)
+	case p.quota:
+		return ErrQuotaExceeded
+	}
+	return p.retained
+}
+
+// route delivers m to subs, already matched (Redistribute), through a plan.
+func (r *Router) route(m *Message, subs ...*Subscription) error {
+	p := r.newPlan(m)
+	p.matches = append(p.matches, subs...)
+	r.plan(p, nil)
+	err := r.runPlan(p)
+	r.release(p)
+	return err
+}
+
+// deliver pushes d into its subscriber's outbox, applying the slow-consumer
+// policy when the outbox is full.
+func (r *Router) deliver(d Delivery) {
+	s := d.Sub.Session
+	switch err := s.Outbox.PushDelivery(d); err {
+	case nil:
+		r.delivered.Add(1)
+	case ErrSlowConsumer:
+		if r.cfg.SlowConsumer == SlowConsumerDropNewest && d.QoS == AtMostOnce {
+			r.dropped.Add(1)
+			return
+		}
+		r.slowConsumer(s)
+		r.keepOffline(s, d)
+	case ErrSessionClosed:
+		r.keepOffline(s, d)
+	}
+}
+
+// keepOffline queues d for a persistent session that cannot take it now,
+// or forwards it to the session that took this one over.
+//
+// A chain of takeovers is followed: a delivery that matched a subscription
+// several generations old reaches the newest session.
+func (r *Router) keepOffline(s *Session, d Delivery) {
+	if s.Expiry() == 0 {
+		return // not persistent: a closed session simply misses it
+	}
+	for s.Expiry() != 0 { // persistent (a takeover in progress still counts)
+		kept, next, nd := s.queueOffline(d, r.cfg.MaxOfflineMsgs)
+		if kept {
+			return
+		}
+		if next == nil {
+			break
+		}
+		switch err := next.Outbox.PushDelivery(nd); err {
+		case nil:
+			r.delivered.Add(1)
+			return
+		case ErrSlowConsumer:
+			r.slowConsumer(next)
+		}
+		s, d = next, nd // closed meanwhile: keep it there, or follow on
+	}
+	if d.QoS > AtMostOnce {
+		r.offlineDropped.Add(1)
+	}
+}
+
+// deliverStored hands a stored delivery to its persistent session's
+// outbox if the session is online and caught up; otherwise it stays in the
+// store, from where the session pages it in (Refill). It follows
+// takeovers to the newest session. A full outbox closes the session as a
+// slow consumer and loses nothing.
+func (r *Router) deliverStored(d Delivery) {
+	s := d.Sub.Session
+	for {
+		s.offMu.Lock()
+		if next := s.successor; next != nil {
+			d.Sub = s.forward[d.Sub]
+			s.offMu.Unlock()
+			if d.Sub == nil {
+				return
+			}
+			s = next
+			continue
+		}
+		if s.Closed() || s.paging.Load() || d.Seq <= s.lastPaged {
+			s.offMu.Unlock()
+			return // in the store; paged in later (or already)
+		}
+		err := s.Outbox.PushDelivery(d)
+		s.offMu.Unlock()
+		switch err {
+		case nil:
+			r.delivered.Add(1)
+		case ErrSlowConsumer:
+			r.slowConsumer(s)
+		}
+		return
+	}
+}
+
+// slowConsumer closes s as a slow consumer, once.
+func (r *Router) slowConsumer(s *Session) {
+	if s.Closed() {
+		return
+	}
+	r.slowConsumers.Add(1)
+	r.log.Warn("slow consumer: closing session", "session", s.ID, "remote", s.RemoteAddr, "protocol", s.Protocol)
+	s.Close(CloseSlowConsumer)
+}
