@@ -642,8 +642,8 @@ connect_timeout = "60s"
 	if n503 == 0 || nHung != 0 || nOther != 0 {
 		t.Errorf("past the derived cap: %d refused with 503, %d hung, %d other failures %v; want 503 first and nothing but refusals", n503, nHung, nOther, other)
 	}
-	if strings.Contains(p.stderr.String(), "too many open files") {
-		t.Errorf("the broker ran out of descriptors: %s", grepLines(p.stderr.String(), "too many open files", 3))
+	if strings.Contains(p.Stderr(), "too many open files") {
+		t.Errorf("the broker ran out of descriptors: %s", grepLines(p.Stderr(), "too many open files", 3))
 	}
 	for _, e := range []error{err, floodErr} {
 		if e != nil {

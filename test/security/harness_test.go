@@ -37,11 +37,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -51,6 +49,8 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // Bounds. Every wait in these tests ends after one of them.
@@ -58,7 +58,6 @@ const (
 	waitShort = 5 * time.Second  // one connect, one publish, one refusal
 	waitLong  = 20 * time.Second // a bulk transfer
 	waitStart = 20 * time.Second // the broker starting and listening
-	waitExit  = 10 * time.Second // the broker exiting after SIGTERM
 	pollEvery = 10 * time.Millisecond
 )
 
@@ -93,21 +92,13 @@ func TestMain(m *testing.M) {
 			duplexBin = bin
 			return m.Run()
 		}
-		dir, err := os.MkdirTemp("", "duplex-security-bin-")
+		defer testutil.RemoveBinaries()
+		bin, err := testutil.Build(testutil.NoRace)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "security:", err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		duplexBin = filepath.Join(dir, "duplex")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, "go", "build", "-o", duplexBin, "./cmd/duplex")
-		build.Dir = filepath.Join("..", "..") // module root
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "security: go build ./cmd/duplex: %v\n%s", err, out)
-			return 1
-		}
+		duplexBin = bin
 		return m.Run()
 	}())
 }
@@ -115,36 +106,11 @@ func TestMain(m *testing.M) {
 // ---------------------------------------------------------------------------
 // The broker process
 
-// lockedBuffer is an io.Writer safe for exec's copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startupLine is one "duplex [NAME ]listening on ADDR" line.
-var startupLine = regexp.MustCompile(`(?m)^duplex (?:([a-z-]+) )?listening on (\S+)$`)
-
 // proc is one run of the broker binary.
 type proc struct {
-	t      testing.TB
-	dir    string
-	cmd    *exec.Cmd
-	stdout *lockedBuffer
-	stderr *lockedBuffer
-	exited chan struct{}
-	err    error // cmd.Wait's result once exited is closed
+	*testutil.Proc
+	t   testing.TB
+	dir string
 
 	// Listener addresses from the startup lines.
 	HTTP, MQTT, STOMP string
@@ -152,16 +118,6 @@ type proc struct {
 
 // WSURL is the WebSocket URL of path on the HTTP listener.
 func (p *proc) WSURL(path string) string { return "ws://" + p.HTTP + path }
-
-// listeners parses the startup lines printed so far: name ("" for the
-// plain HTTP listener) → address.
-func (p *proc) listeners() map[string]string {
-	m := map[string]string{}
-	for _, l := range startupLine.FindAllStringSubmatch(p.stdout.String(), -1) {
-		m[l[1]] = l[2]
-	}
-	return m
-}
 
 // baseConfig is the top of every generated config: loopback listeners on
 // ports the broker picks, the data folder, info logs.
@@ -204,32 +160,16 @@ func startBrokerNofile(t testing.TB, nofile int, config string) *proc {
 // waitStarted waits for the startup lines of p.
 func waitStarted(t testing.TB, p *proc, config string) *proc {
 	t.Helper()
-	dir := p.dir
-	var ls map[string]string
-	err := waitFor(waitStart, func() error {
-		select {
-		case <-p.exited:
-			return errStop
-		default:
-		}
-		ls = p.listeners()
-		for _, name := range []string{"", "mqtt-tcp", "stomp-tcp"} {
-			if ls[name] == "" {
-				return fmt.Errorf("no %q startup line yet; stdout %q", name, p.stdout.String())
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("broker did not start (%v): %v\nconfig:\n%s\nstderr:\n%s", p.err, err, baseConfig(dir)+config, p.stderr.String())
+	if err := p.WaitListening(waitStart, 0, "", "mqtt-tcp", "stomp-tcp"); err != nil {
+		t.Fatalf("%v\nconfig:\n%s", err, baseConfig(p.dir)+config)
 	}
-	p.HTTP, p.MQTT, p.STOMP = ls[""], ls["mqtt-tcp"], ls["stomp-tcp"]
+	p.HTTP, p.MQTT, p.STOMP = p.Addr(""), p.Addr("mqtt-tcp"), p.Addr("stomp-tcp")
 	return p
 }
 
 // launch starts the binary with args in dir (no DUPLEX_* variables) and
-// registers the cleanup: SIGTERM, then SIGKILL; stderr is logged when the
-// test failed.
+// does not wait for it. When the test ends it is stopped (SIGTERM, then
+// SIGKILL), and its stderr logged when the test failed.
 func launch(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	return launchCmd(t, dir, exec.Command(duplexBin, args...), args)
@@ -238,57 +178,9 @@ func launch(t testing.TB, dir string, args ...string) *proc {
 // launchCmd is launch for a command of its own (a shell setting limits).
 func launchCmd(t testing.TB, dir string, cmd *exec.Cmd, args []string) *proc {
 	t.Helper()
-	p := &proc{t: t, dir: dir, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = cmd
-	p.cmd.Dir = dir
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = p.stderr
-	p.cmd.Env = envWithoutDuplex()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(waitExit):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-				t.Errorf("broker still running %v after SIGTERM", waitExit)
-			}
-		}
-		if t.Failed() || os.Getenv("DUPLEX_SECURITY_LOG") != "" {
-			t.Logf("broker %v stderr:\n%s", args, tail(p.stderr.String(), 60))
-		}
-	})
-	return p
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("… %d lines before …", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// envWithoutDuplex is the environment minus DUPLEX_* settings.
-func envWithoutDuplex() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DUPLEX_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	tp := testutil.StartConfig(t, testutil.Config{Cmd: cmd, Args: args, Dir: dir, NoWait: true,
+		Log: os.Getenv("DUPLEX_SECURITY_LOG") != ""})
+	return &proc{Proc: tp, t: t, dir: dir}
 }
 
 // passwdFile makes a password file with `duplex passwd -b FILE USER
@@ -334,30 +226,17 @@ func (p *proc) apiGet(t testing.TB, path, user, pass string) (int, string) {
 // ---------------------------------------------------------------------------
 // Polling
 
-var errStop = errors.New("stop polling")
+// errStop, returned by a condition, ends a waitFor early.
+var errStop = testutil.ErrStop
 
-// waitFor calls f every pollEvery until it returns nil, errStop, or timeout
-// passes; it returns f's last error.
-func waitFor(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || errors.Is(err, errStop) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(pollEvery)
-	}
-}
+// waitFor calls f until it returns nil, errStop, or timeout passes; it
+// returns f's last error.
+func waitFor(timeout time.Duration, f func() error) error { return testutil.Poll(timeout, f) }
 
 // checkFor is waitFor that fails the test.
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	if err := waitFor(timeout, f); err != nil {
-		t.Fatalf("condition not met within %v: %v", timeout, err)
-	}
+	testutil.EventuallyErr(t, timeout, f)
 }
 
 var uniqSeq atomic.Int64
@@ -1316,7 +1195,7 @@ func (p *proc) sessionField(t testing.TB, id, field, user, pass string) (any, bo
 // logLines counts the broker's log lines containing every one of subs.
 func (p *proc) logLines(subs ...string) int {
 	n := 0
-	for _, l := range strings.Split(p.stderr.String(), "\n") {
+	for _, l := range strings.Split(p.Stderr(), "\n") {
 		all := true
 		for _, s := range subs {
 			all = all && strings.Contains(l, s)

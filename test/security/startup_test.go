@@ -30,12 +30,12 @@ func TestRefuseAnonymousPublicListener(t *testing.T) {
 			// Zero config: no -config, flags only.
 			p := launch(t, dir, append(c.args, "-data", filepath.Join(dir, "data"))...)
 			select {
-			case <-p.exited:
+			case <-p.Exited():
 			case <-time.After(waitStart):
-				t.Fatalf("broker still running %v after start on a public address with anonymous access; stdout %q", waitStart, p.stdout.String())
+				t.Fatalf("broker still running %v after start on a public address with anonymous access; stdout %q", waitStart, p.Stdout())
 			}
-			code := p.cmd.ProcessState.ExitCode()
-			stderr := p.stderr.String()
+			code := p.ExitCode()
+			stderr := p.Stderr()
 			t.Logf("exit code %d, stderr: %s", code, strings.TrimSpace(stderr))
 			if code == 0 {
 				t.Errorf("exit code 0, want non-zero")
@@ -45,8 +45,8 @@ func TestRefuseAnonymousPublicListener(t *testing.T) {
 					t.Errorf("stderr does not name %s: %q", key, stderr)
 				}
 			}
-			if strings.Contains(p.stdout.String(), "listening on") {
-				t.Errorf("it said it was listening: %q", p.stdout.String())
+			if strings.Contains(p.Stdout(), "listening on") {
+				t.Errorf("it said it was listening: %q", p.Stdout())
 			}
 		})
 	}
@@ -57,7 +57,7 @@ func TestRefuseAnonymousPublicListener(t *testing.T) {
 		if err != nil || (host != "0.0.0.0" && host != "::") {
 			t.Fatalf("HTTP listener %q, want 0.0.0.0:PORT", p.HTTP)
 		}
-		t.Logf("listening on %s (stdout %q)", p.HTTP, p.stdout.String())
+		t.Logf("listening on %s (stdout %q)", p.HTTP, p.Stdout())
 		// Reach it on loopback: the neighbour exchanges messages over both
 		// protocols.
 		p.HTTP = "127.0.0.1:" + port
@@ -92,13 +92,13 @@ func TestConfigCheckRefusesPublicAnonymous(t *testing.T) {
 	}
 	p := launch(t, dir, "config", "check", bad)
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(waitStart):
 		t.Fatalf("config check still running after %v", waitStart)
 	}
-	out := p.stdout.String() + p.stderr.String()
-	t.Logf("config check %s: exit %d: %s", bad, p.cmd.ProcessState.ExitCode(), strings.TrimSpace(out))
-	if p.cmd.ProcessState.ExitCode() == 0 {
+	out := p.Stdout() + p.Stderr()
+	t.Logf("config check %s: exit %d: %s", bad, p.ExitCode(), strings.TrimSpace(out))
+	if p.ExitCode() == 0 {
 		t.Errorf("config check of an anonymous 0.0.0.0 config exited 0")
 	}
 	for _, key := range []string{"allow_anonymous", "password_file"} {
@@ -108,11 +108,11 @@ func TestConfigCheckRefusesPublicAnonymous(t *testing.T) {
 	}
 	p2 := launch(t, dir, "config", "check", good)
 	select {
-	case <-p2.exited:
+	case <-p2.Exited():
 	case <-time.After(waitStart):
 		t.Fatalf("config check still running after %v", waitStart)
 	}
-	if code := p2.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("config check with allow_anonymous = true: exit %d: %s%s", code, p2.stdout.String(), p2.stderr.String())
+	if code := p2.ExitCode(); code != 0 {
+		t.Errorf("config check with allow_anonymous = true: exit %d: %s%s", code, p2.Stdout(), p2.Stderr())
 	}
 }
