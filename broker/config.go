@@ -113,6 +113,21 @@ type Config struct {
 	// subscription holds (ready and unacknowledged; they are in memory).
 	MaxQueueBytes int
 
+	// Dead-lettering (deadletter.go). MaxRedeliveries is how often a
+	// queue message may come back unacknowledged (NACK, or its consumer
+	// left) before it is dead-lettered (default DefaultMaxRedeliveries;
+	// negative: no limit). DeadLetterPrefix names a queue's dead-letter
+	// queue (default DefaultDeadLetterPrefix: "DLQ.<queue>") and
+	// DeadLetterTopic the topic that gets a copy for MQTT (default
+	// DefaultDeadLetterTopic: "$DLQ/<queue>"). NoDeadLetter drops
+	// rejected and over-limit messages instead (counted);
+	// NoDeadLetterTopic publishes no topic copy.
+	MaxRedeliveries   int
+	DeadLetterPrefix  string
+	DeadLetterTopic   string
+	NoDeadLetter      bool
+	NoDeadLetterTopic bool
+
 	// Store makes sessions, subscriptions, queued and retained messages
 	// durable (see durable.go); nil keeps everything in memory.
 	Store store.Store
@@ -163,6 +178,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetainedBytesPerUser == 0 {
 		c.MaxRetainedBytesPerUser = DefaultMaxRetainedBytesPerUser
+	}
+	if c.MaxRedeliveries == 0 {
+		c.MaxRedeliveries = DefaultMaxRedeliveries
+	}
+	if c.DeadLetterPrefix == "" {
+		c.DeadLetterPrefix = DefaultDeadLetterPrefix
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
 	if c.Authenticator == nil {
 		c.Authenticator = AllowAll{}

@@ -34,14 +34,20 @@ func ValidQueueName(name string) error {
 type queued struct {
 	msg         *Message
 	redelivered bool
-	sub         *Subscription // consumer holding it; nil while ready
-	seq         uint64        // sequence number in the store; 0 if not stored
+	// returns counts how often it came back unacknowledged (NACK, or its
+	// consumer left) since it was sent or restored; past
+	// Config.MaxRedeliveries it is dead-lettered (deadletter.go).
+	returns uint32
+	sub     *Subscription // consumer holding it; nil while ready
+	seq     uint64        // sequence number in the store; 0 if not stored
 }
 
 // queue is a point-to-point destination (STOMP /queue/<name>): each message
 // goes to one consumer, round robin over consumers with room under their
 // prefetch, and is held until acknowledged. NACK and consumer loss put
-// unacknowledged messages back at the head, marked redelivered.
+// unacknowledged messages back at the head, marked redelivered; one that
+// came back more than Config.MaxRedeliveries times, or that a consumer
+// rejects (NACK requeue:false), goes to its dead-letter queue instead.
 //
 // Lock order: queue.mu → Outbox.mu. Session.Close may be called with mu
 // held (it only takes the Outbox lock).
@@ -136,10 +142,10 @@ func (q *queue) addConsumer(r *Router, sub *Subscription) {
 }
 
 // removeConsumer removes sub and requeues what it held unacknowledged, in
-// delivery order, at the head of the queue.
+// delivery order, at the head of the queue. A message back for the
+// (MaxRedeliveries+1)-th time is dead-lettered instead.
 func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	for i, c := range q.consumers {
 		if c == sub {
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
@@ -157,16 +163,26 @@ func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 	}
 	slices.Sort(back)
 	requeue := make([]queued, 0, len(back)+len(q.ready))
+	var dead []queued
 	for _, tag := range back {
 		e := q.unacked[tag]
 		delete(q.unacked, tag)
-		requeue = append(requeue, queued{msg: e.msg, redelivered: true, seq: e.seq})
+		if r.overLimit(e.returns + 1) {
+			q.bytes -= int64(len(e.msg.Payload))
+			dead = append(dead, e)
+			continue
+		}
+		requeue = append(requeue, queued{msg: e.msg, redelivered: true, returns: e.returns + 1, seq: e.seq})
 	}
 	if len(requeue) > 0 {
 		q.ready = append(requeue, q.ready...)
 	}
 	sub.inflight = 0
 	q.dispatchLocked(r)
+	q.mu.Unlock()
+	for _, e := range dead {
+		r.deadLetter(q, e, DeathDeliveryLimit)
+	}
 }
 
 // ack settles tag. Unknown tags are ignored (already settled).
@@ -181,16 +197,55 @@ func (q *queue) ack(r *Router, tag uint64) {
 	}
 }
 
-// nack puts tag back at the head of the queue, marked redelivered.
+// nack puts tag back at the head of the queue, marked redelivered, or
+// dead-letters it when that would be its (MaxRedeliveries+1)-th return.
 func (q *queue) nack(r *Router, tag uint64) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if e, ok := q.unacked[tag]; ok {
-		delete(q.unacked, tag)
-		e.sub.inflight--
-		q.ready = append([]queued{{msg: e.msg, redelivered: true, seq: e.seq}}, q.ready...)
-		q.dispatchLocked(r)
+	e, ok := q.unacked[tag]
+	if !ok {
+		q.mu.Unlock()
+		return
 	}
+	delete(q.unacked, tag)
+	e.sub.inflight--
+	if !r.overLimit(e.returns + 1) {
+		q.ready = append([]queued{{msg: e.msg, redelivered: true, returns: e.returns + 1, seq: e.seq}}, q.ready...)
+		q.dispatchLocked(r)
+		q.mu.Unlock()
+		return
+	}
+	q.bytes -= int64(len(e.msg.Payload))
+	q.dispatchLocked(r)
+	q.mu.Unlock()
+	r.deadLetter(q, e, DeathDeliveryLimit)
+}
+
+// reject takes tag out of the queue and dead-letters it (NACK
+// requeue:false).
+func (q *queue) reject(r *Router, tag uint64) {
+	q.mu.Lock()
+	e, ok := q.unacked[tag]
+	if !ok {
+		q.mu.Unlock()
+		return
+	}
+	delete(q.unacked, tag)
+	e.sub.inflight--
+	q.bytes -= int64(len(e.msg.Payload))
+	q.dispatchLocked(r)
+	q.mu.Unlock()
+	r.deadLetter(q, e, DeathRejected)
+}
+
+// putBack returns a message whose dead-lettering failed (a store error) to
+// the head of the queue: it stays in the store under its own queue, so it
+// must stay in memory too.
+func (q *queue) putBack(r *Router, e queued) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.bytes += int64(len(e.msg.Payload))
+	q.ready = append([]queued{{msg: e.msg, redelivered: true, returns: e.returns, seq: e.seq}}, q.ready...)
+	q.dispatchLocked(r)
 }
 
 // dispatchLocked hands ready messages to consumers with room, round robin.
@@ -227,7 +282,7 @@ func (q *queue) dispatchLocked(r *Router) {
 		q.ready = q.ready[1:]
 		if d.Tag != 0 {
 			sub.inflight++
-			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub, seq: e.seq}
+			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub, seq: e.seq, returns: e.returns}
 		} else {
 			q.settled(r, e) // auto ack: consumed once handed over
 		}

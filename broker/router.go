@@ -55,6 +55,7 @@ type Router struct {
 	// Refusals (Stats) and their rate-limited log lines.
 	retainedRefused, sessionQuotaRefused, clientIDRefused, publishDenied, subscribeDenied atomic.Uint64
 	retainLog, sessionLog, clientIDLog                                                    rateLog
+	dl                                                                                    deadLetters // deadletter.go
 
 	allowAll bool         // the Authorizer is AllowAll: no checks, no cache
 	authGen  Generationer // the Authorizer's, if it has generations

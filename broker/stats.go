@@ -42,6 +42,12 @@ type Stats struct {
 	ClientIDRefused     uint64 // Open refused with ErrClientIDOwned
 	PublishDenied       uint64 // publishes (and wills) the Authorizer refused
 	SubscribeDenied     uint64 // subscriptions the Authorizer refused
+
+	// DeadLettered counts queue messages moved to a dead-letter queue
+	// (rejected, or past MaxRedeliveries); DeadLetterDropped those
+	// dropped instead: a dead-letter or temporary queue's own, a rejected
+	// topic delivery, or one whose dead-letter queue was full.
+	DeadLettered, DeadLetterDropped uint64
 }
 
 // QueueInfo describes one point-to-point queue.
@@ -74,6 +80,7 @@ func (r *Router) Stats() Stats {
 		RetainedRefused: r.retainedRefused.Load(), SessionQuotaRefused: r.sessionQuotaRefused.Load(),
 		ClientIDRefused: r.clientIDRefused.Load(), PublishDenied: r.publishDenied.Load(),
 		SubscribeDenied: r.subscribeDenied.Load(),
+		DeadLettered:    r.dl.moved.Load(), DeadLetterDropped: r.dl.dropped.Load(),
 	}
 	// qmu is released before any queue.mu (broker/doc.go): copy the
 	// pointers (8 bytes a queue), then add up the depths.
