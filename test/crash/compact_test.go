@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // TestCompactKill9: `duplex compact` killed with SIGKILL at random points
@@ -71,32 +72,18 @@ func TestCompactKill9(t *testing.T) {
 		if len(args) == 0 {
 			args = []string{"-data", srv.dataDir}
 		}
-		cmd := exec.Command(duplexBin, append([]string{"compact", "-tx-max-size", "4096"}, args...)...)
-		cmd.Env = envWithoutDuplex()
-		var buf lockedBuffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Start(); err != nil {
+		p, err := testutil.Spawn(testutil.Config{Bin: duplexBin, Args: append([]string{"compact", "-tx-max-size", "4096"}, args...)})
+		if err != nil {
 			t.Fatal(err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if killAfter >= 0 {
-			select {
-			case err := <-exited:
-				return err == nil, buf.String()
-			case <-time.After(killAfter):
-				_ = cmd.Process.Kill()
-			}
+		if killAfter >= 0 && !p.Wait(killAfter) {
+			p.Kill()
 		}
-		select {
-		case err := <-exited:
-			return err == nil, buf.String()
-		case <-time.After(waitExit):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("duplex compact still running after %v: %s", waitExit, buf.String())
+		if !p.Wait(waitExit) {
+			p.Kill()
+			t.Fatalf("duplex compact still running after %v: %s%s", waitExit, p.Stdout(), p.Stderr())
 		}
-		return false, ""
+		return p.Err() == nil, p.Stdout() + p.Stderr()
 	}
 	// How long a whole run takes, on a copy.
 	probe := filepath.Join(t.TempDir(), dataDBName)

@@ -29,15 +29,12 @@
 package crash_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,6 +43,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // Bounds. Every wait in these tests ends after one of them.
@@ -71,107 +70,31 @@ func TestMain(m *testing.M) {
 		fmt.Println("crash tests skipped in -short mode (they build and run the broker)")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "duplex-crash-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crash:", err)
-		os.Exit(1)
-	}
 	code := func() int {
-		defer os.RemoveAll(dir)
 		if bin := os.Getenv("DUPLEX_CRASH_BIN"); bin != "" {
 			duplexBin = bin
 			return m.Run()
 		}
-		root, err := moduleRoot()
+		defer testutil.RemoveBinaries()
+		bin, err := testutil.Build(testutil.NoRace)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "crash: module root:", err)
+			fmt.Fprintln(os.Stderr, "crash:", err)
 			return 1
 		}
-		duplexBin = filepath.Join(dir, "duplex")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, "go", "build", "-o", duplexBin, "./cmd/duplex")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "crash: go build ./cmd/duplex: %v\n%s", err, out)
-			return 1
-		}
+		duplexBin = bin
 		return m.Run()
 	}()
 	os.Exit(code)
 }
 
-// moduleRoot is the folder of the go.mod this package belongs to.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err == nil {
-		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull {
-			return filepath.Dir(gomod), nil
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // ---------------------------------------------------------------------------
 // The broker process
 
-// lockedBuffer is an io.Writer safe for exec's copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var listeningLine = regexp.MustCompile(`duplex listening on (127\.0\.0\.1:\d+)\n`)
-
-// stdoutWatcher collects stdout and closes ready at the listening line.
-type stdoutWatcher struct {
-	lockedBuffer
-	once  sync.Once
-	ready chan struct{}
-}
-
-func (w *stdoutWatcher) Write(p []byte) (int, error) {
-	n, err := w.lockedBuffer.Write(p)
-	if listeningLine.MatchString(w.String()) {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return n, err
-}
-
 // proc is one run of the broker binary.
 type proc struct {
-	gen    int
-	cmd    *exec.Cmd
-	stdout *stdoutWatcher
-	stderr *lockedBuffer
-	exited chan struct{} // closed after cmd.Wait returned
-	err    error         // cmd.Wait's result, once exited is closed
-	how    string        // how it ended: "SIGKILL", "SIGTERM", or "" (by itself)
+	*testutil.Proc
+	gen int
+	how string // how it ended: "SIGKILL", "SIGTERM", or "" (by itself)
 }
 
 // server runs the broker binary: the same addresses and data folder across
@@ -265,51 +188,16 @@ func (s *server) launch() (*proc, error) {
 		"-data", s.dataDir,
 		"-log-level", "info",
 	}, s.args...)
-	p := &proc{
-		gen:    gen,
-		cmd:    exec.Command(duplexBin, args...),
-		stdout: &stdoutWatcher{ready: make(chan struct{})},
-		stderr: &lockedBuffer{},
-		exited: make(chan struct{}),
+	tp, err := testutil.Launch(testutil.Config{Bin: duplexBin, Args: args, Listeners: []string{""}, StartTimeout: waitStart})
+	if err != nil {
+		return nil, fmt.Errorf("generation %d: %w", gen, err)
 	}
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = p.stderr
-	p.cmd.Env = envWithoutDuplex()
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	p := &proc{Proc: tp, gen: gen}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
+	s.cur = p
 	s.mu.Unlock()
-	select {
-	case <-p.stdout.ready:
-		s.mu.Lock()
-		s.cur = p
-		s.mu.Unlock()
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("generation %d exited early (%v): %s", gen, p.err, strings.TrimSpace(p.stderr.String()))
-	case <-time.After(waitStart):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return nil, fmt.Errorf("generation %d: no listening line within %v; stdout %q", gen, waitStart, p.stdout.String())
-	}
-}
-
-// envWithoutDuplex is the environment minus DUPLEX_* settings, so the
-// binary runs with its flags and defaults only.
-func envWithoutDuplex() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DUPLEX_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return p, nil
 }
 
 // gen is the current process's generation (1 for the first start).
@@ -333,19 +221,14 @@ func (s *server) signal(sig syscall.Signal, how string) *proc {
 		s.t.Fatalf("%s: %s but no broker runs", s.name, how)
 	}
 	p.how = how
-	select {
-	case <-p.exited:
-		s.t.Fatalf("%s: generation %d had already exited (%v) before %s", s.name, p.gen, p.err, how)
-	default:
+	if !p.Running() {
+		s.t.Fatalf("%s: generation %d had already exited (%v) before %s", s.name, p.gen, p.Err(), how)
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		s.t.Fatalf("%s: %s: %v", s.name, how, err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(waitExit):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	if !p.Wait(waitExit) {
+		p.Kill()
 		s.t.Fatalf("%s: generation %d still running %v after %s", s.name, p.gen, waitExit, how)
 	}
 	return p
@@ -362,8 +245,8 @@ func (s *server) kill9() {
 func (s *server) stop() {
 	s.t.Helper()
 	p := s.signal(syscall.SIGTERM, "SIGTERM")
-	if p.err != nil {
-		s.t.Errorf("%s: generation %d after SIGTERM: %v (exit code %d)", s.name, p.gen, p.err, p.cmd.ProcessState.ExitCode())
+	if err := p.Err(); err != nil {
+		s.t.Errorf("%s: generation %d after SIGTERM: %v (exit code %d)", s.name, p.gen, err, p.ExitCode())
 	}
 }
 
@@ -388,12 +271,10 @@ func (s *server) alive() error {
 	if p == nil {
 		return nil
 	}
-	select {
-	case <-p.exited:
-		return fmt.Errorf("broker generation %d exited by itself: %v", p.gen, p.err)
-	default:
-		return nil
+	if !p.Running() {
+		return fmt.Errorf("broker generation %d exited by itself: %v", p.gen, p.Err())
 	}
+	return nil
 }
 
 // storeLoaded returns a count from the current generation's startup
@@ -409,7 +290,7 @@ func (s *server) storeLoaded(key string) (int, bool) {
 	re := regexp.MustCompile(`msg="store loaded".* ` + regexp.QuoteMeta(key) + `=(\d+)`)
 	var m []string
 	_ = waitFor(waitShort, func() error {
-		if m = re.FindStringSubmatch(p.stderr.String()); m == nil {
+		if m = re.FindStringSubmatch(p.Stderr()); m == nil {
 			return errors.New("no summary yet")
 		}
 		return nil
@@ -435,11 +316,7 @@ func (s *server) cleanup() {
 	s.cur = nil
 	s.mu.Unlock()
 	if p != nil {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.exited:
-		case <-time.After(waitExit):
-		}
+		p.Kill()
 	}
 	if s.t.Failed() || os.Getenv("DUPLEX_CRASH_LOG") != "" {
 		s.reportLogs()
@@ -459,7 +336,7 @@ func (s *server) reportLogs() {
 	}
 	full := os.Getenv("DUPLEX_CRASH_LOG") != ""
 	for _, p := range s.logs() {
-		text := p.stderr.String()
+		text := p.Stderr()
 		if keep != "" {
 			_ = os.WriteFile(filepath.Join(keep, fmt.Sprintf("gen%02d.log", p.gen)), []byte(text), 0o644)
 		}
@@ -517,21 +394,9 @@ func copyFile(from, to string) error {
 // ---------------------------------------------------------------------------
 // Polling
 
-// waitFor calls f every pollEvery until it returns nil or timeout passes;
-// it returns f's last error then.
-func waitFor(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(pollEvery)
-	}
-}
+// waitFor calls f until it returns nil or timeout passes; it returns f's
+// last error then.
+func waitFor(timeout time.Duration, f func() error) error { return testutil.Poll(timeout, f) }
 
 // sleepOrStop waits d unless stop closes first; it reports whether stop closed.
 func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
