@@ -29,14 +29,31 @@ func ValidTopicName(t string) error {
 	if len(t) > MaxTopicLen {
 		return fmt.Errorf("%w: %d bytes, limit %d (MQTT 3.1.1 §1.5.3)", ErrInvalidTopic, len(t), MaxTopicLen)
 	}
-	if !utf8.ValidString(t) {
+	// One pass (every MQTT PUBLISH is checked twice: by the codec and by
+	// Publish); UTF-8 is decoded only when a byte is not ASCII.
+	nul, wild, ascii := -1, -1, true
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c == 0:
+			if nul < 0 {
+				nul = i
+			}
+		case c == '+' || c == '#':
+			if wild < 0 {
+				wild = i
+			}
+		}
+	}
+	if !ascii && !utf8.ValidString(t) {
 		return fmt.Errorf("%w: not valid UTF-8 [MQTT-1.5.3-1]", ErrInvalidTopic)
 	}
-	if i := strings.IndexByte(t, 0); i >= 0 {
-		return fmt.Errorf("%w: U+0000 at byte %d [MQTT-4.7.3-2]", ErrInvalidTopic, i)
+	if nul >= 0 {
+		return fmt.Errorf("%w: U+0000 at byte %d [MQTT-4.7.3-2]", ErrInvalidTopic, nul)
 	}
-	if i := strings.IndexAny(t, "+#"); i >= 0 {
-		return fmt.Errorf("%w: wildcard %q at byte %d [MQTT-3.3.2-2]", ErrInvalidTopic, t[i], i)
+	if wild >= 0 {
+		return fmt.Errorf("%w: wildcard %q at byte %d [MQTT-3.3.2-2]", ErrInvalidTopic, t[wild], wild)
 	}
 	return nil
 }

@@ -1,34 +1,37 @@
 package mqtt
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/duplexmq/duplex/broker"
+)
 
 // sharePrefix starts a Shared Subscription's Topic Filter (MQTT 5 §4.8.2).
 const sharePrefix = "$share/"
 
-// ValidTopicName checks the syntax of a PUBLISH or Will Topic Name: at least
-// one byte [MQTT-4.7.3-1] and no wildcard characters [MQTT-3.3.2-2]
-// [MQTT-4.7.1-1]. The UTF-8 rules are checked when the string is decoded.
-// It returns an Error with CodeTopicNameInvalid.
+// The topic rules are the broker's (broker.ValidTopicName,
+// broker.ValidFilter: one definition for every protocol); the codec adds
+// the reason code to send and the MQTT-only shared subscription syntax.
+
+// ValidTopicName checks the syntax of a PUBLISH, Will or Response Topic
+// Name with broker.ValidTopicName: at least one byte [MQTT-4.7.3-1] and no
+// wildcard characters [MQTT-3.3.2-2] [MQTT-4.7.1-1] (the UTF-8 rules are
+// also checked when the string is decoded). It returns an Error with
+// CodeTopicNameInvalid.
 func ValidTopicName(name string) error {
-	if name == "" {
-		return Error{Code: CodeTopicNameInvalid, Reason: "empty topic name [MQTT-4.7.3-1]"}
-	}
-	if strings.ContainsAny(name, "+#") {
-		return Error{Code: CodeTopicNameInvalid, Reason: "wildcard in topic name [MQTT-3.3.2-2]"}
+	if err := broker.ValidTopicName(name); err != nil {
+		return Error{Code: CodeTopicNameInvalid, Reason: topicReason(err, broker.ErrInvalidTopic)}
 	}
 	return nil
 }
 
 // ValidTopicFilter checks the syntax of a SUBSCRIBE or UNSUBSCRIBE Topic
-// Filter: at least one byte [MQTT-4.7.3-1]; '#' only as the whole last level
-// [MQTT-4.7.1-2]; '+' only as a whole level [MQTT-4.7.1-3]; and for a
-// filter starting "$share/", a non-empty share name without '/', '+' or '#'
-// followed by '/' and a valid filter [MQTT-4.8.2-1] [MQTT-4.8.2-2]. It
-// returns an Error with CodeTopicFilterInvalid.
+// Filter with broker.ValidFilter: at least one byte [MQTT-4.7.3-1]; '#'
+// only as the whole last level [MQTT-4.7.1-2]; '+' only as a whole level
+// [MQTT-4.7.1-3]. A filter starting "$share/" needs a non-empty share name
+// without '/', '+' or '#', then '/' and a valid filter [MQTT-4.8.2-1]
+// [MQTT-4.8.2-2]. It returns an Error with CodeTopicFilterInvalid.
 func ValidTopicFilter(filter string) error {
-	if filter == "" {
-		return Error{Code: CodeTopicFilterInvalid, Reason: "empty topic filter [MQTT-4.7.3-1]"}
-	}
 	if strings.HasPrefix(filter, sharePrefix) {
 		group, rest, ok := strings.Cut(filter[len(sharePrefix):], "/")
 		if !ok || group == "" || strings.ContainsAny(group, "+#") {
@@ -39,21 +42,16 @@ func ValidTopicFilter(filter string) error {
 		}
 		filter = rest
 	}
-	for i := 0; i < len(filter); i++ {
-		switch filter[i] {
-		case '#':
-			// [MQTT-4.7.1-2] the multi-level wildcard is a whole level and the last one.
-			if i != len(filter)-1 || (i > 0 && filter[i-1] != '/') {
-				return Error{Code: CodeTopicFilterInvalid, Reason: "'#' is not the whole last level [MQTT-4.7.1-2]"}
-			}
-		case '+':
-			// [MQTT-4.7.1-3] the single-level wildcard fills a whole level.
-			if (i > 0 && filter[i-1] != '/') || (i < len(filter)-1 && filter[i+1] != '/') {
-				return Error{Code: CodeTopicFilterInvalid, Reason: "'+' is not a whole level [MQTT-4.7.1-3]"}
-			}
-		}
+	if err := broker.ValidFilter(filter); err != nil {
+		return Error{Code: CodeTopicFilterInvalid, Reason: topicReason(err, broker.ErrInvalidFilter)}
 	}
 	return nil
+}
+
+// topicReason is the failed check of a broker topic error, without the
+// sentinel's text: "wildcard '+' at byte 3 [MQTT-3.3.2-2]".
+func topicReason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }
 
 // SharedFilter splits a Shared Subscription's Topic Filter
