@@ -32,8 +32,11 @@ func (c *conn) track(id uint64, d broker.Delivery) bool {
 // message by the MESSAGE's ack header (id); 1.0 and 1.1 by message-id (and
 // subscription in 1.1). In client mode an ACK or NACK covers every earlier
 // unacknowledged message of the subscription. NACKed messages are
-// redelivered. An id this connection never issued is an error; one already
-// settled (say, covered by an earlier cumulative ACK) is ignored.
+// redelivered, up to the broker's redelivery limit; a NACK with
+// requeue:false (RabbitMQ's extension) rejects them instead: a queue
+// message goes to its dead-letter queue, a topic message is dropped. An id
+// this connection never issued is an error; one already settled (say,
+// covered by an earlier cumulative ACK) is ignored.
 func (c *conn) handleAck(f *frame.Frame) error {
 	idHeader := frame.Id
 	if c.version != "1.2" {
@@ -48,10 +51,14 @@ func (c *conn) handleAck(f *frame.Frame) error {
 		return protocolErr("unknown message", "%s %s=%q names no message sent on this connection", f.Command, idHeader, v)
 	}
 	settled := c.settle(id)
+	reject := f.Command == frame.NACK && f.Header.Get("requeue") == "false"
 	for _, d := range settled {
-		if f.Command == frame.NACK {
+		switch {
+		case reject:
+			c.router.Reject(d)
+		case f.Command == frame.NACK:
 			c.router.Redeliver(d)
-		} else {
+		default:
 			c.router.Ack(d)
 		}
 	}

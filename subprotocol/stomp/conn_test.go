@@ -275,10 +275,13 @@ func TestSendSubscribeMessage(t *testing.T) {
 	if id, err := strconv.ParseUint(f.Header.Get("message-id"), 10, 64); err != nil || id == 0 {
 		t.Errorf("message-id = %q, want a positive number", f.Header.Get("message-id"))
 	}
-	for _, k := range []string{"ack", "redelivered", "receipt", "transaction"} {
+	for _, k := range []string{"ack", "receipt", "transaction"} {
 		if _, ok := f.Header.Contains(k); ok {
 			t.Errorf("MESSAGE carries %s header: %v", k, f)
 		}
+	}
+	if v, _ := f.Header.Contains("redelivered"); v != "false" {
+		t.Errorf("first delivery: redelivered = %q, want false (as RabbitMQ sends it)", v)
 	}
 	if f.binary {
 		t.Error("a UTF-8 body went out as a binary message")
@@ -409,8 +412,8 @@ func TestNackRedelivers(t *testing.T) {
 	h := startServer(t, Config{}, broker.Config{})
 	h.connect()
 	ms := h.queueMessages("nq", "client-individual", "n1")
-	if _, ok := ms[0].Header.Contains("redelivered"); ok {
-		t.Errorf("first delivery marked redelivered: %v", ms[0])
+	if r, ok := ms[0].Header.Contains("redelivered"); !ok || r != "false" {
+		t.Errorf("first delivery: redelivered = %q, want false (as RabbitMQ sends it); %v", r, ms[0])
 	}
 	h.sendFrame(frame.NACK, nil, "id", ms[0].Header.Get("ack"))
 	again := h.waitFrames("redelivery", 2, func(f outFrame) bool { return f.Command == frame.MESSAGE && string(f.Body) == "n1" })[1]

@@ -58,8 +58,11 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	if len(m.CorrelationData) > 0 {
 		dst = hdr(dst, "correlation-id", string(m.CorrelationData))
 	}
+	// Always there, as RabbitMQ sends it: false on a first delivery.
 	if d.Redelivered {
 		dst = append(dst, "redelivered:true\n"...)
+	} else {
+		dst = append(dst, "redelivered:false\n"...)
 	}
 	// A message from another protocol carries at most MaxOutboundHeaders
 	// user headers (an MQTT 5 PUBLISH may hold thousands of user
