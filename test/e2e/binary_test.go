@@ -1,16 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,30 +12,12 @@ import (
 	"github.com/go-stomp/stomp/v3"
 )
 
-// lockedBuffer is an io.Writer safe for the exec copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var listeningLine = regexp.MustCompile(`^duplex listening on (127\.0\.0\.1:\d+)\n`)
 
 // otherListener is the startup line of a listener besides the plain one.
 var otherListener = regexp.MustCompile(`^duplex [a-z]+(-[a-z]+)? listening on 127\.0\.0\.1:\d+$`)
 
-// TestRealBinary builds cmd/duplex, runs it on a random port, checks the
+// TestRealBinary builds cmd/duplex, runs it on random ports, checks the
 // one stdout line, does STOMP and MQTT send/receive through it (paho.golang
 // over WebSocket, paho.mqtt.golang over the MQTT TCP listener) and stops it
 // with SIGTERM, expecting exit status 0.
@@ -50,62 +26,14 @@ func TestRealBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
+	bin := buildDuplex(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "duplex")
-	bctx, bcancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer bcancel()
-	build := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/duplex")
-	build.Dir = filepath.Join("..", "..") // module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/duplex: %v\n%s", err, out)
+	p := startDuplex(t, bin, 2, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr", "127.0.0.1:0",
+		"-data", filepath.Join(dir, "data"), "-log-level", "info")
+	addr, mqttTCP := p.Addr(""), p.Addr("mqtt-tcp")
+	if addr == "" || mqttTCP == "" {
+		t.Fatalf("listeners %v", p.Addrs())
 	}
-
-	// A free loopback port for the MQTT TCP listener (the binary prints
-	// only its HTTP address). Another process could take it in between;
-	// then the binary exits early and the test says so.
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mqttTCP := pl.Addr().String()
-	pl.Close()
-
-	var stdout, stderr lockedBuffer
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr", mqttTCP, "-data", filepath.Join(dir, "data"), "-log-level", "info")
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	cmd.Env = envWithoutDuplex()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("duplex stderr:\n%s", stderr.String())
-		}
-	})
-
-	var addr string
-	checkFor(t, 10*time.Second, func() error {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("duplex exited early: %v\nstdout %q\nstderr %s", err, stdout.String(), stderr.String())
-		default:
-		}
-		m := listeningLine.FindStringSubmatch(stdout.String())
-		if m == nil {
-			return fmt.Errorf("stdout so far %q", stdout.String())
-		}
-		addr = m[1]
-		return nil
-	})
 
 	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
 		t.Errorf("data folder not created: %v", err)
@@ -147,20 +75,11 @@ func TestRealBinary(t *testing.T) {
 	v5.expect(t, "real/mqtt/b", "exactly once")
 
 	// SIGTERM with a client still connected: graceful shutdown, exit 0.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Fatalf("after SIGTERM: %v (exit code %d)\nstderr:\n%s", err, cmd.ProcessState.ExitCode(), stderr.String())
-		}
-		if code := cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("exit code %d after SIGTERM", code)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("duplex still running 15s after SIGTERM")
+	if code, _ := p.waitExit(t, 15*time.Second); code != 0 {
+		t.Fatalf("after SIGTERM: %v (exit code %d)\nstderr:\n%s", p.Err(), code, p.Stderr())
 	}
 	// The connected subscriber learns the server went away.
 	select {
@@ -173,7 +92,7 @@ func TestRealBinary(t *testing.T) {
 	}
 	// Standard output holds the listening lines only: the plain one first,
 	// then one per other listener ("duplex mqtt-tcp listening on ...").
-	out := stdout.String()
+	out := p.Stdout()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if !listeningLine.MatchString(out) {
 		t.Errorf("stdout must begin with the listening line, got %q", out)
@@ -183,16 +102,4 @@ func TestRealBinary(t *testing.T) {
 			t.Errorf("stdout line %q is not a listening line", l)
 		}
 	}
-}
-
-// envWithoutDuplex is the environment minus DUPLEX_* settings, so the
-// binary runs with its flags and defaults only.
-func envWithoutDuplex() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DUPLEX_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

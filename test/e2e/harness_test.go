@@ -25,10 +25,17 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/subprotocol"
 	dstomp "github.com/duplexmq/duplex/subprotocol/stomp"
 	"github.com/duplexmq/duplex/web"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveBinaries() // the real binary, built for the operations tests
+	os.Exit(code)
+}
 
 // Timeouts. Every wait in these tests is bounded by one of them.
 const (
@@ -523,22 +530,11 @@ func (r *rawClient) expectClosed(timeout time.Duration) (frames []*frame.Frame, 
 // ---------------------------------------------------------------------------
 // Polling
 
-// checkFor calls f every 10ms until it returns nil or timeout passes, then
-// fails the test with f's last error (nats-server's checkFor).
+// checkFor calls f until it returns nil or timeout passes, then fails the
+// test with f's last error (nats-server's checkFor).
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %v: %v", timeout, err)
+	testutil.EventuallyErr(t, timeout, f)
 }
 
 // queueInfo returns the router's view of queue name (without /queue/).

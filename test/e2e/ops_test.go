@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // TestOpsProbesVersionHelp runs the real binary built with a version
@@ -37,7 +39,7 @@ func TestOpsProbesVersionHelp(t *testing.T) {
 	run := func(env []string, args ...string) (code int, stdout, stderr string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(envWithoutDuplex(), env...)
+		cmd.Env = append(testutil.EnvWithoutDuplex(), env...)
 		var out, errb strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -93,9 +95,9 @@ func TestOpsProbesVersionHelp(t *testing.T) {
 		"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=",
 		"-data", filepath.Join(t.TempDir(), "data"))
 	hc := &http.Client{Timeout: waitShort}
-	for _, name := range []string{"listening", "admin listening"} {
+	for _, name := range []string{"", "admin"} {
 		for path, body := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n"} {
-			u := "http://" + p.addrs[name] + path
+			u := "http://" + p.Addr(name) + path
 			resp, err := hc.Get(u)
 			if err != nil {
 				t.Errorf("GET %s: %v", u, err)
@@ -104,14 +106,14 @@ func TestOpsProbesVersionHelp(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK || string(b) != body {
-				t.Errorf("GET %s (%s): %s %q, want 200 %q", u, name, resp.Status, b, body)
+				t.Errorf("GET %s (listener %q): %s %q, want 200 %q", u, name, resp.Status, b, body)
 			}
 		}
 	}
 	// /metrics on the admin listener (open: zero-config loopback) carries
 	// the version and the store's commit histogram, which cmd/duplex wires
 	// from store.Options.OnCommit.
-	resp, err := hc.Get("http://" + p.addrs["admin listening"] + "/metrics")
+	resp, err := hc.Get("http://" + p.Addr("admin") + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestOpsProbesVersionHelp(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := p.waitExit(t, 15*time.Second); code != 0 {
@@ -164,7 +166,7 @@ func TestDeployConfig(t *testing.T) {
 	}
 	check := func() (int, string) {
 		cmd := exec.Command(bin, "config", "check", file)
-		cmd.Env = envWithoutDuplex()
+		cmd.Env = testutil.EnvWithoutDuplex()
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
@@ -173,7 +175,7 @@ func TestDeployConfig(t *testing.T) {
 		t.Fatalf("config check without the password file: exit %d, %q", code, out)
 	}
 	passwd := exec.Command(bin, "passwd", "-b", filepath.Join(etc, "passwd"), "admin", "correct horse")
-	passwd.Env = envWithoutDuplex()
+	passwd.Env = testutil.EnvWithoutDuplex()
 	if out, err := passwd.CombinedOutput(); err != nil {
 		t.Fatalf("duplex passwd: %v %s", err, out)
 	}
@@ -185,15 +187,15 @@ func TestDeployConfig(t *testing.T) {
 	// the test moves them to free loopback ports with flags.
 	p := startDuplex(t, bin, 4, "-config", file, "-tls-wss-addr", "127.0.0.1:0", "-tls-mqtt-tls-addr", "127.0.0.1:0",
 		"-tls-stomp-tls-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	for _, name := range []string{"wss listening", "admin listening", "mqtt-tls listening", "stomp-tls listening"} {
-		if p.addrs[name] == "" {
-			t.Errorf("no %q line: %v", name, p.addrs)
+	for _, name := range []string{"wss", "admin", "mqtt-tls", "stomp-tls"} {
+		if p.Addr(name) == "" {
+			t.Errorf("no %q listening line: %v", name, p.Addrs())
 		}
 	}
-	if _, ok := p.addrs["listening"]; ok {
-		t.Errorf("a plain listener is open: %v", p.addrs)
+	if p.Addr("") != "" {
+		t.Errorf("a plain listener is open: %v", p.Addrs())
 	}
-	resp, err := (&http.Client{Timeout: waitShort}).Get("http://" + p.addrs["admin listening"] + "/readyz")
+	resp, err := (&http.Client{Timeout: waitShort}).Get("http://" + p.Addr("admin") + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func TestDeployConfig(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz on the admin listener: %s", resp.Status)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := p.waitExit(t, 25*time.Second); code != 0 {

@@ -2,59 +2,41 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
 // The real binary, for the operations tests (shutdown_test.go, ops_test.go)
 
-// buildDuplex builds cmd/duplex into a temporary folder, with extra go
-// build arguments (-ldflags ...), and returns its path.
+// buildDuplex builds cmd/duplex (without -race, once per set of extra go
+// build arguments such as -ldflags ...) and returns its path.
 func buildDuplex(t testing.TB, args ...string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "duplex")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build", "-o", bin}, args...), "./cmd/duplex")...)
-	cmd.Dir = filepath.Join("..", "..") // module root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/duplex: %v\n%s", err, out)
-	}
-	return bin
+	return testutil.BuildBinary(t, append([]string{testutil.NoRace}, args...)...)
 }
 
 // duplexProc is one running broker process.
 type duplexProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	exited         chan struct{} // closed when the process has exited
-	waitErr        error         // set before exited is closed
-	exitedAt       time.Time     // set before exited is closed
-	// addrs maps a listener's startup-line name ("listening",
-	// "mqtt-tcp listening", "admin listening") to its address.
-	addrs map[string]string
+	*testutil.Proc
 }
 
-var startupLine = regexp.MustCompile(`(?m)^duplex ([a-z -]*listening) on (\S+)$`)
-
 // startDuplex runs bin with args and waits until it has printed wantLines
-// listening lines on stdout. The process is killed when the test ends if
-// it is still running, and its stderr logged if the test failed.
+// listening lines on stdout (testutil.StartConfig: stopped when the test
+// ends if it still runs, its stderr logged if the test failed).
 func startDuplex(t testing.TB, bin string, wantLines int, args ...string) *duplexProc {
 	t.Helper()
 	return startDuplexEnv(t, bin, nil, wantLines, args...)
@@ -64,55 +46,7 @@ func startDuplex(t testing.TB, bin string, wantLines int, args ...string) *duple
 // environment; the test's own DUPLEX_* variables are left out.
 func startDuplexEnv(t testing.TB, bin string, env []string, wantLines int, args ...string) *duplexProc {
 	t.Helper()
-	p := &duplexProc{cmd: exec.Command(bin, args...), exited: make(chan struct{}), addrs: map[string]string{}}
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	p.cmd.Env = append(envWithoutDuplex(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		p.exitedAt = time.Now()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("duplex %v stderr:\n%s", args, p.stderr.String())
-		}
-	})
-	checkFor(t, 20*time.Second, func() error {
-		select {
-		case <-p.exited:
-			t.Fatalf("duplex exited early: %v\nstdout %q\nstderr %s", p.waitErr, p.stdout.String(), p.stderr.String())
-		default:
-		}
-		m := startupLine.FindAllStringSubmatch(p.stdout.String(), -1)
-		if len(m) < wantLines {
-			return fmt.Errorf("%d of %d listening lines; stdout so far %q", len(m), wantLines, p.stdout.String())
-		}
-		for _, l := range m {
-			p.addrs[l[1]] = l[2]
-		}
-		return nil
-	})
-	return p
-}
-
-// running says whether the process has not exited yet.
-func (p *duplexProc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	return &duplexProc{testutil.StartConfig(t, testutil.Config{Bin: bin, Args: args, Env: env, Lines: wantLines})}
 }
 
 // waitExit waits up to timeout for the process to exit and returns its
@@ -120,20 +54,17 @@ func (p *duplexProc) running() bool {
 func (p *duplexProc) waitExit(t testing.TB, timeout time.Duration) (code int, took time.Duration) {
 	t.Helper()
 	start := time.Now()
-	select {
-	case <-p.exited:
-		return p.cmd.ProcessState.ExitCode(), time.Since(start)
-	case <-time.After(timeout):
-		t.Fatalf("duplex still running %v later\nstderr:\n%s", timeout, p.stderr.String())
+	if !p.Wait(timeout) {
+		t.Fatalf("duplex still running %v later\nstderr:\n%s", timeout, p.Stderr())
 	}
-	return -1, 0
+	return p.ExitCode(), time.Since(start)
 }
 
 // jsonLogs parses every stderr line as a JSON object (log_format json).
 func (p *duplexProc) jsonLogs(t testing.TB) []map[string]any {
 	t.Helper()
 	var recs []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Stderr()))
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" {
@@ -181,9 +112,9 @@ func TestShutdownSIGTERM(t *testing.T) {
 	args := []string{"-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr", "127.0.0.1:0",
 		"-data", data, "-log-format", "json", "-shutdown-grace", grace.String(), "-sys-interval", "1s"}
 	p := startDuplex(t, bin, 2, args...)
-	addr, mqttTCP := p.addrs["listening"], p.addrs["mqtt-tcp listening"]
+	addr, mqttTCP := p.Addr(""), p.Addr("mqtt-tcp")
 	if addr == "" || mqttTCP == "" {
-		t.Fatalf("listeners %v", p.addrs)
+		t.Fatalf("listeners %v", p.Addrs())
 	}
 	s := &testServer{URL: "ws://" + addr + "/ws", HTTPURL: "http://" + addr}
 	ms := &mqttServer{testServer: s, WSURL: "ws://" + addr + "/mqtt", TCPAddr: mqttTCP}
@@ -231,7 +162,7 @@ func TestShutdownSIGTERM(t *testing.T) {
 	}()
 
 	sigterm := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 
@@ -252,7 +183,7 @@ func TestShutdownSIGTERM(t *testing.T) {
 		c.Close()
 		t.Errorf("the MQTT TCP listener accepted a connection after SIGTERM")
 	}
-	if !p.running() {
+	if !p.Running() {
 		t.Errorf("duplex exited before the refused connection could be checked (shutdown took under a second?)")
 	}
 
@@ -284,9 +215,9 @@ func TestShutdownSIGTERM(t *testing.T) {
 	v3.expectLost(t)
 
 	code, _ := p.waitExit(t, grace+2*time.Second)
-	took := p.exitedAt.Sub(sigterm)
+	took := p.ExitedAt().Sub(sigterm)
 	if code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
+		t.Errorf("exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.Stderr())
 	}
 	// Nothing should have waited for the grace: the slowest part is the
 	// never-reading STOMP connection's one-second close linger.
@@ -318,15 +249,15 @@ func TestShutdownSIGTERM(t *testing.T) {
 	// Restart on the same data folder: the persistent session gets the
 	// message that was stored before SIGTERM.
 	p2 := startDuplex(t, bin, 2, args...)
-	ms2 := &mqttServer{testServer: &testServer{URL: "ws://" + p2.addrs["listening"] + "/ws"},
-		WSURL: "ws://" + p2.addrs["listening"] + "/mqtt", TCPAddr: p2.addrs["mqtt-tcp listening"]}
+	ms2 := &mqttServer{testServer: &testServer{URL: "ws://" + p2.Addr("") + "/ws"},
+		WSURL: "ws://" + p2.Addr("") + "/mqtt", TCPAddr: p2.Addr("mqtt-tcp")}
 	back := newV3(t, ms2, v3Transports[1], persistID, false)
 	m := back.expect(t, "persist/a", "kept across the restart")
 	if m.qos != 1 {
 		t.Errorf("restored message QoS %d, want 1", m.qos)
 	}
 	back.c.Disconnect(250)
-	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p2.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := p2.waitExit(t, grace+2*time.Second); code != 0 {
@@ -348,10 +279,10 @@ func TestShutdownGraceRunsOut(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	p := startDuplex(t, bin, 1, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=",
 		"-data", filepath.Join(t.TempDir(), "data"), "-shutdown-grace", grace.String())
-	s := &testServer{URL: "ws://" + p.addrs["listening"] + "/ws"}
+	s := &testServer{URL: "ws://" + p.Addr("") + "/ws"}
 	slow := newRaw(t, s)
 	slow.connect()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	code, took := p.waitExit(t, 5*time.Second)
@@ -361,7 +292,7 @@ func TestShutdownGraceRunsOut(t *testing.T) {
 	if took > grace+700*time.Millisecond {
 		t.Errorf("exited %v after SIGTERM with a %v grace", took, grace)
 	}
-	logs := p.stderr.String()
+	logs := p.Stderr()
 	if !strings.Contains(logs, "shutdown grace ran out") || !strings.Contains(logs, "duplex stopped") {
 		t.Errorf("logs lack the grace running out or the stop:\n%s", logs)
 	}
@@ -381,7 +312,7 @@ func TestShutdownSecondSignal(t *testing.T) {
 	bin := buildDuplex(t)
 	p := startDuplex(t, bin, 1, "-addr", "127.0.0.1:0", "-stomp-tcp-addr=", "-mqtt-tcp-addr=",
 		"-data", filepath.Join(t.TempDir(), "data"), "-shutdown-grace", "30s")
-	addr := p.addrs["listening"]
+	addr := p.Addr("")
 	c, err := net.DialTimeout("tcp", addr, waitShort)
 	if err != nil {
 		t.Fatal(err)
@@ -410,31 +341,31 @@ func TestShutdownSecondSignal(t *testing.T) {
 		}
 		return nil
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	checkFor(t, waitShort, func() error {
-		if !strings.Contains(p.stderr.String(), "duplex shutting down") {
+		if !strings.Contains(p.Stderr(), "duplex shutting down") {
 			return errors.New("no \"duplex shutting down\" line yet")
 		}
 		return nil
 	})
-	if !p.running() {
-		t.Fatalf("duplex exited before the second signal; stderr:\n%s", p.stderr.String())
+	if !p.Running() {
+		t.Fatalf("duplex exited before the second signal; stderr:\n%s", p.Stderr())
 	}
 	second := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	p.waitExit(t, waitShort)
-	if took := p.exitedAt.Sub(second); took > 2*time.Second {
+	if took := p.ExitedAt().Sub(second); took > 2*time.Second {
 		t.Errorf("exited %v after the second signal", took)
 	}
-	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-		t.Errorf("process state %v, want killed by SIGINT", p.cmd.ProcessState)
+		t.Errorf("process state %v, want killed by SIGINT", p.Cmd.ProcessState)
 	}
-	if strings.Contains(p.stderr.String(), "duplex stopped") {
+	if strings.Contains(p.Stderr(), "duplex stopped") {
 		t.Errorf("the graceful stop finished before the second signal (the request did not hold it)")
 	}
 }
