@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // TestHistoryRates: rates are counter differences over the interval, the
@@ -308,13 +309,7 @@ func TestTail(t *testing.T) {
 	}
 	cancel()
 	// The tap closes with the stream; the slot is given back.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.gw.hist.tails.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("tail slot not released")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the tail slot released", func() bool { return s.gw.hist.tails.Load() == 0 })
 
 	// Bad filters.
 	for _, f := range []string{"a/#/b", "a+", "#x"} {
@@ -459,14 +454,7 @@ func TestStreamConnReused(t *testing.T) {
 func TestEventsResume(t *testing.T) {
 	s := newGW(t, Config{})
 	var all []Sample
-	deadline := time.Now().Add(10 * time.Second)
-	for len(all) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d samples after 10 s", len(all))
-		}
-		time.Sleep(50 * time.Millisecond) // polling the sampler
-		all = s.gw.hist.since(0)
-	}
+	testutil.Eventually(t, 10*time.Second, "3 samples", func() bool { all = s.gw.hist.since(0); return len(all) >= 3 })
 	from := all[0].Time
 	resp, body := loginDo(t, nil, "GET", s.hs.URL+"/api/v1/history?since="+strconv.FormatInt(from, 10), "", nil)
 	var got []Sample

@@ -13,6 +13,7 @@ import (
 
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/broker/auth"
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // sysRecorder keeps every $SYS message a client received, by topic.
@@ -44,32 +45,30 @@ func (r *sysRecorder) last(topic string) (string, int) {
 // waitValue polls until topic's latest value satisfies ok.
 func (r *sysRecorder) waitValue(t *testing.T, topic string, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(obsWait)
-	for {
-		v, n := r.last(topic)
-		if n > 0 && ok(v) {
-			return v
+	var v string
+	var n int
+	if testutil.Poll(obsWait, func() error {
+		if v, n = r.last(topic); n > 0 && ok(v) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: last value %q (%d received)", topic, v, n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+		return fmt.Errorf("not yet")
+	}) != nil {
+		t.Fatalf("%s: last value %q (%d received)", topic, v, n)
 	}
+	return v
 }
 
 // waitCount polls until n values were received on topic.
 func (r *sysRecorder) waitCount(t *testing.T, topic string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(obsWait)
-	for {
-		if _, c := r.last(topic); c >= n {
-			return
+	var c int
+	if testutil.Poll(obsWait, func() error {
+		if _, c = r.last(topic); c >= n {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			_, c := r.last(topic)
-			t.Fatalf("%s: %d values received, want %d", topic, c, n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+		return fmt.Errorf("not yet")
+	}) != nil {
+		t.Fatalf("%s: %d values received, want %d", topic, c, n)
 	}
 }
 
