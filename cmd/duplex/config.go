@@ -648,6 +648,12 @@ func (o *options) finish() error {
 	b.MaxSubscriptions = int(noLimit(int64(l.MaxSubscriptions)))
 	b.MaxQueueDepth = l.MaxQueueDepth
 	b.MaxQueueBytes = l.MaxQueueBytes
+	b.MaxRedeliveries = int(noLimit(int64(l.MaxRedeliveries)))
+	if err := broker.CheckDeadLetter(v.Stomp.DeadLetterPrefix, v.Stomp.DeadLetterTopic); err != nil {
+		return fmt.Errorf("stomp.dead_letter_prefix, stomp.dead_letter_topic: %w", err)
+	}
+	b.DeadLetterPrefix, b.NoDeadLetter = v.Stomp.DeadLetterPrefix, v.Stomp.DeadLetterPrefix == ""
+	b.DeadLetterTopic, b.NoDeadLetterTopic = v.Stomp.DeadLetterTopic, v.Stomp.DeadLetterTopic == ""
 	b.MaxRetained = int(noLimit(int64(l.MaxRetained)))
 	b.MaxRetainedBytes = noLimit(l.MaxRetainedBytes)
 	b.MaxRetainedPerUser = int(noLimit(int64(l.MaxRetainedPerUser)))

@@ -50,6 +50,7 @@ type values struct {
 		MaxSessionQueue                              int
 		MaxSessionQueueBytes                         int64
 		MaxQueueDepth, MaxQueueBytes                 int
+		MaxRedeliveries                              int
 		MaxOutboundHeaders                           int
 		PublishRate                                  float64
 		PublishBurst                                 int
@@ -62,6 +63,9 @@ type values struct {
 		HeartbeatGrace float64
 		HeartbeatSlack time.Duration
 		TopicSeparator string
+		// Dead-lettering: DeadLetterPrefix names a queue's dead-letter
+		// queue, DeadLetterTopic the topic of its copy for MQTT.
+		DeadLetterPrefix, DeadLetterTopic string
 	}
 }
 
@@ -211,6 +215,8 @@ func settingsTable(v *values) []*setting {
 			help: "messages waiting in one /queue before SEND is refused"},
 		{key: "limits.max_queue_bytes", flag: "max-queue-bytes", def: "256MiB", kind: kindSize, min: 1, target: &l.MaxQueueBytes,
 			help: "payload bytes one /queue or durable subscription holds"},
+		{key: "limits.max_redeliveries", flag: "limits-max-redeliveries", def: "20", target: &l.MaxRedeliveries,
+			help: "times a /queue or durable subscription message may come back unacknowledged (NACK, or its consumer left) before it goes to its dead-letter queue (0: no limit)"},
 		{key: "limits.max_outbound_headers", flag: "limits-max-outbound-headers", def: "64", min: 1, target: &l.MaxOutboundHeaders,
 			help: "user headers / properties carried when a message crosses from one protocol to the other (extra ones dropped and counted)"},
 		{key: "limits.publish_rate", flag: "limits-publish-rate", def: "0", target: &l.PublishRate,
@@ -234,6 +240,10 @@ func settingsTable(v *values) []*setting {
 			help: "...plus this much (browsers throttle background tabs; 0s: none)"},
 		{key: "stomp.topic_separator", flag: "topic-separator", def: "/", kind: kindEnum, enum: []string{"/", "."}, target: &v.Stomp.TopicSeparator,
 			help: "STOMP topic level separator: / (as MQTT) or . (RabbitMQ style)"},
+		{key: "stomp.dead_letter_prefix", flag: "stomp-dead-letter-prefix", def: "DLQ.", target: &v.Stomp.DeadLetterPrefix,
+			help: "a queue message rejected (NACK requeue:false) or past limits.max_redeliveries moves to the queue <prefix><queue> (empty: it is dropped, counted)"},
+		{key: "stomp.dead_letter_topic", flag: "stomp-dead-letter-topic", def: "$DLQ/", target: &v.Stomp.DeadLetterTopic,
+			help: "...and a copy is published on the topic <this><queue>, for MQTT clients (empty: no copy)"},
 	}
 }
 
