@@ -6,7 +6,7 @@ import (
 )
 
 // ErrTextFrame is returned by a BinaryOnly Stream when a text message
-// arrives.
+// arrives; MQTT closes the connection on it (1003) [MQTT-6.0.0-1].
 var ErrTextFrame = errors.New("subprotocol: text WebSocket message on a binary-only protocol")
 
 // Stream reads a Transport's messages as one byte stream, for protocols

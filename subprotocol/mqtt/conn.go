@@ -104,7 +104,7 @@ func (c *conn) serve(ctx context.Context) error {
 	for {
 		p, err := c.rd.ReadPacket(c.version)
 		if c.st.TextFrames > 0 { // the Stream refused it before decoding
-			return c.fail(errTextFrame) // [MQTT-6.0.0-1]
+			return c.fail(subprotocol.ErrTextFrame) // [MQTT-6.0.0-1]
 		}
 		if err != nil {
 			if cp, ok := p.(*Connect); ok && c.version == 0 {

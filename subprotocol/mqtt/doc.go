@@ -20,8 +20,8 @@
 // fail/finish), conn_connect.go (CONNECT/CONNACK, will), publish_in.go
 // (inbound PUBLISH, topic aliases, acknowledgements), publish_out.go
 // (delivery → PUBLISH), inflight.go (packet ids, window, saved session
-// state), subscribe_handle.go, writeloop.go, errors_server.go (the one
-// wireError mapping).
+// state), subscribe_handle.go, writeloop.go, errors_server.go (brokerCodes:
+// the one mapping from errors to reason codes and close codes).
 //
 // Each connection has two goroutines at most, like the STOMP server. The
 // read goroutine (Serve's) reads through a small bufio.Reader over a

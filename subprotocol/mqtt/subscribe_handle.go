@@ -70,10 +70,7 @@ func (c *conn) handleUnsubscribe(p *Unsubscribe) error {
 	for i, f := range p.Filters {
 		err := c.router.Unsubscribe(c.sess, f)
 		if c.version >= Version5 && err != nil {
-			ack.ReasonCodes[i] = CodeNoSubscriptionExisted
-			if !errors.Is(err, broker.ErrNoSuchSub) {
-				ack.ReasonCodes[i] = CodeUnspecifiedError
-			}
+			ack.ReasonCodes[i] = unsubackCode(err)
 		}
 	}
 	c.reply(ack)
