@@ -11,7 +11,15 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMaxMessageSize   = 4<<20 + 64<<10 // a 4 MiB body plus headers
+	// ReadLimitMargin is how far the WebSocket read limit sits above the
+	// largest frame or packet the protocols accept (see
+	// Config.MaxMessageSize).
+	ReadLimitMargin = 64 << 10
+	// DefaultMaxMessageSize is ReadLimitMargin above the largest frame the
+	// protocols accept by default: a STOMP frame with a 4 MiB body and
+	// 64 KiB of headers.
+	DefaultMaxMessageSize = 4<<20 + 64<<10 + ReadLimitMargin
+
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPongWait         = 60 * time.Second
@@ -45,7 +53,11 @@ type Config struct {
 	// be set explicitly.
 	AllowedOrigins []string
 	// MaxMessageSize is the WebSocket read limit; a bigger message closes
-	// the connection with 1009.
+	// the connection with 1009 before the protocol sees it. It belongs
+	// above the protocols' own limits (their largest frame or packet plus
+	// ReadLimitMargin): a frame just over those then gets the protocol's
+	// answer (STOMP ERROR, MQTT 5 DISCONNECT 0x95), as over TCP, and 1009
+	// is left for what is far beyond.
 	MaxMessageSize   int64
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds control frames (pings, close) the transport writes.

@@ -710,7 +710,11 @@ func (o *options) finish() error {
 	w.AllowedOrigins = v.Web.AllowedOrigins
 	w.MaxMessageSize = v.Web.MaxMessageSize
 	if w.MaxMessageSize == 0 {
-		w.MaxMessageSize = int64(l.MaxFrameSize) + 64<<10
+		// Above the largest STOMP frame (a MaxFrameSize body and 64 KiB
+		// of headers) and MQTT packet (MaxFrameSize + 64 KiB): a frame
+		// just over those gets the protocol's own error over WebSocket as
+		// over TCP, and only what is far beyond gets 1009.
+		w.MaxMessageSize = int64(max(s.Limits.WithDefaults().MaxHeaderBytes+l.MaxFrameSize, m.MaxPacketSize)) + web.ReadLimitMargin
 	}
 	w.AllowedHosts = v.Web.AllowedHosts
 	if len(w.AllowedHosts) == 0 && o.httpOnLoopback() {

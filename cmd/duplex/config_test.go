@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 	if o.v.Addr != "127.0.0.1:8080" || o.v.Limits.MaxFrameSize != 4<<20 || o.v.Limits.SessionExpiry != 2*time.Hour {
 		t.Fatalf("defaults: addr %q max_frame_size %d session_expiry %v", o.v.Addr, o.v.Limits.MaxFrameSize, o.v.Limits.SessionExpiry)
 	}
-	if o.mqtt.MaxPacketSize != 4<<20+64<<10 || o.web.MaxMessageSize != 4<<20+64<<10 || o.stomp.Limits.MaxBodyLength != 4<<20 {
+	if o.mqtt.MaxPacketSize != 4<<20+64<<10 || o.web.MaxMessageSize != 4<<20+128<<10 || o.stomp.Limits.MaxBodyLength != 4<<20 {
 		t.Fatalf("derived sizes: mqtt %d web %d stomp %d", o.mqtt.MaxPacketSize, o.web.MaxMessageSize, o.stomp.Limits.MaxBodyLength)
 	}
 	if !o.anonymousAllowed() || !o.adminOpen() || o.checkExposure() != nil {
