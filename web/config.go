@@ -46,7 +46,9 @@ var LoopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
 // Config holds the gateway's settings. The zero value is valid.
 type Config struct {
 	// Paths that accept WebSocket upgrades. Default: /ws, /stomp, /mqtt;
-	// every path offers every protocol, chosen by subprotocol.
+	// every path offers every protocol, chosen by subprotocol. A request
+	// that offers none gets the protocol the path's last element names
+	// (/stomp: STOMP, /mqtt: MQTT), elsewhere HTTP 400.
 	Paths []string
 	// AllowedOrigins lists Origin values allowed besides same-origin
 	// requests (gorilla's default check). "*" allows every origin and must

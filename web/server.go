@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +70,8 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	healthz := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
 	mux := http.NewServeMux()
 	for _, p := range cfg.Paths {
-		mux.HandleFunc(p, s.serveWebSocket)
+		dflt := protocolNamed(reg, path.Base(p))
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { s.serveWebSocket(w, r, dflt) })
 	}
 	if !cfg.SeparateAdmin {
 		mux.Handle("/api/", api)
@@ -103,8 +105,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.Se
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // serveWebSocket picks the subprotocol before upgrading: no match is HTTP
-// 400 naming the supported ones (gorilla would upgrade without one).
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+// 400 naming the supported ones (gorilla would upgrade without one). A
+// request that offers no subprotocol at all gets dflt, the protocol its
+// path is named after (/stomp, /mqtt), when there is one, as RabbitMQ
+// Web-STOMP does for legacy clients (new WebSocket(url), Stomp.over(ws)):
+// the protocol then reads the version from CONNECT, as over TCP.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt subprotocol.Protocol) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		http.Error(w, "Duplex: this endpoint speaks WebSocket; connect with one of the subprotocols "+
 			strings.Join(s.reg.Names(), ", "), http.StatusBadRequest)
@@ -112,8 +118,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	offered := websocket.Subprotocols(r)
 	proto, name := s.reg.Select(offered)
+	if proto == nil && len(offered) == 0 {
+		proto = dflt
+	}
 	if proto == nil {
 		s.logRequest(r, "web: no supported subprotocol", "offered", offered)
+		if len(offered) == 0 {
+			http.Error(w, fmt.Sprintf("Duplex: no WebSocket subprotocol offered; supported: %s",
+				strings.Join(s.reg.Names(), ", ")), http.StatusBadRequest)
+			return
+		}
 		http.Error(w, fmt.Sprintf("Duplex: unsupported WebSocket subprotocol %q; supported: %s",
 			strings.Join(offered, ", "), strings.Join(s.reg.Names(), ", ")), http.StatusBadRequest)
 		return
@@ -131,7 +145,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		peer.CertNames = certNames(r.TLS)
 	}
 	sw := &sniffingWriter{ResponseWriter: w}
-	ws, err := s.upgrader.Upgrade(sw, r, http.Header{"Sec-Websocket-Protocol": {name}})
+	var hdr http.Header
+	if name != "" {
+		hdr = http.Header{"Sec-Websocket-Protocol": {name}}
+	}
+	ws, err := s.upgrader.Upgrade(sw, r, hdr)
 	if err != nil {
 		s.adm.release(client.Addr())
 		s.logRequest(r, "web: upgrade failed", "err", err)
@@ -158,6 +176,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// its 4 KiB read buffer and the request are then garbage, which is most
 	// of what an idle connection would otherwise hold.
 	go s.serveConn(t, proto, client.Addr())
+}
+
+// protocolNamed returns the protocol in reg called name (Protocol.Name),
+// or nil.
+func protocolNamed(reg subprotocol.Registry, name string) subprotocol.Protocol {
+	for _, p := range reg {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // logRequest logs a refused request at info level, at most one line per

@@ -13,8 +13,10 @@ import {
   uniq,
   upgradeRequest,
   Versions,
+  WebSocket,
   withTimeout,
 } from './harness.js';
+import { connectMqtt, mqttCleanup, mqttUrl, openRawMqtt } from './mqtt-harness.js';
 
 const T = { timeout: 10000 };
 const SERVER_RE = /^Duplex\/\d+\.\d+/;
@@ -124,10 +126,18 @@ describe('connect and version negotiation', () => {
     );
   });
 
-  test('no subprotocol -> HTTP 400 naming v12.stomp', T, async () => {
+  test('no subprotocol on /ws -> HTTP 400 naming v12.stomp', T, async () => {
     const res = await upgradeRequest(broker.httpBase, '/ws');
     assert.equal(res.status, 400, `got ${res.status} ${res.body}`);
     assert.match(res.body, /v12\.stomp/);
+  });
+
+  test('no subprotocol on /stomp and /mqtt -> upgraded, no Sec-WebSocket-Protocol in the answer', T, async () => {
+    for (const path of ['/stomp', '/mqtt']) {
+      const res = await upgradeRequest(broker.httpBase, path);
+      assert.equal(res.status, 101, `${path}: got ${res.status} ${res.body}`);
+      assert.equal(res.headers['sec-websocket-protocol'], undefined, `${path}: ${JSON.stringify(res.headers)}`);
+    }
   });
 
   test('unknown subprotocol -> HTTP 400 naming v12.stomp', T, async () => {
@@ -142,13 +152,85 @@ describe('connect and version negotiation', () => {
     assert.match(res.body, /v12\.stomp/);
   });
 
-  test('ws client without subprotocol is rejected (unexpected-response 400)', T, async () => {
+  test('unknown subprotocol on /mqtt -> HTTP 400 naming mqtt', T, async () => {
+    const res = await upgradeRequest(broker.httpBase, '/mqtt', 'chat.example');
+    assert.equal(res.status, 400, `got ${res.status} ${res.body}`);
+    assert.match(res.body, /mqtt/);
+  });
+
+  test('ws client without subprotocol on /ws is rejected (unexpected-response 400)', T, async () => {
     await assert.rejects(openRaw(broker.url, { protocols: [] }), /unexpected HTTP 400/);
   });
 
   test('raw subscribe helper sanity (CONNECTED over /stomp then SUBSCRIBE receipt)', T, async () => {
     const raw = await openRawConnected(broker.stompUrl);
     await rawSubscribe(raw, `/topic/${uniq('t')}`);
+  });
+});
+
+// Legacy clients (new WebSocket(url), Stomp.over(ws), some device stacks)
+// offer no subprotocol: /stomp and /mqtt then speak their path's protocol,
+// as RabbitMQ Web-STOMP does, and CONNECT decides the version.
+describe('no subprotocol on /stomp and /mqtt', () => {
+  let broker;
+  before(async () => {
+    broker = await startBroker();
+  }, { timeout: 15000 });
+  afterEach(mqttCleanup);
+  after(async () => {
+    await broker?.stop();
+  });
+
+  test('STOMP.js over a plain new WebSocket(url) on /stomp connects at 1.2 and messages', T, async () => {
+    const factory = () => new WebSocket(broker.stompUrl);
+    const sub = await connectStomp(broker.stompUrl, { webSocketFactory: factory });
+    assert.equal(sub.client.webSocket.protocol, '');
+    assert.equal(sub.connectedFrame.headers.version, '1.2');
+    const dest = `/topic/${uniq('legacy')}`;
+    const s = await sub.subscribe(dest);
+    const pub = await connectStomp(broker.stompUrl, { webSocketFactory: factory });
+    await pub.publishWithReceipt({ destination: dest, body: 'hello legacy' });
+    await s.waitCount(1);
+    assert.deepEqual(s.bodies(), ['hello legacy']);
+  });
+
+  test('raw STOMP on /stomp without subprotocol: CONNECT without accept-version -> 1.0', T, async () => {
+    const raw = await openRaw(broker.stompUrl, { protocols: [] });
+    assert.equal(raw.ws.protocol, '');
+    const f = await raw.connect({ login: 'guest', passcode: 'guest' });
+    assert.equal(f.command, 'CONNECTED', raw.describe());
+    assert.equal(f.headers.version, '1.0');
+  });
+
+  for (const protocolVersion of [4, 5]) {
+    test(`MQTT.js ${protocolVersion === 5 ? '5' : '3.1.1'} without subprotocol on /mqtt connects and messages`, T, async () => {
+      let offered;
+      const createWebsocket = (url, _protocols, opts) => {
+        const ws = new WebSocket(url, opts.wsOptions);
+        offered = ws;
+        return ws;
+      };
+      const c = await connectMqtt(mqttUrl(broker), { protocolVersion, createWebsocket });
+      assert.equal(offered.protocol, '');
+      const topic = uniq('legacy');
+      await c.client.subscribeAsync(topic, { qos: 1 });
+      await c.client.publishAsync(topic, 'hello mqtt', { qos: 1 });
+      const [m] = await c.waitMessages(1);
+      assert.equal(m.payload.toString(), 'hello mqtt');
+    });
+  }
+
+  test('raw MQTT without subprotocol on /mqtt: CONNECT level 4 -> CONNACK 0', T, async () => {
+    const raw = await openRawMqtt(mqttUrl(broker), { protocols: [] });
+    assert.equal(raw.ws.protocol, '');
+    const ack = await raw.connect({ version: 4, clientId: uniq('raw') });
+    assert.equal(ack.code, 0, raw.describe());
+  });
+
+  test('/ws still needs a subprotocol, and only unknown ones are still refused on /stomp', T, async () => {
+    await assert.rejects(openRaw(broker.url, { protocols: [] }), /unexpected HTTP 400/);
+    await assert.rejects(openRaw(broker.stompUrl, { protocols: ['chat.example'] }), /unexpected HTTP 400/);
+    await assert.rejects(openRawMqtt(mqttUrl(broker), { protocols: ['v13.stomp'] }), /unexpected HTTP 400/);
   });
 });
 
