@@ -112,6 +112,15 @@ type Config struct {
 	// MaxQueueBytes bounds the payload bytes a queue or durable
 	// subscription holds (ready and unacknowledged; they are in memory).
 	MaxQueueBytes int
+	// PerSubscriptionCopies gives each of an MQTT client's overlapping
+	// subscriptions its own copy of a message that matches several
+	// (Mosquitto's behaviour, allowed by MQTT 5 §3.3.4), each at its
+	// subscription's QoS with its subscription identifier. By default a
+	// client gets one copy, at the highest QoS granted among the matching
+	// subscriptions, with all their identifiers [MQTT-3.3.4-2]
+	// [MQTT-3.3.4-4]. STOMP subscriptions and MQTT shared subscriptions
+	// always get a copy each.
+	PerSubscriptionCopies bool
 
 	// Dead-lettering (deadletter.go). MaxRedeliveries is how often a
 	// queue message may come back unacknowledged (NACK, or its consumer

@@ -60,8 +60,8 @@ func (r *Router) refill(s *Session) {
 	for _, q := range page {
 		s.lastPaged = q.Seq
 		m := fromStoreMsg(q.Msg)
-		sub := s.subFor(m.Topic)
-		if sub == nil || m.Expired() {
+		d, ok := r.paged(s, m)
+		if !ok || m.Expired() {
 			// No subscription wants it any more, or it expired while
 			// queued [MQTT-3.3.2-5]: it goes.
 			r.ackStored(Delivery{Msg: m, Sub: &Subscription{Session: s}, Seq: q.Seq})
@@ -69,7 +69,7 @@ func (r *Router) refill(s *Session) {
 		}
 		// One that may have reached an earlier connection goes out as a
 		// redelivery (DUP), a first delivery does not [MQTT-3.3.1-1].
-		d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS), Seq: q.Seq, Redelivered: q.Seq <= s.dupUpTo}
+		d.Seq, d.Redelivered = q.Seq, q.Seq <= s.dupUpTo
 		if err := s.Outbox.PushDelivery(d); err != nil {
 			// Closed meanwhile, or a client that stopped reading; it stays
 			// in the store either way.
@@ -85,19 +85,31 @@ func (r *Router) refill(s *Session) {
 	}
 }
 
-// subFor returns a subscription of s whose filter matches topic, for a
-// stored message paged in (the store keeps the message, not which of the
-// session's subscriptions matched it).
-func (s *Session) subFor(topic string) *Subscription {
+// paged is the delivery of m, a stored message paged in for s (the store
+// keeps the message, not which of the session's subscriptions matched
+// it): through the matching subscription with the highest QoS, standing
+// for all the matching ones that share a copy (Router.oneCopy, route.go
+// combine). false: no subscription matches any more.
+func (r *Router) paged(s *Session, m *Message) (Delivery, bool) {
+	one := r.oneCopy(s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var best *Subscription
+	var d Delivery
 	for _, sub := range s.subs {
-		if sub.Queue == "" && MatchTopic(sub.Filter, topic) && (best == nil || sub.QoS > best.QoS) {
-			best = sub
+		if sub.Queue != "" || !MatchTopic(sub.Filter, m.Topic) {
+			continue
+		}
+		nd := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
+		switch {
+		case d.Sub == nil || (one && sub.Group == "" && d.Sub.Group != ""):
+			d = nd
+		case one && sub.Group == "":
+			d = combine(d, nd)
+		case (!one || d.Sub.Group != "") && sub.QoS > d.Sub.QoS:
+			d = nd
 		}
 	}
-	return best
+	return d, d.Sub != nil
 }
 
 // ackStored removes a stored delivery once it is settled (MQTT PUBACK or

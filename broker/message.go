@@ -75,13 +75,50 @@ func (m *Message) Size() int {
 // Delivery is one message on its way to one subscription. It travels through
 // the subscriber's Outbox by value.
 type Delivery struct {
-	Msg         *Message
-	Sub         *Subscription
-	QoS         QoS    // min(message QoS, granted QoS)
-	Tag         uint64 // queue delivery tag to Ack/Nack; 0 for topic deliveries
-	Redelivered bool   // sent before and not acknowledged
+	Msg *Message
+	// Sub is the subscription the message goes to; for one copy that
+	// stands for several overlapping subscriptions of an MQTT client, the
+	// one with the highest granted QoS (the others are in also).
+	Sub *Subscription
+	// also: the overlapping subscriptions this delivery stands for too
+	// (route.go merge); nil for most.
+	also *overlap
+	Tag  uint64 // queue delivery tag to Ack/Nack; 0 for topic deliveries
 	// Seq is the delivery's sequence number in its persistent session's
 	// stored queue (Config.Store); 0 when it is not stored. A protocol that
 	// needs the same packet id after a restart derives it from Seq.
-	Seq uint64
+	Seq         uint64
+	QoS         QoS  // min(message QoS, granted QoS); the highest of them for overlapping subscriptions
+	Redelivered bool // sent before and not acknowledged
+}
+
+// overlap is what a delivery for several overlapping subscriptions of one
+// client carries besides its Sub: every matching subscription identifier
+// and whether any of them asked for Retain As Published.
+type overlap struct {
+	ids []uint32
+	rap bool
+}
+
+// SubIDs appends to dst the subscription identifiers a delivery answers
+// [MQTT-3.3.4-3]: its subscription's, or for one copy standing for several
+// overlapping subscriptions, each of theirs that has one [MQTT-3.3.4-4].
+func (d *Delivery) SubIDs(dst []uint32) []uint32 {
+	if d.also != nil {
+		return append(dst, d.also.ids...)
+	}
+	if d.Sub != nil && d.Sub.SubID != 0 {
+		dst = append(dst, d.Sub.SubID)
+	}
+	return dst
+}
+
+// RetainAsPublished reports whether the message keeps its RETAIN flag
+// (MQTT 5 Retain As Published [MQTT-3.3.1-12]): a subscription the
+// delivery stands for asked for it.
+func (d *Delivery) RetainAsPublished() bool {
+	if d.also != nil {
+		return d.also.rap
+	}
+	return d.Sub != nil && d.Sub.RetainAsPublished
 }

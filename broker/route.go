@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/duplexmq/duplex/store"
 )
@@ -11,8 +12,9 @@ import (
 //
 //	prepare (publish.go): stamp, count, admit, match the index
 //	plan:    the per-delivery rules, once: a share group's pick, no-local,
-//	         the QoS downgrade, and the sorting of deliveries into live
-//	         ones and those to store
+//	         the QoS downgrade, one copy per client for overlapping MQTT
+//	         subscriptions, and the sorting of deliveries into live ones
+//	         and those to store
 //	commit:  the stored copies and the QoS 2 mark in one store
 //	         transaction, only when the plan has any (runPlan, PublishBatch)
 //	finish:  deliveries into outboxes, stored ones in order, queue messages
@@ -38,7 +40,16 @@ type routePlan struct {
 	// with the plan's result, after delivery.
 	retained error
 	batch    store.Batch
+	// one: where in live the delivery of each session whose overlapping
+	// subscriptions share a copy is (merge): scanned while short, then
+	// oneMap.
+	one    []int
+	oneMap map[*Session]int
 }
+
+// oneScan is how many sessions with overlapping subscriptions merge scans
+// before it indexes them in a map.
+const oneScan = 16
 
 // newPlan returns an empty plan for m from the pool.
 func (r *Router) newPlan(m *Message) *routePlan {
@@ -57,8 +68,10 @@ func (r *Router) release(p *routePlan) {
 	clear(p.kept)
 	clear(p.queues)
 	clear(p.memq)
+	clear(p.oneMap)
 	*p = routePlan{
 		matches: p.matches[:0], live: p.live[:0], kept: p.kept[:0], queues: p.queues[:0], memq: p.memq[:0],
+		one: p.one[:0], oneMap: p.oneMap,
 	}
 	r.plans.Put(p)
 }
@@ -118,6 +131,9 @@ func (r *Router) plan(p *routePlan, mark *store.Mark) {
 		if !ok {
 			continue
 		}
+		if sub.share == nil && sub.Session.overlaps.Load() > 1 && p.merge(d) {
+			continue
+		}
 		p.live = append(p.live, d)
 	}
 	if r.dur != nil {
@@ -136,6 +152,62 @@ func (r *Router) plan(p *routePlan, mark *store.Mark) {
 	if mark != nil {
 		p.batch.PutMarks = []store.Mark{*mark}
 	}
+}
+
+// merge folds d into the delivery already planned for its session, if
+// any, and reports whether it did; otherwise it notes that d, appended
+// next, is that session's. d is a topic delivery (not a share group's) to
+// a session whose overlapping subscriptions share one copy.
+func (p *routePlan) merge(d Delivery) bool {
+	s := d.Sub.Session
+	if p.oneMap != nil && len(p.one) > oneScan {
+		if i, ok := p.oneMap[s]; ok {
+			p.live[i] = combine(p.live[i], d)
+			return true
+		}
+		p.oneMap[s] = len(p.live)
+		p.one = append(p.one, len(p.live))
+		return false
+	}
+	for _, i := range p.one {
+		if p.live[i].Sub.Session == s {
+			p.live[i] = combine(p.live[i], d)
+			return true
+		}
+	}
+	if len(p.one) == oneScan {
+		if p.oneMap == nil {
+			p.oneMap = make(map[*Session]int)
+		}
+		for _, i := range p.one {
+			p.oneMap[p.live[i].Sub.Session] = i
+		}
+		p.oneMap[s] = len(p.live)
+	}
+	p.one = append(p.one, len(p.live))
+	return false
+}
+
+// combine makes a, a delivery for one of a client's overlapping
+// subscriptions, stand for b's subscription too: the copy goes at the
+// higher QoS [MQTT-3.3.4-2], through the subscription that granted it,
+// with every subscription identifier [MQTT-3.3.4-4], keeping RETAIN if
+// either subscription asked for it (Retain As Published).
+func combine(a, b Delivery) Delivery {
+	if a.also == nil {
+		a.also = &overlap{rap: a.Sub.RetainAsPublished}
+		if a.Sub.SubID != 0 {
+			a.also.ids = append(a.also.ids, a.Sub.SubID)
+		}
+	}
+	if b.Sub.SubID != 0 && !slices.Contains(a.also.ids, b.Sub.SubID) {
+		a.also.ids = append(a.also.ids, b.Sub.SubID)
+	}
+	a.also.rap = a.also.rap || b.Sub.RetainAsPublished
+	if b.QoS > a.QoS {
+		a.Sub, a.QoS = b.Sub, b.QoS
+	}
+	return a
 }
 
 // planStored moves from live to kept the QoS 1/2 deliveries of persistent

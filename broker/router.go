@@ -320,7 +320,10 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 			r.unlink(sub)
 			_ = r.subscribeLinked(ns)
 		default:
-			if !r.idx.Replace(sub, ns) {
+			r.countOverlap(ns, 1)
+			if r.idx.Replace(sub, ns) {
+				r.countOverlap(sub, -1)
+			} else {
 				r.idx.Insert(ns)
 			}
 		}
@@ -570,8 +573,26 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 func (r *Router) link(sub *Subscription) {
 	if sub.Group != "" {
 		r.joinShare(sub)
-	} else {
-		r.idx.Insert(sub)
+		return
+	}
+	r.countOverlap(sub, 1) // before: a message matching both sees it
+	r.idx.Insert(sub)
+}
+
+// oneCopy reports a session whose overlapping topic subscriptions share
+// one copy of a message (route.go merge): an MQTT client's, unless
+// Config.PerSubscriptionCopies. A STOMP client gets a MESSAGE per
+// subscription id, as STOMP says.
+func (r *Router) oneCopy(s *Session) bool {
+	return !r.cfg.PerSubscriptionCopies && s.Protocol == "mqtt"
+}
+
+// countOverlap adds n to the count of sub's session's subscriptions that
+// may overlap (Session.overlaps), for a topic subscription entering (1) or
+// leaving (-1) the index.
+func (r *Router) countOverlap(sub *Subscription, n int32) {
+	if r.oneCopy(sub.Session) {
+		sub.Session.overlaps.Add(n)
 	}
 }
 
@@ -647,6 +668,7 @@ func (r *Router) unlink(sub *Subscription) {
 	}
 	if sub.Queue == "" {
 		r.idx.Remove(sub)
+		r.countOverlap(sub, -1)
 		return
 	}
 	r.qmu.Lock()

@@ -126,6 +126,10 @@ type Session struct {
 	refillWanted atomic.Bool
 
 	msgsIn, msgsOut atomic.Uint64
+	// overlaps counts the session's topic subscriptions in the index that
+	// share one copy of a message when they overlap (Router.oneCopy);
+	// under two, plan looks for no overlap.
+	overlaps atomic.Int32
 
 	// closed is set by Close before done is closed: Closed reads it
 	// without touching the channel (the admin listings call it for every

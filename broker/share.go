@@ -80,10 +80,10 @@ func (r *Router) joinShare(sub *Subscription) {
 		r.shares[key] = g
 		r.idx.Insert(g.proxy)
 	}
+	sub.share = g // before a pick can return it
 	g.mu.Lock()
 	g.subs = append(g.subs, sub)
 	g.mu.Unlock()
-	sub.share = g
 }
 
 // leaveShare removes sub from its group and drops an empty group.

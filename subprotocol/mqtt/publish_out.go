@@ -9,15 +9,15 @@ import (
 // appendPublish encodes a delivery as PUBLISH (MQTT 5 §3.3) with packet id
 // id (ignored for QoS 0). retained is the RETAIN flag: set for a retained
 // message sent because of a SUBSCRIBE [MQTT-3.3.1-8], otherwise only when
-// the subscription asked for Retain As Published (v5) [MQTT-3.3.1-12]
-// [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9]). ok is false when the packet is larger than the client's
+// a subscription the delivery answers asked for Retain As Published (v5)
+// [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9]). ok is false when the packet is larger than the client's
 // Maximum Packet Size: it is then not sent to this client
 // [MQTT-3.1.2-25], and buf is unchanged.
 func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id uint16, dup bool) ([]byte, bool) {
 	m := d.Msg
 	p := Publish{
 		Dup: dup && d.QoS > 0, QoS: byte(d.QoS), Topic: m.Topic, Payload: m.Payload,
-		Retain: retained || (m.Retain && d.Sub != nil && d.Sub.RetainAsPublished),
+		Retain: retained || (m.Retain && d.RetainAsPublished()),
 	}
 	if d.QoS > 0 {
 		p.PacketID = id
@@ -33,10 +33,10 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 			left := time.Until(m.Expires)
 			pp.MessageExpiry, pp.HasMessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second)), true
 		}
-		if d.Sub != nil && d.Sub.SubID != 0 {
-			// [MQTT-3.3.4-3] the matching subscription's identifier.
-			pp.SubscriptionIdentifier = []uint32{d.Sub.SubID}
-		}
+		// [MQTT-3.3.4-3] the matching subscription's identifier; for one
+		// copy that stands for overlapping subscriptions, each of theirs
+		// [MQTT-3.3.4-4] (several Subscription Identifier properties).
+		pp.SubscriptionIdentifier = d.SubIDs(nil)
 		if len(m.Props) > 0 {
 			// [MQTT-3.3.2-17] user properties unaltered, in order; a
 			// message from another protocol carries at most
