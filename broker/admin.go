@@ -125,6 +125,8 @@ type Counters struct {
 	OfflineDropped uint64
 	QuotaRefused   uint64 // retained + session quota refusals
 	Denied         uint64 // publishes and subscriptions the Authorizer refused
+	// DeadLettered and DeadLetterDropped are Stats'.
+	DeadLettered, DeadLetterDropped uint64
 }
 
 // ConnCount counts the connected sessions of one protocol, version and

@@ -312,6 +312,7 @@ func (r *Router) Counters() Counters {
 		SlowConsumers: r.slowConsumers.Load(), OfflineDropped: r.offlineDropped.Load(),
 		QuotaRefused: r.retainedRefused.Load() + r.sessionQuotaRefused.Load(),
 		Denied:       r.publishDenied.Load() + r.subscribeDenied.Load(),
+		DeadLettered: r.dl.moved.Load(), DeadLetterDropped: r.dl.dropped.Load(),
 	}
 }
 

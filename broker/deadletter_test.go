@@ -70,6 +70,9 @@ func TestDeadLetterReject(t *testing.T) {
 	if st := r.Stats(); st.DeadLettered != 1 || st.DeadLetterDropped != 0 {
 		t.Fatalf("DeadLettered %d, DeadLetterDropped %d; want 1, 0", st.DeadLettered, st.DeadLetterDropped)
 	}
+	if ct := r.Counters(); ct.DeadLettered != 1 || ct.DeadLetterDropped != 0 {
+		t.Fatalf("Counters: DeadLettered %d, DeadLetterDropped %d; want 1, 0", ct.DeadLettered, ct.DeadLetterDropped)
+	}
 	if m.Queue != "orders" || len(m.Props) != 2 {
 		t.Fatal("dead-lettering modified the original message")
 	}
