@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -204,38 +203,27 @@ func (c *conn) handleDisconnect(p *Disconnect) error {
 
 // endOnReadError ends the connection after the reader failed: an invalid
 // packet gets the spec's answer; EOF, a closed socket or a deadline end the
-// session quietly (with its will).
+// session quietly, with its will (subprotocol.EndRead).
 func (c *conn) endOnReadError(err error) error {
 	if c.sess != nil && c.sess.Closed() {
 		return c.finish() // the write loop or the router ended it
 	}
 	var me Error
-	var ne interface{ Timeout() bool }
-	switch {
-	case errors.As(err, &me):
+	if errors.As(err, &me) {
 		return c.fail(err)
-	case errors.As(err, &ne) && ne.Timeout():
+	}
+	if subprotocol.IsTimeout(err) {
 		if c.sess == nil {
 			c.logf(slog.LevelInfo, "mqtt: no CONNECT in time, closing", "timeout", c.cfg.ConnectTimeout)
-			c.t.Close(subprotocol.ClosePolicy, "connect timeout")
-			return nil
+		} else {
+			// [MQTT-3.1.2-24] no packet within 1.5 × keep alive.
+			c.logf(slog.LevelInfo, "mqtt: keep alive timeout, closing", "timeout", c.readTimeout)
 		}
-		// [MQTT-3.1.2-24] no packet within 1.5 × keep alive.
-		c.logf(slog.LevelInfo, "mqtt: keep alive timeout, closing", "timeout", c.readTimeout)
-		c.sess.Close(broker.CloseReadTimeout)
-		return c.finish()
-	default:
-		if c.sess == nil {
-			c.t.Abort()
-			return nil
-		}
-		reason := broker.CloseTransportError
-		if errors.Is(err, io.EOF) {
-			reason = broker.CloseClientClosed
-		}
-		c.sess.Close(reason)
+	}
+	if subprotocol.EndRead(c.t, c.sess, err) {
 		return c.finish()
 	}
+	return nil
 }
 
 // fail reports err to the client and closes: a v5 client gets DISCONNECT
@@ -358,13 +346,7 @@ func (c *conn) watchExpiry(at time.Time) {
 // reply queues a packet on the control lane. When no write goroutine runs,
 // the read loop writes it itself rather than start one.
 func (c *conn) reply(p Packet) {
-	b := AppendPacket(nil, p, c.version)
-	inline := c.wr.Acquire()
-	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
+	if !c.wr.Reply(c.sess, AppendPacket(nil, p, c.version)) {
 		c.logf(slog.LevelWarn, "mqtt: too many unanswered requests, closing")
-		c.sess.Close(broker.CloseProtocolError)
-	}
-	if inline {
-		c.wr.WriteInline()
 	}
 }

@@ -11,17 +11,14 @@ import (
 // writer is one run of the write loop: the only goroutine that writes to
 // the transport after CONNACK.
 type writer struct {
-	c   *conn
-	b   subprotocol.Batch // packets coalesced into binary WebSocket messages [MQTT-6.0.0-1]
-	err error
-	// Drained slices, handed back to the outbox on the next Drain.
-	ctrl [][]byte
-	msgs []broker.Delivery
+	c *conn
+	// B holds the packets coalesced into binary WebSocket messages [MQTT-6.0.0-1].
+	subprotocol.WriteRun
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
 func (c *conn) NewPasser() subprotocol.Passer {
-	return &writer{c: c, b: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}
+	return &writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}}
 }
 
 // kick gets queued deliveries moving after the window opened (an
@@ -71,7 +68,7 @@ func (w *writer) Pass() bool {
 	// Drain under c.mu, so retained messages the read loop queues after
 	// pushing a SUBACK never overtake it.
 	c.mu.Lock()
-	ctrl, msgs, closed := c.sess.Outbox.Drain(w.ctrl, w.msgs)
+	ctrl, msgs, closed := w.Drain(c.sess.Outbox)
 	for _, d := range msgs {
 		c.out.queue = append(c.out.queue, pending{d: d})
 	}
@@ -90,37 +87,24 @@ func (w *writer) Pass() bool {
 		closed = true
 	}
 	reason := c.sess.Reason()
-	if w.err == nil && (len(ctrl) > 0 || !closed) {
+	if w.Err == nil && (len(ctrl) > 0 || !closed) {
 		for _, p := range ctrl {
-			w.b.Append(p, true)
-			if w.b.Full() {
-				w.b.Flush()
+			w.B.Append(p, true)
+			if w.B.Full() {
+				w.B.Flush()
 			}
 		}
 		if !closed {
 			w.sendQueue() // a closed session keeps its queue for SaveState
 		}
-		w.b.Done()
-		w.err = w.b.Err
-		if w.b.Bytes > 0 {
-			c.sess.AddBytesOut(w.b.Bytes) // once per pass, however many messages
-			w.b.Bytes = 0
+		w.B.Done()
+		w.Err = w.B.Err
+		if w.B.Bytes > 0 {
+			c.sess.AddBytesOut(w.B.Bytes) // once per pass, however many messages
+			w.B.Bytes = 0
 		}
 	}
-	clear(ctrl) // drop references before the slices go back to the outbox
-	clear(msgs)
-	w.ctrl, w.msgs = ctrl[:0], msgs[:0]
-	if w.err != nil {
-		c.writeFailed(w.err)
-		c.stopWriting()
-		return false
-	}
-	if closed {
-		w.final(reason)
-		c.stopWriting()
-		return false
-	}
-	return true
+	return w.EndPass(ctrl, msgs, closed, reason, c)
 }
 
 // sendQueue encodes queued deliveries in order while the client's Receive
@@ -129,10 +113,10 @@ func (w *writer) Pass() bool {
 func (w *writer) sendQueue() {
 	c := w.c
 	sent, flown := 0, false
-	for w.b.Err == nil {
+	for w.B.Err == nil {
 		c.mu.Lock()
 		o := &c.out
-		for len(o.queue) > 0 && !w.b.Full() && c.sendableLocked() {
+		for len(o.queue) > 0 && !w.B.Full() && c.sendableLocked() {
 			p := o.queue[0]
 			o.queue[0] = pending{}
 			o.queue = o.queue[1:]
@@ -146,12 +130,12 @@ func (w *writer) sendQueue() {
 			if p.d.QoS > 0 {
 				id, _ = o.idFor(p.d) // free: sendableLocked checked
 			}
-			dst, ok := c.appendPublish(w.b.Buf(), p.d, p.retained, id, p.d.Redelivered)
+			dst, ok := c.appendPublish(w.B.Buf(), p.d, p.retained, id, p.d.Redelivered)
 			if !ok {
 				c.logf(slog.LevelDebug, "mqtt: message larger than the client's Maximum Packet Size, not sent", "topic", p.d.Msg.Topic)
 				continue
 			}
-			w.b.Added(dst, true)
+			w.B.Added(dst, true)
 			if p.d.QoS > 0 {
 				if o.flights == nil {
 					o.flights = make(map[uint16]*flight)
@@ -172,21 +156,20 @@ func (w *writer) sendQueue() {
 			c.sess.SetInflight(o.inflight())
 			flown = false
 		}
-		more := w.b.Full()
+		more := w.B.Full()
 		c.mu.Unlock()
 		if !more {
 			break
 		}
-		w.b.Flush() // outside c.mu: the read loop's acknowledgements never wait on a write
+		w.B.Flush() // outside c.mu: the read loop's acknowledgements never wait on a write
 	}
 	c.sess.CountOut(sent)
 }
 
-// final sends a v5 client the DISCONNECT for a server-side close (MQTT 5
+// Final sends a v5 client the DISCONNECT for a server-side close (MQTT 5
 // §4.13.2), unless the read loop queued one, and closes the transport with
-// the matching WebSocket close code.
-func (w *writer) final(reason broker.CloseReason) {
-	c := w.c
+// the matching WebSocket close code (subprotocol.WriteEnd).
+func (c *conn) Final(reason broker.CloseReason) {
 	code, ws := closeCode(reason)
 	if fc := c.failCode.Load(); fc != 0 {
 		code, ws = 0, int(fc) // the read loop queued its DISCONNECT and chose the code
@@ -202,8 +185,9 @@ func (w *writer) final(reason broker.CloseReason) {
 	c.t.Close(ws, reason.String())
 }
 
-// stopWriting ends the write side for good: finish() may proceed.
-func (c *conn) stopWriting() { close(c.wdone) }
+// StopWriting ends the write side for good: finish() may proceed
+// (subprotocol.WriteEnd).
+func (c *conn) StopWriting() { close(c.wdone) }
 
 // onSessionClose runs on whichever goroutine closes the session. A write
 // timeout aborts the transport: no final packet could get through. On
@@ -218,14 +202,10 @@ func (c *conn) onSessionClose(reason broker.CloseReason) {
 	}
 }
 
-// writeFailed ends the session after a failed write: a timeout means the
-// client stopped reading.
-func (c *conn) writeFailed(err error) {
-	reason := broker.CloseTransportError
-	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-		reason = broker.CloseWriteTimeout
+// WriteFailed ends the session after a failed write: a timeout means the
+// client stopped reading (subprotocol.WriteEnd).
+func (c *conn) WriteFailed(err error) {
+	if subprotocol.WriteFailed(c.t, c.sess, err) {
 		c.logf(slog.LevelWarn, "mqtt: write timeout, closing", "err", err)
 	}
-	c.sess.Close(reason)
-	c.t.Abort()
 }

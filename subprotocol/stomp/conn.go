@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -136,35 +135,21 @@ func (c *conn) countBytesIn() {
 
 // endOnReadError ends the connection after the reader failed: a malformed
 // or oversize frame is a protocol error; EOF, a closed socket or a deadline
-// end the session quietly.
+// end the session quietly (subprotocol.EndRead).
 func (c *conn) endOnReadError(err error) error {
 	if c.sess != nil && c.sess.Closed() {
 		return c.finish() // the write loop or the router ended it
 	}
-	var ne interface{ Timeout() bool }
-	switch {
-	case isFrameError(err):
+	if isFrameError(err) {
 		return c.fail(err, nil)
-	case errors.As(err, &ne) && ne.Timeout():
+	}
+	if subprotocol.IsTimeout(err) {
 		c.logf(slog.LevelInfo, "stomp: closing idle connection", "timeout", c.readTimeout)
-		if c.sess == nil {
-			c.t.Close(subprotocol.ClosePolicy, "connect timeout")
-			return nil
-		}
-		c.sess.Close(broker.CloseReadTimeout)
-		return c.finish()
-	default:
-		if c.sess == nil {
-			c.t.Abort()
-			return nil
-		}
-		reason := broker.CloseTransportError
-		if errors.Is(err, io.EOF) {
-			reason = broker.CloseClientClosed
-		}
-		c.sess.Close(reason)
+	}
+	if subprotocol.EndRead(c.t, c.sess, err) {
 		return c.finish()
 	}
+	return nil
 }
 
 // fail reports err to the client with an ERROR frame and closes. bad is the

@@ -97,11 +97,5 @@ func (c *conn) throttle(size int) {
 // runs, the read loop writes it itself rather than start one.
 func (c *conn) receipt(id string) {
 	b := AppendFrame(nil, frame.New(frame.RECEIPT, frame.ReceiptId, id), c.version)
-	inline := c.wr.Acquire()
-	if err := c.sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
-		c.sess.Close(broker.CloseProtocolError)
-	}
-	if inline {
-		c.wr.WriteInline()
-	}
+	c.wr.Reply(c.sess, b)
 }

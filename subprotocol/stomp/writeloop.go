@@ -11,18 +11,14 @@ import (
 // writer is one run of the write side (a subprotocol.Passer): the only
 // goroutine that writes to the transport after CONNECTED while it runs.
 type writer struct {
-	c   *conn
-	b   subprotocol.Batch // frames coalesced into WebSocket messages
-	err error
-	// Drained slices, handed back to the outbox on the next Drain so a busy
-	// write goroutine allocates nothing per pass.
-	ctrl [][]byte
-	msgs []broker.Delivery
+	c *conn
+	// B holds the frames coalesced into WebSocket messages.
+	subprotocol.WriteRun
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
 func (c *conn) NewPasser() subprotocol.Passer {
-	return &writer{c: c, b: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}
+	return &writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}}
 }
 
 // WorkPending reports queued frames, a due keepalive or a closed session
@@ -37,34 +33,21 @@ func (c *conn) WorkPending() bool {
 func (w *writer) Pass() bool {
 	c := w.c
 	w.keepalive()
-	ctrl, msgs, closed := c.sess.Outbox.Drain(w.ctrl, w.msgs)
+	ctrl, msgs, closed := w.Drain(c.sess.Outbox)
 	reason := c.sess.Reason()
-	if w.err == nil {
+	if w.Err == nil {
 		if closed && reason != broker.CloseClientClosed {
 			w.writeAll(ctrl, nil) // the session is over: only replies and the final frame go out
 		} else {
 			w.writeAll(ctrl, msgs)
 		}
 	}
-	clear(ctrl) // drop references before the slices go back to the outbox
-	clear(msgs)
-	w.ctrl, w.msgs = ctrl[:0], msgs[:0]
-	if w.err != nil {
-		c.writeFailed(w.err)
-		c.stopWriting()
-		return false
-	}
-	if closed {
-		w.final(reason)
-		c.stopWriting()
-		return false
-	}
-	return true
+	return w.EndPass(ctrl, msgs, closed, reason, c)
 }
 
-// stopWriting ends the write side for good: no more heart-beats, and
-// finish() may proceed.
-func (c *conn) stopWriting() {
+// StopWriting ends the write side for good: no more heart-beats, and
+// finish() may proceed (subprotocol.WriteEnd).
+func (c *conn) StopWriting() {
 	if c.keepaliveTimer != nil {
 		c.keepaliveTimer.Stop()
 	}
@@ -78,9 +61,9 @@ func (w *writer) keepalive() {
 	if c.hbDue.Swap(false) {
 		w.heartbeat()
 	}
-	if c.pingDue.Swap(false) && w.err == nil {
+	if c.pingDue.Swap(false) && w.Err == nil {
 		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-		w.err = c.t.Ping()
+		w.Err = c.t.Ping()
 	}
 }
 
@@ -129,7 +112,7 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 	if len(ctrl) == 0 && len(msgs) == 0 {
 		return
 	}
-	b := &w.b
+	b := &w.B
 	flushes := b.Flushes
 	for _, f := range ctrl {
 		b.Append(f, false)
@@ -162,7 +145,7 @@ func (w *writer) writeAll(ctrl [][]byte, msgs []broker.Delivery) {
 		b.Bytes = 0
 	}
 	if b.Err != nil {
-		w.err = b.Err
+		w.Err = b.Err
 	}
 }
 
@@ -171,17 +154,16 @@ func (w *writer) heartbeat() {
 	now := time.Now()
 	_ = w.c.t.SetWriteDeadline(now.Add(w.c.cfg.WriteTimeout))
 	if err := w.c.t.WriteMessage(false, []byte{'\n'}); err != nil {
-		w.err = err
+		w.Err = err
 	} else {
 		w.c.sess.AddBytesOut(1)
 	}
 	w.c.lastWrite.Store(now.UnixNano())
 }
 
-// final sends the server's ERROR for reason, if it has one, and closes the
-// transport with the matching WebSocket close code.
-func (w *writer) final(reason broker.CloseReason) {
-	c := w.c
+// Final sends the server's ERROR for reason, if it has one, and closes the
+// transport with the matching WebSocket close code (subprotocol.WriteEnd).
+func (c *conn) Final(reason broker.CloseReason) {
 	f, code := closeFrame(reason)
 	if f != nil {
 		_ = c.t.SetWriteDeadline(time.Now().Add(subprotocol.CloseFlushTimeout))
@@ -208,14 +190,10 @@ func (c *conn) onSessionClose(reason broker.CloseReason) {
 	}
 }
 
-// writeFailed ends the session after a failed write: a timeout means the
-// client stopped reading.
-func (c *conn) writeFailed(err error) {
-	reason := broker.CloseTransportError
-	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-		reason = broker.CloseWriteTimeout
+// WriteFailed ends the session after a failed write: a timeout means the
+// client stopped reading (subprotocol.WriteEnd).
+func (c *conn) WriteFailed(err error) {
+	if subprotocol.WriteFailed(c.t, c.sess, err) {
 		c.logf(slog.LevelWarn, "stomp: write timeout, closing", "err", err)
 	}
-	c.sess.Close(reason)
-	c.t.Abort()
 }
