@@ -94,6 +94,23 @@ func (r *Router) Reject(d Delivery) {
 	}
 }
 
+// Nack hands back a delivery its consumer refused (STOMP NACK): a queue
+// delivery goes back to its queue (Redeliver), a topic delivery to the same
+// subscription, marked redelivered; each at most MaxRedeliveries times.
+// Past that a queue message is dead-lettered and a topic delivery dropped
+// (counted in DeadLetterDropped).
+func (r *Router) Nack(d Delivery) {
+	if d.Tag == 0 {
+		if r.overLimit(d.Returns + 1) {
+			r.Ack(d)
+			r.dl.dropped.Add(1)
+			return
+		}
+		d.Returns++
+	}
+	r.Redeliver(d)
+}
+
 // IsDeadLetterQueue reports whether name is a dead-letter queue.
 func (r *Router) IsDeadLetterQueue(name string) bool {
 	return !r.cfg.NoDeadLetter && strings.HasPrefix(name, r.cfg.DeadLetterPrefix)

@@ -362,3 +362,26 @@ func TestDeadLetterStoreFailure(t *testing.T) {
 		t.Fatalf("DeadLettered %d after a failed move", st.DeadLettered)
 	}
 }
+
+// A topic delivery NACKed for ever is sent MaxRedeliveries+1 times, then
+// dropped (counted): no loop there either.
+func TestDeadLetterTopicNackLimit(t *testing.T) {
+	r := New(Config{MaxRedeliveries: 2}, nil)
+	c := openSession(t, r, "c")
+	topicSub(t, r, c, "k", "t")
+	publishTopic(t, r, nil, "t", "p")
+	n := 0
+	for ds := drained(c); len(ds) == 1; ds = drained(c) {
+		n++
+		if ds[0].Redelivered != (n > 1) {
+			t.Fatalf("delivery %d: redelivered %v", n, ds[0].Redelivered)
+		}
+		r.Nack(ds[0])
+	}
+	if n != 3 {
+		t.Fatalf("topic delivery sent %d times, want MaxRedeliveries+1 = 3", n)
+	}
+	if st := r.Stats(); st.DeadLetterDropped != 1 || st.DeadLettered != 0 {
+		t.Fatalf("DeadLetterDropped %d, DeadLettered %d; want 1, 0", st.DeadLetterDropped, st.DeadLettered)
+	}
+}

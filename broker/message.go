@@ -90,6 +90,9 @@ type Delivery struct {
 	Seq         uint64
 	QoS         QoS  // min(message QoS, granted QoS); the highest of them for overlapping subscriptions
 	Redelivered bool // sent before and not acknowledged
+	// Returns counts a topic delivery's NACKs (Router.Nack), against
+	// Config.MaxRedeliveries; a queue message keeps its count in the queue.
+	Returns uint32
 }
 
 // overlap is what a delivery for several overlapping subscriptions of one

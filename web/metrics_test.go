@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/store"
 	"github.com/duplexmq/duplex/subprotocol"
 	"github.com/duplexmq/duplex/subprotocol/mqtt"
@@ -263,24 +264,20 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	waitToken(t, "publish retained", pub.Publish("m/retained", 1, true, []byte("kept")))
 	waitToken(t, "publish unrouted", pub.Publish("nobody/here", 0, false, []byte("x")))
 
-	deadline := time.Now().Add(obsWait)
 	var fams map[string]*dtoFamily
-	for {
+	testutil.EventuallyErr(t, obsWait, func() error {
 		fams = scrape(t, o.hs.URL)
 		mu.Lock()
-		done := got >= n+1
+		gotN := got
 		mu.Unlock()
 		recv, _ := fams["duplex_messages_received_total"].value()
 		deliv, _ := fams["duplex_messages_delivered_total"].value()
 		conns, _ := fams["duplex_connections"].value("protocol", "mqtt", "version", "3.1.1")
-		if done && recv >= n+2 && deliv >= n+1 && conns == 2 {
-			break
+		if gotN >= n+1 && recv >= n+2 && deliv >= n+1 && conns == 2 {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics did not move: got %d messages, received %v, delivered %v, mqtt 3.1.1 connections %v (%+v)", got, recv, deliv, conns, fams["duplex_connections"])
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return fmt.Errorf("metrics did not move: got %d messages, received %v, delivered %v, mqtt 3.1.1 connections %v (%+v)", gotN, recv, deliv, conns, fams["duplex_connections"])
+	})
 	check := func(name string, ok func(float64) bool, labels ...string) {
 		t.Helper()
 		v, found := fams[name].value(labels...)

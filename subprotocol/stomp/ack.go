@@ -57,7 +57,7 @@ func (c *conn) handleAck(f *frame.Frame) error {
 		case reject:
 			c.router.Reject(d)
 		case f.Command == frame.NACK:
-			c.router.Redeliver(d)
+			c.router.Nack(d)
 		default:
 			c.router.Ack(d)
 		}

@@ -61,3 +61,24 @@ func TestNackRedeliveryLimit(t *testing.T) {
 		t.Fatalf("delivered %d times, want MaxRedeliveries+1 = 3", got)
 	}
 }
+
+// A topic subscription's NACK loop ends too: the delivery is dropped after
+// MaxRedeliveries redeliveries.
+func TestNackTopicLimit(t *testing.T) {
+	h := startServer(t, Config{}, broker.Config{MaxRedeliveries: 1})
+	h.connect()
+	h.sendFrame(frame.SUBSCRIBE, nil, "id", "ts", "destination", "/topic/poison", "ack", "client-individual", "receipt", "s")
+	h.waitFrame(frame.RECEIPT, "receipt-id", "s")
+	h.sendFrame(frame.SEND, []byte("p"), "destination", "/topic/poison")
+	ms := h.waitFrames("first", 1, func(f outFrame) bool { return f.Command == frame.MESSAGE })
+	h.sendFrame(frame.NACK, nil, "id", ms[0].Header.Get("ack"))
+	ms = h.waitFrames("redelivery", 2, func(f outFrame) bool { return f.Command == frame.MESSAGE })
+	h.sendFrame(frame.NACK, nil, "id", ms[1].Header.Get("ack"), "receipt", "n")
+	h.waitFrame(frame.RECEIPT, "receipt-id", "n")
+	if st := h.r.Stats(); st.DeadLetterDropped != 1 {
+		t.Fatalf("DeadLetterDropped = %d, want 1", st.DeadLetterDropped)
+	}
+	if got := len(h.messageFrames()); got != 2 {
+		t.Fatalf("%d MESSAGEs, want 2", got)
+	}
+}
