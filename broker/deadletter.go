@@ -24,9 +24,10 @@ import (
 // [MQTT-4.7.2-1].
 //
 // Nothing loops: a dead-letter queue's own messages, a temporary queue's
-// and a rejected topic delivery are dropped and counted
-// (Stats.DeadLetterDropped), never dead-lettered again, and so is a
-// message whose dead-letter queue is full.
+// and a topic delivery rejected or NACKed more than MaxRedeliveries times
+// (Router.Nack) are dropped and counted (Stats.DeadLetterDropped), never
+// dead-lettered again, and so is a message whose dead-letter queue is
+// full.
 //
 // With a store the move is one transaction: the copy is pushed onto the
 // dead-letter queue and the original removed from its queue in the same
