@@ -58,6 +58,11 @@
 //	queue.mu → Outbox.mu       (dispatch; Session.Close may run under queue.mu)
 //	Session.offMu → Outbox.mu  (takeover hands unsent and offline messages over)
 //	Session.offMu → Session.mu (Refill finds the subscription of a stored message)
+//	storeGate.mu               leaf: enter and leave only count commits under
+//	                           way. retire waits for them (sync.Cond) and must
+//	                           run with no broker lock held: between enter and
+//	                           leave a publisher may take any of them
+//	                           (PublishBatch plans and delivers other messages)
 //	Index.mu, Retained.mu      leaves: Match copies out before delivery
 //	Outbox.mu                  leaf
 //

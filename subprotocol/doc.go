@@ -16,6 +16,11 @@
 //     a second idle, and inline writes by whoever produced a reply when
 //     nobody writes, so idle connections and request/response traffic hold
 //     no write goroutine.
+//   - The connection skeleton (conn.go): EndRead ends a read loop whose
+//     reader failed without a protocol error, Writer.Reply queues an
+//     answer and writes it inline when nobody writes, WriteRun keeps a
+//     write run's batch and slices between passes and ends a pass through
+//     the protocol's WriteEnd (WriteFailed, Final, StopWriting).
 //   - Batch coalesces queued frames into one WebSocket message, and counts
 //     the bytes written (Session.AddBytesOut once per write pass).
 //   - Counters and Stats count each protocol's refusals and drops;

@@ -7,9 +7,11 @@
 // a packet's declared remaining length against MaxPacketSize before it
 // allocates anything, then validates what each version's spec requires
 // (flags per packet type, UTF-8 rules, topic and filter syntax, property
-// placement and duplicates) and reports failures as Error values that carry
-// the MQTT 5 reason code to send. AppendPacket encodes into a caller's
-// buffer without allocating, mapping v5 reason codes to 3.x return codes.
+// placement and duplicates) and reports failures as Error values that
+// carry the MQTT 5 reason code to send. Topic names and filters follow the
+// broker's rules (broker.ValidTopicName, ValidFilter), plus the $share/
+// syntax (codec_topic.go). AppendPacket encodes into a caller's buffer
+// without allocating, mapping v5 reason codes to 3.x return codes.
 //
 // paho.golang's packets package is MQTT 5 only and allocates what a header
 // claims (ARCHITECTURE §0.1), so it serves only as a test oracle here.
@@ -111,4 +113,9 @@
 // taken by the write loop and by the read loop's PUBACK/PUBREC/PUBCOMP and
 // SUBSCRIBE handling; the only broker lock taken under it is Outbox.mu
 // (Drain), and no Router call is made while it is held.
+//
+// q2mu (the inbound QoS 2 packet ids, qos2In) is a leaf: the read loop and
+// the publish pipeline hold it only to read or change the map, never
+// together with conn.mu and never across a Router call; finish reads the
+// map without it (SaveState) once the pipeline has drained.
 package mqtt

@@ -1,28 +1,70 @@
 // Package stomp serves STOMP 1.0, 1.1 and 1.2 (https://stomp.github.io) over
 // a subprotocol.Transport and feeds the broker.Router.
 //
-// It reads frames with its own bounded Reader (go-stomp's frame.Reader has no
-// size limits) into go-stomp's frame.Frame, and writes with AppendFrame so
-// the write loop can coalesce many frames into one WebSocket message.
+// # Codec
 //
-// Each connection has two goroutines. The read loop (the caller of Serve)
-// decodes frames and runs the state machine: connecting, then connected,
-// where each command has a handleX method. It calls the router
-// synchronously and never writes once the write loop runs. The write loop
-// (writeloop.go) is the only writer after CONNECTED: it drains the
-// session's Outbox (control frames first, then MESSAGE deliveries), sends
-// heart-beats and pings, and writes the final frame when the session closes.
+// Reader reads frames with its own bounds (Limits: line, headers, header
+// count and body, checked before anything is allocated; go-stomp's
+// frame.Reader has none) into go-stomp's frame.Frame. A malformed frame is
+// a protocol error (close 1002), one over a limit a size error
+// (IsSizeError, close 1009). AppendFrame encodes into a caller's buffer, so
+// the write side coalesces many frames into one WebSocket message; MESSAGE
+// frames are encoded straight from a delivery (appendMessage), and one
+// whose body is not UTF-8 goes in a binary message.
 //
-// Destinations: /topic/<t> is the router topic <t> (wildcards + and #);
-// /queue/<name> is a point-to-point queue; /temp-queue/<name> in reply-to
-// becomes a private queue named in /reply-queue/<name> (RabbitMQ semantics).
+// # Server
+//
+// Files: protocol.go (Config, Protocol), conn.go (read loop, fail/finish),
+// connect.go (CONNECT/STOMP, version and heart-beat negotiation, login,
+// CONNECTED), connected.go (dispatch after CONNECTED, RECEIPT), send.go
+// (SEND, reply-to temporary queues), pipeline.go (SENDs that wait for a
+// store commit), subscribe.go (SUBSCRIBE, UNSUBSCRIBE, durable names),
+// ack.go (ACK, NACK), tx.go (BEGIN, COMMIT, ABORT), message.go (delivery →
+// MESSAGE), writeloop.go (write side, heart-beats, pings, the final
+// ERROR), destination.go, heartbeat.go, errors.go (the one wireError
+// mapping).
+//
+// Each connection has two goroutines at most, like the MQTT server. The
+// read goroutine (Serve's) decodes frames through a small bufio.Reader
+// over a subprotocol.Stream (a frame may span or share WebSocket messages)
+// and runs the state machine: connecting (only CONNECT or STOMP), then
+// connected. It calls the Router synchronously; a SEND is at least once
+// and its RECEIPT follows Router.Publish. With a store, SENDs that must be
+// committed (to a queue, or to topics while durable subscriptions exist)
+// go through a Pipeline: what queued up during one commit shares the next
+// (Router.PublishBatch), RECEIPTs go out in order, and any other frame
+// waits for the pipeline to empty, so frames take effect in the order
+// sent. BEGIN buffers SEND, ACK and NACK frames until COMMIT (bounded by
+// MaxTx, MaxTxFrames, MaxTxBytes).
+//
+// Writes go through the session's Outbox and a subprotocol.Writer:
+// replies (RECEIPT, ERROR) on the control lane, ahead of MESSAGE
+// deliveries. When no write goroutine runs, the read loop writes a RECEIPT
+// itself; otherwise the write goroutine, started on demand (the Outbox
+// Wake hook) and gone after a second idle, drains and writes. Heart-beats
+// and, for clients that send none, WebSocket pings (at 9/10 of
+// IdleTimeout) are marked due by a timer (time.AfterFunc), so an idle
+// connection holds no write goroutine. When the session closes, the write
+// side sends the server's ERROR, if the reason has one, and closes the
+// transport; the read loop then detaches the session (finish).
+//
+// Destinations: /topic/<t> is the router topic <t> (wildcards + and #;
+// with TopicSeparator '.', RabbitMQ's a.b and '*'); /queue/<name> is a
+// point-to-point queue, round robin over its consumers within their
+// prefetch-count; /temp-queue/<name> in reply-to becomes a private queue
+// named in /reply-queue/<name> (RabbitMQ semantics). A topic subscription
+// named as durable (RabbitMQ durable:true, ActiveMQ
+// activemq.subscriptionName, Artemis durable-subscription-name, scoped by
+// CONNECT's client-id) keeps collecting while its subscriber is away.
+// Ack modes auto, client and client-individual; MESSAGE carries
+// redelivered; NACK redelivers, and NACK requeue:false rejects (ack.go).
 //
 // Every protocol error is fatal: an ERROR frame with a message header, a
 // body explaining it and receipt-id when the bad frame asked for a receipt,
 // then the connection closes (STOMP 1.2 §ERROR). errors.go's wireError is
 // the one mapping from an error to the ERROR frame and close code.
 //
-// Security (issue 8):
+// # Security (issue 8)
 //
 //   - Login: CONNECT's login, passcode and client-id, with the transport's
 //     Peer (ws/wss/tcp/tls, verified client certificate names, the URL's
@@ -52,5 +94,10 @@
 //     is not "stomp") carries at most MaxOutboundHeaders user headers; the
 //     rest are dropped and counted (Stats().HeadersDropped).
 //
-// Lock order: conn.ackMu is a leaf; no broker call is made while holding it.
+// # Lock order
+//
+// conn.ackMu (the unacknowledged deliveries: pending and every
+// subState.unacked) is a leaf: the write side takes it to track a MESSAGE
+// before writing it, the read loop to settle ACK and NACK; no Router call
+// is made while it is held (Session.SetInflight is an atomic store).
 package stomp
