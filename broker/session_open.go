@@ -1,0 +1,252 @@
+package broker
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// takeoverWait bounds how long Open waits for a taken-over connection to
+// finish writing before it moves that session's state.
+const takeoverWait = 10 * time.Second
+
+// Open creates a session. An empty id gets a generated one. An existing
+// session with the same id is closed with CloseTakenOver [MQTT-3.1.4-3];
+// unless o.CleanStart, its subscriptions, unsent messages and saved state
+// move to the new session (Resumed reports it) [MQTT-3.1.2-5]. A will
+// waiting to be published for the id is cancelled (MQTT 5 §3.1.3.2.2).
+//
+// Refusals, before anything changes:
+//   - ErrClientIDOwned: a session with the id (connected, or persistent
+//     and offline) has another owner (owner.go); it is neither handed
+//     over nor closed, and its pending will stays.
+//   - ErrSessionQuota: o.Expiry makes a new persistent session for an
+//     owner that has MaxSessionsPerUser already (resuming one of its
+//     own is always allowed).
+//   - ErrNotAuthorized: the Authorizer does not let the client publish
+//     its will (o.Will) (MQTT 5 CONNACK 0x87).
+func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
+	if id == "" {
+		id = SessionID(fmt.Sprintf("%s-%d", r.idPrefix, r.nextSessID.Add(1)))
+	}
+	owner := r.OwnerKey(o.Identity, o.RemoteAddr)
+	s := &Session{
+		ID: id, Protocol: o.Protocol, Version: o.Version, RemoteAddr: o.RemoteAddr, Identity: o.Identity, ClientID: o.ClientID,
+		Transport: o.Transport, KeepAlive: o.KeepAlive,
+		owner: owner, retOwner: retainedOwnerKey(owner, id),
+		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
+		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
+		subs:   make(map[string]*Subscription),
+		done:   make(chan struct{}),
+	}
+	s.expiry.Store(int64(o.Expiry))
+	if o.Expiry != 0 {
+		s.stored, s.storedBytes, s.gate = new(atomic.Int64), new(atomic.Int64), newStoreGate()
+		// Only a persistent session is waited for at takeover; the expiry
+		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
+		s.detached = make(chan struct{})
+	}
+	if o.Will != nil {
+		if !r.allowPublish(s, OpPublish, o.Will.Topic) {
+			r.publishDenied.Add(1)
+			return nil, fmt.Errorf("%w: will topic %q", ErrNotAuthorized, o.Will.Topic)
+		}
+		o.Will.owner = s.retOwner // a will is published without its session
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrShuttingDown
+	}
+	old := r.sessions[id]
+	if old != nil && old.owner != "" && old.owner != owner {
+		r.mu.Unlock()
+		r.clientIDRefused.Add(1)
+		if ok, n := r.clientIDLog.allow(time.Now()); ok {
+			r.log.Warn("client id belongs to another user; refused", "session", id, "remote", o.RemoteAddr,
+				"user", o.Identity.Name, "suppressed", n)
+		}
+		return nil, ErrClientIDOwned
+	}
+	if o.Expiry != 0 {
+		fresh := old == nil || !old.counted || old.owner != owner
+		if fresh && owner != "" && r.cfg.MaxSessionsPerUser > 0 && r.owners[owner] >= r.cfg.MaxSessionsPerUser {
+			r.mu.Unlock()
+			r.sessionQuotaRefused.Add(1)
+			if ok, n := r.sessionLog.allow(time.Now()); ok {
+				r.log.Warn("persistent session quota reached; refused", "session", id, "remote", o.RemoteAddr,
+					"owner", owner, "limit", r.cfg.MaxSessionsPerUser, "suppressed", n)
+			}
+			return nil, ErrSessionQuota
+		}
+	}
+	if old != nil {
+		r.uncountLocked(old)
+	}
+	if o.Expiry != 0 {
+		s.counted = true
+		r.owners[owner]++
+	}
+	s.opened = make(chan struct{})
+	r.sessions[id] = s
+	r.countConn(s) // before anyone can close s: it is in the map from here
+	r.mu.Unlock()
+	defer close(s.opened)
+	r.cancelWill(id)
+	if old != nil {
+		if old.opened != nil {
+			// Two connections racing for one id: old's own Open may still
+			// be taking over its predecessor. Take old over only once it
+			// has, or its predecessor's subscriptions would land in old
+			// after we moved old's (lost to us, leaked in the index).
+			<-old.opened
+		}
+		keep := old.Expiry() != 0 && !o.CleanStart && old.detached != nil
+		old.taken.Store(true)
+		old.Close(CloseTakenOver)
+		if keep {
+			// Let the old connection finish writing, so its unsent messages
+			// stay in its outbox for us to move, in order.
+			select {
+			case <-old.detached:
+			case <-time.After(takeoverWait):
+				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
+			}
+		}
+		r.takeover(old, s, o.CleanStart)
+	}
+	if r.dur != nil {
+		if old != nil && old.gate != nil && o.CleanStart {
+			// [MQTT-3.1.2-4] the old state goes, on disk too, after the
+			// commits under way for it (storeGate).
+			old.gate.retire()
+			r.forgetSession(id)
+		}
+		if o.Expiry != 0 {
+			if err := r.saveSession(s, time.Time{}, storeWill(o.Will, o.WillDelay)); err != nil {
+				r.log.Error("store: session not saved", "session", id, "err", err)
+				r.Close(s, CloseServerShutdown)
+				return nil, fmt.Errorf("%w: %v", ErrStore, err)
+			}
+		}
+		if s.Paging() {
+			r.Refill(s)
+		}
+	}
+	return s, nil
+}
+
+// takeover moves a previous session's state to s, or discards it.
+func (r *Router) takeover(old, s *Session, clean bool) {
+	old.mu.Lock()
+	subs := old.subs
+	old.subs = make(map[string]*Subscription)
+	temps := old.tempQueues
+	old.tempQueues = nil
+	old.mu.Unlock()
+	r.dropTempQueues(temps)
+	if !clean && old.Expiry() != 0 {
+		r.reauthorize(s, subs)
+	}
+	if clean || old.Expiry() == 0 {
+		r.nsubs.Add(-int64(len(subs)))
+		old.offMu.Lock()
+		if old.expireAt != nil {
+			old.expireAt.Stop()
+		}
+		old.offline, old.state = nil, nil
+		old.offMu.Unlock()
+		for _, sub := range subs {
+			r.unlink(sub)
+		}
+		return
+	}
+	moved := make(map[*Subscription]*Subscription, len(subs))
+	s.mu.Lock()
+	for k, sub := range subs {
+		ns := sub.moveTo(s)
+		s.subs[k] = ns
+		moved[sub] = ns
+	}
+	s.mu.Unlock()
+
+	// Hand over, in order: what the old connection never wrote, then what
+	// was kept offline (including messages published during the takeover
+	// wait), then, through the forward map, whatever still reaches the old
+	// subscriptions until they leave the index below.
+	old.offMu.Lock()
+	if old.expireAt != nil {
+		old.expireAt.Stop()
+	}
+	_, unsent, _ := old.Outbox.Drain(nil, nil)
+	if r.dur != nil {
+		// Stored deliveries stay in the store: s pages them in, in order,
+		// once the protocol is ready (Refill).
+		s.stored, s.storedBytes, s.gate = old.stored, old.storedBytes, old.gate
+		s.dupUpTo = max(old.dupUpTo, old.sentSeq.Load())
+		s.paging.Store(true)
+	}
+	for _, d := range append(unsent, old.offline...) {
+		if d.Seq != 0 {
+			continue
+		}
+		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
+			continue
+		}
+		if s.Outbox.PushDelivery(d) != nil {
+			r.offlineDropped.Add(1)
+		}
+	}
+	s.state = old.state
+	old.offline, old.state = nil, nil
+	old.successor, old.forward = s, moved
+	old.offMu.Unlock()
+
+	// Each copy takes its original's place in one step: a message matches
+	// exactly one of them (a gap would lose it, an overlap duplicate it).
+	for sub, ns := range moved {
+		switch {
+		case sub.share != nil:
+			sub.share.replace(sub, ns)
+		case sub.Queue != "":
+			r.unlink(sub)
+			_ = r.subscribeLinked(ns)
+		default:
+			r.countOverlap(ns, 1)
+			if r.idx.Replace(sub, ns) {
+				r.countOverlap(sub, -1)
+			} else {
+				r.idx.Insert(ns)
+			}
+		}
+	}
+	s.resumed = true
+}
+
+// reauthorize drops from subs, a resumed session's subscriptions, those
+// the Authorizer no longer allows s (its rules were reloaded, or an
+// unowned session was claimed by another identity): they leave the index
+// and the store, and the session's stored messages for them are dropped
+// as they are paged in.
+func (r *Router) reauthorize(s *Session, subs map[string]*Subscription) {
+	if r.allowAll {
+		return
+	}
+	for key, sub := range subs {
+		op, dest := OpSubscribe, sub.Filter
+		if sub.Queue != "" {
+			if isDurableQueue(sub.Queue) {
+				continue // checked on its filter when it was bound
+			}
+			op, dest = OpQueueReceive, sub.Queue
+		}
+		if r.cfg.Authorizer.Allow(s.Identity, s.AuthClientID(), op, dest) {
+			continue
+		}
+		delete(subs, key)
+		r.subscribeDenied.Add(1)
+		r.nsubs.Add(-1)
+		r.unlink(sub)
+		r.forgetSub(s, key)
+	}
+}

@@ -1,0 +1,42 @@
+package broker
+
+import (
+	"context"
+	"time"
+)
+
+// PublishWill publishes m, the will of a connection that ended without a
+// clean DISCONNECT, after delay (MQTT 5 Will Delay Interval); a connection
+// with the same id within the delay cancels it.
+func (r *Router) PublishWill(id SessionID, m *Message, delay time.Duration) {
+	if delay <= 0 {
+		_ = r.Publish(context.Background(), nil, m)
+		return
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if old := r.wills[id]; old != nil {
+		old.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		r.wmu.Lock()
+		if r.wills[id] != t {
+			r.wmu.Unlock()
+			return
+		}
+		delete(r.wills, id)
+		r.wmu.Unlock()
+		_ = r.Publish(context.Background(), nil, m)
+	})
+	r.wills[id] = t
+}
+
+func (r *Router) cancelWill(id SessionID) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if t := r.wills[id]; t != nil {
+		t.Stop()
+		delete(r.wills, id)
+	}
+}
