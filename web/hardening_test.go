@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	dstomp "github.com/duplexmq/duplex/subprotocol/stomp"
 )
 
@@ -290,22 +290,7 @@ func TestStompInvalidUTF8NotRouted(t *testing.T) {
 }
 
 // syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.Buffer
 
 // TestRefusalLogs: refused requests log one line per source per interval,
 // and never the URL's query (the access_token); the admission refusal

@@ -182,7 +182,7 @@ type Proc struct {
 	Cmd  *exec.Cmd
 	Args []string // as given in Config (for messages)
 
-	stdout, stderr lockedBuffer
+	stdout, stderr Buffer
 
 	exited   chan struct{} // closed after Cmd.Wait returned
 	err      error         // Cmd.Wait's result, set before exited is closed
@@ -427,19 +427,22 @@ func Tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// lockedBuffer is an io.Writer safe for exec's copier and the test.
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writes and reads: a log
+// destination, or a child process's output that exec's copier writes while
+// the test reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is everything written so far.
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
