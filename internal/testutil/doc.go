@@ -5,7 +5,8 @@
 // Polling (poll.go): Eventually and EventuallyErr fail the test when a
 // condition does not hold within a timeout, EventuallyErr with the
 // condition's last error; Poll is the same without a test, returning that
-// error. Polls back off from 1 ms to 20 ms between tries.
+// error, and a condition returning ErrStop ends it early. Polls back off
+// from 1 ms to 20 ms between tries.
 //
 // The broker binary (proc.go): BuildBinary builds ./cmd/duplex once per
 // test binary and per build flags (with -race when the test binary itself
@@ -18,6 +19,9 @@
 // is the same without a test, for harnesses that restart a broker or retry
 // a start themselves. Config.NoWait (or Spawn) starts a run that is not
 // expected to listen, such as a refused configuration or a subcommand.
+//
+// Buffer is a bytes.Buffer safe for concurrent use, for logs written by
+// one goroutine and read by the test.
 //
 // Packages that build the binary call RemoveBinaries from TestMain after
 // m.Run, so the built binaries do not outlive the test binary.
