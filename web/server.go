@@ -59,10 +59,11 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	s.initConsole()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   cfg.ReadBufferSize,
-		WriteBufferSize:  cfg.WriteBufferSize,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      s.checkOrigin,
+		// ReadBufferSize stays 0: gorilla then keeps the read buffer of
+		// cfg.ReadBufferSize bytes that sniffingWriter hands it.
+		WriteBufferSize: cfg.WriteBufferSize,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
 		// Subprotocols stays nil: gorilla would pick in the client's
 		// order; ServeHTTP picks in ours and sets the response header.
 	}
@@ -144,7 +145,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 		peer.Transport = "wss"
 		peer.CertNames = certNames(r.TLS)
 	}
-	sw := &sniffingWriter{ResponseWriter: w}
+	sw := &sniffingWriter{ResponseWriter: w, size: s.cfg.ReadBufferSize}
 	var hdr http.Header
 	if name != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {name}}
@@ -172,6 +173,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 		remote = tcpAddr(client)
 	}
 	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
+	if sw.br != nil {
+		t.br, t.waiter = sw.br, newReadWaiter(sw.sniffer.Conn)
+	}
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
 	// its 4 KiB read buffer and the request are then garbage, which is most
 	// of what an idle connection would otherwise hold.
@@ -212,11 +216,19 @@ func refusalText(why refusal) string {
 	return "Duplex: the server is at its connection limit (limits.max_connections); try again later"
 }
 
-// serveConn runs one upgraded connection to its end.
+// serveConn runs one upgraded connection to its end. Its frame is at the
+// bottom of every idle connection's stack, so it keeps it small: no defers,
+// the rest in connEnded.
 func (s *Server) serveConn(t *wsTransport, proto subprotocol.Protocol, ip netip.Addr) {
+	err := proto.Serve(s.ctx, t, s.router)
+	s.connEnded(t, proto, ip, err)
+}
+
+//go:noinline
+func (s *Server) connEnded(t *wsTransport, proto subprotocol.Protocol, ip netip.Addr, err error) {
 	defer s.conns.Done()
 	defer s.adm.release(ip)
-	if err := proto.Serve(s.ctx, t, s.router); err != nil {
+	if err != nil {
 		s.cfg.Log.Debug("web: connection ended", "remote", t.remote.String(), "protocol", proto.Name(), "err", err)
 	}
 	t.linger()

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -23,6 +24,8 @@ type wsTransport struct {
 	remote   net.Addr // the client, after trusted proxies
 	peer     subprotocol.Peer
 	sniffer  *frameSniffer // nil when the connection was not sniffed
+	br       *bufio.Reader // gorilla's read buffer (ours); nil: unknown
+	waiter   *readWaiter   // parks WaitRead; nil: WaitRead returns at once
 	badClose bool          // the peer's close frame had a 1-byte payload; read loop only
 	text     utf8Reader    // the current text message's reader; read loop only
 
@@ -88,6 +91,20 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 		return false, &t.text, nil
 	}
 	return true, r, nil
+}
+
+// WaitRead blocks until the socket has bytes for the next message, without
+// reading them, when none are buffered; it returns at once when it cannot
+// tell (TLS). A read loop calls it between messages, with nothing left in
+// its own buffer, so that an idle connection's goroutine waits a few
+// frames deep rather than inside gorilla's frame reader and the runtime
+// can shrink its stack. Deadlines and errors are left to the read that
+// follows.
+func (t *wsTransport) WaitRead() {
+	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 {
+		return
+	}
+	t.waiter.Wait()
 }
 
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {

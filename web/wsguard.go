@@ -180,11 +180,19 @@ func (f *frameSniffer) sniff(b []byte) {
 }
 
 // sniffingWriter hands gorilla's Upgrade a frameSniffer around the
-// hijacked connection.
+// hijacked connection, and a read buffer of ours (size bytes, which gorilla
+// keeps when its ReadBufferSize is 0) so that the transport can tell
+// whether a message is buffered (wsTransport.WaitRead).
 type sniffingWriter struct {
 	http.ResponseWriter
+	size    int
 	sniffer *frameSniffer
+	br      *bufio.Reader
 }
+
+// minReadBuffer is the smallest read buffer gorilla takes over (it wants
+// more than 256 bytes; control frames are up to 125).
+const minReadBuffer = 257
 
 func (w *sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
@@ -192,5 +200,10 @@ func (w *sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.sniffer = newFrameSniffer(c)
-	return w.sniffer, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return w.sniffer, brw, nil // gorilla refuses the early data
+	}
+	// net/http's 4 KiB reader is garbage from here on.
+	w.br = bufio.NewReaderSize(w.sniffer, max(w.size, minReadBuffer))
+	return w.sniffer, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
