@@ -101,6 +101,7 @@ type Delivery struct {
 type overlap struct {
 	ids []uint32
 	rap bool
+	buf [4]uint32 // ids' first backing array: one allocation per copy
 }
 
 // SubIDs appends to dst the subscription identifiers a delivery answers

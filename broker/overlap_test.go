@@ -218,3 +218,39 @@ func TestOverlapStoredAndResumed(t *testing.T) {
 		t.Fatalf("after restart: %+v, want one copy of after with ids [1 2]", ds)
 	}
 }
+
+// BenchmarkPublishOverlap publishes to 100 MQTT clients, each with one
+// subscription (nothing to merge) or two overlapping ones with
+// identifiers (one merged copy each).
+func BenchmarkPublishOverlap(b *testing.B) {
+	for _, subs := range []int{1, 2} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			r := New(Config{}, nil)
+			ss := make([]*Session, 100)
+			for i := range ss {
+				ss[i] = openProto(b, r, SessionID(fmt.Sprint("c", i)), "mqtt", SessionOptions{})
+				subMQTT(b, r, ss[i], "bench/+/temp", AtLeastOnce, 1, nil)
+				if subs == 2 {
+					subMQTT(b, r, ss[i], "bench/#", AtMostOnce, 2, nil)
+				}
+			}
+			ctrl := make([][][]byte, len(ss))
+			msgs := make([][]Delivery, len(ss))
+			m := &Message{Topic: "bench/k1/temp", Payload: make([]byte, 64), QoS: AtLeastOnce}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := r.Publish(ctx, nil, m); err != nil {
+					b.Fatal(err)
+				}
+				for i, s := range ss {
+					ctrl[i], msgs[i], _ = s.Outbox.Drain(ctrl[i], msgs[i])
+					if len(msgs[i]) != 1 {
+						b.Fatalf("client %d drained %d deliveries, want 1", i, len(msgs[i]))
+					}
+					clear(msgs[i])
+				}
+			}
+		})
+	}
+}

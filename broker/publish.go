@@ -42,7 +42,7 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 		return err
 	}
 	err = r.runPlan(p)
-	r.release(p)
+	p.release()
 	return err
 }
 
@@ -105,14 +105,14 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		if p.stored() {
 			if err != nil {
 				reqs[i].Err = err
-				r.release(p)
+				p.release()
 				continue
 			}
 			s = seqs[next]
 			next++
 		}
 		reqs[i].Err = r.finish(p, s)
-		r.release(p)
+		p.release()
 	}
 }
 
@@ -139,7 +139,7 @@ func (r *Router) prepare(from *Session, m *Message, mark *store.Mark) (*routePla
 	if err != nil {
 		return nil, err
 	}
-	p := r.newPlan(m)
+	p := newPlan(m)
 	p.matches = r.idx.Match(m.Topic, p.matches)
 	if len(p.matches) == 0 && !own {
 		r.noSubscriber.Add(1)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/duplexmq/duplex/store"
 )
@@ -51,9 +52,13 @@ type routePlan struct {
 // before it indexes them in a map.
 const oneScan = 16
 
+// plans holds spare routePlans with their buffers, one per concurrent
+// publish in steady state.
+var plans sync.Pool
+
 // newPlan returns an empty plan for m from the pool.
-func (r *Router) newPlan(m *Message) *routePlan {
-	p, _ := r.plans.Get().(*routePlan)
+func newPlan(m *Message) *routePlan {
+	p, _ := plans.Get().(*routePlan)
 	if p == nil {
 		p = new(routePlan)
 	}
@@ -62,7 +67,7 @@ func (r *Router) newPlan(m *Message) *routePlan {
 }
 
 // release empties p, keeping its buffers, and returns it to the pool.
-func (r *Router) release(p *routePlan) {
+func (p *routePlan) release() {
 	clear(p.matches)
 	clear(p.live)
 	clear(p.kept)
@@ -73,7 +78,7 @@ func (r *Router) release(p *routePlan) {
 		matches: p.matches[:0], live: p.live[:0], kept: p.kept[:0], queues: p.queues[:0], memq: p.memq[:0],
 		one: p.one[:0], oneMap: p.oneMap,
 	}
-	r.plans.Put(p)
+	plans.Put(p)
 }
 
 // stored reports a plan with something to commit.
@@ -137,7 +142,7 @@ func (r *Router) plan(p *routePlan, mark *store.Mark) {
 		p.live = append(p.live, d)
 	}
 	if r.dur != nil {
-		r.planStored(p)
+		p.sortStored(r)
 	}
 	if len(p.kept)+len(p.queues) > 0 {
 		sm := toStoreMsg(m)
@@ -196,6 +201,7 @@ func (p *routePlan) merge(d Delivery) bool {
 func combine(a, b Delivery) Delivery {
 	if a.also == nil {
 		a.also = &overlap{rap: a.Sub.RetainAsPublished}
+		a.also.ids = a.also.buf[:0]
 		if a.Sub.SubID != 0 {
 			a.also.ids = append(a.also.ids, a.Sub.SubID)
 		}
@@ -210,10 +216,10 @@ func combine(a, b Delivery) Delivery {
 	return a
 }
 
-// planStored moves from live to kept the QoS 1/2 deliveries of persistent
+// sortStored moves from live to kept the QoS 1/2 deliveries of persistent
 // sessions, which are stored before they are delivered, counting them
-// against the session's limits.
-func (r *Router) planStored(p *routePlan) {
+// against the session's limits (r has a store).
+func (p *routePlan) sortStored(r *Router) {
 	n := 0
 	for _, d := range p.live {
 		s := d.Sub.Session
@@ -249,7 +255,7 @@ func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 	if stored && !q.reserve(r, m) {
 		return nil, ErrQueueFull
 	}
-	p := r.newPlan(m)
+	p := newPlan(m)
 	p.direct = true
 	if stored {
 		sm := toStoreMsg(m)
@@ -307,11 +313,11 @@ func (r *Router) finish(p *routePlan, seqs []uint64) error {
 
 // route delivers m to subs, already matched (Redistribute), through a plan.
 func (r *Router) route(m *Message, subs ...*Subscription) error {
-	p := r.newPlan(m)
+	p := newPlan(m)
 	p.matches = append(p.matches, subs...)
 	r.plan(p, nil)
 	err := r.runPlan(p)
-	r.release(p)
+	p.release()
 	return err
 }
 

@@ -55,8 +55,6 @@ type Router struct {
 	allowAll bool         // the Authorizer is AllowAll: no checks, no cache
 	authGen  Generationer // the Authorizer's, if it has generations
 
-	plans sync.Pool // *routePlan with its buffers (route.go)
-
 	dur      *durable // nil without Config.Store
 	stopOnce sync.Once
 	bindings map[string]*binding // durable subscriptions by queue name, guarded by qmu
