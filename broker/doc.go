@@ -28,8 +28,10 @@
 // missed or duplicated) and handing over what was not delivered, in order.
 //
 // Queue messages (Message.Queue) go to one consumer each, round robin over
-// consumers with room under their prefetch; they are held until Ack and put
-// back on Redeliver or when their consumer leaves.
+// consumers with room under their prefetch; they are held until Ack, put
+// back on Redeliver or when their consumer leaves, and dead-lettered
+// (deadletter.go) when rejected or back more than Config.MaxRedeliveries
+// times.
 //
 // # Closing
 //
@@ -56,6 +58,9 @@
 //	Router.qmu                 otherwise a leaf: released before any queue.mu
 //	Router.smu → shareGroup.mu, Index.mu   (joining and leaving share groups)
 //	queue.mu → Outbox.mu       (dispatch; Session.Close may run under queue.mu)
+//	queue.mu                   never two at once: dead-lettering releases the
+//	                           source queue's lock before it takes the DLQ's,
+//	                           and its store commit runs with no lock
 //	Session.offMu → Outbox.mu  (takeover hands unsent and offline messages over)
 //	Session.offMu → Session.mu (Refill finds the subscription of a stored message)
 //	storeGate.mu               leaf: enter and leave only count commits under
@@ -70,7 +75,9 @@
 // and calls the protocol's OnClose hook, which must not block or take broker locks.
 //
 // No broker lock is held while calling a protocol, a store write or the
-// network. One store read runs under a lock: Refill reads a page of a
+// network. An acknowledgement for the store (durable.ack) may wait under
+// queue.mu or Session.offMu while ackLoop is ackBatch removals behind;
+// ackLoop takes no broker lock, so the wait ends when the store catches up. One store read runs under a lock: Refill reads a page of a
 // session's stored messages under Session.offMu, which orders the page
 // against concurrent deliveries (a bbolt read transaction never waits for
 // a writer).
