@@ -31,6 +31,7 @@ type Server struct {
 	admin    http.Handler // AdminHandler
 	adm      *admission
 	reqLog   subprotocol.LogLimiter // refused requests: one line per source per 10 s
+	readBufs readBuffers            // idle connections' read buffers (wsTransport.WaitRead)
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -54,6 +55,7 @@ func New(cfg Config, r *broker.Router, reg subprotocol.Registry) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, router: r, reg: reg}
 	s.adm = newAdmission(&s.cfg)
+	s.readBufs.size = max(cfg.ReadBufferSize, minReadBuffer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.started = time.Now()
 	s.initConsole()
@@ -145,7 +147,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 		peer.Transport = "wss"
 		peer.CertNames = certNames(r.TLS)
 	}
-	sw := &sniffingWriter{ResponseWriter: w, size: s.cfg.ReadBufferSize}
+	sw := &sniffingWriter{ResponseWriter: w, size: s.readBufs.size}
 	var hdr http.Header
 	if name != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {name}}
@@ -174,7 +176,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 	}
 	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
 	if sw.br != nil {
-		t.br, t.waiter = sw.br, newReadWaiter(sw.sniffer.Conn)
+		t.br, t.waiter, t.bufs = sw.br, newReadWaiter(sw.sniffer.Conn), &s.readBufs
 	}
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
 	// its 4 KiB read buffer and the request are then garbage, which is most

@@ -26,6 +26,8 @@ type wsTransport struct {
 	sniffer  *frameSniffer // nil when the connection was not sniffed
 	br       *bufio.Reader // gorilla's read buffer (ours); nil: unknown
 	waiter   *readWaiter   // parks WaitRead; nil: WaitRead returns at once
+	bufs     *readBuffers  // where WaitRead parks br's buffer
+	shell    *bufio.Reader // an empty Reader to swap br's buffer out with
 	badClose bool          // the peer's close frame had a 1-byte payload; read loop only
 	text     utf8Reader    // the current text message's reader; read loop only
 
@@ -101,10 +103,48 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 // can shrink its stack. Deadlines and errors are left to the read that
 // follows.
 func (t *wsTransport) WaitRead() {
-	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 {
+	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.waiter.Ready() {
 		return
 	}
+	// Idle: the read buffer goes back to the pool until bytes arrive.
+	t.shell = t.bufs.park(t.br, t.shell)
 	t.waiter.Wait()
+	t.shell = t.bufs.restore(t.br, t.sniffer)
+}
+
+// readBuffers pools the read buffers of idle connections (WaitRead). A
+// buffer moves between readers by copying the bufio.Reader value: gorilla
+// keeps its *bufio.Reader, whose buffer is swapped out while it is empty
+// and swapped back in, reset, before it is read again.
+type readBuffers struct {
+	size int
+	pool sync.Pool // *bufio.Reader of size bytes, empty
+}
+
+// park moves br's buffer (br holds nothing) into the pool through shell
+// (nil: a new one) and leaves br a zero Reader. It returns nil: shell now
+// belongs to the pool.
+func (b *readBuffers) park(br, shell *bufio.Reader) *bufio.Reader {
+	if shell == nil {
+		shell = new(bufio.Reader)
+	}
+	*shell = *br
+	*br = bufio.Reader{}
+	b.pool.Put(shell)
+	return nil
+}
+
+// restore gives br a buffer from the pool (or a new one) reading from rd
+// and returns the empty Reader that held it.
+func (b *readBuffers) restore(br *bufio.Reader, rd io.Reader) *bufio.Reader {
+	q, _ := b.pool.Get().(*bufio.Reader)
+	if q == nil {
+		q = bufio.NewReaderSize(rd, b.size)
+	}
+	q.Reset(rd)
+	*br = *q
+	*q = bufio.Reader{}
+	return q
 }
 
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {

@@ -10,3 +10,5 @@ type readWaiter struct{}
 func newReadWaiter(net.Conn) *readWaiter { return nil }
 
 func (*readWaiter) Wait() {}
+
+func (*readWaiter) Ready() bool { return true }

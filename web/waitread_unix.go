@@ -15,8 +15,10 @@ import (
 // in the socket, whose readiness edge a previous read consumed, is seen
 // at once.
 type readWaiter struct {
-	rc   syscall.RawConn
-	wait func(fd uintptr) bool
+	rc    syscall.RawConn
+	wait  func(fd uintptr) bool
+	check func(fd uintptr) // sets ok
+	ok    bool
 }
 
 // newReadWaiter returns a waiter for c's socket, or nil when c is not a
@@ -28,7 +30,9 @@ func newReadWaiter(c net.Conn) *readWaiter {
 			if err != nil {
 				return nil
 			}
-			return &readWaiter{rc: rc, wait: readable}
+			w := &readWaiter{rc: rc, wait: readable}
+			w.check = func(fd uintptr) { w.ok = readable(fd) }
+			return w
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -50,3 +54,11 @@ func readable(fd uintptr) bool {
 // Wait blocks until the socket is readable, its read deadline passes or it
 // is closed; the read that follows reports those.
 func (w *readWaiter) Wait() { _ = w.rc.Read(w.wait) }
+
+// Ready reports whether a read would not block (bytes, end of file or an
+// error are waiting).
+func (w *readWaiter) Ready() bool {
+	w.ok = true
+	_ = w.rc.Control(w.check)
+	return w.ok
+}

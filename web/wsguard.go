@@ -204,6 +204,6 @@ func (w *sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return w.sniffer, brw, nil // gorilla refuses the early data
 	}
 	// net/http's 4 KiB reader is garbage from here on.
-	w.br = bufio.NewReaderSize(w.sniffer, max(w.size, minReadBuffer))
+	w.br = bufio.NewReaderSize(w.sniffer, w.size)
 	return w.sniffer, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
