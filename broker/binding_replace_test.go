@@ -3,7 +3,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,4 +287,66 @@ func TestDurableReplaceUnderPublishLoad(t *testing.T) {
 		}
 	}
 	_ = r
+}
+
+// Concurrent subscribes of one name on different destinations, with
+// deletes among them, leave memory and the store agreeing: one index
+// entry on the filter the store holds, or none and no record.
+func TestDurableReplaceConcurrentAgrees(t *testing.T) {
+	dir := t.TempDir()
+	st := boltStore(t, dir)
+	r, _ := restart(t, nil, st, Config{})
+	qname := DurableQueuePrefix + "x"
+	filters := []string{"a", "b", "c/+"}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				s, err := r.Open(SessionID(fmt.Sprintf("w%d-%d", w, i)), SessionOptions{Protocol: "test", RemoteAddr: "test"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if (w+i)%7 == 0 {
+					if err := r.Unbind(s, "x"); err != nil {
+						t.Error(err)
+					}
+				} else {
+					err := r.SubscribeDurable(s, &Subscription{Key: "k", Filter: filters[(w+i)%3], QoS: AtLeastOnce}, "x")
+					if err != nil && !errors.Is(err, ErrDurableInUse) {
+						t.Error(err)
+					}
+				}
+				r.Close(s, CloseClientClosed)
+			}
+		}()
+	}
+	wg.Wait()
+
+	r.qmu.Lock()
+	b := r.bindings[qname]
+	r.qmu.Unlock()
+	_, subs, err := st.GetSession(bindingID(qname))
+	switch {
+	case b == nil:
+		if err == nil {
+			t.Fatalf("no durable subscription in memory, but the store has %+v", subs)
+		}
+		if n := r.idx.Len(); n != 0 {
+			t.Fatalf("no durable subscription, %d index entries", n)
+		}
+	case err != nil:
+		t.Fatalf("durable subscription on %q in memory, none in the store: %v", b.filter, err)
+	case len(subs) != 1 || subs[0].Filter != b.filter:
+		t.Fatalf("memory has %q, the store %+v", b.filter, subs)
+	default:
+		if n := r.idx.Len(); n != 1 {
+			t.Fatalf("%d index entries, want 1", n)
+		}
+		if got := r.idx.Match(strings.Replace(b.filter, "+", "z", 1), nil); len(got) != 1 || got[0] != b.entry {
+			t.Fatalf("the entry is not under its filter %q: %v", b.filter, got)
+		}
+	}
 }
