@@ -44,6 +44,12 @@
 //
 // A → B means B may be acquired while A is held; never the reverse.
 //
+//	binding.mu → Session.mu, Router.qmu, queue.mu, Index.mu
+//	                           one durable subscription's changes (create,
+//	                           resume, replace, delete) with their store
+//	                           writes and the attach of the consumer that
+//	                           asked for them; no publish or delivery path
+//	                           takes it
 //	Router.mu (sessions)       guards owners and Session.counted too; held
 //	                           only for Session.mu (SubscriptionPage),
 //	                           Outbox.mu (ClientPage sorted by queued) and
@@ -75,7 +81,9 @@
 // and calls the protocol's OnClose hook, which must not block or take broker locks.
 //
 // No broker lock is held while calling a protocol, a store write or the
-// network. An acknowledgement for the store (durable.ack) may wait under
+// network, with one exception: binding.mu is held across the store writes
+// of a durable subscription's change (only SUBSCRIBE, UNSUBSCRIBE and the
+// admin delete of that one name wait on it). An acknowledgement for the store (durable.ack) may wait under
 // queue.mu or Session.offMu while ackLoop is ackBatch removals behind;
 // ackLoop takes no broker lock, so the wait ends when the store catches up. One store read runs under a lock: Refill reads a page of a
 // session's stored messages under Session.offMu, which orders the page
