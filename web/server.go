@@ -147,7 +147,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 		peer.Transport = "wss"
 		peer.CertNames = certNames(r.TLS)
 	}
-	sw := &sniffingWriter{ResponseWriter: w, size: s.readBufs.size}
+	sw := &sniffingWriter{ResponseWriter: w, bufs: &s.readBufs}
 	var hdr http.Header
 	if name != "" {
 		hdr = http.Header{"Sec-Websocket-Protocol": {name}}
@@ -234,6 +234,7 @@ func (s *Server) connEnded(t *wsTransport, proto subprotocol.Protocol, ip netip.
 		s.cfg.Log.Debug("web: connection ended", "remote", t.remote.String(), "protocol", proto.Name(), "err", err)
 	}
 	t.linger()
+	t.releaseBuffers()
 }
 
 // checkOrigin allows requests without Origin (non-browser clients),

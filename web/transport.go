@@ -95,21 +95,37 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 	return true, r, nil
 }
 
-// WaitRead blocks until the socket has bytes for the next message, without
-// reading them, when none are buffered; it returns at once when it cannot
-// tell (TLS). A read loop calls it between messages, with nothing left in
-// its own buffer, so that an idle connection's goroutine waits a few
-// frames deep rather than inside gorilla's frame reader and the runtime
-// can shrink its stack. Deadlines and errors are left to the read that
+// WaitRead blocks until the socket has bytes for the next message when
+// none are buffered, and returns at once when it cannot tell (TLS). A read
+// loop calls it between messages, with nothing left in its own buffer, so
+// that an idle connection's goroutine waits a few frames deep rather than
+// inside gorilla's frame reader (the runtime can then shrink its stack),
+// and holds no read buffer meanwhile: the buffer goes back to a pool and
+// the bytes that end the wait are read into a pooled slice the sniffer
+// hands gorilla first. Deadlines and errors are left to the read that
 // follows.
 func (t *wsTransport) WaitRead() {
-	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.waiter.Ready() {
+	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.sniffer.held != nil {
 		return
 	}
-	// Idle: the read buffer goes back to the pool until bytes arrive.
 	t.shell = t.bufs.park(t.br, t.shell)
-	t.waiter.Wait()
+	t.sniffer.hold(t.waiter.ReadSome(t.bufs))
 	t.shell = t.bufs.restore(t.br, t.sniffer)
+}
+
+// releaseBuffers hands the read buffers back to the pool once the
+// connection is closed and nothing reads it any more.
+func (t *wsTransport) releaseBuffers() {
+	if t.bufs == nil {
+		return
+	}
+	if t.sniffer.held != nil {
+		t.bufs.putBytes(t.sniffer.held)
+		t.sniffer.held, t.sniffer.pend = nil, nil
+	}
+	if t.br.Size() > 0 {
+		t.shell = t.bufs.park(t.br, t.shell)
+	}
 }
 
 // readBuffers pools the read buffers of idle connections (WaitRead). A
@@ -117,8 +133,9 @@ func (t *wsTransport) WaitRead() {
 // keeps its *bufio.Reader, whose buffer is swapped out while it is empty
 // and swapped back in, reset, before it is read again.
 type readBuffers struct {
-	size int
-	pool sync.Pool // *bufio.Reader of size bytes, empty
+	size    int
+	readers sync.Pool // *bufio.Reader of size bytes, empty
+	bytes   sync.Pool // *[]byte of size bytes
 }
 
 // park moves br's buffer (br holds nothing) into the pool through shell
@@ -130,22 +147,39 @@ func (b *readBuffers) park(br, shell *bufio.Reader) *bufio.Reader {
 	}
 	*shell = *br
 	*br = bufio.Reader{}
-	b.pool.Put(shell)
+	b.readers.Put(shell)
 	return nil
+}
+
+// get returns a Reader of size bytes reading from rd: a pooled one (the
+// buffer of an idle connection, or of a closed one) or a new one.
+func (b *readBuffers) get(rd io.Reader) *bufio.Reader {
+	q, _ := b.readers.Get().(*bufio.Reader)
+	if q == nil {
+		return bufio.NewReaderSize(rd, b.size)
+	}
+	q.Reset(rd)
+	return q
 }
 
 // restore gives br a buffer from the pool (or a new one) reading from rd
 // and returns the empty Reader that held it.
 func (b *readBuffers) restore(br *bufio.Reader, rd io.Reader) *bufio.Reader {
-	q, _ := b.pool.Get().(*bufio.Reader)
-	if q == nil {
-		q = bufio.NewReaderSize(rd, b.size)
-	}
-	q.Reset(rd)
+	q := b.get(rd)
 	*br = *q
 	*q = bufio.Reader{}
 	return q
 }
+
+func (b *readBuffers) getBytes() *[]byte {
+	if p, _ := b.bytes.Get().(*[]byte); p != nil {
+		return p
+	}
+	p := make([]byte, b.size)
+	return &p
+}
+
+func (b *readBuffers) putBytes(p *[]byte) { b.bytes.Put(p) }
 
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {
 	mt := websocket.TextMessage

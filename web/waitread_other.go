@@ -4,11 +4,10 @@ package web
 
 import "net"
 
-// readWaiter is a no-op where sockets cannot be peeked.
+// readWaiter is not available where sockets cannot be read raw: WaitRead
+// then returns at once.
 type readWaiter struct{}
 
 func newReadWaiter(net.Conn) *readWaiter { return nil }
 
-func (*readWaiter) Wait() {}
-
-func (*readWaiter) Ready() bool { return true }
+func (*readWaiter) ReadSome(*readBuffers) (*[]byte, int) { return nil, 0 }

@@ -3,22 +3,20 @@
 package web
 
 import (
-	"errors"
 	"net"
 	"syscall"
 )
 
-// readWaiter parks a read loop until its socket is readable, on a short
-// stack: an idle connection's goroutine then blocks a few frames deep
-// instead of inside gorilla's frame reader, and the runtime can shrink
-// its stack. It reads nothing: it peeks (MSG_PEEK) so that data already
-// in the socket, whose readiness edge a previous read consumed, is seen
-// at once.
+// readWaiter waits for a socket to be readable on a short stack and reads
+// what is there: an idle connection's goroutine then blocks a few frames
+// deep instead of inside gorilla's frame reader, so the runtime can shrink
+// its stack, and no read buffer is held while it waits.
 type readWaiter struct {
-	rc    syscall.RawConn
-	wait  func(fd uintptr) bool
-	check func(fd uintptr) // sets ok
-	ok    bool
+	rc   syscall.RawConn
+	read func(fd uintptr) bool // reads into a buffer from bufs; false: would block
+	bufs *readBuffers
+	buf  *[]byte
+	n    int
 }
 
 // newReadWaiter returns a waiter for c's socket, or nil when c is not a
@@ -30,8 +28,18 @@ func newReadWaiter(c net.Conn) *readWaiter {
 			if err != nil {
 				return nil
 			}
-			w := &readWaiter{rc: rc, wait: readable}
-			w.check = func(fd uintptr) { w.ok = readable(fd) }
+			w := &readWaiter{rc: rc}
+			w.read = func(fd uintptr) bool {
+				// A buffer only for the read: none is held while waiting.
+				buf := w.bufs.getBytes()
+				n, err := syscall.Read(int(fd), *buf)
+				if err == syscall.EAGAIN || err == syscall.EINTR {
+					w.bufs.putBytes(buf)
+					return false
+				}
+				w.buf, w.n = buf, max(n, 0)
+				return true
+			}
 			return w
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })
@@ -43,22 +51,18 @@ func newReadWaiter(c net.Conn) *readWaiter {
 	return nil
 }
 
-// readable reports whether fd has a byte to read, an error or end of file
-// pending: everything but "would block".
-func readable(fd uintptr) bool {
-	var b [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return !errors.Is(err, syscall.EAGAIN)
-}
-
-// Wait blocks until the socket is readable, its read deadline passes or it
-// is closed; the read that follows reports those.
-func (w *readWaiter) Wait() { _ = w.rc.Read(w.wait) }
-
-// Ready reports whether a read would not block (bytes, end of file or an
-// error are waiting).
-func (w *readWaiter) Ready() bool {
-	w.ok = true
-	_ = w.rc.Control(w.check)
-	return w.ok
+// ReadSome waits until the socket is readable and reads into a buffer from
+// bufs, which it returns with the byte count. It returns a nil buffer on
+// end of file, an error, a passed deadline or a closed socket: the
+// connection's next read reports those.
+func (w *readWaiter) ReadSome(bufs *readBuffers) (*[]byte, int) {
+	w.bufs, w.buf, w.n = bufs, nil, 0
+	err := w.rc.Read(w.read)
+	buf, n := w.buf, w.n
+	w.bufs, w.buf = nil, nil
+	if buf != nil && (err != nil || n == 0) {
+		bufs.putBytes(buf)
+		return nil, 0
+	}
+	return buf, n
 }
