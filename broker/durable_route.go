@@ -99,7 +99,7 @@ func (r *Router) paged(s *Session, m *Message) (Delivery, bool) {
 		if sub.Queue != "" || !MatchTopic(sub.Filter, m.Topic) {
 			continue
 		}
-		nd := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
+		nd := delivery(m, sub)
 		switch {
 		case d.Sub == nil || (one && sub.Group == "" && d.Sub.Group != ""):
 			d = nd

@@ -37,7 +37,7 @@ func (r *Router) inMark(from *Session, packetID uint16) *store.Mark {
 // publish is plan → (commit when something is stored) → finish for one
 // message (route.go).
 func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
-	p, err := r.prepare(from, m, mark)
+	p, err := r.prepare(from, m, mark, true)
 	if p == nil {
 		return err
 	}
@@ -71,7 +71,9 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		if reqs[i].QoS2 {
 			mark = r.inMark(from, reqs[i].PacketID)
 		}
-		p, err := r.prepare(from, reqs[i].Msg, mark)
+		// No streaming: every message is delivered after the commit, in
+		// order.
+		p, err := r.prepare(from, reqs[i].Msg, mark, false)
 		if p == nil {
 			reqs[i].Err = err
 			continue
@@ -117,9 +119,10 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 }
 
 // prepare stamps m, counts it, checks it (admit, queueTarget) and plans
-// its fan-out. A nil plan means nothing to route: err says why (nil for a
-// reply to a temporary queue that is gone).
-func (r *Router) prepare(from *Session, m *Message, mark *store.Mark) (*routePlan, error) {
+// its fan-out, streaming (plan) if stream and nothing may be stored. A nil
+// plan means nothing to route: err says why (nil for a reply to a
+// temporary queue that is gone).
+func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, stream bool) (*routePlan, error) {
 	if from != nil {
 		m.From = from.ID
 	}
@@ -145,7 +148,7 @@ func (r *Router) prepare(from *Session, m *Message, mark *store.Mark) (*routePla
 		r.noSubscriber.Add(1)
 	}
 	r.tapMessage(m)
-	r.plan(p, mark)
+	r.plan(p, mark, stream && !r.mayStore(m, p.matches, mark))
 	p.retained = retErr
 	return p, nil
 }

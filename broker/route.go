@@ -22,7 +22,11 @@ import (
 //	         into their queues
 //
 // Plans are pooled with their buffers, so a publish that needs no store
-// allocates nothing.
+// allocates nothing. A single publish that cannot need the store (mayStore)
+// streams: plan pushes each live delivery as soon as its rules are applied
+// instead of listing it for finish (the list costs a second pass over the
+// fan-out), except a client's whose overlapping subscriptions may still
+// merge. What it delivers and the rules are the same either way.
 
 // routePlan is one message's fan-out, sorted for the store: in-memory
 // deliveries, deliveries to persistent sessions and durable subscriptions'
@@ -68,16 +72,24 @@ func newPlan(m *Message) *routePlan {
 
 // release empties p, keeping its buffers, and returns it to the pool.
 func (p *routePlan) release() {
+	// Field by field, only what was used: the fast case resets a few
+	// words, not the whole plan.
 	clear(p.matches)
+	p.matches = p.matches[:0]
 	clear(p.live)
-	clear(p.kept)
-	clear(p.queues)
-	clear(p.memq)
-	clear(p.oneMap)
-	*p = routePlan{
-		matches: p.matches[:0], live: p.live[:0], kept: p.kept[:0], queues: p.queues[:0], memq: p.memq[:0],
-		one: p.one[:0], oneMap: p.oneMap,
+	p.live = p.live[:0]
+	if len(p.kept)+len(p.queues)+len(p.memq) > 0 || p.stored() {
+		clear(p.kept)
+		clear(p.queues)
+		clear(p.memq)
+		p.kept, p.queues, p.memq = p.kept[:0], p.queues[:0], p.memq[:0]
+		p.batch = store.Batch{}
 	}
+	if len(p.one) > 0 {
+		clear(p.oneMap)
+		p.one = p.one[:0]
+	}
+	p.m, p.retained, p.quota, p.direct = nil, nil, false, false
 	plans.Put(p)
 }
 
@@ -98,28 +110,43 @@ func (p *routePlan) unplan() {
 	}
 }
 
-// target applies the per-delivery rules to one match: a share group's
-// index entry gives way to the member it picks (MQTT 5 §4.8.2), a no-local
-// subscription skips its own session's messages [MQTT-3.8.3-3], and the
-// delivery's QoS is the lower of the message's and the granted one
-// [MQTT-3.8.4-8].
-func target(m *Message, sub *Subscription) (Delivery, bool) {
+// target applies the per-delivery rules to one match and returns the
+// subscription m goes to, or nil: a share group's index entry gives way to
+// the member it picks (MQTT 5 §4.8.2), and a no-local subscription skips
+// its own session's messages [MQTT-3.8.3-3].
+func target(m *Message, sub *Subscription) *Subscription {
 	if sub.isProxy() {
-		if sub = sub.share.pick(); sub == nil {
-			return Delivery{}, false
-		}
+		return pickTarget(m, sub.share)
 	}
 	if sub.NoLocal && sub.Session.ID == m.From {
-		return Delivery{}, false
+		return nil
 	}
-	return Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}, true
+	return sub
+}
+
+// pickTarget is target for a share group's index entry (kept out of
+// target so that target inlines).
+func pickTarget(m *Message, g *shareGroup) *Subscription {
+	sub := g.pick()
+	if sub == nil || (sub.NoLocal && sub.Session.ID == m.From) {
+		return nil
+	}
+	return sub
+}
+
+// delivery is m's delivery to sub, at the lower of the message's QoS and
+// the granted one [MQTT-3.8.4-8].
+func delivery(m *Message, sub *Subscription) Delivery {
+	return Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}
 }
 
 // plan sorts p.matches into p's lists and fills its store batch (with
 // mark, an MQTT QoS 2 packet id to record). A durable subscriber at its
-// limit gets nothing and sets quota.
-func (r *Router) plan(p *routePlan, mark *store.Mark) {
+// limit gets nothing and sets quota. With stream, live deliveries that
+// cannot merge go out at once (stream only when nothing may be stored).
+func (r *Router) plan(p *routePlan, mark *store.Mark, stream bool) {
 	m := p.m
+	overlaps := r.overlapping.Load() > 0
 	for _, sub := range p.matches {
 		if sub.bind != nil {
 			switch {
@@ -132,14 +159,21 @@ func (r *Router) plan(p *routePlan, mark *store.Mark) {
 			}
 			continue
 		}
-		d, ok := target(m, sub)
-		if !ok {
+		to := target(m, sub)
+		if to == nil {
 			continue
 		}
-		if sub.share == nil && sub.Session.overlaps.Load() > 1 && p.merge(d) {
+		if overlaps && sub.share == nil && sub.Session.overlaps.Load() > 1 {
+			if d := delivery(m, to); !p.merge(d) {
+				p.live = append(p.live, d)
+			}
 			continue
 		}
-		p.live = append(p.live, d)
+		if stream {
+			r.deliver(delivery(m, to))
+			continue
+		}
+		p.live = append(p.live, delivery(m, to))
 	}
 	if r.dur != nil {
 		p.sortStored(r)
@@ -214,6 +248,25 @@ func combine(a, b Delivery) Delivery {
 		a.Sub, a.QoS = b.Sub, b.QoS
 	}
 	return a
+}
+
+// mayStore reports a topic message whose plan may have something to
+// commit: a QoS 2 packet id to record, durable subscriptions, or a QoS 1/2
+// message matching a persistent session or a share group (whose pick may
+// be one).
+func (r *Router) mayStore(m *Message, matches []*Subscription, mark *store.Mark) bool {
+	if mark != nil || r.nbind.Load() > 0 {
+		return true
+	}
+	if r.dur == nil || m.QoS == AtMostOnce {
+		return false
+	}
+	for _, sub := range matches {
+		if sub.share != nil || sub.Session.Expiry() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // sortStored moves from live to kept the QoS 1/2 deliveries of persistent
@@ -315,7 +368,7 @@ func (r *Router) finish(p *routePlan, seqs []uint64) error {
 func (r *Router) route(m *Message, subs ...*Subscription) error {
 	p := newPlan(m)
 	p.matches = append(p.matches, subs...)
-	r.plan(p, nil)
+	r.plan(p, nil, false)
 	err := r.runPlan(p)
 	p.release()
 	return err

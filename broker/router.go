@@ -24,6 +24,10 @@ type Router struct {
 	closed   bool
 
 	nsubs atomic.Int64 // subscriptions of all sessions (MaxSubscriptions)
+	// overlapping counts the sessions with two or more subscriptions that
+	// share a copy (Session.overlaps): while it is 0, plan looks for no
+	// overlap at all.
+	overlapping atomic.Int32
 
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue

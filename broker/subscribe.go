@@ -183,7 +183,13 @@ func (r *Router) oneCopy(s *Session) bool {
 // may overlap (Session.overlaps), for a topic subscription entering (1) or
 // leaving (-1) the index.
 func (r *Router) countOverlap(sub *Subscription, n int32) {
-	if r.oneCopy(sub.Session) {
-		sub.Session.overlaps.Add(n)
+	if !r.oneCopy(sub.Session) {
+		return
+	}
+	switch c := sub.Session.overlaps.Add(n); {
+	case n > 0 && c == 2:
+		r.overlapping.Add(1)
+	case n < 0 && c == 1:
+		r.overlapping.Add(-1)
 	}
 }
