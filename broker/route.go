@@ -116,19 +116,11 @@ func (p *routePlan) unplan() {
 // its own session's messages [MQTT-3.8.3-3].
 func target(m *Message, sub *Subscription) *Subscription {
 	if sub.isProxy() {
-		return pickTarget(m, sub.share)
+		if sub = sub.share.pick(); sub == nil {
+			return nil
+		}
 	}
 	if sub.NoLocal && sub.Session.ID == m.From {
-		return nil
-	}
-	return sub
-}
-
-// pickTarget is target for a share group's index entry (kept out of
-// target so that target inlines).
-func pickTarget(m *Message, g *shareGroup) *Subscription {
-	sub := g.pick()
-	if sub == nil || (sub.NoLocal && sub.Session.ID == m.From) {
 		return nil
 	}
 	return sub
@@ -159,9 +151,11 @@ func (r *Router) plan(p *routePlan, mark *store.Mark, stream bool) {
 			}
 			continue
 		}
-		to := target(m, sub)
-		if to == nil {
-			continue
+		to := sub
+		if sub.Session == nil || sub.NoLocal { // target has something to do
+			if to = target(m, sub); to == nil {
+				continue
+			}
 		}
 		if overlaps && sub.share == nil && sub.Session.overlaps.Load() > 1 {
 			if d := delivery(m, to); !p.merge(d) {
