@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -44,16 +45,32 @@ func (p waitingEcho) Serve(_ context.Context, t subprotocol.Transport, _ *broker
 // one TCP segment (then the later ones are already buffered and WaitRead
 // must not block), and sees the client's close.
 func TestWaitRead(t *testing.T) {
+	t.Run("ws", func(t *testing.T) { testWaitRead(t, false) })
+	// Under TLS the socket's bytes are not the stream: WaitRead must
+	// leave them to the TLS connection.
+	t.Run("wss", func(t *testing.T) { testWaitRead(t, true) })
+}
+
+func testWaitRead(t *testing.T, useTLS bool) {
 	waits := make(chan bool, 4)
 	gw := New(Config{}, broker.New(broker.Config{}, nil), subprotocol.Registry{waitingEcho{waits}})
-	hs := httptest.NewServer(gw)
+	var hs *httptest.Server
+	d := websocket.Dialer{Subprotocols: []string{"wait.v1"}}
+	url := ""
+	if useTLS {
+		hs = httptest.NewTLSServer(gw)
+		d.TLSClientConfig = hs.Client().Transport.(*http.Transport).TLSClientConfig
+		url = "wss" + strings.TrimPrefix(hs.URL, "https") + "/ws"
+	} else {
+		hs = httptest.NewServer(gw)
+		url = wsURL(hs)
+	}
 	t.Cleanup(func() {
 		hs.Close()
 		_ = gw.Shutdown(context.Background())
 	})
 
-	d := websocket.Dialer{Subprotocols: []string{"wait.v1"}}
-	ws, _, err := d.Dial(wsURL(hs), nil)
+	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,18 +92,20 @@ func TestWaitRead(t *testing.T) {
 		}
 		read(m)
 	}
-	// Three masked frames in one write: after the first, the others sit
-	// in the transport's read buffer.
-	var burst []byte
-	for _, m := range []string{"a", "bb", "ccc"} {
-		burst = append(burst, 0x82, 0x80|byte(len(m)), 0, 0, 0, 0)
-		burst = append(burst, m...)
-	}
-	if _, err := ws.NetConn().Write(burst); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []string{"a", "bb", "ccc"} {
-		read(m)
+	if !useTLS {
+		// Three masked frames in one write: after the first, the others
+		// sit in the transport's read buffer.
+		var burst []byte
+		for _, m := range []string{"a", "bb", "ccc"} {
+			burst = append(burst, 0x82, 0x80|byte(len(m)), 0, 0, 0, 0)
+			burst = append(burst, m...)
+		}
+		if _, err := ws.NetConn().Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"a", "bb", "ccc"} {
+			read(m)
+		}
 	}
 	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -20,33 +20,30 @@ type readWaiter struct {
 }
 
 // newReadWaiter returns a waiter for c's socket, or nil when c is not a
-// plain TCP connection (TLS buffers decrypted bytes of its own).
+// plain TCP connection, possibly counted by Server.Listener: never under
+// TLS, whose bytes on the socket are not the stream.
 func newReadWaiter(c net.Conn) *readWaiter {
-	for range 4 {
-		if tc, ok := c.(*net.TCPConn); ok {
-			rc, err := tc.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			w := &readWaiter{rc: rc}
-			w.read = func(fd uintptr) bool {
-				// A buffer only for the read: none is held while waiting.
-				buf := w.bufs.getBytes()
-				n, err := syscall.Read(int(fd), *buf)
-				if err == syscall.EAGAIN || err == syscall.EINTR {
-					w.bufs.putBytes(buf)
-					return false
-				}
-				w.buf, w.n = buf, max(n, 0)
-				return true
-			}
-			return w
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		rc, err := tc.SyscallConn()
+		if err != nil {
 			return nil
 		}
-		c = u.NetConn()
+		w := &readWaiter{rc: rc}
+		w.read = func(fd uintptr) bool {
+			// A buffer only for the read: none is held while waiting.
+			buf := w.bufs.getBytes()
+			n, err := syscall.Read(int(fd), *buf)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				w.bufs.putBytes(buf)
+				return false
+			}
+			w.buf, w.n = buf, max(n, 0)
+			return true
+		}
+		return w
 	}
 	return nil
 }
