@@ -209,7 +209,9 @@ func (t *wsTransport) Close(code int, reason string) error {
 			reason = reason[:120]
 		}
 		err := t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(t.wt))
-		if err != nil {
+		// ErrCloseSent: gorilla sent one already (1009 over the read
+		// limit, 1002 on a protocol error); linger all the same.
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			t.Abort()
 			return
 		}
@@ -231,13 +233,22 @@ func (t *wsTransport) Abort() {
 
 // linger runs on the handler goroutine once the protocol is done: when a
 // close frame went out, it reads and discards what the client still sends
-// until its close frame arrives or closeLinger passes, then closes.
+// until its close frame arrives or closeLinger passes, then closes. When
+// gorilla's reader has already failed (a message over the read limit, a
+// protocol error), it discards the raw bytes instead, until the client
+// closes: closing with unread bytes would reset the connection, and the
+// client could lose the close frame (1009 would read as 1006).
 func (t *wsTransport) linger() {
 	if t.closeSent.Load() {
 		_ = t.ws.SetReadDeadline(time.Now().Add(closeLinger))
 		for {
 			_, r, err := t.ws.NextReader()
 			if err != nil {
+				var ce *websocket.CloseError
+				var ne net.Error
+				if !errors.As(err, &ce) && !(errors.As(err, &ne) && ne.Timeout()) {
+					_, _ = io.Copy(io.Discard, t.ws.UnderlyingConn())
+				}
 				break
 			}
 			if _, err := io.Copy(io.Discard, r); err != nil {
