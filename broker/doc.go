@@ -12,12 +12,19 @@
 //
 // # Data flow
 //
-// A connection's read loop calls Router.Publish synchronously. Publish
-// matches the topic in the Index (read lock, caller-supplied buffer) and
-// pushes one Delivery per matching subscription into that subscriber's
-// Outbox. Pushing never blocks: a full outbox triggers the slow-consumer
-// policy (Config.SlowConsumer), so a publisher never waits on a subscriber.
-// Each connection's write loop drains its Outbox, encodes and writes.
+// A connection's read loop calls Router.Publish (or PublishBatch)
+// synchronously. Every message, durable or not, takes one path (route.go):
+// prepare (stamp, admit, match the Index under its read lock into a pooled
+// buffer), plan (the per-delivery rules, written once: a share group's
+// pick, no-local, the QoS downgrade, one copy per MQTT client for
+// overlapping subscriptions, and the sorting into live deliveries and
+// those the store must hold first), commit (one store transaction, only
+// when the plan has something to store), finish (push into the
+// subscribers' Outboxes, stored ones in order, queue messages into their
+// queues). Pushing never blocks: a full outbox triggers the slow-consumer
+// policy (Config.SlowConsumer), so a publisher never waits on a
+// subscriber. Each connection's write loop drains its Outbox, encodes and
+// writes.
 //
 // Retained messages live in a second trie walked by a subscription's
 // filter. An MQTT shared subscription is one proxy in the Index per

@@ -654,6 +654,7 @@ func (o *options) finish() error {
 	}
 	b.DeadLetterPrefix, b.NoDeadLetter = v.Stomp.DeadLetterPrefix, v.Stomp.DeadLetterPrefix == ""
 	b.DeadLetterTopic, b.NoDeadLetterTopic = v.Stomp.DeadLetterTopic, v.Stomp.DeadLetterTopic == ""
+	b.PerSubscriptionCopies = v.MQTT.PerSubscriptionCopies
 	b.MaxRetained = int(noLimit(int64(l.MaxRetained)))
 	b.MaxRetainedBytes = noLimit(l.MaxRetainedBytes)
 	b.MaxRetainedPerUser = int(noLimit(int64(l.MaxRetainedPerUser)))

@@ -67,6 +67,9 @@ type values struct {
 		// queue, DeadLetterTopic the topic of its copy for MQTT.
 		DeadLetterPrefix, DeadLetterTopic string
 	}
+	MQTT struct {
+		PerSubscriptionCopies bool
+	}
 }
 
 // settingsTable is every configuration key, in the order of the example
@@ -244,8 +247,11 @@ func settingsTable(v *values) []*setting {
 			help: "a queue message rejected (NACK requeue:false) or past limits.max_redeliveries moves to the queue <prefix><queue> (empty: it is dropped, counted)"},
 		{key: "stomp.dead_letter_topic", flag: "stomp-dead-letter-topic", def: "$DLQ/", target: &v.Stomp.DeadLetterTopic,
 			help: "...and a copy is published on the topic <this><queue>, for MQTT clients (empty: no copy)"},
+
+		{key: "mqtt.per_subscription_copies", flag: "mqtt-per-subscription-copies", def: "false", target: &v.MQTT.PerSubscriptionCopies,
+			help: "true: a message matching several subscriptions of one MQTT client goes once per subscription (Mosquitto); false: once, at the highest QoS, with every subscription identifier"},
 	}
 }
 
 // sections are the TOML tables of the settings, in order.
-var sections = []string{"auth", "jwt", "tls", "web", "limits", "stomp"}
+var sections = []string{"auth", "jwt", "tls", "web", "limits", "stomp", "mqtt"}
