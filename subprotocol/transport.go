@@ -109,3 +109,25 @@ func (g Registry) Names() []string {
 	}
 	return names
 }
+
+// ReadWaiter is a Transport that can wait for a connection's next inbound
+// bytes without a read buffer and a few frames deep, so that an idle
+// connection's goroutine holds a small stack and no buffer (web's
+// WebSocket transport: wsTransport.WaitRead).
+type ReadWaiter interface {
+	WaitRead()
+}
+
+// WaitIdle parks a read loop in t's WaitRead when the protocol has nothing
+// buffered above the transport (buffered: its own reader's buffered
+// bytes), and returns at once otherwise or when t cannot wait. Read loops
+// call it before reading the next frame; deadlines and errors are left to
+// that read.
+func WaitIdle(t Transport, buffered int) {
+	if buffered != 0 {
+		return
+	}
+	if w, ok := t.(ReadWaiter); ok {
+		w.WaitRead()
+	}
+}

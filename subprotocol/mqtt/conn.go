@@ -101,6 +101,7 @@ func (c *conn) serve(ctx context.Context) error {
 	c.rd.MaxPacketSize = c.cfg.MaxPacketBeforeLogin
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
+		subprotocol.WaitIdle(c.t, c.br.Buffered()) // an idle connection waits light (web: WaitRead)
 		p, err := c.rd.ReadPacket(c.version)
 		if c.st.TextFrames > 0 { // the Stream refused it before decoding
 			return c.fail(subprotocol.ErrTextFrame) // [MQTT-6.0.0-1]

@@ -97,6 +97,7 @@ func (c *conn) serve(ctx context.Context) error {
 	c.rd = NewReader(c.br, c.cfg.loginLimits())
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	for {
+		subprotocol.WaitIdle(c.t, c.br.Buffered()) // an idle connection waits light (web: WaitRead)
 		f, err := c.rd.Read()
 		if err != nil {
 			return c.endOnReadError(err)
