@@ -172,7 +172,7 @@ func settingsTable(v *values) []*setting {
 		{key: "web.trusted_proxies", flag: "web-trusted-proxies", def: "", target: &v.Web.TrustedProxies,
 			help: "IPs or CIDRs whose X-Forwarded-For / Forwarded headers are believed"},
 		{key: "web.max_message_size", flag: "web-max-message-size", def: "0", kind: kindSize, target: &v.Web.MaxMessageSize,
-			help: "WebSocket read limit in bytes (0: limits.max_frame_size + 64 KiB)"},
+			help: "WebSocket read limit in bytes (0: limits.max_frame_size + 128 KiB, 64 KiB above the largest STOMP frame and MQTT packet, so that both answer an oversize frame themselves)"},
 
 		{key: "limits.max_connections", flag: "limits-max-connections", def: "0", target: &l.MaxConnections,
 			help: "open client connections in total (0: 95% of the open-file limit)"},
@@ -189,7 +189,7 @@ func settingsTable(v *values) []*setting {
 		{key: "limits.connect_timeout", flag: "limits-connect-timeout", def: "10s", target: &l.ConnectTimeout,
 			help: "time from connection to the STOMP CONNECT or MQTT CONNECT"},
 		{key: "limits.max_frame_size", flag: "max-frame-size", def: "4MiB", kind: kindSize, min: 1, target: &l.MaxFrameSize,
-			help: "largest STOMP frame body after login; the largest MQTT packet and WebSocket message are this plus 64 KiB"},
+			help: "largest STOMP frame body after login; the largest MQTT packet is this plus 64 KiB, the WebSocket read limit this plus 128 KiB"},
 		{key: "limits.max_frame_size_before_login", flag: "limits-max-frame-size-before-login", def: "4096", kind: kindSize, min: 1, target: &l.MaxFrameSizeBeforeLogin,
 			help: "largest frame or packet before the client has logged in"},
 		{key: "limits.max_subscriptions_per_session", flag: "limits-max-subscriptions-per-session", def: "10000", min: 1, target: &l.MaxSubscriptionsPerSession,
