@@ -8,13 +8,15 @@
 //
 //   - passwd.go: the password file (`user:bcrypt-hash` lines), LoadPasswordFile,
 //     Users.Check, and SetPassword / DeletePassword for `duplex passwd`.
-//   - rule.go, acl.go, aclfile.go: Rule, the compiled ACL (NewACL,
-//     ACL.Allow) and ParseACLFile for Mosquitto's acl_file syntax.
-//   - jwt.go, jwk.go: JWTVerifier (HS/RS/ES keys, JWKS) and the acl claim.
+//   - rule.go, acl.go, aclmatch.go, aclfile.go: Rule, the compiled ACL
+//     (NewACL; ACL.Allow in aclmatch.go) and ParseACLFile for Mosquitto's
+//     acl_file syntax.
+//   - jwt.go, jwk.go, jwtclaims.go: JWTVerifier (HS/RS/ES keys, JWKS) and
+//     the claims, the acl claim included.
 //   - ban.go: BanTracker (growing delay, ban after repeated failures) and
 //     LogLimiter (one log line per source per interval).
-//   - service.go: Service, which ties them together behind one immutable
-//     state swapped atomically by Reload.
+//   - service.go, authenticate.go: Service, which ties them together behind
+//     one immutable state swapped atomically by Reload; Authenticate.
 //
 // Checks on the publish path never take a lock and never allocate: the
 // router asks Allow once per subscription and per publish topic, caches
