@@ -176,7 +176,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 	}
 	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
 	if sw.br != nil {
-		t.br, t.waiter, t.bufs = sw.br, newReadWaiter(sw.sniffer.Conn), &s.readBufs
+		t.br, t.bufs = sw.br, &s.readBufs
+		if s.cfg.IdleReadWait {
+			t.waiter = newReadWaiter(sw.sniffer.Conn)
+		}
 	}
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
 	// its 4 KiB read buffer and the request are then garbage, which is most

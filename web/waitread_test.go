@@ -53,7 +53,7 @@ func TestWaitRead(t *testing.T) {
 
 func testWaitRead(t *testing.T, useTLS bool) {
 	waits := make(chan bool, 4)
-	gw := New(Config{}, broker.New(broker.Config{}, nil), subprotocol.Registry{waitingEcho{waits}})
+	gw := New(Config{IdleReadWait: true}, broker.New(broker.Config{}, nil), subprotocol.Registry{waitingEcho{waits}})
 	var hs *httptest.Server
 	d := websocket.Dialer{Subprotocols: []string{"wait.v1"}}
 	url := ""

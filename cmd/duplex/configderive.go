@@ -250,6 +250,7 @@ func (o *options) finish() error {
 	w := &o.web
 	w.AllowedOrigins = v.Web.AllowedOrigins
 	w.MaxMessageSize = v.Web.MaxMessageSize
+	w.IdleReadWait = v.Web.IdleReadWait
 	if w.MaxMessageSize == 0 {
 		// Above the largest STOMP frame (a MaxFrameSize body and 64 KiB
 		// of headers) and MQTT packet (MaxFrameSize + 64 KiB): a frame
