@@ -199,30 +199,16 @@ func (q *queue) ack(r *Router, tag uint64) {
 
 // nack puts tag back at the head of the queue, marked redelivered, or
 // dead-letters it when that would be its (MaxRedeliveries+1)-th return.
-func (q *queue) nack(r *Router, tag uint64) {
-	q.mu.Lock()
-	e, ok := q.unacked[tag]
-	if !ok {
-		q.mu.Unlock()
-		return
-	}
-	delete(q.unacked, tag)
-	e.sub.inflight--
-	if !r.overLimit(e.returns + 1) {
-		q.ready = append([]queued{{msg: e.msg, redelivered: true, returns: e.returns + 1, seq: e.seq}}, q.ready...)
-		q.dispatchLocked(r)
-		q.mu.Unlock()
-		return
-	}
-	q.bytes -= int64(len(e.msg.Payload))
-	q.dispatchLocked(r)
-	q.mu.Unlock()
-	r.deadLetter(q, e, DeathDeliveryLimit)
-}
+func (q *queue) nack(r *Router, tag uint64) { q.giveBack(r, tag, false) }
 
 // reject takes tag out of the queue and dead-letters it (NACK
 // requeue:false).
-func (q *queue) reject(r *Router, tag uint64) {
+func (q *queue) reject(r *Router, tag uint64) { q.giveBack(r, tag, true) }
+
+// giveBack ends the unacknowledged delivery tag: back to the head of the
+// queue, unless rejected or over the redelivery limit, when it is
+// dead-lettered (after q.mu is released: queue.mu is never held twice).
+func (q *queue) giveBack(r *Router, tag uint64, reject bool) {
 	q.mu.Lock()
 	e, ok := q.unacked[tag]
 	if !ok {
@@ -231,10 +217,20 @@ func (q *queue) reject(r *Router, tag uint64) {
 	}
 	delete(q.unacked, tag)
 	e.sub.inflight--
+	why := DeathRejected
+	if !reject {
+		if !r.overLimit(e.returns + 1) {
+			q.ready = append([]queued{{msg: e.msg, redelivered: true, returns: e.returns + 1, seq: e.seq}}, q.ready...)
+			q.dispatchLocked(r)
+			q.mu.Unlock()
+			return
+		}
+		why = DeathDeliveryLimit
+	}
 	q.bytes -= int64(len(e.msg.Payload))
 	q.dispatchLocked(r)
 	q.mu.Unlock()
-	r.deadLetter(q, e, DeathRejected)
+	r.deadLetter(q, e, why)
 }
 
 // putBack returns a message whose dead-lettering failed (a store error) to
