@@ -3,15 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,42 +17,6 @@ import (
 	"github.com/duplexmq/duplex/broker/auth"
 	"github.com/duplexmq/duplex/internal/testutil"
 )
-
-// writeCert writes a self-signed certificate for 127.0.0.1 with the given
-// serial number to certFile and keyFile.
-func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "duplex test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Key first, then the certificate: a reload between the two writes
-	// fails (mismatch) and keeps the old pair.
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // lockedBuffer is a bytes.Buffer safe for the broker's log writes.
 type lockedBuffer = testutil.Buffer
@@ -76,7 +34,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestServeListeners(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeCert(t, certFile, keyFile, 1)
+	testutil.WriteSelfSignedCert(t, certFile, keyFile, 1)
 	cfg := filepath.Join(dir, "duplex.toml")
 	os.WriteFile(cfg, []byte(`
 addr = "127.0.0.1:0"
@@ -187,7 +145,7 @@ stomp_tls_addr = "127.0.0.1:0"
 
 	// SIGHUP: a new certificate for new handshakes; the open connection
 	// still works.
-	writeCert(t, certFile, keyFile, 2)
+	testutil.WriteSelfSignedCert(t, certFile, keyFile, 2)
 	hup <- os.Interrupt // any value: runBroker only receives
 	waitFor(t, "reload done", func() bool { return strings.Contains(logs.String(), "reload done") })
 	for _, name := range []string{"wss listening", "mqtt-tls listening", "stomp-tls listening"} {

@@ -1,15 +1,7 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -157,7 +149,7 @@ func TestDeployConfig(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(etc, "tls"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeTestCert(t, filepath.Join(etc, "tls", "cert.pem"), filepath.Join(etc, "tls", "key.pem"))
+	testutil.WriteSelfSignedCert(t, filepath.Join(etc, "tls", "cert.pem"), filepath.Join(etc, "tls", "key.pem"), 1)
 	cfg := strings.ReplaceAll(string(data), "/etc/duplex/", etc+"/")
 	cfg = strings.ReplaceAll(cfg, "/var/lib/duplex", filepath.Join(etc, "data"))
 	file := filepath.Join(etc, "duplex.toml")
@@ -211,39 +203,5 @@ func TestDeployConfig(t *testing.T) {
 	}
 	if recs := p.jsonLogs(t); logRecord(recs, "duplex stopped") == nil {
 		t.Errorf("no JSON \"duplex stopped\" record (deploy/duplex.toml sets log_format json)")
-	}
-}
-
-// writeTestCert writes a self-signed ECDSA certificate for 127.0.0.1 and
-// localhost, valid for an hour.
-func writeTestCert(t testing.TB, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "duplex e2e"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
