@@ -25,13 +25,13 @@ import (
 //     (ackLoop; an acknowledgement waits once ackLoop is ackBatch behind):
 //     a crash that loses one means a redelivery, which at least once
 //     allows. The one acknowledgement that must be durable first is an
-//     MQTT PUBREC from a subscriber: Router.ReceivedBatch removes the
+//     MQTT PUBREC from a subscriber: Router.ConfirmTaken removes the
 //     message and records the packet id (store.Mark) in one transaction
 //     before PUBREL goes out, so after a restart the broker resends
 //     PUBREL, never the message [MQTT-4.3.3-1].
 //   - An inbound QoS 2 packet id of a persistent session is recorded with
-//     the message it carries (PublishQoS2, PublishBatch) and removed before
-//     PUBCOMP (Router.ReleasedIn), so a PUBLISH resent after a restart is
+//     the message it carries (PublishExactlyOnce, PublishBatch) and removed before
+//     PUBCOMP (Router.ForgetInboundID), so a PUBLISH resent after a restart is
 //     not routed twice [MQTT-4.3.3-10].
 //   - Deleting state waits for commits under way: a persistent session
 //     that ends (clean start, expiry, Session Expiry 0) retires its

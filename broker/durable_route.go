@@ -123,19 +123,20 @@ func (r *Router) ackStored(d Delivery) {
 	r.dur.ack(ackOp{ref: store.Ref{Name: string(d.Sub.Session.ID), Seq: d.Seq}})
 }
 
-// Received is one PUBREC for ReceivedBatch.
-type Received struct {
+// Taken is one delivery the client confirmed it holds (MQTT PUBREC), for
+// ConfirmTaken.
+type Taken struct {
 	Delivery Delivery
 	PacketID uint16
 }
 
-// ReceivedBatch records MQTT PUBRECs for stored QoS 2 deliveries: the
+// ConfirmTaken records MQTT PUBRECs for stored QoS 2 deliveries: the
 // messages leave the store and their packet ids are recorded, in one
 // durable transaction, before the caller sends the PUBRELs. After a
 // restart the broker resends PUBREL for those ids and never the messages
 // again (MQTT 5 §4.3.3). PUBRECs that arrive together share the commit.
 // Deliveries that are not stored (Seq 0) are skipped.
-func (r *Router) ReceivedBatch(recs []Received) error {
+func (r *Router) ConfirmTaken(recs []Taken) error {
 	if r.dur == nil || len(recs) == 0 {
 		return nil
 	}
@@ -163,20 +164,20 @@ func (r *Router) ReceivedBatch(recs []Received) error {
 	return nil
 }
 
-// Completed forgets the outbound QoS 2 packet id of s once PUBCOMP came
-// (asynchronously: a lost removal only means one more PUBREL after a
-// restart, which the client answers [MQTT-4.3.3-3]).
-func (r *Router) Completed(s *Session, packetID uint16) {
+// ForgetOutboundID forgets the outbound exactly-once id of s once the
+// client completed it (MQTT PUBCOMP), asynchronously: a lost removal only means one more PUBREL after a
+// restart, which the client answers [MQTT-4.3.3-3].
+func (r *Router) ForgetOutboundID(s *Session, packetID uint16) {
 	if r.dur == nil || s.detached == nil {
 		return
 	}
 	r.dur.ack(ackOp{mark: &store.Mark{Session: string(s.ID), ID: packetID}})
 }
 
-// ReleasedIn forgets an inbound QoS 2 packet id at PUBREL, durably, before
-// the caller sends PUBCOMP: after PUBCOMP the client may reuse the id for a
+// ForgetInboundID forgets an inbound exactly-once id (MQTT PUBREL),
+// durably, before the caller sends PUBCOMP: after PUBCOMP the client may reuse the id for a
 // new message, which must not be taken for a resend.
-func (r *Router) ReleasedIn(s *Session, packetID uint16) error {
+func (r *Router) ForgetInboundID(s *Session, packetID uint16) error {
 	if r.dur == nil || s.detached == nil {
 		return nil
 	}

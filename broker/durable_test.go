@@ -341,11 +341,11 @@ func TestDurableQoS2Marks(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := openOpts(t, r, "pub", SessionOptions{Expiry: time.Hour})
-	if err := r.PublishQoS2(context.Background(), pub, &Message{Topic: "t", Payload: []byte("x"), QoS: ExactlyOnce}, 7); err != nil {
+	if err := r.PublishExactlyOnce(context.Background(), pub, &Message{Topic: "t", Payload: []byte("x"), QoS: ExactlyOnce}, 7); err != nil {
 		t.Fatal(err)
 	}
 	d := drained(sub)[0]
-	if err := r.ReceivedBatch([]Received{{Delivery: d, PacketID: 42}}); err != nil {
+	if err := r.ConfirmTaken([]Taken{{Delivery: d, PacketID: 42}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countStored(t, st, "sub"); n != 0 {
@@ -359,11 +359,11 @@ func TestDurableQoS2Marks(t *testing.T) {
 			t.Fatalf("%s restored state %+v, want %+v", id, got, want)
 		}
 		if id == "pub" {
-			if err := r.ReleasedIn(s2, 7); err != nil {
+			if err := r.ForgetInboundID(s2, 7); err != nil {
 				t.Fatal(err)
 			}
 		} else {
-			r.Completed(s2, 42)
+			r.ForgetOutboundID(s2, 42)
 		}
 	}
 	r.Stop()

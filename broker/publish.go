@@ -16,12 +16,12 @@ func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
 	return r.publish(from, m, nil)
 }
 
-// PublishQoS2 is Publish for an MQTT QoS 2 PUBLISH with packetID. When the
-// publishing session is persistent and the router has a store, the packet
+// PublishExactlyOnce is Publish for a message the client sends exactly once
+// under packetID (MQTT QoS 2 PUBLISH). When the publishing session is persistent and the router has a store, the packet
 // id is recorded in the same transaction as the message, so that a PUBLISH
 // the client resends after a broker restart is acknowledged, not routed a
-// second time [MQTT-4.3.3-10]. Router.ReleasedIn forgets it at PUBREL.
-func (r *Router) PublishQoS2(ctx context.Context, from *Session, m *Message, packetID uint16) error {
+// second time [MQTT-4.3.3-10]. Router.ForgetInboundID forgets it at PUBREL.
+func (r *Router) PublishExactlyOnce(ctx context.Context, from *Session, m *Message, packetID uint16) error {
 	return r.publish(from, m, r.inMark(from, packetID))
 }
 
@@ -50,14 +50,14 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 type PublishReq struct {
 	Msg *Message
 	// QoS2 and PacketID: an MQTT QoS 2 PUBLISH, whose packet id is
-	// recorded for a persistent publisher as PublishQoS2 does.
+	// recorded for a persistent publisher as PublishExactlyOnce does.
 	QoS2     bool
 	PacketID uint16
 	Err      error // set by PublishBatch: what Publish would have returned
 }
 
 // PublishBatch publishes messages in order, as that many Publish (or
-// PublishQoS2) calls would, but commits all their stored copies in one
+// PublishExactlyOnce) calls would, but commits all their stored copies in one
 // store transaction, so a publisher that pipelines (MQTT QoS 1/2 with many
 // packets in flight) pays one commit and one fsync per batch, not per
 // message. Every message is delivered after the commit, in order. When the

@@ -35,27 +35,27 @@ func (c *conn) submit(j pubJob) {
 // publishBatch publishes and acknowledges one batch (the pipeline's run).
 func (c *conn) publishBatch(jobs []pubJob) {
 	reqs := make([]broker.PublishReq, 0, len(jobs))
-	var recs []broker.Received
+	var recs []broker.Taken
 	for _, j := range jobs {
 		switch {
 		case j.comp:
 		case !j.rec:
 			reqs = append(reqs, broker.PublishReq{Msg: j.m, QoS2: j.qos == 2, PacketID: j.id})
 		case j.d.Seq != 0:
-			recs = append(recs, broker.Received{Delivery: j.d, PacketID: j.id})
+			recs = append(recs, broker.Taken{Delivery: j.d, PacketID: j.id})
 		}
 	}
 	if len(reqs) > 0 {
 		c.router.PublishBatch(c.sess, reqs)
 	}
-	if err := c.router.ReceivedBatch(recs); err != nil {
+	if err := c.router.ConfirmTaken(recs); err != nil {
 		c.closeOnError(err, wireError(err)) // no PUBREL: the client resends after reconnecting
 		return
 	}
 	next := 0
 	for _, j := range jobs {
 		if j.comp {
-			c.router.Completed(c.sess, j.id)
+			c.router.ForgetOutboundID(c.sess, j.id)
 			continue
 		}
 		if j.rec {

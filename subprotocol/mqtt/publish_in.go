@@ -62,7 +62,7 @@ func (c *conn) handlePublish(p *Publish) error {
 		return nil
 	}
 	if p.QoS == 2 {
-		err = c.router.PublishQoS2(c.ctx, c.sess, m, p.PacketID)
+		err = c.router.PublishExactlyOnce(c.ctx, c.sess, m, p.PacketID)
 	} else {
 		err = c.router.Publish(c.ctx, c.sess, m)
 	}
@@ -97,7 +97,7 @@ func (c *conn) acknowledge(qos byte, id uint16, err error) error {
 		// 3.x PUBLISH dropped as not authorized keeps its id until PUBREL
 		// like any other.
 		if code.IsError() {
-			if err := c.router.ReleasedIn(c.sess, id); err != nil {
+			if err := c.router.ForgetInboundID(c.sess, id); err != nil {
 				return err
 			}
 		}
@@ -172,7 +172,7 @@ func (c *conn) handleAck(p *Ack) error {
 		c.q2mu.Unlock()
 		if ok {
 			// Forgotten on disk before PUBCOMP lets the client reuse it.
-			if err := c.router.ReleasedIn(c.sess, p.PacketID); err != nil {
+			if err := c.router.ForgetInboundID(c.sess, p.PacketID); err != nil {
 				return err
 			}
 			c.q2mu.Lock()
@@ -193,7 +193,7 @@ func (c *conn) handleAck(p *Ack) error {
 				// after that commit, not before.
 				c.submit(pubJob{comp: true, id: p.PacketID})
 			default:
-				c.router.Completed(c.sess, p.PacketID)
+				c.router.ForgetOutboundID(c.sess, p.PacketID)
 			}
 			c.kick()
 		}
