@@ -133,7 +133,7 @@ func (r *Router) binding(qname, filter, owner string, save bool) (*binding, erro
 			}
 			b = r.newBindingLocked(qname, filter, owner)
 			r.qmu.Unlock()
-			r.idx.Insert(b.entry)
+			r.indexInsert(b.entry)
 			if save {
 				if err := r.saveBinding(qname, filter, owner, false); err != nil {
 					b.mu.Unlock()
@@ -243,7 +243,7 @@ func (r *Router) dropBindingLocked(qname string, b *binding) error {
 	delete(r.queues, qname)
 	r.nbind.Add(-1)
 	r.qmu.Unlock()
-	r.idx.Remove(b.entry)
+	r.indexRemove(b.entry)
 	b.queue.discardAll()
 	if r.dur == nil {
 		return nil

@@ -54,7 +54,7 @@ func (r *Router) replaceBinding(qname string, b *binding, filter string, save bo
 	r.queues[qname] = nq
 	b.queue, b.filter, b.entry = nq, filter, entry
 	r.qmu.Unlock()
-	r.idx.Remove(prev)
+	r.indexRemove(prev)
 	dropped := old.discardAll()
 	var err error
 	if save && r.dur != nil {
@@ -65,7 +65,7 @@ func (r *Router) replaceBinding(qname string, b *binding, filter string, save bo
 			err = r.saveBinding(qname, filter, b.owner, true)
 		}
 	}
-	r.idx.Insert(entry)
+	r.indexInsert(entry)
 	r.log.Info("durable subscription replaced: its name was subscribed with another destination; its messages are dropped",
 		"queue", qname, "old", oldFilter, "new", filter, "dropped", dropped)
 	return err

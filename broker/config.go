@@ -143,6 +143,10 @@ type Config struct {
 
 	Authenticator Authenticator // nil allows everyone
 	Authorizer    Authorizer    // nil allows everything
+
+	// Peers links the router to the other nodes of a cluster (peers.go);
+	// nil: a single node.
+	Peers Peers
 }
 
 func (c Config) withDefaults() Config {

@@ -65,8 +65,9 @@ func (x *Index) Len() int {
 // and sub is not already in this or any other Index, because Insert stores
 // the slot in sub.pos. Inserting the same *Subscription twice is a caller bug;
 // Insert detects it when it is cheap to (sub already sits at its recorded
-// slot) and then does nothing, so the index stays consistent.
-func (x *Index) Insert(sub *Subscription) {
+// slot) and then does nothing, so the index stays consistent: it reports
+// whether sub was added.
+func (x *Index) Insert(sub *Subscription) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 
@@ -84,7 +85,7 @@ func (x *Index) Insert(sub *Subscription) {
 		path = append(path, n)
 		if !more {
 			if sub.pos < len(n.subs) && n.subs[sub.pos] == sub {
-				return // already indexed here
+				return false // already indexed here
 			}
 			sub.pos = len(n.subs)
 			n.subs = append(n.subs, sub)
@@ -92,7 +93,7 @@ func (x *Index) Insert(sub *Subscription) {
 			for _, p := range path {
 				p.total++
 			}
-			return
+			return true
 		}
 		if n.next == nil {
 			n.next = new(level)

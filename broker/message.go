@@ -55,6 +55,9 @@ type Message struct {
 	// owner is what the message counts against when it is retained and
 	// has no publishing session: set by Open on a connection's will.
 	owner string
+	// fromPeer: the message came from another node (Router.PublishFromPeer)
+	// and is not forwarded again.
+	fromPeer bool
 }
 
 // Expired reports whether the message's expiry has passed.

@@ -142,6 +142,9 @@ func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, stream boo
 	if err != nil {
 		return nil, err
 	}
+	if r.cfg.Peers != nil && !m.fromPeer && !own {
+		r.cfg.Peers.Forward(m)
+	}
 	p := newPlan(m)
 	p.matches = r.idx.Match(m.Topic, p.matches)
 	if len(p.matches) == 0 && !own {

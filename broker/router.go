@@ -72,6 +72,8 @@ type Router struct {
 	// walks the sessions. connMu is a leaf.
 	connMu sync.Mutex
 	conns  map[connKey]int
+
+	interest interest // local subscriptions per filter, for Config.Peers (peers.go)
 }
 
 // New returns a router with cfg (zero fields take defaults). log may be nil.

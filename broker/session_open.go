@@ -216,7 +216,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 			if r.idx.Replace(sub, ns) {
 				r.countOverlap(sub, -1)
 			} else {
-				r.idx.Insert(ns)
+				r.indexInsert(ns)
 			}
 		}
 	}

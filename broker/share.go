@@ -78,7 +78,7 @@ func (r *Router) joinShare(sub *Subscription) {
 		g = &shareGroup{key: key}
 		g.proxy = &Subscription{Filter: sub.Filter, Group: sub.Group, QoS: ExactlyOnce, share: g}
 		r.shares[key] = g
-		r.idx.Insert(g.proxy)
+		r.indexInsert(g.proxy)
 	}
 	sub.share = g // before a pick can return it
 	g.mu.Lock()
@@ -108,6 +108,6 @@ func (r *Router) leaveShare(sub *Subscription) {
 	g.mu.Unlock()
 	if empty && r.shares[g.key] == g {
 		delete(r.shares, g.key)
-		r.idx.Remove(g.proxy)
+		r.indexRemove(g.proxy)
 	}
 }

@@ -140,7 +140,7 @@ func (r *Router) link(sub *Subscription) {
 		return
 	}
 	r.countOverlap(sub, 1) // before: a message matching both sees it
-	r.idx.Insert(sub)
+	r.indexInsert(sub)
 }
 
 func (r *Router) unlink(sub *Subscription) {
@@ -149,7 +149,7 @@ func (r *Router) unlink(sub *Subscription) {
 		return
 	}
 	if sub.Queue == "" {
-		r.idx.Remove(sub)
+		r.indexRemove(sub)
 		r.countOverlap(sub, -1)
 		return
 	}
