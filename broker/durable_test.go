@@ -352,10 +352,19 @@ func TestDurableQoS2Marks(t *testing.T) {
 		t.Fatalf("PUBREC left the message stored: %d", n)
 	}
 	r, _ = restart(t, r, st, Config{})
-	for id, want := range map[SessionID]*RestoredState{"pub": {QoS2In: []uint16{7}}, "sub": {PubRel: []uint16{42}}} {
+	released := func(st *SavedState) (ids []uint16) {
+		for _, f := range st.Flights {
+			if f.Released && f.Delivery.QoS == ExactlyOnce {
+				ids = append(ids, f.ID)
+			}
+		}
+		return ids
+	}
+	for id, want := range map[SessionID]*SavedState{"pub": {InboundIDs: []uint16{7}}, "sub": {Flights: []SavedFlight{{ID: 42}}}} {
 		s2 := openOpts(t, r, id, SessionOptions{Expiry: time.Hour})
-		got, _ := s2.TakeState().(*RestoredState)
-		if got == nil || !slices.Equal(got.QoS2In, want.QoS2In) || !slices.Equal(got.PubRel, want.PubRel) {
+		got := s2.TakeState()
+		if got == nil || !slices.Equal(got.InboundIDs, want.InboundIDs) || len(got.Flights) != len(want.Flights) ||
+			(len(want.Flights) > 0 && !slices.Equal(released(got), []uint16{want.Flights[0].ID})) {
 			t.Fatalf("%s restored state %+v, want %+v", id, got, want)
 		}
 		if id == "pub" {

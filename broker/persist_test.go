@@ -197,24 +197,25 @@ func TestPersistMaxOfflineMsgs(t *testing.T) {
 func TestPersistStateHandoff(t *testing.T) {
 	r := New(Config{}, nil)
 	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute})
-	p.SaveState("inflight-1")
+	st1, st2 := &SavedState{NextID: 1}, &SavedState{NextID: 2}
+	p.SaveState(st1)
 	r.Close(p, CloseClientClosed)
 	n := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute})
-	if v := n.TakeState(); v != "inflight-1" {
-		t.Fatalf("TakeState() = %v, want inflight-1", v)
+	if v := n.TakeState(); v != st1 {
+		t.Fatalf("TakeState() = %v, want %v", v, st1)
 	}
 	if v := n.TakeState(); v != nil {
 		t.Fatalf("second TakeState() = %v, want nil", v)
 	}
 	// Handed on again.
-	n.SaveState("inflight-2")
+	n.SaveState(st2)
 	r.Close(n, CloseClientClosed)
 	n2 := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute})
-	if v := n2.TakeState(); v != "inflight-2" {
-		t.Fatalf("second resume TakeState() = %v, want inflight-2", v)
+	if v := n2.TakeState(); v != st2 {
+		t.Fatalf("second resume TakeState() = %v, want %v", v, st2)
 	}
 	// A clean start discards it.
-	n2.SaveState("discard me")
+	n2.SaveState(&SavedState{NextID: 3})
 	r.Close(n2, CloseClientClosed)
 	c := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute, CleanStart: true})
 	if v := c.TakeState(); v != nil {
@@ -265,7 +266,7 @@ func TestPersistExpiry(t *testing.T) {
 	r := New(Config{}, nil)
 	p := openOpts(t, r, "p", SessionOptions{Expiry: 50 * time.Millisecond})
 	mqttSub(t, r, p, "t")
-	p.SaveState("x")
+	p.SaveState(&SavedState{})
 	r.Close(p, CloseClientClosed)
 	publishQoS(t, r, "t", "before expiry", AtLeastOnce)
 	checkFor(t, "the session to expire", func() bool { return len(r.Sessions()) == 0 })

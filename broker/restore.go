@@ -157,12 +157,14 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		return err
 	}
 	if len(marks) > 0 {
-		rs := &RestoredState{}
+		// What the store keeps of the protocol state: inbound QoS 2 ids
+		// awaiting PUBREL, and deliveries whose PUBREL is to be resent.
+		rs := &SavedState{}
 		for _, m := range marks {
 			if m.In {
-				rs.QoS2In = append(rs.QoS2In, m.ID)
+				rs.InboundIDs = append(rs.InboundIDs, m.ID)
 			} else {
-				rs.PubRel = append(rs.PubRel, m.ID)
+				rs.Flights = append(rs.Flights, SavedFlight{ID: m.ID, Delivery: Delivery{QoS: ExactlyOnce}, Released: true})
 			}
 		}
 		sess.state = rs

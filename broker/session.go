@@ -97,7 +97,7 @@ type Session struct {
 	detached chan struct{} // closed by Router.Close; persistent sessions only (nil otherwise)
 	offMu    sync.Mutex    // guards offline, state, expireAt and expiresAt
 	offline  []Delivery
-	state    any // the protocol's own session state (MQTT inflight) while detached
+	state    *SavedState // the protocol's own session state while detached
 	expireAt *time.Timer
 	// expiresAt is when expireAt fires (admin API); zero without a timer.
 	expiresAt time.Time
@@ -236,16 +236,6 @@ func (s *Session) reserve(r *Router, m *Message) bool {
 // to page in (Router.Refill).
 func (s *Session) Paging() bool { return s.paging.Load() }
 
-// RestoredState is the protocol state a persistent session had on disk at
-// startup (TakeState returns it to the first connection that resumes the
-// session): MQTT QoS 2 packet ids awaiting PUBREL from the client
-// [MQTT-4.3.3-10], and ids of deliveries whose PUBREC arrived and whose
-// PUBREL must be resent [MQTT-4.4.0-1].
-type RestoredState struct {
-	QoS2In []uint16
-	PubRel []uint16
-}
-
 // NeverExpire is a SessionOptions.Expiry that never ends the session.
 const NeverExpire time.Duration = -1
 
@@ -265,14 +255,15 @@ func (s *Session) Resumed() bool { return s.resumed }
 
 // SaveState keeps the protocol's own state (MQTT's unacknowledged
 // deliveries) with a persistent session, for the connection that resumes it.
-func (s *Session) SaveState(v any) {
+func (s *Session) SaveState(v *SavedState) {
 	s.offMu.Lock()
 	s.state = v
 	s.offMu.Unlock()
 }
 
-// TakeState returns the state the previous connection saved, once.
-func (s *Session) TakeState() any {
+// TakeState returns the state the previous connection saved (or, after a
+// restart, what the store kept of it), once; nil if there is none.
+func (s *Session) TakeState() *SavedState {
 	s.offMu.Lock()
 	defer s.offMu.Unlock()
 	v := s.state

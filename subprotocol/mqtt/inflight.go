@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/duplexmq/duplex/broker"
@@ -33,16 +34,6 @@ type outState struct {
 	seq     uint64
 	queue   []pending
 	live    int // entries in queue from the Outbox (not retained ones): bounded like the Outbox
-}
-
-// savedState is what a persistent session keeps between connections
-// (Session.SaveState): unacknowledged outbound messages, unsent ones, and
-// inbound QoS 2 ids awaiting PUBREL [MQTT-4.1.0-1].
-type savedState struct {
-	flights []flight
-	queue   []pending
-	qos2In  map[uint16]struct{}
-	nextID  uint16
 }
 
 // allocID returns a free packet id [MQTT-2.2.1-3]. Caller holds c.mu and
@@ -120,52 +111,53 @@ func (o *outState) idFor(d broker.Delivery) (uint16, bool) {
 func (o *outState) inflight() int { return len(o.flights) }
 
 // saveState collects what a persistent session keeps once the connection
-// has ended (the write loop is done). QoS 0 deliveries are not kept
-// (MQTT 5 §4.1: QoS 0 messages "may" be stored; we don't).
-func (c *conn) saveState() *savedState {
+// has ended (the write loop is done): unacknowledged outbound messages in
+// the order they were sent, unsent ones, and inbound QoS 2 ids awaiting
+// PUBREL [MQTT-4.1.0-1]. QoS 0 deliveries are not kept (MQTT 5 §4.1: QoS 0
+// messages "may" be stored; we don't).
+func (c *conn) saveState() *broker.SavedState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &savedState{qos2In: c.qos2In, nextID: c.out.nextID}
+	s := &broker.SavedState{NextID: c.out.nextID}
+	for id := range c.qos2In {
+		s.InboundIDs = append(s.InboundIDs, id)
+	}
+	flights := make([]*flight, 0, len(c.out.flights))
 	for _, f := range c.out.flights {
 		if f.d.Seq != 0 && !f.rel {
 			continue // in the store: the next connection pages it in again
 		}
-		s.flights = append(s.flights, *f)
+		flights = append(flights, f)
 	}
-	slices.SortFunc(s.flights, func(a, b flight) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(flights, func(a, b *flight) int { return cmp.Compare(a.seq, b.seq) })
+	for _, f := range flights {
+		s.Flights = append(s.Flights, broker.SavedFlight{ID: f.id, Delivery: f.d, Retained: f.retained, Released: f.rel})
+	}
 	for _, p := range c.out.queue {
 		if p.d.QoS > broker.AtMostOnce && p.d.Seq == 0 {
-			s.queue = append(s.queue, p)
+			s.Queue = append(s.Queue, broker.SavedDelivery{Delivery: p.d, Retained: p.retained})
 		}
 	}
 	return s
 }
 
-// resume restores the state a previous connection saved and appends to buf
-// the packets to resend, before any new message: every unacknowledged
-// PUBLISH with DUP set and every PUBREL, with their original packet ids
-// [MQTT-4.4.0-1] [MQTT-3.3.1-1]. Called by the read loop before any write
-// goroutine can run.
+// resume restores the state a previous connection saved (or, after a
+// restart, what the store kept of it: inbound ids and PUBRELs to resend)
+// and appends to buf the packets to resend, before any new message: every
+// unacknowledged PUBLISH with DUP set and every PUBREL, with their
+// original packet ids [MQTT-4.4.0-1] [MQTT-3.3.1-1]. Called by the read
+// loop before any write goroutine can run.
 func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
-	var s *savedState
-	switch st := sess.TakeState().(type) {
-	case *savedState:
-		s = st
-	case *broker.RestoredState:
-		s = restoredState(st)
-	}
+	s := sess.TakeState()
 	if s == nil {
 		return buf
 	}
-	c.qos2In = s.qos2In
+	if len(s.InboundIDs) > 0 {
+		c.qos2In = make(map[uint16]struct{}, len(s.InboundIDs))
+		for _, id := range s.InboundIDs {
+			c.qos2In[id] = struct{}{}
+		}
+	}
 	// The router moved the subscriptions to sess as copies: point the kept
 	// deliveries at them (same key), so re-subscribing changes their
 	// options as it does for new messages.
@@ -176,18 +168,22 @@ func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
 			}
 		}
 	}
-	for i := range s.flights {
-		remap(&s.flights[i].d)
+	flights := make([]flight, len(s.Flights))
+	for i, sf := range s.Flights {
+		flights[i] = flight{id: sf.ID, d: sf.Delivery, retained: sf.Retained, rel: sf.Released}
+		remap(&flights[i].d)
 	}
-	for i := range s.queue {
-		remap(&s.queue[i].d)
+	queue := make([]pending, len(s.Queue))
+	for i, sd := range s.Queue {
+		queue[i] = pending{d: sd.Delivery, retained: sd.Retained}
+		remap(&queue[i].d)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.out.nextID = s.nextID
-	c.out.flights = make(map[uint16]*flight, len(s.flights))
-	for i := range s.flights {
-		f := s.flights[i]
+	c.out.nextID = s.NextID
+	c.out.flights = make(map[uint16]*flight, len(flights))
+	for i := range flights {
+		f := flights[i]
 		if f.rel {
 			buf = AppendPacket(buf, &Ack{Kind: PUBREL, PacketID: f.id}, c.version)
 		} else {
@@ -201,7 +197,7 @@ func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
 		c.out.flights[f.id] = &f
 	}
 	sess.SetInflight(c.out.inflight())
-	c.out.queue = append(s.queue, c.out.queue...)
+	c.out.queue = append(queue, c.out.queue...)
 	c.out.live = 0
 	for _, p := range c.out.queue {
 		if !p.retained {
@@ -209,23 +205,6 @@ func (c *conn) resume(sess *broker.Session, buf []byte) []byte {
 		}
 	}
 	return buf
-}
-
-// restoredState turns the QoS 2 state a persistent session had on disk at
-// startup into a savedState: inbound ids awaiting PUBREL, and outbound
-// flights at the PUBREL stage (resent as PUBREL) [MQTT-4.4.0-1].
-func restoredState(st *broker.RestoredState) *savedState {
-	s := &savedState{}
-	if len(st.QoS2In) > 0 {
-		s.qos2In = make(map[uint16]struct{}, len(st.QoS2In))
-		for _, id := range st.QoS2In {
-			s.qos2In[id] = struct{}{}
-		}
-	}
-	for _, id := range st.PubRel {
-		s.flights = append(s.flights, flight{id: id, d: broker.Delivery{QoS: broker.ExactlyOnce}, rel: true})
-	}
-	return s
 }
 
 // unfinishedShared collects the QoS 1/2 deliveries of shared subscriptions
