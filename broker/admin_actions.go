@@ -76,17 +76,14 @@ func (r *Router) discard(s *Session) bool {
 		return false
 	}
 	s.discarded.Store(true)
-	s.offMu.Lock()
-	if s.expireAt != nil {
-		s.expireAt.Stop()
+	if s.p != nil {
+		s.p.clear()
 	}
-	s.offline, s.state = nil, nil
-	s.offMu.Unlock()
-	r.detach(s)
-	if s.gate != nil {
-		// Commits under way for it land before its records go (storeGate).
-		s.gate.retire()
-		r.forgetSession(s.ID)
+	s.detach()
+	if s.p != nil {
+		// Commits under way for it land before its records go
+		// (storeAccount.retire).
+		s.p.end(r, s.ID)
 	}
 	return true
 }

@@ -247,7 +247,7 @@ func TestDeleteRetainedStore(t *testing.T) {
 
 // Deleting a persistent session while publishers keep storing messages
 // for it leaves nothing in the store: commits under way land before its
-// records go, later ones are not made (storeGate).
+// records go, later ones are not made (storeAccount.retire).
 func TestDeleteSessionWhilePublishing(t *testing.T) {
 	st := store.NewMemory()
 	r, _ := restart(t, nil, st, Config{MaxOfflineMsgs: 1 << 20})

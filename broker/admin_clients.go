@@ -225,13 +225,13 @@ func (r *Router) clientInfo(s *Session) ClientInfo {
 	}
 	if d := s.Expiry(); d != 0 {
 		ci.Persistent, ci.Expiry = true, d
-		s.offMu.Lock()
-		if !ci.Online && d > 0 {
-			ci.ExpiresAt = s.expiresAt
+		if s.p != nil {
+			at, offline := s.p.offlineInfo()
+			if !ci.Online && d > 0 {
+				ci.ExpiresAt = at
+			}
+			ci.Backlog = int64(offline) + s.storedMsgs()
 		}
-		ci.Backlog = int64(len(s.offline))
-		s.offMu.Unlock()
-		ci.Backlog += s.storedMsgs()
 	}
 	return ci
 }

@@ -74,10 +74,14 @@
 //	queue.mu                   never two at once: dead-lettering releases the
 //	                           source queue's lock before it takes the DLQ's,
 //	                           and its store commit runs with no lock
-//	Session.offMu → Outbox.mu  (takeover hands unsent and offline messages over)
-//	Session.offMu → Session.mu (Refill finds the subscription of a stored message)
-//	storeGate.mu               leaf: enter and leave only count commits under
-//	                           way. retire waits for them (sync.Cond) and must
+//	persistent.mu → Outbox.mu  (a takeover hands unsent and offline messages
+//	                           over; deliverStored pushes under it)
+//	persistent.mu → Session.mu (refill finds the subscription of a stored message)
+//	persistent.mu              a persistent session's one lock (persistent.go);
+//	                           never two at once (deliverStored and
+//	                           keepOffline follow successors one at a time)
+//	storeAccount               no lock: enter and leave count the commits under
+//	                           way with atomics. retire waits for them and must
 //	                           run with no broker lock held: between enter and
 //	                           leave a publisher may take any of them
 //	                           (PublishBatch plans and delivers other messages)
@@ -91,9 +95,9 @@
 // network, with one exception: binding.mu is held across the store writes
 // of a durable subscription's change (only SUBSCRIBE, UNSUBSCRIBE and the
 // admin delete of that one name wait on it). An acknowledgement for the store (durable.ack) may wait under
-// queue.mu or Session.offMu while ackLoop is ackBatch removals behind;
+// queue.mu or persistent.mu while ackLoop is ackBatch removals behind;
 // ackLoop takes no broker lock, so the wait ends when the store catches up. One store read runs under a lock: Refill reads a page of a
-// session's stored messages under Session.offMu, which orders the page
+// session's stored messages under persistent.mu, which orders the page
 // against concurrent deliveries (a bbolt read transaction never waits for
 // a writer).
 //

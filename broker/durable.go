@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/duplexmq/duplex/store"
@@ -35,16 +36,19 @@ import (
 //     not routed twice [MQTT-4.3.3-10].
 //   - Deleting state waits for commits under way: a persistent session
 //     that ends (clean start, expiry, Session Expiry 0) retires its
-//     storeGate before its records go, and deleting a durable subscription
+//     storeAccount before its records go, and deleting a durable subscription
 //     removes everything the store holds for its queue, so nothing comes
 //     back under a later session or subscription with the same name.
 
 // durable is the router's link to its store.
 type durable struct {
-	st   store.Store
-	acks chan ackOp
-	stop chan struct{}
-	done chan struct{}
+	st store.Store
+	// stored counts the messages stored for persistent sessions: the
+	// running total of their storeAccounts (Stats).
+	stored atomic.Int64
+	acks   chan ackOp
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // ackOp is one asynchronous removal for ackLoop.
@@ -190,7 +194,7 @@ func storedSession(s *Session, expiresAt time.Time, will *store.Will) store.Sess
 		ExpiresAt: expiresAt.UTC(), Will: will, Owner: s.owner,
 	}
 	if s.Closed() {
-		rec.State = binary.BigEndian.AppendUint64(nil, max(s.dupUpTo, s.sentSeq.Load()))
+		rec.State = binary.BigEndian.AppendUint64(nil, s.sentMark())
 	}
 	return rec
 }

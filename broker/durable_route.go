@@ -16,32 +16,35 @@ import (
 // more before it exits (refillWanted), so a client that drains a page
 // before its refill has finished still gets the next one.
 func (r *Router) Refill(s *Session) {
-	if r.dur == nil || !s.paging.Load() {
+	p := s.p
+	if r.dur == nil || p == nil || !p.paging.Load() {
 		return
 	}
-	s.refillWanted.Store(true)
-	if !s.refilling.CompareAndSwap(false, true) {
+	p.refillWanted.Store(true)
+	if !p.refilling.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		for {
-			for s.refillWanted.Swap(false) {
-				r.refill(s)
+			for p.refillWanted.Swap(false) {
+				s.refill()
 			}
-			s.refilling.Store(false)
+			p.refilling.Store(false)
 			// A Refill between the last Swap and the Store above saw
 			// refilling still set and left its request in refillWanted.
-			if !s.refillWanted.Load() || !s.refilling.CompareAndSwap(false, true) {
+			if !p.refillWanted.Load() || !p.refilling.CompareAndSwap(false, true) {
 				return
 			}
 		}
 	}()
 }
 
-func (r *Router) refill(s *Session) {
-	s.offMu.Lock()
-	defer s.offMu.Unlock()
-	if !s.paging.Load() || s.Closed() || s.successor != nil {
+// refill pages in one page of s's stored messages (Refill).
+func (s *Session) refill() {
+	r, p := s.router, s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.paging.Load() || s.Closed() || p.successor != nil {
 		return
 	}
 	pending, _ := s.Outbox.Pending()
@@ -49,18 +52,18 @@ func (r *Router) refill(s *Session) {
 	if room <= 0 {
 		return
 	}
-	// Reading under offMu orders the page against deliverStored: a message
+	// Reading under p.mu orders the page against deliverStored: a message
 	// committed before this read is in the page (or was acknowledged), one
 	// committed after it has a higher Seq than lastPaged.
-	page, err := r.dur.st.Pending(string(s.ID), s.lastPaged, room)
+	page, err := r.dur.st.Pending(string(s.ID), p.lastPaged, room)
 	if err != nil {
 		r.log.Error("store: cannot page in queued messages", "session", s.ID, "err", err)
 		return
 	}
 	for _, q := range page {
-		s.lastPaged = q.Seq
+		p.lastPaged = q.Seq
 		m := fromStoreMsg(q.Msg)
-		d, ok := r.paged(s, m)
+		d, ok := s.paged(m)
 		if !ok || m.Expired() {
 			// No subscription wants it any more, or it expired while
 			// queued [MQTT-3.3.2-5]: it goes.
@@ -69,17 +72,17 @@ func (r *Router) refill(s *Session) {
 		}
 		// One that may have reached an earlier connection goes out as a
 		// redelivery (DUP), a first delivery does not [MQTT-3.3.1-1].
-		d.Seq, d.Redelivered = q.Seq, q.Seq <= s.dupUpTo
+		d.Seq, d.Redelivered = q.Seq, q.Seq <= p.dupUpTo
 		if err := s.Outbox.PushDelivery(d); err != nil {
 			// Closed meanwhile, or a client that stopped reading; it stays
 			// in the store either way.
-			s.lastPaged = q.Seq - 1
+			p.lastPaged = q.Seq - 1
 			return
 		}
 		r.delivered.Add(1)
 	}
 	if len(page) < room {
-		s.paging.Store(false) // caught up: deliveries go to the outbox directly
+		p.paging.Store(false) // caught up: deliveries go to the outbox directly
 	} else {
 		s.Outbox.Signal() // the protocol asks for the next page when this one drains
 	}
@@ -90,8 +93,8 @@ func (r *Router) refill(s *Session) {
 // it): through the matching subscription with the highest QoS, standing
 // for all the matching ones that share a copy (Router.oneCopy, route.go
 // combine). false: no subscription matches any more.
-func (r *Router) paged(s *Session, m *Message) (Delivery, bool) {
-	one := r.oneCopy(s)
+func (s *Session) paged(m *Message) (Delivery, bool) {
+	one := s.router.oneCopy(s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var d Delivery
@@ -118,8 +121,7 @@ func (r *Router) ackStored(d Delivery) {
 	if r.dur == nil || d.Seq == 0 {
 		return
 	}
-	d.Sub.Session.stored.Add(-1)
-	d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
+	d.Sub.Session.account().release(r, len(d.Msg.Payload))
 	r.dur.ack(ackOp{ref: store.Ref{Name: string(d.Sub.Session.ID), Seq: d.Seq}})
 }
 
@@ -157,8 +159,7 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 	}
 	for _, rc := range recs {
 		if d := rc.Delivery; d.Seq != 0 {
-			d.Sub.Session.stored.Add(-1)
-			d.Sub.Session.storedBytes.Add(-int64(len(d.Msg.Payload)))
+			d.Sub.Session.account().release(r, len(d.Msg.Payload))
 		}
 	}
 	return nil
@@ -168,7 +169,7 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 // client completed it (MQTT PUBCOMP), asynchronously: a lost removal only means one more PUBREL after a
 // restart, which the client answers [MQTT-4.3.3-3].
 func (r *Router) ForgetOutboundID(s *Session, packetID uint16) {
-	if r.dur == nil || s.detached == nil {
+	if r.dur == nil || s.p == nil {
 		return
 	}
 	r.dur.ack(ackOp{mark: &store.Mark{Session: string(s.ID), ID: packetID}})
@@ -178,7 +179,7 @@ func (r *Router) ForgetOutboundID(s *Session, packetID uint16) {
 // durably, before the caller sends PUBCOMP: after PUBCOMP the client may reuse the id for a
 // new message, which must not be taken for a resend.
 func (r *Router) ForgetInboundID(s *Session, packetID uint16) error {
-	if r.dur == nil || s.detached == nil {
+	if r.dur == nil || s.p == nil {
 		return nil
 	}
 	_, err := r.dur.st.Commit(&store.Batch{DelMarks: []store.Mark{{Session: string(s.ID), In: true, ID: packetID}}})

@@ -40,9 +40,8 @@ func publishQoS(t testing.TB, r *Router, topic, body string, qos QoS) {
 }
 
 func offlineLen(s *Session) int {
-	s.offMu.Lock()
-	defer s.offMu.Unlock()
-	return len(s.offline)
+	_, n := s.p.offlineInfo()
+	return n
 }
 
 func sessionIDs(r *Router) []string {
@@ -322,9 +321,9 @@ func TestPersistNeverExpire(t *testing.T) {
 	p := openOpts(t, r, "p", SessionOptions{Expiry: NeverExpire})
 	mqttSub(t, r, p, "t")
 	r.Close(p, CloseClientClosed)
-	p.offMu.Lock()
-	timer := p.expireAt
-	p.offMu.Unlock()
+	p.p.mu.Lock()
+	timer := p.p.expireAt
+	p.p.mu.Unlock()
 	if timer != nil {
 		t.Fatal("NeverExpire session got an expiry timer")
 	}

@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/duplexmq/duplex/store"
@@ -130,27 +129,23 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 	sess := &Session{
 		ID: id, Protocol: proto, Version: version, router: r,
 		owner: s.Owner, retOwner: retainedOwnerKey(s.Owner, id),
-		Outbox:      NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
-		subs:        make(map[string]*Subscription, len(subs)),
-		done:        make(chan struct{}),
-		detached:    make(chan struct{}),
-		stored:      new(atomic.Int64),
-		storedBytes: new(atomic.Int64),
-		gate:        newStoreGate(),
+		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
+		subs:   make(map[string]*Subscription, len(subs)),
+		done:   make(chan struct{}),
+		p:      newPersistent(),
 	}
 	sess.expiry.Store(int64(s.Expiry))
-	sess.dupUpTo = v.sentUpTo
+	sess.p.dupUpTo = v.sentUpTo
 	if seq, ok := sentUpTo(s); ok {
-		sess.dupUpTo = seq // it was offline: its last connection's
+		sess.p.dupUpTo = seq // it was offline: its last connection's
 	}
 	sess.Close(CloseServerShutdown)
-	closeOnce(sess.detached)
+	closeOnce(sess.p.detached)
 	n, nb, err := r.dur.st.Count(s.ID)
 	if err != nil {
 		return err
 	}
-	sess.stored.Store(int64(n))
-	sess.storedBytes.Store(nb)
+	sess.account().restored(r, n, nb)
 	v.st.Queued += n
 	marks, err := r.dur.st.Marks(s.ID)
 	if err != nil {
@@ -167,7 +162,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 				rs.Flights = append(rs.Flights, SavedFlight{ID: m.ID, Delivery: Delivery{QoS: ExactlyOnce}, Released: true})
 			}
 		}
-		sess.state = rs
+		sess.p.state = rs
 	}
 	for _, ss := range subs {
 		sub := &Subscription{
@@ -209,10 +204,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 				return err
 			}
 		}
-		sess.offMu.Lock()
-		sess.expireAt = time.AfterFunc(at.Sub(v.now), func() { r.expire(sess) })
-		sess.expiresAt = at
-		sess.offMu.Unlock()
+		sess.p.armExpiry(sess, at.Sub(v.now), at)
 	}
 	return nil
 }

@@ -101,9 +101,9 @@ func (p *routePlan) stored() bool {
 // unplan gives back what plan reserved, when the commit failed.
 func (p *routePlan) unplan() {
 	for _, d := range p.kept {
-		d.Sub.Session.stored.Add(-1)
-		d.Sub.Session.storedBytes.Add(-int64(len(p.m.Payload)))
-		d.Sub.Session.gate.leave()
+		a := d.Sub.Session.account()
+		a.release(d.Sub.Session.router, len(p.m.Payload))
+		a.leave()
 	}
 	for _, q := range p.queues {
 		q.unreserve(p.m)
@@ -270,16 +270,17 @@ func (p *routePlan) sortStored(r *Router) {
 	n := 0
 	for _, d := range p.live {
 		s := d.Sub.Session
-		if d.QoS == AtMostOnce || s.Expiry() == 0 || s.gate == nil {
+		if d.QoS == AtMostOnce || s.Expiry() == 0 || s.p == nil {
 			p.live[n] = d
 			n++
 			continue
 		}
-		if !s.gate.enter() {
+		a := s.account()
+		if !a.enter() {
 			continue // being discarded (clean start, expiry): nothing to keep
 		}
-		if !s.reserve(r, p.m) {
-			s.gate.leave()
+		if !a.reserve(r, p.m) {
+			a.leave()
 			p.quota = true
 			r.offlineDropped.Add(1)
 			continue
@@ -333,7 +334,7 @@ func (r *Router) runPlan(p *routePlan) error {
 func (r *Router) finish(p *routePlan, seqs []uint64) error {
 	for i := range p.kept {
 		p.kept[i].Seq = seqs[i] // counted by reserve
-		p.kept[i].Sub.Session.gate.leave()
+		p.kept[i].Sub.Session.account().leave()
 	}
 	for i, q := range p.queues {
 		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
@@ -426,22 +427,23 @@ func (r *Router) keepOffline(s *Session, d Delivery) {
 func (r *Router) deliverStored(d Delivery) {
 	s := d.Sub.Session
 	for {
-		s.offMu.Lock()
-		if next := s.successor; next != nil {
-			d.Sub = s.forward[d.Sub]
-			s.offMu.Unlock()
+		sp := s.p
+		sp.mu.Lock()
+		if next := sp.successor; next != nil {
+			d.Sub = sp.forward[d.Sub]
+			sp.mu.Unlock()
 			if d.Sub == nil {
 				return
 			}
 			s = next
 			continue
 		}
-		if s.Closed() || s.paging.Load() || d.Seq <= s.lastPaged {
-			s.offMu.Unlock()
+		if s.Closed() || sp.paging.Load() || d.Seq <= sp.lastPaged {
+			sp.mu.Unlock()
 			return // in the store; paged in later (or already)
 		}
 		err := s.Outbox.PushDelivery(d)
-		s.offMu.Unlock()
+		sp.mu.Unlock()
 		switch err {
 		case nil:
 			r.delivered.Add(1)

@@ -91,39 +91,13 @@ type Session struct {
 
 	// Persistence (MQTT). expiry is atomic because the protocol may change
 	// it at DISCONNECT (MQTT 5) while publishers read it.
-	expiry   atomic.Int64  // time.Duration; see SessionOptions.Expiry
-	taken    atomic.Bool   // a newer connection took the id over
-	resumed  bool          // Open found state for this id and moved it here
-	detached chan struct{} // closed by Router.Close; persistent sessions only (nil otherwise)
-	offMu    sync.Mutex    // guards offline, state, expireAt and expiresAt
-	offline  []Delivery
-	state    *SavedState // the protocol's own session state while detached
-	expireAt *time.Timer
-	// expiresAt is when expireAt fires (admin API); zero without a timer.
-	expiresAt time.Time
-	// After a takeover: the new session and the old→new subscription map,
-	// for deliveries that matched an old subscription just before it left.
-	successor *Session
-	forward   map[*Subscription]*Subscription
-
-	// Durability (Config.Store). stored counts the session's messages in
-	// the store, shared with the sessions that take this one over; nil
-	// (with storedBytes) unless the session is persistent. While
-	// paging, committed deliveries stay in the store and Router.Refill
-	// pages them in after lastPaged, in order; both are guarded by offMu
-	// (paging is atomic for lock-free reads).
-	stored      *atomic.Int64
-	storedBytes *atomic.Int64 // their payload bytes
-	gate        *storeGate    // commits under way for the session (shared like stored)
-	paging      atomic.Bool
-	// sentSeq is the highest Seq a connection of the session has written
-	// (NoteSent); stored messages up to dupUpTo may have reached an earlier
-	// connection, so Refill marks them redelivered (MQTT DUP).
-	sentSeq      atomic.Uint64
-	dupUpTo      uint64
-	lastPaged    uint64
-	refilling    atomic.Bool
-	refillWanted atomic.Bool
+	expiry  atomic.Int64 // time.Duration; see SessionOptions.Expiry
+	taken   atomic.Bool  // a newer connection took the id over
+	resumed bool         // Open found state for this id and moved it here
+	// p is the persistent-session machinery (persistent.go): set when the
+	// session is made, for a persistent session or one that resumes
+	// another's state, and never changed; nil for a clean session.
+	p *persistent
 
 	msgsIn, msgsOut atomic.Uint64
 	// overlaps counts the session's topic subscriptions in the index that
@@ -141,101 +115,6 @@ type Session struct {
 	discarded         atomic.Bool // DeleteSession removed it (saveKept)
 }
 
-// NoteSent records that a stored delivery (Delivery.Seq) was written to
-// the client, so that after a takeover or restart it goes out marked as a
-// redelivery [MQTT-3.3.1-1] and a first delivery does not.
-func (s *Session) NoteSent(seq uint64) {
-	for {
-		cur := s.sentSeq.Load()
-		if seq <= cur || s.sentSeq.CompareAndSwap(cur, seq) {
-			return
-		}
-	}
-}
-
-// storeGate counts the commits under way that store messages for a
-// persistent session, so that discarding the session (clean start,
-// expiry, Session Expiry set to 0) can wait for them and no commit lands
-// after its records are deleted: such a message would otherwise reappear
-// under the next session with the same id. Once retired, a session takes
-// no more stored messages.
-type storeGate struct {
-	mu       sync.Mutex
-	cond     sync.Cond
-	inflight int
-	retired  bool
-}
-
-func newStoreGate() *storeGate {
-	g := &storeGate{}
-	g.cond.L = &g.mu
-	return g
-}
-
-// enter registers a commit for the session; false once it is retired.
-func (g *storeGate) enter() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.retired {
-		return false
-	}
-	g.inflight++
-	return true
-}
-
-// leave ends a commit registered by enter (committed or failed).
-func (g *storeGate) leave() {
-	g.mu.Lock()
-	if g.inflight--; g.inflight == 0 {
-		g.cond.Broadcast()
-	}
-	g.mu.Unlock()
-}
-
-// testHookRetireWaits, if set, runs when retire starts to wait (tests).
-var testHookRetireWaits func()
-
-// retire refuses new commits and waits for those under way.
-func (g *storeGate) retire() {
-	g.mu.Lock()
-	g.retired = true
-	if g.inflight > 0 && testHookRetireWaits != nil {
-		testHookRetireWaits()
-	}
-	for g.inflight > 0 {
-		g.cond.Wait()
-	}
-	g.mu.Unlock()
-}
-
-// storedMsgs reports the session's messages in the store.
-func (s *Session) storedMsgs() int64 {
-	if s.stored == nil {
-		return 0
-	}
-	return s.stored.Load()
-}
-
-// reserve counts m against the session's stored-message limits ahead of
-// its commit (MaxOfflineMsgs, MaxOfflineBytes), if it fits.
-func (s *Session) reserve(r *Router, m *Message) bool {
-	n := int64(len(m.Payload))
-	if s.stored.Add(1) > int64(r.cfg.MaxOfflineMsgs) {
-		s.stored.Add(-1)
-		return false
-	}
-	if b := s.storedBytes.Add(n); r.cfg.MaxOfflineBytes > 0 && b > r.cfg.MaxOfflineBytes {
-		s.stored.Add(-1)
-		s.storedBytes.Add(-n)
-		return false
-	}
-	return true
-}
-
-// Paging reports a persistent session that has messages in the store still
-// to page in (Router.Refill).
-func (s *Session) Paging() bool { return s.paging.Load() }
-
 // NeverExpire is a SessionOptions.Expiry that never ends the session.
 const NeverExpire time.Duration = -1
 
@@ -252,48 +131,6 @@ func (s *Session) Expiry() time.Duration { return time.Duration(s.expiry.Load())
 // Resumed reports that Open found state kept for this id (MQTT 5 Session
 // Present) and moved it to this session.
 func (s *Session) Resumed() bool { return s.resumed }
-
-// SaveState keeps the protocol's own state (MQTT's unacknowledged
-// deliveries) with a persistent session, for the connection that resumes it.
-func (s *Session) SaveState(v *SavedState) {
-	s.offMu.Lock()
-	s.state = v
-	s.offMu.Unlock()
-}
-
-// TakeState returns the state the previous connection saved (or, after a
-// restart, what the store kept of it), once; nil if there is none.
-func (s *Session) TakeState() *SavedState {
-	s.offMu.Lock()
-	defer s.offMu.Unlock()
-	v := s.state
-	s.state = nil
-	return v
-}
-
-// queueOffline keeps a QoS 1/2 delivery for a persistent session whose
-// connection is gone, up to max, and reports whether it did. When the
-// session was taken over it keeps nothing and returns the successor and
-// the delivery re-pointed at the successor's subscription instead (next is
-// nil if that subscription is gone).
-func (s *Session) queueOffline(d Delivery, max int) (kept bool, next *Session, nd Delivery) {
-	if d.QoS == AtMostOnce {
-		return false, nil, d
-	}
-	s.offMu.Lock()
-	defer s.offMu.Unlock()
-	if s.successor != nil {
-		if d.Sub = s.forward[d.Sub]; d.Sub == nil {
-			return false, nil, d
-		}
-		return false, s.successor, d
-	}
-	if len(s.offline) >= max {
-		return false, nil, d
-	}
-	s.offline = append(s.offline, d)
-	return true, nil, d
-}
 
 // Done is closed when the session is closed.
 func (s *Session) Done() <-chan struct{} { return s.done }

@@ -10,47 +10,46 @@ import "time"
 // expiry passes.
 func (r *Router) Close(s *Session, why CloseReason) {
 	s.Close(why)
+	p := s.p
 	if s.taken.Load() {
 		// Open's takeover moves or drops this session's state; detaching
 		// here would open a gap in which the new session misses messages.
-		closeOnce(s.detached)
+		if p != nil {
+			closeOnce(p.detached)
+		}
 		return
 	}
-	if s.persistent() && why == CloseServerShutdown {
+	if s.persistent() && p != nil && why != CloseServerShutdown {
+		var at time.Time
+		if d := s.Expiry(); d > 0 {
+			at = time.Now().Add(d)
+			p.armExpiry(s, d, at)
+		}
+		if err := r.saveKept(s, at); err != nil {
+			r.log.Error("store: session not saved", "session", s.ID, "err", err)
+		}
+		closeOnce(p.detached)
+		return
+	}
+	switch {
+	case s.persistent() && why == CloseServerShutdown:
 		// Kept as it is on disk, with the will (if any) published by the
 		// protocol already: it is not sent again after the restart.
 		if err := r.saveKept(s, time.Time{}); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
-	}
-	if s.persistent() && why != CloseServerShutdown {
-		if d := s.Expiry(); d > 0 {
-			s.offMu.Lock()
-			if s.expireAt == nil {
-				s.expireAt = time.AfterFunc(d, func() { r.expire(s) })
-				s.expiresAt = time.Now().Add(d)
-			}
-			s.offMu.Unlock()
-			if err := r.saveKept(s, time.Now().Add(d)); err != nil {
-				r.log.Error("store: session not saved", "session", s.ID, "err", err)
-			}
-		} else if err := r.saveKept(s, time.Time{}); err != nil {
-			r.log.Error("store: session not saved", "session", s.ID, "err", err)
-		}
-		closeOnce(s.detached)
-		return
-	}
-	if s.Expiry() == 0 && r.dur != nil && s.gate != nil {
+	case p != nil && r.dur != nil && s.Expiry() == 0:
 		// The session had state on disk and ends now: MQTT 5 DISCONNECT set
 		// Session Expiry to 0, or it resumed with an expiry of 0.
-		s.gate.retire()
-		r.forgetSession(s.ID)
+		p.end(r, s.ID)
 	}
 	r.mu.Lock()
 	r.removeLocked(s)
 	r.mu.Unlock()
-	r.detach(s)
-	closeOnce(s.detached)
+	s.detach()
+	if p != nil {
+		closeOnce(p.detached)
+	}
 }
 
 // removeLocked removes s from the sessions if it is there (not taken over)
@@ -77,21 +76,17 @@ func (r *Router) uncountLocked(s *Session) {
 }
 
 // expire ends a persistent session whose expiry passed while offline.
-func (r *Router) expire(s *Session) {
+func (s *Session) expire() {
+	r := s.router
 	r.mu.Lock()
 	if !r.removeLocked(s) {
 		r.mu.Unlock()
 		return // taken over meanwhile
 	}
 	r.mu.Unlock()
-	s.offMu.Lock()
-	s.offline, s.state = nil, nil
-	s.offMu.Unlock()
-	r.detach(s)
-	if s.gate != nil {
-		s.gate.retire()
-	}
-	r.forgetSession(s.ID)
+	s.p.clear()
+	s.detach()
+	s.p.end(r, s.ID)
 }
 
 // closeOnce closes ch unless it is nil or closed already. Callers
@@ -108,7 +103,8 @@ func closeOnce(ch chan struct{}) {
 }
 
 // detach removes every subscription and temporary queue of a closed session.
-func (r *Router) detach(s *Session) {
+func (s *Session) detach() {
+	r := s.router
 	s.mu.Lock()
 	subs := make([]*Subscription, 0, len(s.subs))
 	for k, sub := range s.subs {

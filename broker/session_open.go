@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -40,12 +39,6 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		done:   make(chan struct{}),
 	}
 	s.expiry.Store(int64(o.Expiry))
-	if o.Expiry != 0 {
-		s.stored, s.storedBytes, s.gate = new(atomic.Int64), new(atomic.Int64), newStoreGate()
-		// Only a persistent session is waited for at takeover; the expiry
-		// can later drop to 0 but never rise from it [MQTT-3.14.2-2].
-		s.detached = make(chan struct{})
-	}
 	if o.Will != nil {
 		if !r.allowPublish(s, OpPublish, o.Will.Topic) {
 			r.publishDenied.Add(1)
@@ -80,6 +73,12 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			return nil, ErrSessionQuota
 		}
 	}
+	if o.Expiry != 0 || (old != nil && old.p != nil && !o.CleanStart) {
+		// Persistent, or resuming a persistent session's state (which a
+		// Session Expiry of 0 ends with this connection). The expiry can
+		// later drop to 0 but never rise from it [MQTT-3.14.2-2].
+		s.p = newPersistent()
+	}
 	if old != nil {
 		r.uncountLocked(old)
 	}
@@ -101,14 +100,14 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			// after we moved old's (lost to us, leaked in the index).
 			<-old.opened
 		}
-		keep := old.Expiry() != 0 && !o.CleanStart && old.detached != nil
+		keep := old.Expiry() != 0 && !o.CleanStart && old.p != nil
 		old.taken.Store(true)
 		old.Close(CloseTakenOver)
 		if keep {
 			// Let the old connection finish writing, so its unsent messages
 			// stay in its outbox for us to move, in order.
 			select {
-			case <-old.detached:
+			case <-old.p.detached:
 			case <-time.After(takeoverWait):
 				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
 			}
@@ -116,12 +115,6 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		r.takeover(old, s, o.CleanStart)
 	}
 	if r.dur != nil {
-		if old != nil && old.gate != nil && o.CleanStart {
-			// [MQTT-3.1.2-4] the old state goes, on disk too, after the
-			// commits under way for it (storeGate).
-			old.gate.retire()
-			r.forgetSession(id)
-		}
 		if o.Expiry != 0 {
 			if err := r.saveSession(s, time.Time{}, storeWill(o.Will, o.WillDelay)); err != nil {
 				r.log.Error("store: session not saved", "session", id, "err", err)
@@ -136,7 +129,10 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	return s, nil
 }
 
-// takeover moves a previous session's state to s, or discards it.
+// takeover moves a previous session's state to s, or discards it: on a
+// clean start [MQTT-3.1.2-4], or when old's state ended with its
+// connection (Session Expiry 0), it goes, on disk too, after the commits
+// under way for it (storeAccount.retire).
 func (r *Router) takeover(old, s *Session, clean bool) {
 	old.mu.Lock()
 	subs := old.subs
@@ -145,22 +141,20 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	old.tempQueues = nil
 	old.mu.Unlock()
 	r.dropTempQueues(temps)
-	if !clean && old.Expiry() != 0 {
-		r.reauthorize(s, subs)
-	}
-	if clean || old.Expiry() == 0 {
+	if clean || old.Expiry() == 0 || old.p == nil || s.p == nil {
 		r.nsubs.Add(-int64(len(subs)))
-		old.offMu.Lock()
-		if old.expireAt != nil {
-			old.expireAt.Stop()
+		if old.p != nil {
+			old.p.clear()
 		}
-		old.offline, old.state = nil, nil
-		old.offMu.Unlock()
 		for _, sub := range subs {
 			r.unlink(sub)
 		}
+		if old.p != nil && r.dur != nil {
+			old.p.end(r, old.ID)
+		}
 		return
 	}
+	r.reauthorize(s, subs)
 	moved := make(map[*Subscription]*Subscription, len(subs))
 	s.mu.Lock()
 	for k, sub := range subs {
@@ -169,38 +163,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		moved[sub] = ns
 	}
 	s.mu.Unlock()
-
-	// Hand over, in order: what the old connection never wrote, then what
-	// was kept offline (including messages published during the takeover
-	// wait), then, through the forward map, whatever still reaches the old
-	// subscriptions until they leave the index below.
-	old.offMu.Lock()
-	if old.expireAt != nil {
-		old.expireAt.Stop()
-	}
-	_, unsent, _ := old.Outbox.Drain(nil, nil)
-	if r.dur != nil {
-		// Stored deliveries stay in the store: s pages them in, in order,
-		// once the protocol is ready (Refill).
-		s.stored, s.storedBytes, s.gate = old.stored, old.storedBytes, old.gate
-		s.dupUpTo = max(old.dupUpTo, old.sentSeq.Load())
-		s.paging.Store(true)
-	}
-	for _, d := range append(unsent, old.offline...) {
-		if d.Seq != 0 {
-			continue
-		}
-		if d.Sub = moved[d.Sub]; d.Sub == nil || d.Msg.Expired() {
-			continue
-		}
-		if s.Outbox.PushDelivery(d) != nil {
-			r.offlineDropped.Add(1)
-		}
-	}
-	s.state = old.state
-	old.offline, old.state = nil, nil
-	old.successor, old.forward = s, moved
-	old.offMu.Unlock()
+	old.p.handOver(r, old, s, moved)
 
 	// Each copy takes its original's place in one step: a message matches
 	// exactly one of them (a gap would lose it, an overlap duplicate it).

@@ -62,15 +62,15 @@ type QueueInfo struct {
 func (r *Router) Stats() Stats {
 	r.mu.RLock()
 	n := len(r.sessions)
-	var stored int64
 	persistent := 0
-	for _, s := range r.sessions {
-		stored += s.storedMsgs()
-	}
 	for _, n := range r.owners {
 		persistent += n
 	}
 	r.mu.RUnlock()
+	var stored int64
+	if r.dur != nil {
+		stored = r.dur.stored.Load()
+	}
 	st := Stats{
 		Sessions: n, Subscriptions: r.idx.Len(),
 		Published: r.published.Load(), Delivered: r.delivered.Load(),

@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/duplexmq/duplex/store"
+)
+
+// storedWalk sums the sessions' stored messages, as Stats did before it
+// kept a running total.
+func storedWalk(r *Router) int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var n int64
+	for _, s := range r.sessions {
+		n += s.storedMsgs()
+	}
+	return n
+}
+
+// checkStoredTotal asserts that Stats' running total of stored messages
+// is want, the sessions' own counts, and what the store holds for ids.
+func checkStoredTotal(t *testing.T, r *Router, st store.Store, want int64, ids ...string) {
+	t.Helper()
+	if got := r.Stats().StoredMsgs; got != want {
+		t.Fatalf("Stats().StoredMsgs = %d, want %d", got, want)
+	}
+	if got := storedWalk(r); got != want {
+		t.Fatalf("sessions' stored messages add up to %d, want %d", got, want)
+	}
+	var disk int
+	for _, id := range ids {
+		disk += countStored(t, st, id)
+	}
+	if int64(disk) != want {
+		t.Fatalf("store holds %d for %v, want %d", disk, ids, want)
+	}
+}
+
+// TestStoredRunningTotal: Stats.StoredMsgs is a running total kept where
+// the sessions' counts change (commit, acknowledgement, takeover, clean
+// start, expiry, DeleteSession, restart), equal to the sum of the
+// sessions' counts and to what the store holds.
+func TestStoredRunningTotal(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		s := openOpts(t, r, SessionID(id), SessionOptions{Expiry: time.Hour})
+		mqttSub(t, r, s, "t")
+		r.Close(s, CloseClientClosed)
+	}
+	for _, b := range []string{"1", "2", "3"} {
+		publishQoS(t, r, "t", b, AtLeastOnce)
+	}
+	publishQoS(t, r, "t", "qos0", AtMostOnce)
+	checkStoredTotal(t, r, st, 12, ids...)
+
+	// A takeover shares the account: nothing changes until acknowledged.
+	a := openOpts(t, r, "a", SessionOptions{Expiry: time.Hour})
+	checkStoredTotal(t, r, st, 12, ids...)
+	got := collectStored(t, a, 3)
+	r.Ack(got[0])
+	r.Ack(got[1])
+	if n := r.Stats().StoredMsgs; n != 10 {
+		t.Fatalf("after two acks Stats().StoredMsgs = %d, want 10", n)
+	}
+
+	// A clean start discards b's messages, DeleteSession c's.
+	openOpts(t, r, "b", SessionOptions{Expiry: time.Hour, CleanStart: true})
+	if err := r.DeleteSession("c"); err != nil {
+		t.Fatal(err)
+	}
+	if n, w := r.Stats().StoredMsgs, storedWalk(r); n != 4 || w != 4 {
+		t.Fatalf("after clean start and delete: Stats().StoredMsgs = %d, walk %d, want 4", n, w)
+	}
+	r.Stop() // flush the acknowledgements to the store
+	r, _ = restart(t, nil, st, Config{})
+	checkStoredTotal(t, r, st, 4, ids...) // a's unacknowledged one, d's three
+
+	// d expires offline.
+	d := openOpts(t, r, "d", SessionOptions{Expiry: time.Millisecond})
+	r.Close(d, CloseClientClosed)
+	checkFor(t, "d expired", func() bool { return r.Stats().StoredMsgs == 1 })
+	checkStoredTotal(t, r, st, 1, ids...)
+
+	// Session Expiry 0 at the end of a resumed session ends its state.
+	a = openOpts(t, r, "a", SessionOptions{})
+	a.SetExpiry(0)
+	r.Close(a, CloseClientClosed)
+	checkStoredTotal(t, r, st, 0, ids...)
+}
