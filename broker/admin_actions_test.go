@@ -146,7 +146,7 @@ func TestPurgeQueueStore(t *testing.T) {
 		publishQueue(t, r, nil, "jobs", b)
 	}
 	c := openSession(t, r, "c")
-	if err := r.Subscribe(c, &Subscription{Key: "q", Queue: "jobs", QoS: AtLeastOnce, Ack: AckClientIndividual, Prefetch: 1}); err != nil {
+	if err := r.Subscribe(c, &Subscription{SubSpec: SubSpec{Key: "q", Queue: "jobs", QoS: AtLeastOnce, Ack: AckClientIndividual, Prefetch: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	// A durable subscription without a consumer collects messages too.

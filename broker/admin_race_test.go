@@ -33,9 +33,9 @@ func TestAdminConcurrent(t *testing.T) {
 				if err != nil {
 					continue
 				}
-				_ = r.Subscribe(s, &Subscription{Key: "k", Filter: fmt.Sprintf("t/%d/#", i%3), QoS: AtLeastOnce})
-				_ = r.Subscribe(s, &Subscription{Key: "g", Filter: "t/+/x", Group: "g"})
-				_ = r.Subscribe(s, &Subscription{Key: "q", Queue: "jobs", Ack: AckClientIndividual})
+				_ = r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: fmt.Sprintf("t/%d/#", i%3), QoS: AtLeastOnce}})
+				_ = r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "g", Filter: "t/+/x", Group: "g"}})
+				_ = r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "q", Queue: "jobs", Ack: AckClientIndividual}})
 				_ = r.Publish(context.Background(), s, &Message{Topic: fmt.Sprintf("t/%d/x", i%4), Payload: []byte("p"), QoS: AtLeastOnce, Retain: i%7 == 0})
 				_ = r.Publish(context.Background(), s, &Message{Queue: "jobs", Payload: []byte("j")})
 				s.AddBytesIn(10)

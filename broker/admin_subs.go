@@ -85,16 +85,16 @@ func (r *Router) subscriptionInfo(sub *Subscription) SubscriptionInfo {
 		QoS: sub.QoS, Ack: sub.Ack.String(), NoLocal: sub.NoLocal, SubID: sub.SubID,
 	}
 	switch {
-	case sub.Group != "":
+	case sub.kind == kindShared:
 		si.Kind = "share"
-	case isDurableQueue(sub.Queue):
+	case sub.kind == kindQueue && isDurableQueue(sub.Queue):
 		si.Kind = "durable"
 		r.qmu.Lock()
 		if b := r.bindings[sub.Queue]; b != nil {
 			si.Filter = b.filter
 		}
 		r.qmu.Unlock()
-	case sub.Queue != "":
+	case sub.kind == kindQueue:
 		si.Kind = "queue"
 	}
 	return si

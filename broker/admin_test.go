@@ -214,10 +214,10 @@ func TestSubscriptionPage(t *testing.T) {
 	topicSub(t, r, a, "k1", "x/y")
 	topicSub(t, r, b, "k1", "x/y")
 	topicSub(t, r, b, "k2", "m")
-	if err := r.Subscribe(a, &Subscription{Key: "q", Queue: "jobs", Ack: AckClient}); err != nil {
+	if err := r.Subscribe(a, &Subscription{SubSpec: SubSpec{Key: "q", Queue: "jobs", Ack: AckClient}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Subscribe(b, &Subscription{Key: "$share/g/s", Filter: "s", Group: "g"}); err != nil {
+	if err := r.Subscribe(b, &Subscription{SubSpec: SubSpec{Key: "$share/g/s", Filter: "s", Group: "g"}}); err != nil {
 		t.Fatal(err)
 	}
 	durableSub(t, r, b, "d/#", "sub-0")
@@ -269,10 +269,10 @@ func TestSubscriptionPage(t *testing.T) {
 		t.Fatalf("ShareGroupPage = %+v %q", groups, next)
 	}
 	c := openSession(t, r, "c")
-	if err := r.Subscribe(c, &Subscription{Key: "$share/g/s", Filter: "s", Group: "g"}); err != nil {
+	if err := r.Subscribe(c, &Subscription{SubSpec: SubSpec{Key: "$share/g/s", Filter: "s", Group: "g"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Subscribe(c, &Subscription{Key: "$share/a/s", Filter: "s", Group: "a"}); err != nil {
+	if err := r.Subscribe(c, &Subscription{SubSpec: SubSpec{Key: "$share/a/s", Filter: "s", Group: "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	groups, next = r.ShareGroupPage("", 1, "")

@@ -181,11 +181,11 @@ func TestIndexTotals(t *testing.T) {
 			subs = slices.Delete(subs, j, j+1)
 		case i%11 == 5 && len(subs) > 0:
 			old := subs[0]
-			nu := &Subscription{Filter: old.Filter}
+			nu := &Subscription{SubSpec: SubSpec{Filter: old.Filter}}
 			x.Replace(old, nu)
 			subs[0] = nu
 		default:
-			sub := &Subscription{Filter: f}
+			sub := &Subscription{SubSpec: SubSpec{Filter: f}}
 			x.Insert(sub)
 			x.Insert(sub) // a second insert does nothing
 			subs = append(subs, sub)

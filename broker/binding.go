@@ -176,7 +176,7 @@ func (r *Router) newBindingLocked(qname, filter, owner string) *binding {
 		r.queues[qname] = q
 	}
 	b := &binding{owner: owner, queue: q, filter: filter}
-	b.entry = &Subscription{Key: qname, Filter: filter, QoS: ExactlyOnce, bind: q}
+	b.entry = &Subscription{SubSpec: SubSpec{Key: qname, Filter: filter, QoS: ExactlyOnce}, kind: kindBinding, bind: q}
 	b.mu.Lock()
 	r.bindings[qname] = b
 	r.bindOwners[owner]++

@@ -65,7 +65,7 @@ func TestDurableSubscriptionQuota(t *testing.T) {
 	r := New(Config{MaxSessionsPerUser: 2}, nil)
 	a := openUser(t, r, "a", "alice")
 	sub := func(s *Session, name string) error {
-		return r.SubscribeDurable(s, &Subscription{Key: name, Filter: "t/" + name, Ack: AckClientIndividual}, name)
+		return r.SubscribeDurable(s, &Subscription{SubSpec: SubSpec{Key: name, Filter: "t/" + name, Ack: AckClientIndividual}}, name)
 	}
 	for _, name := range []string{"d1", "d2"} {
 		if err := sub(a, name); err != nil {

@@ -48,7 +48,7 @@ func (r *Router) replaceBinding(qname string, b *binding, filter string, save bo
 	// A late ACK of an old consumer's tag names no message of the new
 	// queue (Router.Ack finds the queue by name).
 	nq.nextTag = tag
-	entry := &Subscription{Key: qname, Filter: filter, QoS: ExactlyOnce, bind: nq}
+	entry := &Subscription{SubSpec: SubSpec{Key: qname, Filter: filter, QoS: ExactlyOnce}, kind: kindBinding, bind: nq}
 	r.qmu.Lock()
 	prev, oldFilter := b.entry, b.filter
 	r.queues[qname] = nq

@@ -124,7 +124,7 @@ func TestDurableReplaceRefusedWhileConsumed(t *testing.T) {
 	durableSub(t, r, c1, "a", "x")
 
 	sub := func(s *Session, key, filter string) error {
-		return r.SubscribeDurable(s, &Subscription{Key: key, Filter: filter, QoS: AtLeastOnce, Ack: AckClientIndividual}, "x")
+		return r.SubscribeDurable(s, &Subscription{SubSpec: SubSpec{Key: key, Filter: filter, QoS: AtLeastOnce, Ack: AckClientIndividual}}, "x")
 	}
 	c2 := openSession(t, r, "c2")
 	if err := sub(c2, "s", "b"); !errors.Is(err, ErrDurableInUse) || !errors.Is(err, ErrQueueExclusive) {
@@ -173,7 +173,7 @@ func TestDurableReplaceNotOnRefusedSubscribe(t *testing.T) {
 
 	c = openSession(t, r, "c2")
 	topicSub(t, r, c, "s", "other")
-	err := r.SubscribeDurable(c, &Subscription{Key: "s", Filter: "b", QoS: AtLeastOnce, Ack: AckClientIndividual}, "x")
+	err := r.SubscribeDurable(c, &Subscription{SubSpec: SubSpec{Key: "s", Filter: "b", QoS: AtLeastOnce, Ack: AckClientIndividual}}, "x")
 	if !errors.Is(err, ErrDuplicateSub) {
 		t.Fatalf("SubscribeDurable with a taken id: %v, want ErrDuplicateSub", err)
 	}
@@ -314,7 +314,7 @@ func TestDurableReplaceConcurrentAgrees(t *testing.T) {
 						t.Error(err)
 					}
 				} else {
-					err := r.SubscribeDurable(s, &Subscription{Key: "k", Filter: filters[(w+i)%3], QoS: AtLeastOnce}, "x")
+					err := r.SubscribeDurable(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: filters[(w+i)%3], QoS: AtLeastOnce}}, "x")
 					if err != nil && !errors.Is(err, ErrDurableInUse) {
 						t.Error(err)
 					}

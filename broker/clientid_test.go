@@ -37,7 +37,7 @@ func TestAuthorizerSeesClientID(t *testing.T) {
 	}
 	for _, s := range []*Session{stomp, mqtt} {
 		rec.ids = nil
-		if err := r.Subscribe(s, &Subscription{Key: "1", Filter: "a/b"}); err != nil {
+		if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "1", Filter: "a/b"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Publish(context.Background(), s, &Message{Topic: "a/b"}); err != nil {

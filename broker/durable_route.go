@@ -99,16 +99,16 @@ func (s *Session) paged(m *Message) (Delivery, bool) {
 	defer s.mu.Unlock()
 	var d Delivery
 	for _, sub := range s.subs {
-		if sub.Queue != "" || !MatchTopic(sub.Filter, m.Topic) {
+		if sub.kind == kindQueue || !MatchTopic(sub.Filter, m.Topic) {
 			continue
 		}
 		nd := delivery(m, sub)
 		switch {
-		case d.Sub == nil || (one && sub.Group == "" && d.Sub.Group != ""):
+		case d.Sub == nil || (one && sub.kind == kindTopic && d.Sub.kind == kindShared):
 			d = nd
-		case one && sub.Group == "":
+		case one && sub.kind == kindTopic:
 			d = combine(d, nd)
-		case (!one || d.Sub.Group != "") && sub.QoS > d.Sub.QoS:
+		case (!one || d.Sub.kind == kindShared) && sub.QoS > d.Sub.QoS:
 			d = nd
 		}
 	}

@@ -45,7 +45,7 @@ func collectStored(t *testing.T, s *Session, n int) []Delivery {
 // subscription name on filter.
 func durableSub(t *testing.T, r *Router, s *Session, filter, name string) {
 	t.Helper()
-	if err := r.SubscribeDurable(s, &Subscription{Key: "s", Filter: filter, QoS: AtLeastOnce, Ack: AckClientIndividual}, name); err != nil {
+	if err := r.SubscribeDurable(s, &Subscription{SubSpec: SubSpec{Key: "s", Filter: filter, QoS: AtLeastOnce, Ack: AckClientIndividual}}, name); err != nil {
 		t.Fatalf("SubscribeDurable(%q, %q): %v", filter, name, err)
 	}
 }
@@ -184,7 +184,7 @@ func TestDurableSubscriptionAcrossRestart(t *testing.T) {
 	if stats.QueueMsgs != 0 || stats.Subs != 0 {
 		t.Fatalf("after Unbind: %+v, want nothing", stats)
 	}
-	if err := r.Subscribe(openSession(t, r, "x"), &Subscription{Key: "k", Queue: DurableQueuePrefix + "cid/s"}); !errors.Is(err, ErrInvalidQueue) {
+	if err := r.Subscribe(openSession(t, r, "x"), &Subscription{SubSpec: SubSpec{Key: "k", Queue: DurableQueuePrefix + "cid/s"}}); !errors.Is(err, ErrInvalidQueue) {
 		t.Fatalf("direct consumer of a durable queue: %v, want ErrInvalidQueue", err)
 	}
 }
@@ -204,7 +204,7 @@ func TestDurableQueueAcrossRestart(t *testing.T) {
 		t.Fatalf("restore stats %+v, want 2 queue messages", stats)
 	}
 	c := openSession(t, r, "c")
-	if err := r.Subscribe(c, &Subscription{Key: "k", Queue: "jobs", QoS: AtLeastOnce, Ack: AckClientIndividual}); err != nil {
+	if err := r.Subscribe(c, &Subscription{SubSpec: SubSpec{Key: "k", Queue: "jobs", QoS: AtLeastOnce, Ack: AckClientIndividual}}); err != nil {
 		t.Fatal(err)
 	}
 	got := drained(c)
@@ -336,7 +336,7 @@ func TestDurableQoS2Marks(t *testing.T) {
 	st := store.NewMemory()
 	r, _ := restart(t, nil, st, Config{})
 	sub := openOpts(t, r, "sub", SessionOptions{Expiry: time.Hour})
-	s := &Subscription{Key: "t", Filter: "t", QoS: ExactlyOnce}
+	s := &Subscription{SubSpec: SubSpec{Key: "t", Filter: "t", QoS: ExactlyOnce}}
 	if _, _, err := r.SubscribeReplace(sub, s); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestDurableByteLimits(t *testing.T) {
 		t.Fatalf("8+3 bytes past a 10-byte queue: %v, want ErrQueueFull", err)
 	}
 	c := openSession(t, r, "c")
-	if err := r.Subscribe(c, &Subscription{Key: "k", Queue: "q", QoS: AtLeastOnce, Ack: AckClientIndividual}); err != nil {
+	if err := r.Subscribe(c, &Subscription{SubSpec: SubSpec{Key: "k", Queue: "q", QoS: AtLeastOnce, Ack: AckClientIndividual}}); err != nil {
 		t.Fatal(err)
 	}
 	got := drained(c)

@@ -20,7 +20,7 @@ import (
 // after first use.
 //
 // Locking: one sync.RWMutex guards the whole trie and every indexed
-// Subscription's pos field. It is a leaf lock: no method calls out of the
+// Subscription's at.pos. It is a leaf lock: no method calls out of the
 // package, into a Session or into a callback while holding it, so it may be
 // taken while holding any other broker lock.
 type Index struct {
@@ -63,7 +63,7 @@ func (x *Index) Len() int {
 // Preconditions: sub.Filter has passed ValidFilter (with any "$share/<group>/"
 // prefix already stripped); sub.Filter does not change while sub is indexed;
 // and sub is not already in this or any other Index, because Insert stores
-// the slot in sub.pos. Inserting the same *Subscription twice is a caller bug;
+// the slot in sub.at.pos. Inserting the same *Subscription twice is a caller bug;
 // Insert detects it when it is cheap to (sub already sits at its recorded
 // slot) and then does nothing, so the index stays consistent: it reports
 // whether sub was added.
@@ -84,10 +84,10 @@ func (x *Index) Insert(sub *Subscription) bool {
 		}
 		path = append(path, n)
 		if !more {
-			if sub.pos < len(n.subs) && n.subs[sub.pos] == sub {
+			if sub.at.pos < len(n.subs) && n.subs[sub.at.pos] == sub {
 				return false // already indexed here
 			}
-			sub.pos = len(n.subs)
+			sub.at.pos = len(n.subs)
 			n.subs = append(n.subs, sub)
 			x.n++
 			for _, p := range path {
@@ -119,12 +119,12 @@ func (x *Index) Replace(old, next *Subscription) bool {
 			return false
 		}
 		if !more {
-			i := old.pos
+			i := old.at.pos
 			if i < 0 || i >= len(n.subs) || n.subs[i] != old {
 				return false
 			}
 			n.subs[i] = next
-			next.pos = i
+			next.at.pos = i
 			return true
 		}
 		if n.next == nil {
@@ -169,14 +169,14 @@ func (l *level) remove(rest string, sub *Subscription) bool {
 			n.next = nil
 		}
 	} else {
-		i := sub.pos
+		i := sub.at.pos
 		if i < 0 || i >= len(n.subs) || n.subs[i] != sub {
 			return false
 		}
 		last := len(n.subs) - 1
 		moved := n.subs[last]
 		n.subs[i] = moved
-		moved.pos = i
+		moved.at.pos = i
 		n.subs[last] = nil // drop the reference for the garbage collector
 		n.subs = n.subs[:last]
 		if last == 0 {

@@ -33,8 +33,8 @@ func checkIndex(t testing.TB, x *Index) {
 			t.Errorf("node %q has children below '#'", path)
 		}
 		for i, s := range n.subs {
-			if s.pos != i {
-				t.Errorf("node %q: subs[%d].pos = %d", path, i, s.pos)
+			if s.at.pos != i {
+				t.Errorf("node %q: subs[%d].pos = %d", path, i, s.at.pos)
 			}
 			if s.Filter != path {
 				t.Errorf("node %q holds filter %q", path, s.Filter)
@@ -72,7 +72,7 @@ func checkIndex(t testing.TB, x *Index) {
 }
 
 func indexSub(filter string) *Subscription {
-	return &Subscription{Filter: filter, Key: filter}
+	return &Subscription{SubSpec: SubSpec{Filter: filter, Key: filter}}
 }
 
 // keys returns the sorted keys of subs.
@@ -147,7 +147,7 @@ func TestIndexSharedFilter(t *testing.T) {
 	x := NewIndex()
 	subs := make([]*Subscription, n)
 	for i := range subs {
-		subs[i] = &Subscription{Filter: "sensors/+/temp", Key: strconv.Itoa(i)}
+		subs[i] = &Subscription{SubSpec: SubSpec{Filter: "sensors/+/temp", Key: strconv.Itoa(i)}}
 		x.Insert(subs[i])
 	}
 	if x.Len() != n {
@@ -200,7 +200,7 @@ func TestIndexInsertRemove(t *testing.T) {
 	x := NewIndex()
 	var subs []*Subscription
 	for i, f := range filters {
-		s := &Subscription{Filter: f, Key: fmt.Sprintf("%d:%s", i, f)}
+		s := &Subscription{SubSpec: SubSpec{Filter: f, Key: fmt.Sprintf("%d:%s", i, f)}}
 		subs = append(subs, s)
 		x.Insert(s)
 	}
@@ -358,7 +358,7 @@ func FuzzIndex(f *testing.F) {
 				break
 			}
 			if ValidFilter(fl) == nil {
-				subs = append(subs, &Subscription{Filter: fl, Key: strconv.Itoa(i)})
+				subs = append(subs, &Subscription{SubSpec: SubSpec{Filter: fl, Key: strconv.Itoa(i)}})
 			}
 		}
 		var tops []string
@@ -466,7 +466,7 @@ func indexWorkload(n int) (subs []*Subscription, topics []string) {
 		default:
 			f = fmt.Sprintf("+/+/%d/+", b)
 		}
-		subs[i] = &Subscription{Filter: f, Key: f}
+		subs[i] = &Subscription{SubSpec: SubSpec{Filter: f, Key: f}}
 	}
 	topics = make([]string, 4096)
 	for i := range topics {

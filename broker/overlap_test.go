@@ -25,7 +25,7 @@ func openProto(t testing.TB, r *Router, id SessionID, proto string, o SessionOpt
 // identifier id and the given options.
 func subMQTT(t testing.TB, r *Router, s *Session, filter string, qos QoS, id uint32, mod func(*Subscription)) {
 	t.Helper()
-	sub := &Subscription{Key: filter, Filter: filter, QoS: qos, SubID: id}
+	sub := &Subscription{SubSpec: SubSpec{Key: filter, Filter: filter, QoS: qos, SubID: id}}
 	if mod != nil {
 		mod(sub)
 	}

@@ -25,7 +25,7 @@ func openOpts(t testing.TB, r *Router, id SessionID, o SessionOptions) *Session 
 // mqttSub subscribes s to filter the MQTT way (key = filter) at QoS 1.
 func mqttSub(t testing.TB, r *Router, s *Session, filter string) *Subscription {
 	t.Helper()
-	sub := &Subscription{Key: filter, Filter: filter, QoS: AtLeastOnce}
+	sub := &Subscription{SubSpec: SubSpec{Key: filter, Filter: filter, QoS: AtLeastOnce}}
 	if _, _, err := r.SubscribeReplace(s, sub); err != nil {
 		t.Fatalf("SubscribeReplace(%q): %v", filter, err)
 	}
@@ -93,7 +93,7 @@ func TestPersistOfflineQueueAndResume(t *testing.T) {
 	r := New(Config{}, nil)
 	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute})
 	mqttSub(t, r, p, "t")
-	if err := r.Subscribe(p, &Subscription{Key: "q0", Filter: "z", QoS: AtMostOnce}); err != nil {
+	if err := r.Subscribe(p, &Subscription{SubSpec: SubSpec{Key: "q0", Filter: "z", QoS: AtMostOnce}}); err != nil {
 		t.Fatal(err)
 	}
 	publishQoS(t, r, "t", "unsent", AtLeastOnce) // still in the old outbox
@@ -551,7 +551,7 @@ func TestPersistTakeoverConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				if err := r.Subscribe(s, &Subscription{Key: "k", Filter: "t"}); err != nil {
+				if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: "t"}}); err != nil {
 					t.Error(err)
 					return
 				}

@@ -177,7 +177,7 @@ func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 	if len(requeue) > 0 {
 		q.ready = append(requeue, q.ready...)
 	}
-	sub.inflight = 0
+	sub.at.inflight = 0
 	q.dispatchLocked(r)
 	q.mu.Unlock()
 	for _, e := range dead {
@@ -191,7 +191,7 @@ func (q *queue) ack(r *Router, tag uint64) {
 	defer q.mu.Unlock()
 	if e, ok := q.unacked[tag]; ok {
 		delete(q.unacked, tag)
-		e.sub.inflight--
+		e.sub.at.inflight--
 		q.settled(r, e)
 		q.dispatchLocked(r)
 	}
@@ -216,7 +216,7 @@ func (q *queue) giveBack(r *Router, tag uint64, reject bool) {
 		return
 	}
 	delete(q.unacked, tag)
-	e.sub.inflight--
+	e.sub.at.inflight--
 	why := DeathRejected
 	if !reject {
 		if !r.overLimit(e.returns + 1) {
@@ -277,7 +277,7 @@ func (q *queue) dispatchLocked(r *Router) {
 		q.ready[0] = queued{}
 		q.ready = q.ready[1:]
 		if d.Tag != 0 {
-			sub.inflight++
+			sub.at.inflight++
 			q.unacked[d.Tag] = queued{msg: e.msg, sub: sub, seq: e.seq, returns: e.returns}
 		} else {
 			q.settled(r, e) // auto ack: consumed once handed over
@@ -297,7 +297,7 @@ func (q *queue) pickLocked() *Subscription {
 		if c.Session.Closed() {
 			continue
 		}
-		if c.Prefetch > 0 && c.inflight >= c.Prefetch {
+		if c.Prefetch > 0 && c.at.inflight >= c.Prefetch {
 			continue
 		}
 		q.next = (q.next + i + 1) % n

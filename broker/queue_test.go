@@ -10,7 +10,7 @@ import (
 
 func queueConsumer(t testing.TB, r *Router, s *Session, key, queue string, ack AckMode, prefetch int) *Subscription {
 	t.Helper()
-	sub := &Subscription{Key: key, Queue: queue, QoS: AtLeastOnce, Ack: ack, Prefetch: prefetch}
+	sub := &Subscription{SubSpec: SubSpec{Key: key, Queue: queue, QoS: AtLeastOnce, Ack: ack, Prefetch: prefetch}}
 	if err := r.Subscribe(s, sub); err != nil {
 		t.Fatalf("Subscribe(%q, queue %q): %v", key, queue, err)
 	}
@@ -297,7 +297,7 @@ func TestQueueInvalidName(t *testing.T) {
 		if err := r.Publish(context.Background(), nil, &Message{Queue: name}); !errors.Is(err, ErrInvalidQueue) {
 			t.Errorf("Publish(queue %q) = %v, want ErrInvalidQueue", name, err)
 		}
-		if err := r.Subscribe(s, &Subscription{Key: "k", Queue: name}); !errors.Is(err, ErrInvalidQueue) {
+		if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Queue: name}}); !errors.Is(err, ErrInvalidQueue) {
 			t.Errorf("Subscribe(queue %q) = %v, want ErrInvalidQueue", name, err)
 		}
 	}
@@ -348,7 +348,7 @@ func TestTempQueue(t *testing.T) {
 	if name2, _ := r.TempQueue(owner); name2 == name {
 		t.Fatalf("two temp queues named %q", name)
 	}
-	if err := r.Subscribe(other, &Subscription{Key: "k", Queue: name}); !errors.Is(err, ErrQueueExclusive) {
+	if err := r.Subscribe(other, &Subscription{SubSpec: SubSpec{Key: "k", Queue: name}}); !errors.Is(err, ErrQueueExclusive) {
 		t.Fatalf("another session's Subscribe = %v, want ErrQueueExclusive", err)
 	}
 	queueConsumer(t, r, owner, "k", name, AckAuto, 0)
@@ -357,7 +357,7 @@ func TestTempQueue(t *testing.T) {
 		t.Fatalf("owner got %q, want [reply]", got)
 	}
 	// A name that was never issued cannot be created by subscribing.
-	if err := r.Subscribe(other, &Subscription{Key: "k2", Queue: TempQueuePrefix + "made-up"}); !errors.Is(err, ErrInvalidQueue) {
+	if err := r.Subscribe(other, &Subscription{SubSpec: SubSpec{Key: "k2", Queue: TempQueuePrefix + "made-up"}}); !errors.Is(err, ErrInvalidQueue) {
 		t.Errorf("Subscribe to an unissued temp queue = %v, want ErrInvalidQueue", err)
 	}
 

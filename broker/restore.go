@@ -165,14 +165,15 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		sess.p.state = rs
 	}
 	for _, ss := range subs {
-		sub := &Subscription{
-			Session: sess, Key: ss.Key, Filter: ss.Filter, Queue: ss.Queue, Group: ss.Group, QoS: QoS(ss.QoS),
+		sub := &Subscription{Session: sess, SubSpec: SubSpec{
+			Key: ss.Key, Filter: ss.Filter, Queue: ss.Queue, Group: ss.Group, QoS: QoS(ss.QoS),
 			Ack: AckClientIndividual, NoLocal: ss.NoLocal, RetainAsPublished: ss.RetainAsPublished,
 			RetainHandling: ss.RetainHandling, SubID: ss.SubID, Durable: ss.Durable,
-		}
+		}}
 		if ValidFilter(sub.Filter) != nil {
 			continue
 		}
+		sub.kind = sessionKind(&sub.SubSpec)
 		sess.subs[sub.Key] = sub
 		r.nsubs.Add(1) // restored past MaxSubscriptions too: a lowered limit refuses new ones only
 		r.link(sub)

@@ -441,7 +441,7 @@ func TestRouterPublishRetain(t *testing.T) {
 	}
 
 	s := openSession(t, r, "sub")
-	ret, existed, err := r.SubscribeReplace(s, &Subscription{Key: "s/+", Filter: "s/+", QoS: AtLeastOnce})
+	ret, existed, err := r.SubscribeReplace(s, &Subscription{SubSpec: SubSpec{Key: "s/+", Filter: "s/+", QoS: AtLeastOnce}})
 	if err != nil || existed {
 		t.Fatalf("SubscribeReplace = existed %v, %v; want a new subscription", existed, err)
 	}
@@ -449,25 +449,25 @@ func TestRouterPublishRetain(t *testing.T) {
 		t.Fatalf("SubscribeReplace(s/+) retained = %q, want [s/1 s/2]", got)
 	}
 	// Same key again: replaced, retained messages still reported.
-	ret, existed, err = r.SubscribeReplace(s, &Subscription{Key: "s/+", Filter: "s/+", QoS: AtMostOnce})
+	ret, existed, err = r.SubscribeReplace(s, &Subscription{SubSpec: SubSpec{Key: "s/+", Filter: "s/+", QoS: AtMostOnce}})
 	if err != nil || !existed || len(ret) != 2 {
 		t.Fatalf("second SubscribeReplace = %d retained, existed %v, %v; want 2, true, nil", len(ret), existed, err)
 	}
 	if n := r.Stats().Subscriptions; n != 1 {
 		t.Fatalf("Subscriptions after replace = %d, want 1", n)
 	}
-	ret, _, err = r.SubscribeReplace(s, &Subscription{Key: "$SYS/#", Filter: "$SYS/#", QoS: AtLeastOnce})
+	ret, _, err = r.SubscribeReplace(s, &Subscription{SubSpec: SubSpec{Key: "$SYS/#", Filter: "$SYS/#", QoS: AtLeastOnce}})
 	if err != nil || len(ret) != 1 || ret[0].Topic != "$SYS/up" {
 		t.Fatalf("SubscribeReplace($SYS/#) = %q, %v; want [$SYS/up]", retainedTopics(ret), err)
 	}
-	ret, _, err = r.SubscribeReplace(s, &Subscription{Key: "all", Filter: "#", QoS: AtLeastOnce})
+	ret, _, err = r.SubscribeReplace(s, &Subscription{SubSpec: SubSpec{Key: "all", Filter: "#", QoS: AtLeastOnce}})
 	if err != nil || slices.Contains(retainedTopics(ret), "$SYS/up") || len(ret) != 3 {
 		t.Fatalf("SubscribeReplace(#) = %q, %v; want the 3 non-$ topics", retainedTopics(ret), err)
 	}
 
 	// Shared subscription: no retained messages.
 	g := openSession(t, r, "member")
-	ret, existed, err = r.SubscribeReplace(g, &Subscription{Key: "$share/g/s/+", Filter: "s/+", Group: "g", QoS: AtLeastOnce})
+	ret, existed, err = r.SubscribeReplace(g, &Subscription{SubSpec: SubSpec{Key: "$share/g/s/+", Filter: "s/+", Group: "g", QoS: AtLeastOnce}})
 	if err != nil || existed || len(ret) != 0 {
 		t.Fatalf("shared SubscribeReplace = %q, existed %v, %v; want no retained messages", retainedTopics(ret), existed, err)
 	}
@@ -483,7 +483,7 @@ func TestRouterPublishRetain(t *testing.T) {
 	if ds := drained(s); len(ds) != 2 || len(ds[0].Msg.Payload) != 0 { // through s/+ and #
 		t.Fatalf("subscriber got %d deliveries of the clearing message, want 2 (s/+ and #)", len(ds))
 	}
-	ret, _, _ = r.SubscribeReplace(openSession(t, r, "late"), &Subscription{Key: "k", Filter: "s/+"})
+	ret, _, _ = r.SubscribeReplace(openSession(t, r, "late"), &Subscription{SubSpec: SubSpec{Key: "k", Filter: "s/+"}})
 	if got := retainedTopics(ret); !slices.Equal(got, []string{"s/2"}) {
 		t.Fatalf("late subscriber retained = %q, want [s/2]", got)
 	}

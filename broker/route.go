@@ -256,7 +256,7 @@ func (r *Router) mayStore(m *Message, matches []*Subscription, mark *store.Mark)
 		return false
 	}
 	for _, sub := range matches {
-		if sub.share != nil || sub.Session.Expiry() != 0 {
+		if sub.kind == kindShareProxy || sub.Session.Expiry() != 0 {
 			return true
 		}
 	}

@@ -28,7 +28,7 @@ func openSession(t testing.TB, r *Router, id SessionID) *Session {
 
 func topicSub(t testing.TB, r *Router, s *Session, key, filter string) *Subscription {
 	t.Helper()
-	sub := &Subscription{Key: key, Filter: filter, QoS: AtLeastOnce}
+	sub := &Subscription{SubSpec: SubSpec{Key: key, Filter: filter, QoS: AtLeastOnce}}
 	if err := r.Subscribe(s, sub); err != nil {
 		t.Fatalf("Subscribe(%q, %q): %v", key, filter, err)
 	}
@@ -87,7 +87,7 @@ func TestRouterPublishMatching(t *testing.T) {
 func TestRouterDeliveryQoS(t *testing.T) {
 	r := New(Config{}, nil)
 	s := openSession(t, r, "s")
-	if err := r.Subscribe(s, &Subscription{Key: "q0", Filter: "t", QoS: AtMostOnce}); err != nil {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "q0", Filter: "t", QoS: AtMostOnce}}); err != nil {
 		t.Fatal(err)
 	}
 	publishTopic(t, r, nil, "t", "x") // QoS 1 message
@@ -106,7 +106,7 @@ func TestRouterPublishInvalidTopic(t *testing.T) {
 		}
 	}
 	s := openSession(t, r, "s")
-	if err := r.Subscribe(s, &Subscription{Key: "k", Filter: "a/#/b"}); !errors.Is(err, ErrInvalidFilter) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: "a/#/b"}}); !errors.Is(err, ErrInvalidFilter) {
 		t.Errorf("Subscribe(a/#/b) = %v, want ErrInvalidFilter", err)
 	}
 }
@@ -115,7 +115,7 @@ func TestRouterNoLocal(t *testing.T) {
 	r := New(Config{}, nil)
 	a := openSession(t, r, "a")
 	b := openSession(t, r, "b")
-	if err := r.Subscribe(a, &Subscription{Key: "k", Filter: "chat", QoS: AtLeastOnce, NoLocal: true}); err != nil {
+	if err := r.Subscribe(a, &Subscription{SubSpec: SubSpec{Key: "k", Filter: "chat", QoS: AtLeastOnce, NoLocal: true}}); err != nil {
 		t.Fatal(err)
 	}
 	topicSub(t, r, b, "k", "chat")
@@ -162,10 +162,10 @@ func TestRouterDuplicateSub(t *testing.T) {
 	r := New(Config{}, nil)
 	s := openSession(t, r, "s")
 	topicSub(t, r, s, "k", "a")
-	if err := r.Subscribe(s, &Subscription{Key: "k", Filter: "b"}); !errors.Is(err, ErrDuplicateSub) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: "b"}}); !errors.Is(err, ErrDuplicateSub) {
 		t.Fatalf("Subscribe with a used key = %v, want ErrDuplicateSub", err)
 	}
-	if err := r.Subscribe(s, &Subscription{Key: "k", Queue: "q"}); !errors.Is(err, ErrDuplicateSub) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Queue: "q"}}); !errors.Is(err, ErrDuplicateSub) {
 		t.Fatalf("queue Subscribe with a used key = %v, want ErrDuplicateSub", err)
 	}
 	publishTopic(t, r, nil, "b", "x")
@@ -185,7 +185,7 @@ func TestRouterMaxSubsPerSession(t *testing.T) {
 	s := openSession(t, r, "s")
 	topicSub(t, r, s, "1", "a")
 	topicSub(t, r, s, "2", "b")
-	if err := r.Subscribe(s, &Subscription{Key: "3", Filter: "c"}); !errors.Is(err, ErrTooManySubs) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "3", Filter: "c"}}); !errors.Is(err, ErrTooManySubs) {
 		t.Fatalf("third Subscribe = %v, want ErrTooManySubs", err)
 	}
 	if n := r.Stats().Subscriptions; n != 2 {
@@ -365,7 +365,7 @@ func TestRouterCloseDetaches(t *testing.T) {
 	if got := drainedBodies(other); len(got) != 1 {
 		t.Errorf("other got %q, want one", got)
 	}
-	if err := r.Subscribe(s, &Subscription{Key: "3", Filter: "c"}); !errors.Is(err, ErrSessionClosed) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "3", Filter: "c"}}); !errors.Is(err, ErrSessionClosed) {
 		t.Errorf("Subscribe on a closed session = %v, want ErrSessionClosed", err)
 	}
 	r.Close(s, CloseProtocolError) // idempotent; the first reason stays
@@ -481,7 +481,7 @@ func TestRouterConcurrent(t *testing.T) {
 				}
 				if i%50 == 0 { // churn: subscribe and unsubscribe alongside
 					key := fmt.Sprint("churn", i)
-					if err := r.Subscribe(from, &Subscription{Key: key, Filter: "load/#"}); err != nil {
+					if err := r.Subscribe(from, &Subscription{SubSpec: SubSpec{Key: key, Filter: "load/#"}}); err != nil {
 						t.Error(err)
 						return
 					}

@@ -480,10 +480,10 @@ func TestMaxSubscriptions(t *testing.T) {
 	topicSub(t, r, a, "2", "x/2")
 	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Hour})
 	mqttSub(t, r, p, "y/1")
-	if err := r.Subscribe(a, &Subscription{Key: "3", Filter: "x/3"}); !errors.Is(err, ErrTooManySubs) {
+	if err := r.Subscribe(a, &Subscription{SubSpec: SubSpec{Key: "3", Filter: "x/3"}}); !errors.Is(err, ErrTooManySubs) {
 		t.Fatalf("fourth subscription: %v, want ErrTooManySubs", err)
 	}
-	if _, _, err := r.SubscribeReplace(p, &Subscription{Key: "y/2", Filter: "y/2"}); !errors.Is(err, ErrTooManySubs) {
+	if _, _, err := r.SubscribeReplace(p, &Subscription{SubSpec: SubSpec{Key: "y/2", Filter: "y/2"}}); !errors.Is(err, ErrTooManySubs) {
 		t.Fatalf("fourth (MQTT): %v, want ErrTooManySubs", err)
 	}
 	// Replacing a subscription with the same key is not a new one.
@@ -516,7 +516,7 @@ func TestMaxSubscriptions(t *testing.T) {
 	for i := range 3 {
 		topicSub(t, r, q, fmt.Sprint(i), "q/1")
 	}
-	if err := r.Subscribe(q, &Subscription{Key: "c", Queue: "work"}); !errors.Is(err, ErrTooManySubs) {
+	if err := r.Subscribe(q, &Subscription{SubSpec: SubSpec{Key: "c", Queue: "work"}}); !errors.Is(err, ErrTooManySubs) {
 		t.Fatalf("queue consumer past the limit: %v, want ErrTooManySubs", err)
 	}
 }
@@ -658,10 +658,10 @@ func TestSubscribeDeniedAndWill(t *testing.T) {
 	az := newRuleAuthorizer(2, "ok/#")
 	r := New(Config{Authorizer: az}, nil)
 	s := openSession(t, r, "s")
-	if err := r.Subscribe(s, &Subscription{Key: "k", Filter: "no/#"}); !errors.Is(err, ErrNotAuthorized) {
+	if err := r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: "k", Filter: "no/#"}}); !errors.Is(err, ErrNotAuthorized) {
 		t.Fatalf("Subscribe: %v", err)
 	}
-	if _, _, err := r.SubscribeReplace(s, &Subscription{Key: "no/#", Filter: "no/#"}); !errors.Is(err, ErrNotAuthorized) {
+	if _, _, err := r.SubscribeReplace(s, &Subscription{SubSpec: SubSpec{Key: "no/#", Filter: "no/#"}}); !errors.Is(err, ErrNotAuthorized) {
 		t.Fatalf("SubscribeReplace: %v", err)
 	}
 	if got := r.Stats().SubscribeDenied; got != 2 {
@@ -857,7 +857,7 @@ func TestQuotaCountersConcurrent(t *testing.T) {
 					}
 					continue
 				}
-				_ = r.Subscribe(s, &Subscription{Key: fmt.Sprint(i % 3), Filter: "t/#"})
+				_ = r.Subscribe(s, &Subscription{SubSpec: SubSpec{Key: fmt.Sprint(i % 3), Filter: "t/#"}})
 				if i%2 == 0 {
 					_ = r.Unsubscribe(s, fmt.Sprint((i+1)%3))
 				}

@@ -168,10 +168,10 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 	// Each copy takes its original's place in one step: a message matches
 	// exactly one of them (a gap would lose it, an overlap duplicate it).
 	for sub, ns := range moved {
-		switch {
-		case sub.share != nil:
+		switch sub.kind {
+		case kindShared:
 			sub.share.replace(sub, ns)
-		case sub.Queue != "":
+		case kindQueue:
 			r.unlink(sub)
 			_ = r.subscribeLinked(ns)
 		default:
@@ -197,7 +197,7 @@ func (r *Router) reauthorize(s *Session, subs map[string]*Subscription) {
 	}
 	for key, sub := range subs {
 		op, dest := OpSubscribe, sub.Filter
-		if sub.Queue != "" {
+		if sub.kind == kindQueue {
 			if isDurableQueue(sub.Queue) {
 				continue // checked on its filter when it was bound
 			}

@@ -43,10 +43,10 @@ func (g *shareGroup) pick() *Subscription {
 // session is out of its groups. Other deliveries are ignored.
 func (r *Router) Redistribute(ds []Delivery) {
 	for _, d := range ds {
-		g := d.Sub.share
-		if g == nil || d.Sub.isProxy() || d.QoS == AtMostOnce || d.Msg.Expired() {
+		if d.Sub.kind != kindShared || d.QoS == AtMostOnce || d.Msg.Expired() {
 			continue
 		}
+		g := d.Sub.share
 		if sub := g.pick(); sub != nil {
 			_ = r.route(d.Msg, sub)
 		}
@@ -76,7 +76,7 @@ func (r *Router) joinShare(sub *Subscription) {
 	g := r.shares[key]
 	if g == nil {
 		g = &shareGroup{key: key}
-		g.proxy = &Subscription{Filter: sub.Filter, Group: sub.Group, QoS: ExactlyOnce, share: g}
+		g.proxy = &Subscription{SubSpec: SubSpec{Filter: sub.Filter, Group: sub.Group, QoS: ExactlyOnce}, kind: kindShareProxy, share: g}
 		r.shares[key] = g
 		r.indexInsert(g.proxy)
 	}

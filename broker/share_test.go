@@ -11,7 +11,7 @@ import (
 // (MQTT 5 §4.8.2); the protocol strips the prefix and sets Group.
 func shareSub(t testing.TB, r *Router, s *Session, group, filter string) *Subscription {
 	t.Helper()
-	sub := &Subscription{Key: "$share/" + group + "/" + filter, Filter: filter, Group: group, QoS: AtLeastOnce}
+	sub := &Subscription{SubSpec: SubSpec{Key: "$share/" + group + "/" + filter, Filter: filter, Group: group, QoS: AtLeastOnce}}
 	if err := r.Subscribe(s, sub); err != nil {
 		t.Fatalf("Subscribe($share/%s/%s): %v", group, filter, err)
 	}
@@ -256,7 +256,7 @@ func TestShareSubscribeReplace(t *testing.T) {
 	r := New(Config{}, nil)
 	a, b := openSession(t, r, "a"), openSession(t, r, "b")
 	for range 2 {
-		if _, _, err := r.SubscribeReplace(a, &Subscription{Key: "$share/g/t", Filter: "t", Group: "g", QoS: AtLeastOnce}); err != nil {
+		if _, _, err := r.SubscribeReplace(a, &Subscription{SubSpec: SubSpec{Key: "$share/g/t", Filter: "t", Group: "g", QoS: AtLeastOnce}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -282,7 +282,7 @@ func TestShareConcurrent(t *testing.T) {
 			defer wg.Done()
 			s := openSession(t, r, SessionID(fmt.Sprint("churn", w)))
 			for i := range 300 {
-				sub := &Subscription{Key: "k", Filter: "c/+", Group: "g", QoS: AtLeastOnce}
+				sub := &Subscription{SubSpec: SubSpec{Key: "k", Filter: "c/+", Group: "g", QoS: AtLeastOnce}}
 				if err := r.Subscribe(s, sub); err != nil {
 					t.Error(err)
 					return

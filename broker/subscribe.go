@@ -13,7 +13,7 @@ func (r *Router) Subscribe(s *Session, sub *Subscription) error {
 }
 
 func (r *Router) subscribe(s *Session, sub *Subscription) error {
-	sub.Session = s
+	sub.Session, sub.kind = s, sessionKind(&sub.SubSpec)
 	switch {
 	case sub.Queue != "":
 		if err := ValidQueueName(sub.Queue); err != nil {
@@ -70,7 +70,7 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 // replacement (MQTT 5 Retain Handling 1 sends retained messages only for a
 // new subscription).
 func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Message, existed bool, err error) {
-	sub.Session = s
+	sub.Session, sub.kind = s, sessionKind(&sub.SubSpec)
 	if err := ValidFilter(sub.Filter); err != nil {
 		return nil, false, err
 	}
@@ -135,7 +135,7 @@ func (r *Router) denySubscribe() error {
 
 // link puts a topic subscription into the index or its share group.
 func (r *Router) link(sub *Subscription) {
-	if sub.Group != "" {
+	if sub.kind == kindShared {
 		r.joinShare(sub)
 		return
 	}
@@ -143,12 +143,14 @@ func (r *Router) link(sub *Subscription) {
 	r.indexInsert(sub)
 }
 
+// unlink takes a session's subscription out of where link or
+// Subscribe put it: the index, its share group or its queue.
 func (r *Router) unlink(sub *Subscription) {
-	if sub.share != nil {
+	switch sub.kind {
+	case kindShared:
 		r.leaveShare(sub)
 		return
-	}
-	if sub.Queue == "" {
+	case kindTopic:
 		r.indexRemove(sub)
 		r.countOverlap(sub, -1)
 		return

@@ -21,12 +21,12 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 	var retained []pending
 	for i, s := range p.Subscriptions {
 		group, filter, _ := SharedFilter(s.Filter)
-		sub := &broker.Subscription{
+		sub := &broker.Subscription{SubSpec: broker.SubSpec{
 			Key: s.Filter, Filter: filter, Group: group,
 			QoS: broker.QoS(min(s.QoS, 2)), NoLocal: s.NoLocal,
 			RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling,
 			SubID: subID, Durable: c.sess.Expiry() != 0,
-		}
+		}}
 		msgs, existed, err := c.router.SubscribeReplace(c.sess, sub)
 		if err != nil {
 			if errors.Is(err, broker.ErrSessionClosed) {

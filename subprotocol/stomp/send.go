@@ -95,10 +95,10 @@ func (c *conn) replyTo(rt string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sub := &broker.Subscription{
+	sub := &broker.Subscription{SubSpec: broker.SubSpec{
 		Key: rt, Queue: q, QoS: broker.AtLeastOnce, Ack: broker.AckAuto,
 		Data: &subState{id: rt, dest: rt, ack: broker.AckAuto},
-	}
+	}}
 	if err := c.router.Subscribe(c.sess, sub); err != nil {
 		return "", err
 	}

@@ -38,10 +38,10 @@ func (c *conn) handleSubscribe(f *frame.Frame) error {
 		}
 		prefetch = n
 	}
-	sub := &broker.Subscription{
+	sub := &broker.Subscription{SubSpec: broker.SubSpec{
 		Key: id, Filter: d.topic, Queue: d.queue, QoS: broker.AtLeastOnce, Ack: ack, Prefetch: prefetch,
 		Data: &subState{id: id, dest: destination, ack: ack},
-	}
+	}}
 	if d.queue != "" && len(d.queue) > len(broker.TempQueuePrefix) && d.queue[:len(broker.TempQueuePrefix)] == broker.TempQueuePrefix {
 		return protocolErr("access refused", "reply queues are consumed through /temp-queue/ reply-to headers")
 	}
