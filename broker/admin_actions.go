@@ -58,7 +58,7 @@ func (r *Router) DeleteSession(id SessionID) error {
 			s.Close(CloseAdminAction)
 			closed = true
 		}
-		if r.discard(s) {
+		if s.discard() {
 			r.cancelWill(id)
 			return nil
 		}
@@ -68,7 +68,8 @@ func (r *Router) DeleteSession(id SessionID) error {
 
 // discard removes s and what is kept for it, as expire does, and reports
 // whether s was still the session of its id.
-func (r *Router) discard(s *Session) bool {
+func (s *Session) discard() bool {
+	r := s.router
 	r.mu.Lock()
 	ok := r.removeLocked(s)
 	r.mu.Unlock()
@@ -153,7 +154,8 @@ func (r *Router) DeleteRetained(topic string) error {
 // saveKept writes the record of a session kept after its connection
 // (Router.Close). A DeleteSession that discarded the session meanwhile
 // may have removed the record before this write: it goes again.
-func (r *Router) saveKept(s *Session, expiresAt time.Time) error {
+func (s *Session) saveKept(expiresAt time.Time) error {
+	r := s.router
 	err := r.saveSession(s, expiresAt, nil)
 	if s.discarded.Load() {
 		r.forgetSession(s.ID)

@@ -236,6 +236,41 @@ func (p *persistent) handOver(r *Router, old, s *Session, moved map[*Subscriptio
 	np.mu.Unlock()
 }
 
+// deliverStored hands a stored delivery to its persistent session's
+// outbox if the session is online and caught up; otherwise it stays in the
+// store, from where the session pages it in (Refill). It follows
+// takeovers to the newest session. A full outbox closes the session as a
+// slow consumer and loses nothing.
+func (s *Session) deliverStored(d Delivery) {
+	r := s.router
+	for {
+		sp := s.p
+		sp.mu.Lock()
+		if next := sp.successor; next != nil {
+			d.Sub = sp.forward[d.Sub]
+			sp.mu.Unlock()
+			if d.Sub == nil {
+				return
+			}
+			s = next
+			continue
+		}
+		if s.Closed() || sp.paging.Load() || d.Seq <= sp.lastPaged {
+			sp.mu.Unlock()
+			return // in the store; paged in later (or already)
+		}
+		err := s.Outbox.PushDelivery(d)
+		sp.mu.Unlock()
+		switch err {
+		case nil:
+			r.delivered.Add(1)
+		case ErrSlowConsumer:
+			r.slowConsumer(s)
+		}
+		return
+	}
+}
+
 // storeAccount counts a persistent session's messages in the store and
 // the commits under way that store more, so that discarding the session
 // (clean start, expiry, Session Expiry set to 0) can wait for them and no

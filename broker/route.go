@@ -343,7 +343,7 @@ func (r *Router) finish(p *routePlan, seqs []uint64) error {
 		r.deliver(d)
 	}
 	for _, d := range p.kept {
-		r.deliverStored(d)
+		d.Sub.Session.deliverStored(d)
 	}
 	for _, q := range p.memq {
 		if err := q.enqueue(r, p.m); err != nil && p.direct {
@@ -416,41 +416,6 @@ func (r *Router) keepOffline(s *Session, d Delivery) {
 	}
 	if d.QoS > AtMostOnce {
 		r.offlineDropped.Add(1)
-	}
-}
-
-// deliverStored hands a stored delivery to its persistent session's
-// outbox if the session is online and caught up; otherwise it stays in the
-// store, from where the session pages it in (Refill). It follows
-// takeovers to the newest session. A full outbox closes the session as a
-// slow consumer and loses nothing.
-func (r *Router) deliverStored(d Delivery) {
-	s := d.Sub.Session
-	for {
-		sp := s.p
-		sp.mu.Lock()
-		if next := sp.successor; next != nil {
-			d.Sub = sp.forward[d.Sub]
-			sp.mu.Unlock()
-			if d.Sub == nil {
-				return
-			}
-			s = next
-			continue
-		}
-		if s.Closed() || sp.paging.Load() || d.Seq <= sp.lastPaged {
-			sp.mu.Unlock()
-			return // in the store; paged in later (or already)
-		}
-		err := s.Outbox.PushDelivery(d)
-		sp.mu.Unlock()
-		switch err {
-		case nil:
-			r.delivered.Add(1)
-		case ErrSlowConsumer:
-			r.slowConsumer(s)
-		}
-		return
 	}
 }
 

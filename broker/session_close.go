@@ -25,7 +25,7 @@ func (r *Router) Close(s *Session, why CloseReason) {
 			at = time.Now().Add(d)
 			p.armExpiry(s, d, at)
 		}
-		if err := r.saveKept(s, at); err != nil {
+		if err := s.saveKept(at); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
 		closeOnce(p.detached)
@@ -35,7 +35,7 @@ func (r *Router) Close(s *Session, why CloseReason) {
 	case s.persistent() && why == CloseServerShutdown:
 		// Kept as it is on disk, with the will (if any) published by the
 		// protocol already: it is not sent again after the restart.
-		if err := r.saveKept(s, time.Time{}); err != nil {
+		if err := s.saveKept(time.Time{}); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
 	case p != nil && r.dur != nil && s.Expiry() == 0:

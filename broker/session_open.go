@@ -112,7 +112,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
 			}
 		}
-		r.takeover(old, s, o.CleanStart)
+		s.takeOver(old, o.CleanStart)
 	}
 	if r.dur != nil {
 		if o.Expiry != 0 {
@@ -129,11 +129,12 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	return s, nil
 }
 
-// takeover moves a previous session's state to s, or discards it: on a
+// takeOver moves a previous session's state to s, or discards it: on a
 // clean start [MQTT-3.1.2-4], or when old's state ended with its
 // connection (Session Expiry 0), it goes, on disk too, after the commits
 // under way for it (storeAccount.retire).
-func (r *Router) takeover(old, s *Session, clean bool) {
+func (s *Session) takeOver(old *Session, clean bool) {
+	r := s.router
 	old.mu.Lock()
 	subs := old.subs
 	old.subs = make(map[string]*Subscription)
@@ -154,7 +155,7 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 		}
 		return
 	}
-	r.reauthorize(s, subs)
+	s.reauthorize(subs)
 	moved := make(map[*Subscription]*Subscription, len(subs))
 	s.mu.Lock()
 	for k, sub := range subs {
@@ -173,7 +174,9 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 			sub.share.replace(sub, ns)
 		case kindQueue:
 			r.unlink(sub)
-			_ = r.subscribeLinked(ns)
+			if q, err := r.queueFor(ns.Queue, s); err == nil {
+				q.addConsumer(r, ns)
+			}
 		default:
 			r.countOverlap(ns, 1)
 			if r.idx.Replace(sub, ns) {
@@ -191,7 +194,8 @@ func (r *Router) takeover(old, s *Session, clean bool) {
 // unowned session was claimed by another identity): they leave the index
 // and the store, and the session's stored messages for them are dropped
 // as they are paged in.
-func (r *Router) reauthorize(s *Session, subs map[string]*Subscription) {
+func (s *Session) reauthorize(subs map[string]*Subscription) {
+	r := s.router
 	if r.allowAll {
 		return
 	}

@@ -163,16 +163,6 @@ func (r *Router) unlink(sub *Subscription) {
 	}
 }
 
-// subscribeLinked re-links a moved queue consumer.
-func (r *Router) subscribeLinked(sub *Subscription) error {
-	q, err := r.queueFor(sub.Queue, sub.Session)
-	if err != nil {
-		return err
-	}
-	q.addConsumer(r, sub)
-	return nil
-}
-
 // oneCopy reports a session whose overlapping topic subscriptions share
 // one copy of a message (route.go merge): an MQTT client's, unless
 // Config.PerSubscriptionCopies. A STOMP client gets a MESSAGE per
