@@ -1,7 +1,9 @@
 package subprotocol
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"time"
@@ -78,7 +80,8 @@ type Protocol interface {
 	Subprotocols() []string
 	// Serve runs one connection until it ends. It is called on the
 	// connection's own goroutine, owns t from then on and closes it before
-	// returning.
+	// returning; when t is a Parker, Serve may return ErrParked instead
+	// (the connection goes on through Idle.Resume, which ends the same way).
 	Serve(ctx context.Context, t Transport, r *broker.Router) error
 }
 
@@ -110,24 +113,49 @@ func (g Registry) Names() []string {
 	return names
 }
 
-// ReadWaiter is a Transport that can wait for a connection's next inbound
-// bytes without a read buffer and a few frames deep, so that an idle
-// connection's goroutine holds a small stack and no buffer (web's
-// WebSocket transport: wsTransport.WaitRead).
-type ReadWaiter interface {
-	WaitRead()
+// ErrParked is what a read loop returns when its transport parked the
+// connection (Parker.WaitRead): the connection is not over, its read loop
+// goes on later, on another goroutine, through Idle.Resume. A transport
+// that parks knows this value; a Serve over any other transport never
+// returns it.
+var ErrParked = errors.New("subprotocol: connection parked")
+
+// Idle is what a read loop hands its transport so that the transport can
+// hold the connection while it is idle with no goroutine and no read
+// buffers (web's WebSocket transport on Linux).
+type Idle struct {
+	// Br is the read loop's buffered reader over the transport and Src
+	// what it reads from: while parked, Br's buffer (empty) goes back to
+	// a pool, and Br reads from Src again after.
+	Br  *bufio.Reader
+	Src io.Reader
+	// Resume continues the read loop on a new goroutine once the
+	// connection has input, its read deadline has passed or it was
+	// aborted. It returns ErrParked when it parked again, otherwise the
+	// read loop's result, as Serve would.
+	Resume func() error
 }
 
-// WaitIdle parks a read loop in t's WaitRead when the protocol has nothing
-// buffered above the transport (buffered: its own reader's buffered
-// bytes), and returns at once otherwise or when t cannot wait. Read loops
-// call it before reading the next frame; deadlines and errors are left to
-// that read.
-func WaitIdle(t Transport, buffered int) {
-	if buffered != 0 {
-		return
+// Parker is a Transport that can park an idle connection.
+type Parker interface {
+	// WaitRead blocks until the connection has input, its read deadline
+	// passes or it is closed, as a read would but without reading, and
+	// reports false: the caller then reads. When the wait lasts long (an
+	// idle connection), it parks the connection instead and reports
+	// true: the caller must return ErrParked at once and touch nothing of
+	// the connection any more, since in.Resume may already be running. in
+	// must stay the same for the connection's life.
+	WaitRead(in *Idle) (parked bool)
+}
+
+// WaitIdle is how a read loop waits for its next frame when in.Br holds
+// nothing: through t's WaitRead when t is a Parker (p, from the read
+// loop's setup: t.(Parker)). It reports true when the connection was
+// parked: the read loop returns ErrParked. Deadlines and errors are left
+// to the read that follows.
+func WaitIdle(p Parker, in *Idle) (parked bool) {
+	if p == nil || in.Br.Buffered() != 0 {
+		return false
 	}
-	if w, ok := t.(ReadWaiter); ok {
-		w.WaitRead()
-	}
+	return p.WaitRead(in)
 }

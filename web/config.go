@@ -23,6 +23,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPongWait         = 60 * time.Second
+	DefaultParkAfter        = 100 * time.Millisecond
 	DefaultReadBufferSize   = 512
 	DefaultWriteBufferSize  = 4096
 
@@ -124,14 +125,13 @@ type Config struct {
 	// served only by AdminHandler, on its own listener (admin_addr).
 	SeparateAdmin bool
 
-	// IdleReadWait makes a WebSocket connection's read loop wait for its
-	// next message a few frames deep and without a read buffer
-	// (wsTransport.WaitRead): an idle connection then costs about 2-3.5 KiB
-	// less (its stack halves), but every message that arrives after a wait
-	// costs a park and a buffer swap, which measured 5-15% more broker CPU
-	// per delivery in the throughput benchmarks. For many mostly idle
-	// clients (devices); off by default.
-	IdleReadWait bool
+	// ParkAfter is how long a plain (not TLS) WebSocket connection waits
+	// for input with a goroutine before it is parked (Linux): its read
+	// loop ends and its read buffers go back to pools, and one shared
+	// epoll poller starts a read goroutine again when input arrives, so
+	// an idle connection holds no stack (park_linux.go). Busy connections
+	// never wait that long. Default 100ms; negative: never park.
+	ParkAfter time.Duration
 
 	// Version is the broker's version, shown by /api/v1/overview, the UI
 	// and $SYS/broker/version.
@@ -159,6 +159,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ParkAfter == 0 {
+		c.ParkAfter = DefaultParkAfter
 	}
 	if c.PongWait <= 0 {
 		c.PongWait = DefaultPongWait

@@ -31,7 +31,8 @@ type Server struct {
 	admin    http.Handler // AdminHandler
 	adm      *admission
 	reqLog   subprotocol.LogLimiter // refused requests: one line per source per 10 s
-	readBufs readBuffers            // idle connections' read buffers (wsTransport.WaitRead)
+	readBufs readBuffers            // parked connections' read buffers (wsTransport.WaitRead)
+	parked   atomic.Int64           // connections parked now (park_linux.go)
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -177,8 +178,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
 	if sw.br != nil {
 		t.br, t.bufs = sw.br, &s.readBufs
-		if s.cfg.IdleReadWait {
-			t.waiter = newReadWaiter(sw.sniffer.Conn)
+		if s.cfg.ParkAfter > 0 {
+			t.srv, t.proto, t.ip = s, proto, client.Addr()
+			t.parkTicks = parkTicksFor(s.cfg.ParkAfter)
+			if p := getPoller(); p != nil && p.register(t, sw.sniffer.Conn) {
+				t.poll = p
+			}
 		}
 	}
 	// Serve on a fresh goroutine and let net/http's return: its grown stack,
@@ -221,11 +226,15 @@ func refusalText(why refusal) string {
 	return "Duplex: the server is at its connection limit (limits.max_connections); try again later"
 }
 
-// serveConn runs one upgraded connection to its end. Its frame is at the
-// bottom of every idle connection's stack, so it keeps it small: no defers,
-// the rest in connEnded.
+// serveConn runs one upgraded connection to its end, or until it is
+// parked (subprotocol.ErrParked: wsTransport.resumed ends it). Its frame
+// is at the bottom of every waiting connection's stack, so it keeps it
+// small: no defers, the rest in connEnded.
 func (s *Server) serveConn(t *wsTransport, proto subprotocol.Protocol, ip netip.Addr) {
 	err := proto.Serve(s.ctx, t, s.router)
+	if err == subprotocol.ErrParked {
+		return
+	}
 	s.connEnded(t, proto, ip, err)
 }
 
@@ -238,6 +247,9 @@ func (s *Server) connEnded(t *wsTransport, proto subprotocol.Protocol, ip netip.
 	}
 	t.linger()
 	t.releaseBuffers()
+	if t.poll != nil {
+		t.poll.release(t)
+	}
 }
 
 // checkOrigin allows requests without Origin (non-browser clients),

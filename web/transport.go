@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,11 +27,25 @@ type wsTransport struct {
 	peer     subprotocol.Peer
 	sniffer  *frameSniffer // nil when the connection was not sniffed
 	br       *bufio.Reader // gorilla's read buffer (ours); nil: unknown
-	waiter   *readWaiter   // parks WaitRead; nil: WaitRead returns at once
-	bufs     *readBuffers  // where WaitRead parks br's buffer
+	bufs     *readBuffers  // where a parked connection's br buffer goes
 	shell    *bufio.Reader // an empty Reader to swap br's buffer out with
 	badClose bool          // the peer's close frame had a 1-byte payload; read loop only
 	text     utf8Reader    // the current text message's reader; read loop only
+	readDL   time.Time     // the read deadline last set; read loop only
+
+	// Parking (park_linux.go): set when the poller took the connection.
+	poll      *poller
+	srv       *Server // connEnded when a resumed read loop ends
+	proto     subprotocol.Protocol
+	ip        netip.Addr
+	rc        syscall.RawConn
+	ps        *parkSlot
+	slotID    int32
+	parkTicks int32              // sweeps a wait lasts before the connection parks
+	peeked    bool               // peek ran in this wait; read loop only
+	peekFn    func(uintptr) bool // t.peek, made once
+	in        *subprotocol.Idle  // the read loop's parking needs, while parked
+	inShell   *bufio.Reader      // an empty Reader to swap in.Br's buffer out with
 
 	closeOnce sync.Once   // the close frame
 	abortOnce sync.Once   // the socket
@@ -55,7 +71,7 @@ func newTransport(ws *websocket.Conn, cfg *Config, remote net.Addr, peer subprot
 	// A pong proves the peer is alive: extend the read deadline (gorilla
 	// chat example). Runs on the read goroutine, inside NextReader.
 	ws.SetPongHandler(func(string) error {
-		return ws.SetReadDeadline(time.Now().Add(t.pongWait))
+		return t.SetReadDeadline(time.Now().Add(t.pongWait))
 	})
 	// Answer the peer's close frame with its code, as gorilla does, except
 	// a 1-byte close payload, which is a protocol error (RFC 6455 §5.5.1).
@@ -95,22 +111,46 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 	return true, r, nil
 }
 
-// WaitRead blocks until the socket has bytes for the next message when
-// none are buffered, and returns at once when it cannot tell (TLS). A read
-// loop calls it between messages, with nothing left in its own buffer, so
-// that an idle connection's goroutine waits a few frames deep rather than
-// inside gorilla's frame reader (the runtime can then shrink its stack),
-// and holds no read buffer meanwhile: the buffer goes back to a pool and
-// the bytes that end the wait are read into a pooled slice the sniffer
-// hands gorilla first. Deadlines and errors are left to the read that
-// follows.
-func (t *wsTransport) WaitRead() {
-	if t.waiter == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.sniffer.held != nil {
+// WaitRead implements subprotocol.Parker: it waits for the socket to be
+// readable, without reading, when gorilla holds nothing buffered, and
+// parks the connection when the wait lasts Config.ParkAfter (Linux, plain
+// TCP: park_linux.go). It returns false at once when it cannot tell (TLS,
+// other systems): the read that follows then blocks as usual.
+func (t *wsTransport) WaitRead(in *subprotocol.Idle) (parked bool) {
+	if t.ps == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 {
+		return false
+	}
+	t.in = in
+	return t.poll.wait(t)
+}
+
+// parkBuffers hands the read buffers of a connection about to be parked
+// (nothing buffered) to their pools: gorilla's, and the read loop's own
+// when it has the size of the protocols' (protoReadBuffer).
+func (t *wsTransport) parkBuffers() {
+	t.shell = t.bufs.park(t.br, t.shell)
+	if in := t.in; in.Br.Size() == protoBufs.size {
+		t.inShell = protoBufs.park(in.Br, t.inShell)
+	}
+}
+
+// restoreBuffers gives a connection back its read buffers, from the pools.
+func (t *wsTransport) restoreBuffers() {
+	t.shell = t.bufs.restore(t.br, t.sniffer)
+	if in := t.in; in.Br.Size() == 0 {
+		t.inShell = protoBufs.restore(in.Br, in.Src)
+	}
+}
+
+// resumed runs a parked connection's read loop on a new goroutine (the
+// poller starts it), and ends the connection as serveConn would.
+func (t *wsTransport) resumed() {
+	t.restoreBuffers()
+	err := t.in.Resume()
+	if err == subprotocol.ErrParked {
 		return
 	}
-	t.shell = t.bufs.park(t.br, t.shell)
-	t.sniffer.hold(t.waiter.ReadSome(t.bufs))
-	t.shell = t.bufs.restore(t.br, t.sniffer)
+	t.srv.connEnded(t, t.proto, t.ip, err)
 }
 
 // releaseBuffers hands the read buffers back to the pool once the
@@ -119,14 +159,17 @@ func (t *wsTransport) releaseBuffers() {
 	if t.bufs == nil {
 		return
 	}
-	if t.sniffer.held != nil {
-		t.bufs.putBytes(t.sniffer.held)
-		t.sniffer.held, t.sniffer.pend = nil, nil
-	}
 	if t.br.Size() > 0 {
 		t.shell = t.bufs.park(t.br, t.shell)
 	}
 }
+
+// protoReadBuffer is the size of the protocols' own read buffers (stomp and
+// mqtt connReadBufferSize): a parked connection's goes to protoBufs.
+const protoReadBuffer = 512
+
+// protoBufs pools the protocols' read buffers of parked connections.
+var protoBufs = readBuffers{size: protoReadBuffer}
 
 // readBuffers pools the read buffers of idle connections (WaitRead). A
 // buffer moves between readers by copying the bufio.Reader value: gorilla
@@ -135,7 +178,6 @@ func (t *wsTransport) releaseBuffers() {
 type readBuffers struct {
 	size    int
 	readers sync.Pool // *bufio.Reader of size bytes, empty
-	bytes   sync.Pool // *[]byte of size bytes
 }
 
 // park moves br's buffer (br holds nothing) into the pool through shell
@@ -171,16 +213,6 @@ func (b *readBuffers) restore(br *bufio.Reader, rd io.Reader) *bufio.Reader {
 	return q
 }
 
-func (b *readBuffers) getBytes() *[]byte {
-	if p, _ := b.bytes.Get().(*[]byte); p != nil {
-		return p
-	}
-	p := make([]byte, b.size)
-	return &p
-}
-
-func (b *readBuffers) putBytes(p *[]byte) { b.bytes.Put(p) }
-
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {
 	mt := websocket.TextMessage
 	if binary {
@@ -193,7 +225,13 @@ func (t *wsTransport) Ping() error {
 	return t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(t.wt))
 }
 
-func (t *wsTransport) SetReadDeadline(d time.Time) error  { return t.ws.SetReadDeadline(d) }
+// SetReadDeadline sets the socket's read deadline and remembers it: a
+// parked connection is resumed when it passes.
+func (t *wsTransport) SetReadDeadline(d time.Time) error {
+	t.readDL = d
+	return t.ws.SetReadDeadline(d)
+}
+
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.ws.SetWriteDeadline(d) }
 func (t *wsTransport) RemoteAddr() net.Addr               { return t.remote }
 func (t *wsTransport) Subprotocol() string                { return t.ws.Subprotocol() }
@@ -226,9 +264,16 @@ func (t *wsTransport) Close(code int, reason string) error {
 // write loop's next write, which sets its own.
 func (t *wsTransport) InterruptWrite(d time.Time) { _ = t.ws.UnderlyingConn().SetWriteDeadline(d) }
 
-// Abort closes the socket without (further) ceremony.
+// Abort closes the socket without (further) ceremony. A parked connection
+// is resumed: its read fails, and it ends as after any read error.
 func (t *wsTransport) Abort() {
-	t.abortOnce.Do(func() { _ = t.ws.Close() })
+	t.abortOnce.Do(func() {
+		if t.ps == nil {
+			_ = t.ws.Close()
+			return
+		}
+		t.poll.abort(t, func() { _ = t.ws.Close() })
+	})
 }
 
 // linger runs on the handler goroutine once the protocol is done: when a

@@ -121,42 +121,16 @@ type frameSniffer struct {
 	need     int    // header length, once known (0: not yet)
 	skip     uint64 // payload bytes still to pass
 	closeLen int    // payload length of the first close frame; -1 until one
-
-	// Bytes read ahead by wsTransport.WaitRead, handed out before the
-	// connection is read again: pend is the rest of *held, which goes
-	// back to bufs once drained.
-	held *[]byte
-	pend []byte
-	bufs *readBuffers
 }
 
 func newFrameSniffer(c net.Conn) *frameSniffer { return &frameSniffer{Conn: c, closeLen: -1} }
 
 func (f *frameSniffer) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if f.held != nil {
-		n = copy(p, f.pend)
-		f.pend = f.pend[n:]
-		if len(f.pend) == 0 {
-			f.bufs.putBytes(f.held)
-			f.held, f.pend = nil, nil
-		}
-	} else {
-		n, err = f.Conn.Read(p)
-	}
+	n, err := f.Conn.Read(p)
 	if f.closeLen < 0 {
 		f.sniff(p[:n])
 	}
 	return n, err
-}
-
-// hold makes the first n bytes of *buf (from bufs), read off the
-// connection, the next ones Read returns; a nil buf holds nothing.
-func (f *frameSniffer) hold(buf *[]byte, n int) {
-	if buf != nil {
-		f.held, f.pend = buf, (*buf)[:n]
-	}
 }
 
 // NetConn returns the wrapped connection.
@@ -230,7 +204,6 @@ func (w *sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return w.sniffer, brw, nil // gorilla refuses the early data
 	}
 	// net/http's 4 KiB reader is garbage from here on.
-	w.sniffer.bufs = w.bufs
 	w.br = w.bufs.get(w.sniffer) // often the buffer an idle connection parked
 	return w.sniffer, bufio.NewReadWriter(w.br, brw.Writer), nil
 }

@@ -250,7 +250,10 @@ func (o *options) finish() error {
 	w := &o.web
 	w.AllowedOrigins = v.Web.AllowedOrigins
 	w.MaxMessageSize = v.Web.MaxMessageSize
-	w.IdleReadWait = v.Web.IdleReadWait
+	w.ParkAfter = v.Web.ParkIdleAfter
+	if w.ParkAfter <= 0 {
+		w.ParkAfter = -1 // web: never park
+	}
 	if w.MaxMessageSize == 0 {
 		// Above the largest STOMP frame (a MaxFrameSize body and 64 KiB
 		// of headers) and MQTT packet (MaxFrameSize + 64 KiB): a frame

@@ -32,7 +32,7 @@ type values struct {
 	Web struct {
 		AllowedOrigins, AllowedHosts, TrustedProxies []string
 		MaxMessageSize                               int64
-		IdleReadWait                                 bool
+		ParkIdleAfter                                time.Duration
 	}
 	Limits struct {
 		MaxConnections, MaxConnectionsPerIP          int
@@ -174,8 +174,8 @@ func settingsTable(v *values) []*setting {
 			help: "IPs or CIDRs whose X-Forwarded-For / Forwarded headers are believed"},
 		{key: "web.max_message_size", flag: "web-max-message-size", def: "0", kind: kindSize, target: &v.Web.MaxMessageSize,
 			help: "WebSocket read limit in bytes (0: limits.max_frame_size + 128 KiB, 64 KiB above the largest STOMP frame and MQTT packet, so that both answer an oversize frame themselves)"},
-		{key: "web.idle_read_wait", flag: "web-idle-read-wait", def: "false", target: &v.Web.IdleReadWait,
-			help: "idle connections wait for their next message without a read buffer and with a smaller stack (2-3.5 KiB less each; costs 5-15% more CPU per delivery under load): for many mostly idle clients"},
+		{key: "web.park_idle_after", flag: "web-park-idle-after", def: "100ms", target: &v.Web.ParkIdleAfter,
+			help: "a plain WebSocket connection idle this long gives up its read goroutine and read buffers until its next input (Linux; about 6 KiB less per idle connection); 0s: never"},
 
 		{key: "limits.max_connections", flag: "limits-max-connections", def: "0", target: &l.MaxConnections,
 			help: "open client connections in total (0: 95% of the open-file limit)"},

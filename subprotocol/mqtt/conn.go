@@ -58,6 +58,11 @@ type conn struct {
 	// expiryTimer closes the connection when its credential expires
 	// (Identity.Expires); nil for credentials that do not expire.
 	expiryTimer *time.Timer
+	// stopBeforeReady ends the shutdown watch of a connection not yet
+	// logged in (Writer.CloseBeforeReady); nil once it has run.
+	stopBeforeReady func() bool
+	parker          subprotocol.Parker // the transport, when it can park (else nil)
+	idle            subprotocol.Idle   // what it needs to park; set with parker
 
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
@@ -88,10 +93,10 @@ func newConn(p *Protocol, t subprotocol.Transport, r *broker.Router) *conn {
 	return c
 }
 
-// serve is the read loop.
+// serve sets up the read loop and runs it.
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
-	defer c.wr.CloseBeforeReady(ctx, c.t)()
+	c.stopBeforeReady = c.wr.CloseBeforeReady(ctx, c.t)
 	// Packets may span or share WebSocket messages [MQTT-6.0.0-2].
 	c.st = &subprotocol.Stream{T: c.t, BinaryOnly: true}
 	c.br = bufio.NewReaderSize(c.st, connReadBufferSize)
@@ -99,9 +104,33 @@ func (c *conn) serve(ctx context.Context) error {
 	// Only CONNECT is read before login, within the smaller limit;
 	// handleConnect raises it once the client is in.
 	c.rd.MaxPacketSize = c.cfg.MaxPacketBeforeLogin
+	if p, ok := c.t.(subprotocol.Parker); ok {
+		c.parker = p
+		c.idle = subprotocol.Idle{Br: c.br, Src: c.st, Resume: c.run}
+	}
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
+	return c.run()
+}
+
+// run runs the read loop until the connection ends or is parked
+// (subprotocol.ErrParked: the transport calls run again on new input).
+func (c *conn) run() error {
+	err := c.loop()
+	if err != subprotocol.ErrParked && c.stopBeforeReady != nil {
+		c.stopBeforeReady()
+		c.stopBeforeReady = nil
+	}
+	return err
+}
+
+// loop is the read loop.
+func (c *conn) loop() error {
 	for {
-		subprotocol.WaitIdle(c.t, c.br.Buffered()) // an idle connection waits light (web: WaitRead)
+		// An idle connection waits light: with no goroutine when the
+		// transport can park it (web: wsTransport.WaitRead).
+		if c.parker != nil && subprotocol.WaitIdle(c.parker, &c.idle) {
+			return subprotocol.ErrParked
+		}
 		p, err := c.rd.ReadPacket(c.version)
 		if c.st.TextFrames > 0 { // the Stream refused it before decoding
 			return c.fail(subprotocol.ErrTextFrame) // [MQTT-6.0.0-1]
@@ -123,7 +152,11 @@ func (c *conn) serve(ctx context.Context) error {
 			if c.sess == nil {
 				return nil // refused or failed; the transport is closed
 			}
-			c.countBytesIn() // the CONNECT
+			c.countBytesIn()              // the CONNECT
+			if c.stopBeforeReady != nil { // logged in: the router's Shutdown closes it now
+				c.stopBeforeReady()
+				c.stopBeforeReady = nil
+			}
 			continue
 		}
 		c.countBytesIn()

@@ -49,6 +49,11 @@ type conn struct {
 	// expiryTimer closes the connection when its credential expires
 	// (Identity.Expires); nil for credentials that do not expire.
 	expiryTimer *time.Timer
+	// stopBeforeReady ends the shutdown watch of a connection not yet
+	// logged in (Writer.CloseBeforeReady); nil once it has run.
+	stopBeforeReady func() bool
+	parker          subprotocol.Parker // the transport, when it can park (else nil)
+	idle            subprotocol.Idle   // what it needs to park; set with parker
 
 	// Shared with the write loop.
 	sendInterval time.Duration // server→client heart-beat; 0 = none; set before the write loop starts
@@ -83,10 +88,10 @@ func newConn(p *Protocol, t subprotocol.Transport, r *broker.Router) *conn {
 	}
 }
 
-// serve is the read loop.
+// serve sets up the read loop and runs it.
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx = ctx
-	defer c.wr.CloseBeforeReady(ctx, c.t)()
+	c.stopBeforeReady = c.wr.CloseBeforeReady(ctx, c.t)
 	// The transport buffers too (gorilla's read buffer), so a small buffer
 	// here costs little speed and keeps idle connections light; longer lines
 	// are still read (Reader spills into its scratch buffer).
@@ -95,9 +100,33 @@ func (c *conn) serve(ctx context.Context) error {
 	c.st = &subprotocol.Stream{T: c.t}
 	c.br = bufio.NewReaderSize(c.st, connReadBufferSize)
 	c.rd = NewReader(c.br, c.cfg.loginLimits())
+	if p, ok := c.t.(subprotocol.Parker); ok {
+		c.parker = p
+		c.idle = subprotocol.Idle{Br: c.br, Src: c.st, Resume: c.run}
+	}
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
+	return c.run()
+}
+
+// run runs the read loop until the connection ends or is parked
+// (subprotocol.ErrParked: the transport calls run again on new input).
+func (c *conn) run() error {
+	err := c.loop()
+	if err != subprotocol.ErrParked && c.stopBeforeReady != nil {
+		c.stopBeforeReady()
+		c.stopBeforeReady = nil
+	}
+	return err
+}
+
+// loop is the read loop.
+func (c *conn) loop() error {
 	for {
-		subprotocol.WaitIdle(c.t, c.br.Buffered()) // an idle connection waits light (web: WaitRead)
+		// An idle connection waits light: with no goroutine when the
+		// transport can park it (web: wsTransport.WaitRead).
+		if c.parker != nil && subprotocol.WaitIdle(c.parker, &c.idle) {
+			return subprotocol.ErrParked
+		}
 		f, err := c.rd.Read()
 		if err != nil {
 			return c.endOnReadError(err)
@@ -117,8 +146,14 @@ func (c *conn) serve(ctx context.Context) error {
 		if err := c.state(c, f); err != nil {
 			return c.fail(err, f)
 		}
-		if c.sess != nil && c.sess.Closed() {
-			return c.finish()
+		if c.sess != nil {
+			if c.stopBeforeReady != nil { // logged in: the router's Shutdown closes it now
+				c.stopBeforeReady()
+				c.stopBeforeReady = nil
+			}
+			if c.sess.Closed() {
+				return c.finish()
+			}
 		}
 	}
 }

@@ -1,0 +1,329 @@
+//go:build linux
+
+package web
+
+import (
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Parking (Linux). An idle WebSocket connection costs little more than its
+// structs when no goroutine waits on it: its read loop returns
+// (subprotocol.ErrParked) after it registered the socket in one shared epoll
+// set (EPOLLONESHOT), and the poller starts a read goroutine again once the
+// socket is readable, its read deadline has passed or the connection is
+// aborted (the pattern of mailru/easygo and gobwas/ws). The read buffers go
+// back to pools meanwhile.
+//
+// Parking costs a few system calls and a goroutine start per wake-up, so a
+// connection parks only after it has waited parkAfter (Config.ParkAfter)
+// in wsTransport.WaitRead: busy connections keep their goroutine and pay one
+// MSG_PEEK per wait. The poller's sweep, every parkTick, moves connections
+// that waited that long out of their wait (a read deadline in the past) and
+// into the epoll set, and resumes parked connections whose read deadline
+// has passed: deadlines of parked connections are kept to within a tick.
+
+// parkTick is the poller's sweep interval.
+const parkTick = 25 * time.Millisecond
+
+// States of a parking slot (parkSlot.state).
+const (
+	slotRunning int32 = iota // a goroutine reads or handles input
+	slotWaiting              // in WaitRead, blocked on the socket
+	slotKicking              // the sweep is moving it out of its wait
+	slotKicked               // out of its wait: WaitRead parks it
+	slotParked               // in the epoll set, no goroutine
+)
+
+// parkSlot is one connection's place in the poller. The sweep reads the
+// atomics of every slot in turn, so they sit together in chunks rather
+// than in the transports.
+type parkSlot struct {
+	state    atomic.Int32
+	waited   atomic.Int32 // poller tick at which the wait began
+	deadline atomic.Int64 // read deadline of a parked connection, unix ns; 0: none
+
+	// Guarded by poller.mu.
+	t       *wsTransport // nil when free
+	fd      int          // the socket, while t is set and not closed
+	closed  bool         // aborted: never parked again
+	inEpoll bool         // fd is in the epoll set (armed or spent)
+}
+
+const slotChunk = 1024
+
+// poller owns the epoll set and the slots. One serves the whole process.
+type poller struct {
+	epfd int
+	tick atomic.Int32
+
+	mu     sync.Mutex
+	chunks []*[slotChunk]parkSlot // append-only
+	used   atomic.Int32           // slots ever handed out (high-water mark)
+	free   []int32
+}
+
+var (
+	pollOnce sync.Once
+	thePoll  *poller // nil when epoll is not available
+)
+
+// getPoller returns the process's poller, started on first use, or nil.
+func getPoller() *poller {
+	pollOnce.Do(func() {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			return
+		}
+		thePoll = &poller{epfd: fd}
+		go thePoll.run()
+	})
+	return thePoll
+}
+
+// slot returns slot id.
+func (p *poller) slot(id int32) *parkSlot { return &p.chunks[id/slotChunk][id%slotChunk] }
+
+// register gives t a slot when its socket can be parked: a plain TCP
+// connection (possibly counted by Server.Listener), never TLS.
+func (p *poller) register(t *wsTransport, c net.Conn) bool {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	if rc.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
+		return false
+	}
+	p.mu.Lock()
+	var id int32
+	if n := len(p.free); n > 0 {
+		id = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		id = p.used.Load()
+		if int(id) == len(p.chunks)*slotChunk {
+			p.chunks = append(p.chunks, new([slotChunk]parkSlot))
+		}
+		p.used.Store(id + 1)
+	}
+	s := p.slot(id)
+	s.t, s.fd, s.closed, s.inEpoll = t, fd, false, false
+	s.state.Store(slotRunning)
+	s.deadline.Store(0)
+	p.mu.Unlock()
+	t.rc, t.ps, t.slotID, t.peekFn = rc, s, id, t.peek
+	return true
+}
+
+// release frees t's slot once its connection has ended.
+func (p *poller) release(t *wsTransport) {
+	p.mu.Lock()
+	s := t.ps
+	p.closeLocked(s)
+	s.t = nil
+	p.free = append(p.free, t.slotID)
+	p.mu.Unlock()
+}
+
+// closeLocked takes s's socket out of the epoll set before it is closed
+// and keeps it out. It reports whether the connection was parked: the
+// caller then resumes it (its read fails on the closed socket).
+func (p *poller) closeLocked(s *parkSlot) (wasParked bool) {
+	if s.closed {
+		return false
+	}
+	s.closed = true
+	if s.inEpoll {
+		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, s.fd, &syscall.EpollEvent{})
+		s.inEpoll = false
+	}
+	if s.state.CompareAndSwap(slotParked, slotRunning) {
+		s.t.srv.parked.Add(-1)
+		return true
+	}
+	return false
+}
+
+// abort is wsTransport.Abort's part: the socket leaves the epoll set before
+// it is closed, and a parked connection is resumed after.
+func (p *poller) abort(t *wsTransport, closeSocket func()) {
+	p.mu.Lock()
+	resume := p.closeLocked(t.ps)
+	p.mu.Unlock()
+	closeSocket()
+	if resume {
+		go t.resumed()
+	}
+}
+
+// wait blocks t's read loop until its socket is readable, its read deadline
+// passes or the sweep kicks it; kicked, it parks t. It reports whether t
+// is parked.
+func (p *poller) wait(t *wsTransport) (parked bool) {
+	s := t.ps
+	s.waited.Store(p.tick.Load())
+	s.state.Store(slotWaiting)
+	t.peeked = false
+	_ = t.rc.Read(t.peekFn)
+	if s.state.CompareAndSwap(slotWaiting, slotRunning) {
+		return false // input, an error or the connection's own deadline
+	}
+	for s.state.Load() != slotKicked {
+		runtime.Gosched() // the sweep is between its CAS and its deadline
+	}
+	// The kick set a deadline in the past: put the connection's back.
+	_ = t.ws.UnderlyingConn().SetReadDeadline(t.readDL)
+	return p.park(t)
+}
+
+// park puts t's socket into the epoll set, armed once, after its read
+// buffers went back to their pools. The read loop must return at once
+// when it reports true: the poller may resume t before it has.
+func (p *poller) park(t *wsTransport) bool {
+	s := t.ps
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.closed {
+		s.state.Store(slotRunning)
+		return false
+	}
+	t.parkBuffers()
+	var dl int64
+	if !t.readDL.IsZero() {
+		dl = t.readDL.UnixNano()
+	}
+	s.deadline.Store(dl)
+	s.state.Store(slotParked)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: t.slotID}
+	op := syscall.EPOLL_CTL_MOD
+	if !s.inEpoll {
+		op = syscall.EPOLL_CTL_ADD
+	}
+	if err := syscall.EpollCtl(p.epfd, op, s.fd, &ev); err != nil {
+		s.state.Store(slotRunning)
+		t.restoreBuffers()
+		return false
+	}
+	s.inEpoll = true
+	t.srv.parked.Add(1)
+	return true
+}
+
+// peek is the wait's read function (syscall.RawConn.Read): true once the
+// socket has a byte, an error or end of file, false while it would block.
+// Its first call asks the socket (MSG_PEEK): the runtime's poller forgets
+// readiness it saw before the wait (RawRead resets it first). A later call
+// follows a readiness the runtime saw during the wait and trusts it
+// without a system call; a rare spurious one only leaves the connection
+// blocked in its read until its next input, unparked.
+func (t *wsTransport) peek(fd uintptr) bool {
+	if t.peeked {
+		return true
+	}
+	t.peeked = true
+	var b [1]byte
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno != syscall.EAGAIN && errno != syscall.EINTR
+}
+
+// run is the poller's goroutine: epoll events resume parked connections,
+// and every parkTick the sweep runs.
+func (p *poller) run() {
+	events := make([]syscall.EpollEvent, 256)
+	next := time.Now().Add(parkTick)
+	for {
+		ms := int(time.Until(next) / time.Millisecond)
+		n, err := syscall.EpollWait(p.epfd, events, max(ms, 0))
+		if err != nil && err != syscall.EINTR {
+			time.Sleep(parkTick) // not expected; do not spin
+		}
+		for i := 0; i < n; i++ {
+			p.ready(events[i].Fd)
+		}
+		if now := time.Now(); !now.Before(next) {
+			p.tick.Add(1)
+			p.sweep(now)
+			next = now.Add(parkTick)
+		}
+	}
+}
+
+// ready resumes the connection of slot id, if it is still parked (a
+// stale event for a slot since reused finds it running).
+func (p *poller) ready(id int32) {
+	p.mu.Lock()
+	var t *wsTransport
+	if id >= 0 && id < p.used.Load() {
+		s := p.slot(id)
+		if s.t != nil && s.state.CompareAndSwap(slotParked, slotRunning) {
+			t = s.t
+			t.srv.parked.Add(-1)
+		}
+	}
+	p.mu.Unlock()
+	if t != nil {
+		go t.resumed()
+	}
+}
+
+// sweep kicks connections that waited parkAfter out of their wait, and
+// resumes parked ones whose read deadline has passed.
+func (p *poller) sweep(now time.Time) {
+	tick := p.tick.Load()
+	nowNs := now.UnixNano()
+	var kick, wake []int32
+	p.mu.Lock()
+	chunks := p.chunks
+	p.mu.Unlock()
+	used := p.used.Load()
+	for id := int32(0); id < used; id++ {
+		s := &chunks[id/slotChunk][id%slotChunk]
+		switch s.state.Load() {
+		case slotWaiting:
+			if tick-s.waited.Load() >= 1 {
+				kick = append(kick, id)
+			}
+		case slotParked:
+			if dl := s.deadline.Load(); dl != 0 && dl <= nowNs {
+				wake = append(wake, id)
+			}
+		}
+	}
+	for _, id := range kick {
+		p.mu.Lock()
+		s := p.slot(id)
+		t := s.t
+		if t == nil || tick-s.waited.Load() < t.parkTicks || !s.state.CompareAndSwap(slotWaiting, slotKicking) {
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.Unlock()
+		// Safe from any goroutine; the read loop restores its deadline.
+		_ = t.ws.UnderlyingConn().SetReadDeadline(now)
+		s.state.Store(slotKicked)
+	}
+	for _, id := range wake {
+		p.ready(id)
+	}
+}
+
+// parkTicksFor converts Config.ParkAfter into sweep ticks.
+func parkTicksFor(d time.Duration) int32 {
+	return int32(max(1, (d+parkTick-1)/parkTick))
+}
+
+func parkingSupported() bool { return getPoller() != nil }
