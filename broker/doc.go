@@ -33,6 +33,12 @@
 // collecting QoS 1/2 messages offline, and Open with the same id takes it
 // over, moving subscriptions with Index.Replace (one step, so nothing is
 // missed or duplicated) and handing over what was not delivered, in order.
+// What such a session has beyond its connection (its store account, the
+// paging cursor, offline deliveries, expiry, successor, saved protocol
+// state) is one type, persistent (persistent.go), that a clean session
+// does not have. A Subscription is one of five kinds (subscription.go):
+// a topic subscription, a share group's member or proxy, a queue consumer,
+// or a durable subscription's index entry.
 //
 // Queue messages (Message.Queue) go to one consumer each, round robin over
 // consumers with room under their prefetch; they are held until Ack, put

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -90,4 +91,21 @@ func TestStoredRunningTotal(t *testing.T) {
 	a.SetExpiry(0)
 	r.Close(a, CloseClientClosed)
 	checkStoredTotal(t, r, st, 0, ids...)
+}
+
+// BenchmarkStatsSessions: Stats with 110,000 persistent sessions (the
+// bench/README management-API scale). The stored-message total is a
+// running total, so Stats does not walk the sessions for it.
+func BenchmarkStatsSessions(b *testing.B) {
+	r := New(Config{Store: store.NewMemory()}, nil)
+	b.Cleanup(r.Stop)
+	for i := range 110_000 {
+		if _, err := r.Open(SessionID(fmt.Sprintf("s%d", i)), SessionOptions{Protocol: "mqtt", Expiry: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		_ = r.Stats()
+	}
 }
