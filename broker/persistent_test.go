@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -107,5 +108,69 @@ func BenchmarkStatsSessions(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		_ = r.Stats()
+	}
+}
+
+// BenchmarkPublishPersistent publishes QoS 1 messages to 1 and 100
+// connected persistent sessions with a store, each drained and
+// acknowledged in the loop: the stored path (store account enter, reserve,
+// leave, deliverStored, release on acknowledgement).
+func BenchmarkPublishPersistent(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			r := New(Config{Store: store.NewMemory()}, nil)
+			b.Cleanup(r.Stop)
+			sessions := make([]*Session, n)
+			for i := range sessions {
+				sessions[i] = openOpts(b, r, SessionID(fmt.Sprintf("p%d", i)), SessionOptions{Protocol: "mqtt", Expiry: time.Hour})
+				mqttSub(b, r, sessions[i], "bench/+/temp")
+			}
+			ctrl := make([][][]byte, n)
+			msgs := make([][]Delivery, n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				m := &Message{Topic: "bench/k1/temp", Payload: make([]byte, 64), QoS: AtLeastOnce}
+				if err := r.Publish(ctx, nil, m); err != nil {
+					b.Fatal(err)
+				}
+				for i, s := range sessions {
+					ctrl[i], msgs[i], _ = s.Outbox.Drain(ctrl[i], msgs[i])
+					for _, d := range msgs[i] {
+						r.Ack(d)
+					}
+					clear(msgs[i])
+				}
+			}
+		})
+	}
+}
+
+// TestTakeoverDiscardsOnDisk: a session that resumed persistent state with
+// a Session Expiry of 0 ends that state with its connection, so a takeover
+// (without clean start) starts afresh, and what the store held for the id
+// goes too: after a restart the new session has neither the old
+// subscription nor its stored messages, and the stored total is 0.
+func TestTakeoverDiscardsOnDisk(t *testing.T) {
+	st := store.NewMemory()
+	r, _ := restart(t, nil, st, Config{})
+	a := openOpts(t, r, "x", SessionOptions{Expiry: time.Hour})
+	mqttSub(t, r, a, "t")
+	r.Close(a, CloseClientClosed)
+	publishQoS(t, r, "t", "1", AtLeastOnce)
+	publishQoS(t, r, "t", "2", AtLeastOnce)
+	b := openOpts(t, r, "x", SessionOptions{}) // resumes, ends with its connection
+	if !b.Resumed() || b.storedMsgs() != 2 {
+		t.Fatalf("b resumed %v with %d stored, want true, 2", b.Resumed(), b.storedMsgs())
+	}
+	c := openOpts(t, r, "x", SessionOptions{Expiry: time.Hour})
+	if c.Resumed() || c.Subscription("t") != nil {
+		t.Fatal("c took over state that ended with b's connection")
+	}
+	checkStoredTotal(t, r, st, 0, "x")
+	r, stats := restart(t, r, st, Config{})
+	if stats.Sessions != 1 || stats.Subs != 0 || stats.Queued != 0 {
+		t.Fatalf("restored %+v, want c's session alone", stats)
 	}
 }
