@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/duplexmq/duplex/broker"
 	"github.com/duplexmq/duplex/store"
 )
@@ -145,6 +147,11 @@ type Config struct {
 	// exports it as duplex_store_commit_seconds. nil: no histogram (the
 	// store's other metrics come from store.StatsOf(Store)).
 	CommitLatency *CommitHistogram
+	// Ready, when set, is one more condition of /readyz: a non-nil error
+	// answers 503 with it (the cluster link: not joined yet).
+	Ready func() error
+	// Collectors are more /metrics collectors (the cluster link's).
+	Collectors []prometheus.Collector
 }
 
 func (c Config) withDefaults() Config {

@@ -396,6 +396,12 @@ func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return
 	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if st := s.cfg.Store; st != nil {
 		if _, _, err := st.GetSession(readyProbe); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.logRequest(r, "web: readyz: store does not answer", "err", err)

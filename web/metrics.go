@@ -111,6 +111,7 @@ func (s *Server) newMetricsHandler() http.Handler {
 	if s.cfg.CommitLatency != nil {
 		reg.MustRegister(s.cfg.CommitLatency)
 	}
+	reg.MustRegister(s.cfg.Collectors...)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling:       promhttp.ContinueOnError,
 		Registry:            reg, // promhttp_metric_handler_errors_total

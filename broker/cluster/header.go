@@ -44,10 +44,14 @@ type origin struct {
 }
 
 // encodeMsg returns the NATS message for m, published by node o with
-// number seq, on subject subj (long: the topic goes in a header too). It
-// returns nil when m has already expired.
+// number seq, on its topic's subject, or with the topic in a header on
+// the long subject or, retained, the retained one. It returns nil when m
+// has already expired.
 func encodeMsg(subs Subjects, o origin, seq uint64, m *broker.Message, now time.Time) *nats.Msg {
 	subj, long := subs.Topic(m.Topic)
+	if m.Retain {
+		subj, long = subs.Retained, true
+	}
 	h := make(nats.Header, 8)
 	h.Set(hdrNode, o.node+"."+o.boot)
 	h.Set(hdrSeq, strconv.FormatUint(seq, 10))
@@ -97,7 +101,7 @@ func decodeMsg(subs Subjects, nm *nats.Msg, now time.Time) (*broker.Message, str
 	h := nm.Header
 	m := &broker.Message{Payload: nm.Data}
 	var err error
-	if nm.Subject == subs.Long {
+	if nm.Subject == subs.Long || nm.Subject == subs.Retained {
 		if m.Topic, err = DecodeTopic(h.Get(hdrTopic)); err != nil {
 			return nil, "", 0, err
 		}

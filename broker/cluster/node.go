@@ -91,6 +91,10 @@ func New(cfg Config) (*Node, error) {
 		done:   make(chan struct{}),
 	}
 	n.selfID = n.self.node + "." + n.self.boot
+	// Every node keeps every retained message: the retained subject is
+	// wanted whatever the local filters.
+	n.wanted[n.subs.Retained] = 1
+	n.dirty[n.subs.Retained] = struct{}{}
 	return n, nil
 }
 

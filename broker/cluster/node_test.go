@@ -81,8 +81,9 @@ func errorsJoin(errs ...error) error {
 }
 
 // TestNodesRouteByInterest: a message crosses only to the node that
-// declared interest, wildcards and '#' on the parent level included,
-// overlapping filters give one copy, and withdrawn interest stops it.
+// declared interest, wildcards and '#' on the parent level included, and
+// overlapping filters give one copy; a retained message reaches every
+// node.
 func TestNodesRouteByInterest(t *testing.T) {
 	a, b, ra, rb := startPair(t)
 	b.Interest("x/+", true)
@@ -101,6 +102,7 @@ func TestNodesRouteByInterest(t *testing.T) {
 	for _, topic := range []string{"x", "x/1", "y/1", "x/a/b", "$x"} {
 		a.Forward(&broker.Message{Topic: topic, Payload: []byte("p")})
 	}
+	a.Forward(&broker.Message{Topic: "z/kept", Retain: true}) // no interest in z, but retained
 	a.Forward(&broker.Message{Topic: "x/end"})
 	testutil.EventuallyErr(t, 5*time.Second, func() error {
 		if got := rb.topics(); got[len(got)-1] != "x/end" {
@@ -114,8 +116,8 @@ func TestNodesRouteByInterest(t *testing.T) {
 			got = append(got, topic)
 		}
 	}
-	if want := []string{"x", "x/1", "x/a/b", "x/end"}; !slices.Equal(got, want) {
-		t.Fatalf("b got %q, want %q (one copy each, nothing without interest)", got, want)
+	if want := []string{"x", "x/1", "x/a/b", "z/kept", "x/end"}; !slices.Equal(got, want) {
+		t.Fatalf("b got %q, want %q (one copy each, nothing without interest but the retained)", got, want)
 	}
 	if len(ra.topics()) != 0 {
 		t.Fatalf("a got its own messages back: %q", ra.topics())

@@ -164,14 +164,20 @@ type Subjects struct {
 	// Long is the subject of the messages whose topic subject would be
 	// longer than max (MaxSubject; tests make it small).
 	Long string
-	max  int
+	// Retained is the subject of every message with Retain set, whatever
+	// its topic (in a header, as on Long): every node listens there, so
+	// that each keeps every retained message [MQTT-3.3.1-5] and a new
+	// subscriber on any node gets it, not only on the nodes that had a
+	// matching subscription when it was published.
+	Retained string
+	max      int
 }
 
 // NewSubjects returns the subjects of the cluster name (tokens
-// "duplex", name's token, then "t" for topics or "long").
+// "duplex", name's token, then "t" for topics, "long" or "retained").
 func NewSubjects(name string) Subjects {
 	base := "duplex." + string(appendToken(nil, name)) + "."
-	return Subjects{Prefix: base + "t.", Long: base + "long", max: MaxSubject}
+	return Subjects{Prefix: base + "t.", Long: base + "long", Retained: base + "retained", max: MaxSubject}
 }
 
 // Topic returns the subject a message on topic is published on, and

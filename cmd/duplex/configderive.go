@@ -278,5 +278,5 @@ func (o *options) finish() error {
 	w.HTTPIdleTimeout = l.HTTPIdleTimeout
 	w.HTTPReadHeaderTimeout = l.HTTPReadHeaderTimeout
 	w.SeparateAdmin = v.AdminAddr != ""
-	return nil
+	return o.finishCluster()
 }

@@ -94,9 +94,20 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 		return err
 	}
 	opts.broker.Store = st
+	node, err := startCluster(opts, log) // nil without [cluster]
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	if node != nil {
+		opts.broker.Peers = node
+	}
 	router := broker.New(opts.broker, log)
 	// fail undoes the start on an error before the listeners serve.
 	fail := func(err error) error {
+		if node != nil {
+			node.Close()
+		}
 		router.Stop()
 		_ = st.Close()
 		return err
@@ -115,6 +126,13 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	opts.web.Version = versionString()
 	opts.web.Store = st
 	opts.web.CommitLatency = commits
+	if node != nil {
+		if err := node.Start(router); err != nil {
+			return fail(err)
+		}
+		opts.web.Ready = node.Ready
+		opts.web.Collectors = append(opts.web.Collectors, newClusterCollector(node))
+	}
 	stompProto := stomp.New(opts.stomp)
 	mqttProto := mqtt.New(opts.mqtt)
 	gateway := web.New(opts.web, router, subprotocol.Registry{stompProto, mqttProto})
@@ -131,7 +149,15 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	if opts.v.DebugAddr != "" {
 		go serveDebug(opts.v.DebugAddr, log)
 	}
-	sysCtx, stopSys := context.WithCancel(context.Background())
+	sysCtx, cancelSys := context.WithCancel(context.Background())
+	// stopSys stops the background publishers: $SYS, and the cluster link
+	// (after the clients left, before the router stops).
+	stopSys := func() {
+		cancelSys()
+		if node != nil {
+			node.Close()
+		}
+	}
 	defer stopSys()
 	sysDone := make(chan struct{})
 	go func() {

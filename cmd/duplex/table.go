@@ -71,6 +71,7 @@ type values struct {
 	MQTT struct {
 		PerSubscriptionCopies bool
 	}
+	Cluster clusterValues // cluster.go
 }
 
 // settingsTable is every configuration key, in the order of the example
@@ -80,7 +81,7 @@ type values struct {
 // their names. The file-only keys ([[acl]], [groups]) are in loadFile.
 func settingsTable(v *values) []*setting {
 	l := &v.Limits
-	return []*setting{
+	return append([]*setting{
 		// Listeners and storage.
 		{key: "addr", flag: "addr", def: "127.0.0.1:8080", kind: kindAddr, target: &v.Addr,
 			help: "plain HTTP/WebSocket listen address (host:port; port 0 picks one; empty: off when tls.wss_addr is set)"},
@@ -253,8 +254,8 @@ func settingsTable(v *values) []*setting {
 
 		{key: "mqtt.per_subscription_copies", flag: "mqtt-per-subscription-copies", def: "false", target: &v.MQTT.PerSubscriptionCopies,
 			help: "true: a message matching several subscriptions of one MQTT client goes once per subscription (Mosquitto); false: once, at the highest QoS, with every subscription identifier"},
-	}
+	}, clusterSettings(&v.Cluster)...)
 }
 
 // sections are the TOML tables of the settings, in order.
-var sections = []string{"auth", "jwt", "tls", "web", "limits", "stomp", "mqtt"}
+var sections = []string{"auth", "jwt", "tls", "web", "limits", "stomp", "mqtt", "cluster"}
