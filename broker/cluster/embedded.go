@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,6 +51,13 @@ func startEmbedded(c Config, clientUser, clientPass string) (*server.Server, err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cluster.tls_cert: %w", err)
+		}
+		// As nats-server's own cluster config does (getTLSConfig): a node
+		// is server and client of its routes, so the CA verifies both
+		// ways, and a CA makes client certificates required.
+		tc.RootCAs = tc.ClientCAs
+		if c.TLSCA != "" {
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 		opts.Cluster.TLSConfig = tc
 		opts.Cluster.TLSTimeout = 5
