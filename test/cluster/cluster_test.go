@@ -108,6 +108,18 @@ func crossNode(t *testing.T, nodes []*node) {
 	}
 	st.wait(t, "STOMP node 1", base)
 
+	// Awkward levels and a 64 KiB topic (past any NATS subject: it goes on
+	// the long subject) cross from node 3 to node 2 unchanged.
+	for _, topic := range []string{
+		base + "/a.b/*/>/ sp\ttab//$x/%2E",
+		base + "/" + strings.Repeat("ü", (65535-len(base)-1)/2),
+	} {
+		v5.pub(t, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("odd")})
+		if m := v3.wait(t, "MQTT 3.1.1 node 2", topic); m.payload != "odd" {
+			t.Errorf("topic %.40q: %+v", topic, m)
+		}
+	}
+
 	// Retained, published on node 1 by MQTT 3.1.1, reaches a new
 	// subscriber on node 3.
 	pub1 := newV3(t, nodes[0].mqtt, "pub1-"+base)
