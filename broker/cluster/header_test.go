@@ -55,7 +55,7 @@ func TestMessageRoundTrip(t *testing.T) {
 }
 
 // headerBytes is the header block nats.go writes for m.
-func headerBytes(t *testing.T, m *nats.Msg) []byte {
+func headerBytes(t testing.TB, m *nats.Msg) []byte {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("NATS/1.0\r\n")
