@@ -120,6 +120,19 @@ func crossNode(t *testing.T, nodes []*node) {
 		}
 	}
 
+	// Message expiry crosses nodes as the time left: MQTT 5 node 3 → MQTT
+	// 5 node 1 [MQTT-3.3.2-6].
+	v5n1 := newV5(t, nodes[0].mqtt, "v5n1-"+base)
+	v5n1.sub(t, base+"/exp/#")
+	probe(t, base+"/exp/probe", func(topic string) {
+		v5.pub(t, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("p")})
+	}, v5n1.inbox)
+	ttl := uint32(300)
+	v5.pub(t, &paho.Publish{Topic: base + "/exp/m", QoS: 1, Payload: []byte("e"), Properties: &paho.PublishProperties{MessageExpiry: &ttl}})
+	if m := v5n1.wait(t, "MQTT 5 node 1", base+"/exp/m"); m.expiry == nil || *m.expiry == 0 || *m.expiry > ttl {
+		t.Errorf("message expiry on node 1: %v, want 1..%d", m.expiry, ttl)
+	}
+
 	// Retained, published on node 1 by MQTT 3.1.1, reaches a new
 	// subscriber on node 3.
 	pub1 := newV3(t, nodes[0].mqtt, "pub1-"+base)

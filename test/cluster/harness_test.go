@@ -105,6 +105,7 @@ type msg struct {
 	topic, payload, contentType, corr, replyTo string
 	props                                      []string // "k=v", in order
 	retained                                   bool
+	expiry                                     *uint32 // MQTT 5 Message Expiry Interval
 }
 
 // inbox collects what a client receives.
@@ -260,6 +261,7 @@ func newV5(t *testing.T, addr, id string) *v5Client {
 			m := msg{topic: p.Topic, payload: string(p.Payload), retained: p.Retain}
 			if pp := p.Properties; pp != nil {
 				m.contentType, m.corr, m.replyTo = pp.ContentType, string(pp.CorrelationData), pp.ResponseTopic
+				m.expiry = pp.MessageExpiry
 				for _, u := range pp.User {
 					m.props = append(m.props, u.Key+"="+u.Value)
 				}
