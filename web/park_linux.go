@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Parking (Linux). An idle WebSocket connection costs little more than its
@@ -124,7 +123,7 @@ func (p *poller) register(t *wsTransport, c net.Conn) bool {
 	s.state.Store(slotRunning)
 	s.deadline.Store(0)
 	p.mu.Unlock()
-	t.rc, t.ps, t.slotID, t.peekFn = rc, s, id, t.peek
+	t.rc, t.ps, t.slotID, t.readFn = rc, s, id, t.readAhead
 	return true
 }
 
@@ -176,8 +175,7 @@ func (p *poller) wait(t *wsTransport) (parked bool) {
 	s := t.ps
 	s.waited.Store(p.tick.Load())
 	s.state.Store(slotWaiting)
-	t.peeked = false
-	_ = t.rc.Read(t.peekFn)
+	_ = t.rc.Read(t.readFn)
 	if s.state.CompareAndSwap(slotWaiting, slotRunning) {
 		return false // input, an error or the connection's own deadline
 	}
@@ -222,22 +220,21 @@ func (p *poller) park(t *wsTransport) bool {
 	return true
 }
 
-// peek is the wait's read function (syscall.RawConn.Read): true once the
-// socket has a byte, an error or end of file, false while it would block.
-// Its first call asks the socket (MSG_PEEK): the runtime's poller forgets
-// readiness it saw before the wait (RawRead resets it first). A later call
-// follows a readiness the runtime saw during the wait and trusts it
-// without a system call; a rare spurious one only leaves the connection
-// blocked in its read until its next input, unparked.
-func (t *wsTransport) peek(fd uintptr) bool {
-	if t.peeked {
-		return true
+// readAhead is the wait's read function (syscall.RawConn.Read): it reads
+// what the socket has into t.ahead, which the sniffer hands gorilla before
+// it reads the socket again, and reports false while the read would block.
+// Reading rather than peeking costs a busy connection no system call more
+// than gorilla's own read would: only a copy.
+func (t *wsTransport) readAhead(fd uintptr) bool {
+	if t.ahead == nil {
+		t.ahead = t.bufs.getBytes()
 	}
-	t.peeked = true
-	var b [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno != syscall.EAGAIN && errno != syscall.EINTR
+	n, err := syscall.Read(int(fd), *t.ahead)
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		return false
+	}
+	t.sniffer.hold((*t.ahead)[:max(n, 0)], err)
+	return true
 }
 
 // run is the poller's goroutine: epoll events resume parked connections,
@@ -246,8 +243,10 @@ func (p *poller) run() {
 	events := make([]syscall.EpollEvent, 256)
 	next := time.Now().Add(parkTick)
 	for {
-		ms := int(time.Until(next) / time.Millisecond)
-		n, err := syscall.EpollWait(p.epfd, events, max(ms, 0))
+		// Rounded up: a timeout of 0 would spin through the last
+		// millisecond.
+		ms := int((time.Until(next) + time.Millisecond - 1) / time.Millisecond)
+		n, err := syscall.EpollWait(p.epfd, events, max(ms, 1))
 		if err != nil && err != syscall.EINTR {
 			time.Sleep(parkTick) // not expected; do not spin
 		}

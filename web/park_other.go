@@ -22,7 +22,7 @@ func (*poller) release(*wsTransport)                     {}
 func (*poller) abort(_ *wsTransport, closeSocket func()) { closeSocket() }
 func (*poller) wait(*wsTransport) bool                   { return false }
 
-func (*wsTransport) peek(uintptr) bool { return true }
+func (*wsTransport) readAhead(uintptr) bool { return true }
 
 var _ syscall.RawConn // the field type in wsTransport
 

@@ -42,8 +42,8 @@ type wsTransport struct {
 	ps        *parkSlot
 	slotID    int32
 	parkTicks int32              // sweeps a wait lasts before the connection parks
-	peeked    bool               // peek ran in this wait; read loop only
-	peekFn    func(uintptr) bool // t.peek, made once
+	readFn    func(uintptr) bool // t.readAhead, made once
+	ahead     *[]byte            // readAhead's buffer (from bufs) while not parked; read loop only
 	in        *subprotocol.Idle  // the read loop's parking needs, while parked
 	inShell   *bufio.Reader      // an empty Reader to swap in.Br's buffer out with
 
@@ -117,7 +117,7 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 // TCP: park_linux.go). It returns false at once when it cannot tell (TLS,
 // other systems): the read that follows then blocks as usual.
 func (t *wsTransport) WaitRead(in *subprotocol.Idle) (parked bool) {
-	if t.ps == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 {
+	if t.ps == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.sniffer.holding() {
 		return false
 	}
 	t.in = in
@@ -128,6 +128,10 @@ func (t *wsTransport) WaitRead(in *subprotocol.Idle) (parked bool) {
 // (nothing buffered) to their pools: gorilla's, and the read loop's own
 // when it has the size of the protocols' (protoReadBuffer).
 func (t *wsTransport) parkBuffers() {
+	if t.ahead != nil { // holds nothing: the wait read nothing
+		t.bufs.putBytes(t.ahead)
+		t.ahead = nil
+	}
 	t.shell = t.bufs.park(t.br, t.shell)
 	if in := t.in; in.Br.Size() == protoBufs.size {
 		t.inShell = protoBufs.park(in.Br, t.inShell)
@@ -162,6 +166,11 @@ func (t *wsTransport) releaseBuffers() {
 	if t.br.Size() > 0 {
 		t.shell = t.bufs.park(t.br, t.shell)
 	}
+	if t.ahead != nil {
+		t.sniffer.hold(nil, nil)
+		t.bufs.putBytes(t.ahead)
+		t.ahead = nil
+	}
 }
 
 // protoReadBuffer is the size of the protocols' own read buffers (stomp and
@@ -178,6 +187,7 @@ var protoBufs = readBuffers{size: protoReadBuffer}
 type readBuffers struct {
 	size    int
 	readers sync.Pool // *bufio.Reader of size bytes, empty
+	bytes   sync.Pool // *[]byte of size bytes (wsTransport.readAhead)
 }
 
 // park moves br's buffer (br holds nothing) into the pool through shell
@@ -212,6 +222,16 @@ func (b *readBuffers) restore(br *bufio.Reader, rd io.Reader) *bufio.Reader {
 	*q = bufio.Reader{}
 	return q
 }
+
+func (b *readBuffers) getBytes() *[]byte {
+	if p, _ := b.bytes.Get().(*[]byte); p != nil {
+		return p
+	}
+	p := make([]byte, b.size)
+	return &p
+}
+
+func (b *readBuffers) putBytes(p *[]byte) { b.bytes.Put(p) }
 
 func (t *wsTransport) WriteMessage(binary bool, p []byte) error {
 	mt := websocket.TextMessage

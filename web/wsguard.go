@@ -121,17 +121,44 @@ type frameSniffer struct {
 	need     int    // header length, once known (0: not yet)
 	skip     uint64 // payload bytes still to pass
 	closeLen int    // payload length of the first close frame; -1 until one
+
+	// What wsTransport.readAhead read off the connection, handed out
+	// before it is read again: the bytes, then the read's error.
+	pend    []byte
+	pendErr error
 }
 
 func newFrameSniffer(c net.Conn) *frameSniffer { return &frameSniffer{Conn: c, closeLen: -1} }
 
 func (f *frameSniffer) Read(p []byte) (int, error) {
-	n, err := f.Conn.Read(p)
+	var n int
+	var err error
+	switch {
+	case len(f.pend) > 0:
+		n = copy(p, f.pend)
+		f.pend = f.pend[n:]
+	case f.pendErr != nil:
+		err, f.pendErr = f.pendErr, nil
+	default:
+		n, err = f.Conn.Read(p)
+	}
 	if f.closeLen < 0 {
 		f.sniff(p[:n])
 	}
 	return n, err
 }
+
+// hold makes b, then err (io.EOF for an empty b without one), what Read
+// returns next; hold(nil, nil) drops what is held.
+func (f *frameSniffer) hold(b []byte, err error) {
+	if len(b) == 0 && err == nil && b != nil {
+		err = io.EOF
+	}
+	f.pend, f.pendErr = b, err
+}
+
+// holding reports bytes or an error held for Read.
+func (f *frameSniffer) holding() bool { return len(f.pend) > 0 || f.pendErr != nil }
 
 // NetConn returns the wrapped connection.
 func (f *frameSniffer) NetConn() net.Conn { return f.Conn }
