@@ -13,31 +13,35 @@ import (
 
 // The message ⇄ NATS message encoding. The payload is the NATS payload;
 // every other field of broker.Message that means something on another node
-// is a header, set only when it is not the zero value. Values are escaped
-// like subject tokens (subject.go: printable ASCII, "%" for the empty
-// string), so that a value may hold anything, CR and LF included, and
-// survives NATS's header parsing (which trims spaces) byte for byte.
+// is in the headers, most of them in one (hdrMeta), so that a message
+// costs few header lines to write and parse:
+//
+//	Duplex: <node>.<boot>.<seq>.<qos>.<retain>.<pf>.<ttl>.<ct>.<rt>.<reply>.<corr>.<from>.<origin>
+//	Duplex-Prop: <key>.<value>      one per user property, in order, duplicates kept
+//	Duplex-Topic: <EncodeTopic>     on the long and retained subjects only
+//
+// node and boot identify the sending run (its own messages are dropped),
+// seq is its message number (copies for overlapping subscriptions are
+// dropped), qos, retain (0 or 1), pf (PayloadFormat) and ttl (Expires as
+// the milliseconds left when sent, 0 for never: the nodes' clocks need not
+// agree) are decimal; the strings are subject tokens (subject.go: printable
+// ASCII without '.', "%" for the empty string) or "*" (which no token is)
+// for an absent value. So a value may hold anything, CR and LF included,
+// and survives NATS's header parsing (which trims spaces) byte for byte.
 const (
-	hdrNode    = "Duplex-Node"   // sending node's id and boot: the receiver drops its own
-	hdrSeq     = "Duplex-Seq"    // sending node's message number: copies for overlapping subscriptions are dropped
-	hdrTopic   = "Duplex-Topic"  // EncodeTopic of the topic, on the long subject only
-	hdrCT      = "Duplex-CT"     // ContentType
-	hdrRT      = "Duplex-RT"     // ResponseTopic
-	hdrReplyTo = "Duplex-Reply"  // ReplyTo
-	hdrCorr    = "Duplex-Corr"   // CorrelationData (bytes, escaped)
-	hdrPF      = "Duplex-PF"     // PayloadFormat, decimal
-	hdrProp    = "Duplex-Prop"   // one value per Props entry, in order, duplicates kept: token(key) "." token(value)
-	hdrQoS     = "Duplex-QoS"    // QoS, decimal
-	hdrRetain  = "Duplex-Retain" // "1" when Retain
-	hdrFrom    = "Duplex-From"   // From
-	hdrOrigin  = "Duplex-Origin" // Origin
-	hdrTTL     = "Duplex-TTL"    // Expires as the milliseconds left when sent (clocks need not agree)
+	hdrMeta  = "Duplex"
+	hdrProp  = "Duplex-Prop"
+	hdrTopic = "Duplex-Topic"
+
+	metaFields = 13
+	absent     = "*"
 )
 
 // esc is a header value: the token encoding of s.
 func esc(s string) string { return string(appendToken(nil, s)) }
 
-// origin identifies one run of one node: its id and a boot number.
+// origin identifies one run of one node: its id and a boot number, both
+// tokens.
 type origin struct {
 	node string
 	boot string
@@ -48,90 +52,119 @@ type origin struct {
 // the long subject or, retained, the retained one. It returns nil when m
 // has already expired.
 func encodeMsg(subs Subjects, o origin, seq uint64, m *broker.Message, now time.Time) *nats.Msg {
+	var ttl int64
+	if !m.Expires.IsZero() {
+		if ttl = m.Expires.Sub(now).Milliseconds(); ttl <= 0 {
+			return nil
+		}
+	}
 	subj, long := subs.Topic(m.Topic)
 	if m.Retain {
 		subj, long = subs.Retained, true
 	}
-	h := make(nats.Header, 8)
-	h.Set(hdrNode, o.node+"."+o.boot)
-	h.Set(hdrSeq, strconv.FormatUint(seq, 10))
-	if long {
-		h.Set(hdrTopic, EncodeTopic(m.Topic))
-	}
-	set := func(k, v string) {
-		if v != "" {
-			h.Set(k, esc(v))
-		}
-	}
-	set(hdrCT, m.ContentType)
-	set(hdrRT, m.ResponseTopic)
-	set(hdrReplyTo, m.ReplyTo)
-	if m.CorrelationData != nil {
-		h.Set(hdrCorr, esc(string(m.CorrelationData)))
-	}
-	if m.PayloadFormat != 0 {
-		h.Set(hdrPF, strconv.Itoa(int(m.PayloadFormat)))
-	}
-	for _, p := range m.Props {
-		h.Add(hdrProp, esc(p.Key)+"."+esc(p.Value))
-	}
-	if m.QoS != 0 {
-		h.Set(hdrQoS, strconv.Itoa(int(m.QoS)))
-	}
+	b := make([]byte, 0, 64+len(o.node)+len(m.ContentType)+len(m.ResponseTopic)+len(m.ReplyTo)+len(m.CorrelationData)+len(m.From))
+	b = append(append(append(b, o.node...), '.'), o.boot...)
+	b = strconv.AppendUint(append(b, '.'), seq, 10)
+	b = strconv.AppendUint(append(b, '.'), uint64(m.QoS), 10)
 	if m.Retain {
-		h.Set(hdrRetain, "1")
+		b = append(b, ".1"...)
+	} else {
+		b = append(b, ".0"...)
 	}
-	set(hdrFrom, string(m.From))
-	set(hdrOrigin, m.Origin)
-	if !m.Expires.IsZero() {
-		left := m.Expires.Sub(now).Milliseconds()
-		if left <= 0 {
-			return nil
+	b = strconv.AppendUint(append(b, '.'), uint64(m.PayloadFormat), 10)
+	b = strconv.AppendInt(append(b, '.'), ttl, 10)
+	str := func(s string, present bool) {
+		b = append(b, '.')
+		if !present {
+			b = append(b, absent...)
+		} else {
+			b = appendToken(b, s)
 		}
-		h.Set(hdrTTL, strconv.FormatInt(left, 10))
+	}
+	str(m.ContentType, m.ContentType != "")
+	str(m.ResponseTopic, m.ResponseTopic != "")
+	str(m.ReplyTo, m.ReplyTo != "")
+	str(string(m.CorrelationData), m.CorrelationData != nil)
+	str(string(m.From), m.From != "")
+	str(m.Origin, m.Origin != "")
+	h := nats.Header{hdrMeta: {string(b)}}
+	if len(m.Props) > 0 {
+		props := make([]string, len(m.Props))
+		for i, p := range m.Props {
+			props[i] = string(appendToken(append(appendToken(nil, p.Key), '.'), p.Value))
+		}
+		h[hdrProp] = props
+	}
+	if long {
+		h[hdrTopic] = []string{EncodeTopic(m.Topic)}
 	}
 	return &nats.Msg{Subject: subj, Header: h, Data: m.Payload}
 }
 
 var errHeader = errors.New("cluster: malformed message header")
 
-// decodeMsg is encodeMsg's inverse: the message, the sending node and its
-// message number. now is the receive time (Expires = now + TTL).
+// decodeMsg is encodeMsg's inverse: the message, the sending node (node
+// "." boot) and its message number. now is the receive time (Expires =
+// now + ttl).
 func decodeMsg(subs Subjects, nm *nats.Msg, now time.Time) (*broker.Message, string, uint64, error) {
 	h := nm.Header
 	m := &broker.Message{Payload: nm.Data}
 	var err error
 	if nm.Subject == subs.Long || nm.Subject == subs.Retained {
-		if m.Topic, err = DecodeTopic(h.Get(hdrTopic)); err != nil {
-			return nil, "", 0, err
-		}
-	} else if m.Topic, err = subs.TopicOf(nm.Subject); err != nil {
+		m.Topic, err = DecodeTopic(h.Get(hdrTopic))
+	} else {
+		m.Topic, err = subs.TopicOf(nm.Subject)
+	}
+	if err != nil {
 		return nil, "", 0, err
 	}
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
-	get := func(k string) string {
-		v := h.Get(k)
-		if v == "" || err != nil {
-			return ""
+	full := h.Get(hdrMeta)
+	meta := full
+	var f [metaFields]string
+	for i := range f {
+		var ok bool
+		if f[i], meta, ok = strings.Cut(meta, "."); !ok && i < metaFields-1 {
+			return nil, "", 0, errHeader
+		}
+	}
+	if meta != "" {
+		return nil, "", 0, errHeader
+	}
+	seq, err1 := strconv.ParseUint(f[2], 10, 64)
+	qos, err2 := strconv.ParseUint(f[3], 10, 8)
+	pf, err3 := strconv.ParseUint(f[5], 10, 8)
+	ttl, err4 := strconv.ParseInt(f[6], 10, 64)
+	if errors.Join(err1, err2, err3, err4) != nil || qos > 2 || ttl < 0 || (f[4] != "0" && f[4] != "1") {
+		return nil, "", 0, errHeader
+	}
+	m.QoS, m.Retain, m.PayloadFormat = broker.QoS(qos), f[4] == "1", byte(pf)
+	if ttl > 0 {
+		m.Expires = now.Add(time.Duration(ttl) * time.Millisecond)
+	}
+	str := func(tok string) (string, bool) {
+		if tok == absent || err != nil {
+			return "", false
 		}
 		var s string
-		s, err = decodeToken(v)
-		return s
+		s, err = decodeToken(tok)
+		return s, true
 	}
-	m.ContentType = get(hdrCT)
-	m.ResponseTopic = get(hdrRT)
-	m.ReplyTo = get(hdrReplyTo)
-	if h.Get(hdrCorr) != "" {
-		m.CorrelationData = []byte(get(hdrCorr))
+	m.ContentType, _ = str(f[7])
+	m.ResponseTopic, _ = str(f[8])
+	m.ReplyTo, _ = str(f[9])
+	if corr, ok := str(f[10]); ok {
+		m.CorrelationData = []byte(corr)
 	}
-	m.From = broker.SessionID(get(hdrFrom))
-	m.Origin = get(hdrOrigin)
+	from, _ := str(f[11])
+	m.From = broker.SessionID(from)
+	m.Origin, _ = str(f[12])
 	if err != nil {
 		return nil, "", 0, err
 	}
-	if props := h.Values(hdrProp); len(props) > 0 {
+	if props := h[hdrProp]; len(props) > 0 {
 		m.Props = make([]broker.Property, len(props))
 		for i, p := range props {
 			k, v, ok := strings.Cut(p, ".")
@@ -146,34 +179,5 @@ func decodeMsg(subs Subjects, nm *nats.Msg, now time.Time) (*broker.Message, str
 			}
 		}
 	}
-	small := func(k string, max int) (int, error) {
-		v := h.Get(k)
-		if v == "" {
-			return 0, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > max {
-			return 0, errHeader
-		}
-		return n, nil
-	}
-	pf, err1 := small(hdrPF, 255)
-	qos, err2 := small(hdrQoS, 2)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, "", 0, err
-	}
-	m.PayloadFormat, m.QoS = byte(pf), broker.QoS(qos)
-	m.Retain = h.Get(hdrRetain) == "1"
-	if v := h.Get(hdrTTL); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms <= 0 {
-			return nil, "", 0, errHeader
-		}
-		m.Expires = now.Add(time.Duration(ms) * time.Millisecond)
-	}
-	seq, err := strconv.ParseUint(h.Get(hdrSeq), 10, 64)
-	if err != nil {
-		return nil, "", 0, errHeader
-	}
-	return m, h.Get(hdrNode), seq, nil
+	return m, full[:len(f[0])+1+len(f[1])], seq, nil
 }

@@ -70,3 +70,30 @@ func headerBytes(t testing.TB, m *nats.Msg) []byte {
 	b.WriteString("\r\n")
 	return []byte(b.String())
 }
+
+// FuzzDecodeMsg: whatever a foreign publisher puts on the cluster's
+// subjects, decoding fails cleanly or gives a message that encodes to
+// the same headers.
+func FuzzDecodeMsg(f *testing.F) {
+	o := origin{node: "n", boot: "b"}
+	nm := encodeMsg(testSubjects, o, 3, &broker.Message{Topic: "a/b", QoS: 1, ContentType: "c",
+		Props: []broker.Property{{Key: "k", Value: "v"}}}, time.Unix(0, 0))
+	f.Add(nm.Subject, nm.Header.Get(hdrMeta), "k.v", "")
+	f.Add(testSubjects.Long, "n.b.1.0.0.0.0.*.*.*.%.*.*", "", "a.%.b")
+	f.Fuzz(func(t *testing.T, subject, meta, prop, topic string) {
+		h := nats.Header{hdrMeta: {meta}, hdrProp: {prop}, hdrTopic: {topic}}
+		m, from, seq, err := decodeMsg(testSubjects, &nats.Msg{Subject: subject, Header: h}, time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		node, boot, _ := strings.Cut(from, ".")
+		again := encodeMsg(testSubjects, origin{node: node, boot: boot}, seq, m, time.Unix(0, 0))
+		if again == nil {
+			t.Fatalf("decoded %+v does not encode", m)
+		}
+		m2, _, _, err := decodeMsg(testSubjects, again, time.Unix(0, 0))
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("decode(encode(%+v)) = %+v, %v", m, m2, err)
+		}
+	})
+}

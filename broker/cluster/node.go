@@ -372,6 +372,12 @@ func (n *Node) receiveLoop() {
 			return
 		}
 		m, from, seq, err := decodeMsg(n.subs, nm, time.Now())
+		if err == nil {
+			// What another Duplex node sends is valid; a foreign
+			// publisher on an external NATS could send "a/+" or
+			// invalid UTF-8 ([MQTT-3.3.2-2], [MQTT-1.5.3-1]).
+			err = broker.ValidTopicName(m.Topic)
+		}
 		if err != nil {
 			n.stats.Malformed.Add(1)
 			continue
