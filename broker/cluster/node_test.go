@@ -35,7 +35,7 @@ func (r *fakeRouter) topics() []string {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +46,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startPair starts two embedded nodes routed to each other.
-func startPair(t *testing.T) (a, b *Node, ra, rb *fakeRouter) {
+func startPair(t testing.TB) (a, b *Node, ra, rb *fakeRouter) {
 	t.Helper()
 	la, lb := freeAddr(t), freeAddr(t)
 	var err error
