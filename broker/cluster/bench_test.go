@@ -90,7 +90,7 @@ func BenchmarkNodesForward(b *testing.B) {
 		return nil
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/msg")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/msg")
 }
 
 type countingRouter struct{ n *atomic.Int64 }
