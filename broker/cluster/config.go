@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -42,8 +43,10 @@ type Config struct {
 	// mode only.
 	Credentials string
 
-	// NodeID names this node in logs and headers. Empty: Name@Listen in
-	// embedded mode, Name@ and a random id in external mode.
+	// NodeID names this node in logs, metrics and headers, and is the
+	// embedded server's name (unique in the cluster). Empty: Name@Listen
+	// in embedded mode (the host name for an unspecified listen host),
+	// Name@ and a random id in external mode.
 	NodeID string
 	// MaxPayload is the largest message payload carried (the embedded
 	// server's max_payload; an external NATS has its own, 1 MiB by
@@ -90,11 +93,11 @@ func (c Config) Check() error {
 		if c.Listen == "" {
 			return errors.New("cluster.peers needs cluster.listen (this node's route address, host:port)")
 		}
-		if err := checkHostPort(c.Listen); err != nil {
+		if err := checkHostPort(c.Listen, false); err != nil {
 			return fmt.Errorf("cluster.listen: %w", err)
 		}
 		for _, p := range c.Peers {
-			if err := checkHostPort(p); err != nil {
+			if err := checkHostPort(p, true); err != nil {
 				return fmt.Errorf("cluster.peers: %w", err)
 			}
 		}
@@ -117,7 +120,9 @@ func (c Config) Check() error {
 	return nil
 }
 
-func checkHostPort(a string) error {
+// checkHostPort checks a host:port; the host may be empty (every
+// interface) unless needHost.
+func checkHostPort(a string, needHost bool) error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
 		return err
@@ -125,7 +130,7 @@ func checkHostPort(a string) error {
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 		return fmt.Errorf("%q: port must be 1-65535", a)
 	}
-	if host == "" {
+	if host == "" && needHost {
 		return fmt.Errorf("%q: host missing", a)
 	}
 	return nil
@@ -137,7 +142,7 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NodeID == "" {
 		if c.Embedded() {
-			c.NodeID = c.Name + "@" + c.Listen
+			c.NodeID = c.Name + "@" + nodeAddr(c.Listen)
 		} else {
 			c.NodeID = c.Name + "@" + randomHex(6)
 		}
@@ -155,6 +160,22 @@ func (c Config) withDefaults() Config {
 		c.Log = slog.Default()
 	}
 	return c
+}
+
+// nodeAddr is listen with the host name for an unspecified host
+// ("0.0.0.0:6222" on every node would give every embedded server the same
+// name, and nats-server closes routes between servers of the same name).
+func nodeAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return listen
 }
 
 func randomHex(n int) string {
