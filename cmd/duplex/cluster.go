@@ -74,6 +74,11 @@ func startCluster(o *options, log *slog.Logger) (*cluster.Node, error) {
 		return nil, nil
 	}
 	cfg.Log = log
+	if cfg.Embedded() && !isLoopback(cfg.Listen) && cfg.User == "" && cfg.TLSCA == "" {
+		log.Warn("cluster.listen is not a loopback address and routes need neither a password nor a certificate: "+
+			"anyone who reaches it can join the cluster and read and publish everything (set cluster.user and cluster.password, or cluster.tls_ca)",
+			"cluster.listen", cfg.Listen)
+	}
 	return cluster.New(cfg)
 }
 
