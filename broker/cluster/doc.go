@@ -8,7 +8,8 @@
 //     level becomes exactly one NATS token, losslessly, so MQTT '+' is NATS
 //     '*' and MQTT '#' is NATS '>' plus the parent level;
 //   - the message ⇄ NATS message encoding (header.go): the payload is the
-//     NATS payload, every other broker.Message field a NATS header;
+//     NATS payload, every other broker.Message field in NATS headers
+//     (one for the fixed fields, one line per user property);
 //   - the NATS side of a node (node.go, embedded.go): an in-process
 //     nats-server joined to the other nodes by NATS routes (embedded mode),
 //     or a connection to an existing NATS cluster (external mode), and the
@@ -23,6 +24,10 @@
 // a wildcard does not match a '$' topic [MQTT-4.7.2-1] has no NATS
 // counterpart, and topics too long for a NATS subject travel on one
 // shared subject) and the local match keeps MQTT's meaning.
+//
+// Retained messages go on one subject every node listens to, so every
+// node keeps each of them; a node that was down when one was published
+// does not get it.
 //
 // Guarantees, for now: delivery across nodes is at most once (QoS 0
 // semantics whatever the message's QoS). Forward never blocks the
