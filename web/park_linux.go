@@ -184,6 +184,10 @@ func (p *poller) wait(t *wsTransport) (parked bool) {
 	}
 	// The kick set a deadline in the past: put the connection's back.
 	_ = t.ws.UnderlyingConn().SetReadDeadline(t.readDL)
+	if t.sniffer.holding() { // the read ahead won the race with the kick
+		s.state.Store(slotRunning)
+		return false
+	}
 	return p.park(t)
 }
 
