@@ -92,3 +92,44 @@ func TestExternalReconnect(t *testing.T) {
 	testutil.EventuallyErr(t, 20*time.Second, func() error { return errorsJoin(a.Ready(), b.Ready()) })
 	probeThrough(t, a, rb, "t/2")
 }
+
+// TestExternalTLSAndPassword: a node reaches an external NATS over TLS
+// (verified with tls_ca) with a user and password; with the wrong
+// password it stays not ready.
+func TestExternalTLSAndPassword(t *testing.T) {
+	cert, key := writeRouteCert(t, t.TempDir())
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true,
+		TLSConfig: tc, TLS: true, Username: "duplex", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server did not start")
+	}
+	url := "tls://" + s.Addr().String()
+	start := func(password string) *Node {
+		n, err := New(Config{NATSURLs: []string{url}, TLSCA: cert, User: "duplex", Password: password, Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(&fakeRouter{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Close)
+		return n
+	}
+	// nats.Connect makes its first attempt before Start returns (later
+	// ones are retries): bad has been refused once before good starts.
+	bad := start("wrong")
+	good := start("secret")
+	testutil.EventuallyErr(t, 10*time.Second, good.Ready)
+	if bad.Ready() == nil {
+		t.Fatal("the node with the wrong password is ready")
+	}
+}
