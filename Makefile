@@ -51,7 +51,8 @@ FUZZ_TARGETS := \
 	./store/:FuzzDecodeMsg \
 	./broker/auth/:FuzzACL ./broker/auth/:FuzzCoversIntersects ./broker/auth/:FuzzParseACLFile \
 	./broker/auth/:FuzzJWTVerify ./broker/auth/:FuzzParseJWKS \
-	./cmd/duplex/:FuzzConfig
+	./cmd/duplex/:FuzzConfig \
+	./broker/cluster/:FuzzSubjectRoundTrip ./broker/cluster/:FuzzDecodeMsg
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
