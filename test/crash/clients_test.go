@@ -821,7 +821,10 @@ func (c *stompConsumer) disconnect(conn *stompConn, receipts <-chan string) erro
 	if err := conn.write(frame.New("DISCONNECT", "receipt", id)); err != nil {
 		return nil // the connection is gone already
 	}
-	tm := time.NewTimer(waitShort)
+	// The RECEIPT follows every ACK written before it, and a consumer
+	// that just took a backlog may have written thousands: under -race
+	// with an fsync per commit that is more than one exchange's waitShort.
+	tm := time.NewTimer(waitStart)
 	defer tm.Stop()
 	for {
 		select {
@@ -830,7 +833,7 @@ func (c *stompConsumer) disconnect(conn *stompConn, receipts <-chan string) erro
 				return nil
 			}
 		case <-tm.C:
-			return fmt.Errorf("%s: no RECEIPT for DISCONNECT within %v", c.name, waitShort)
+			return fmt.Errorf("%s: no RECEIPT for DISCONNECT within %v", c.name, waitStart)
 		}
 	}
 }
