@@ -122,18 +122,18 @@ var ErrParked = errors.New("subprotocol: connection parked")
 
 // Idle is what a read loop hands its transport so that the transport can
 // hold the connection while it is idle with no goroutine and no read
-// buffers (web's WebSocket transport on Linux).
-type Idle struct {
-	// Br is the read loop's buffered reader over the transport and Src
-	// what it reads from: while parked, Br's buffer (empty) goes back to
-	// a pool, and Br reads from Src again after.
-	Br  *bufio.Reader
-	Src io.Reader
+// buffers (web's WebSocket transport on Linux). The protocols' connections
+// implement it.
+type Idle interface {
+	// IdleReader returns the read loop's buffered reader over the
+	// transport and what it reads from: while parked, its buffer (empty)
+	// goes back to a pool, and it reads from src again after.
+	IdleReader() (br *bufio.Reader, src io.Reader)
 	// Resume continues the read loop on a new goroutine once the
 	// connection has input, its read deadline has passed or it was
 	// aborted. It returns ErrParked when it parked again, otherwise the
 	// read loop's result, as Serve would.
-	Resume func() error
+	Resume() error
 }
 
 // Parker is a Transport that can park an idle connection.
@@ -145,17 +145,19 @@ type Parker interface {
 	// true: the caller must return ErrParked at once and touch nothing of
 	// the connection any more, since in.Resume may already be running. in
 	// must stay the same for the connection's life.
-	WaitRead(in *Idle) (parked bool)
+	WaitRead(in Idle) (parked bool)
 }
 
-// WaitIdle is how a read loop waits for its next frame when in.Br holds
-// nothing: through t's WaitRead when t is a Parker (p, from the read
-// loop's setup: t.(Parker)). It reports true when the connection was
-// parked: the read loop returns ErrParked. Deadlines and errors are left
-// to the read that follows.
-func WaitIdle(p Parker, in *Idle) (parked bool) {
-	if p == nil || in.Br.Buffered() != 0 {
+// WaitIdle is how a read loop waits for its next frame when br (its
+// buffered reader) holds nothing: through t's WaitRead when t is a Parker.
+// It reports true when the connection was parked: the read loop returns
+// ErrParked. Deadlines and errors are left to the read that follows.
+func WaitIdle(t Transport, br *bufio.Reader, in Idle) (parked bool) {
+	if br.Buffered() != 0 {
 		return false
 	}
-	return p.WaitRead(in)
+	if p, ok := t.(Parker); ok {
+		return p.WaitRead(in)
+	}
+	return false
 }

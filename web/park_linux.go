@@ -183,7 +183,7 @@ func (p *poller) wait(t *wsTransport) (parked bool) {
 		runtime.Gosched() // the sweep is between its CAS and its deadline
 	}
 	// The kick set a deadline in the past: put the connection's back.
-	_ = t.ws.UnderlyingConn().SetReadDeadline(t.readDL)
+	_ = t.ws.UnderlyingConn().SetReadDeadline(t.readDeadline())
 	if t.sniffer.holding() { // the read ahead won the race with the kick
 		s.state.Store(slotRunning)
 		return false
@@ -203,11 +203,7 @@ func (p *poller) park(t *wsTransport) bool {
 		return false
 	}
 	t.parkBuffers()
-	var dl int64
-	if !t.readDL.IsZero() {
-		dl = t.readDL.UnixNano()
-	}
-	s.deadline.Store(dl)
+	s.deadline.Store(t.readDL)
 	s.state.Store(slotParked)
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: t.slotID}
 	op := syscall.EPOLL_CTL_MOD

@@ -31,24 +31,25 @@ type parkingEcho struct{ parkers chan<- bool }
 func (parkingEcho) Name() string           { return "wait" }
 func (parkingEcho) Subprotocols() []string { return []string{"wait.v1"} }
 func (p parkingEcho) Serve(_ context.Context, t subprotocol.Transport, _ *broker.Router) error {
-	pk, _ := t.(subprotocol.Parker)
-	p.parkers <- pk != nil
-	e := &echoLoop{t: t, pk: pk}
-	e.in.Src = &subprotocol.Stream{T: t} // unused by the loop, needed to restore Br
-	e.in.Br = bufioReader(e.in.Src)
-	e.in.Resume = e.loop
-	return e.loop()
+	_, ok := t.(subprotocol.Parker)
+	p.parkers <- ok
+	e := &echoLoop{t: t}
+	e.src = &subprotocol.Stream{T: t} // unused by the loop: the transport restores br over it
+	e.br = bufio.NewReaderSize(e.src, protoReadBuffer)
+	return e.Resume()
 }
 
 type echoLoop struct {
-	t  subprotocol.Transport
-	pk subprotocol.Parker
-	in subprotocol.Idle
+	t   subprotocol.Transport
+	br  *bufio.Reader
+	src io.Reader
 }
 
-func (e *echoLoop) loop() error {
+func (e *echoLoop) IdleReader() (*bufio.Reader, io.Reader) { return e.br, e.src }
+
+func (e *echoLoop) Resume() error {
 	for {
-		if e.pk != nil && subprotocol.WaitIdle(e.pk, &e.in) {
+		if subprotocol.WaitIdle(e.t, e.br, e) {
 			return subprotocol.ErrParked
 		}
 		_, r, err := e.t.NextReader()
@@ -302,5 +303,3 @@ func TestParkedShutdown(t *testing.T) {
 		t.Fatalf("%d connections still parked", p)
 	}
 }
-
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, protoReadBuffer) }

@@ -171,9 +171,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 	}
 	s.conns.Add(1)
 	s.mu.Unlock()
-	var remote net.Addr
+	var remote net.Addr // nil: the socket's peer, which needs no copy
 	if client.IsValid() {
-		remote = tcpAddr(client)
+		if ra, ok := ws.RemoteAddr().(*net.TCPAddr); !ok || ra.AddrPort().Addr().Unmap() != client.Addr() || ra.Port != int(client.Port()) {
+			remote = tcpAddr(client)
+		}
 	}
 	t := newTransport(ws, &s.cfg, remote, peer, sw.sniffer)
 	if sw.br != nil {
@@ -181,8 +183,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, dflt sub
 		if s.cfg.ParkAfter > 0 {
 			t.srv, t.proto, t.ip = s, proto, client.Addr()
 			t.parkTicks = parkTicksFor(s.cfg.ParkAfter)
-			if p := getPoller(); p != nil && p.register(t, sw.sniffer.Conn) {
-				t.poll = p
+			if p := getPoller(); p != nil {
+				p.register(t, sw.sniffer.Conn)
 			}
 		}
 	}
@@ -247,8 +249,8 @@ func (s *Server) connEnded(t *wsTransport, proto subprotocol.Protocol, ip netip.
 	}
 	t.linger()
 	t.releaseBuffers()
-	if t.poll != nil {
-		t.poll.release(t)
+	if t.ps != nil {
+		getPoller().release(t)
 	}
 }
 

@@ -31,10 +31,9 @@ type wsTransport struct {
 	shell    *bufio.Reader // an empty Reader to swap br's buffer out with
 	badClose bool          // the peer's close frame had a 1-byte payload; read loop only
 	text     utf8Reader    // the current text message's reader; read loop only
-	readDL   time.Time     // the read deadline last set; read loop only
+	readDL   int64         // the read deadline last set, unix ns (0: none); read loop only
 
-	// Parking (park_linux.go): set when the poller took the connection.
-	poll      *poller
+	// Parking (park_linux.go): ps is set when the poller took the connection.
 	srv       *Server // connEnded when a resumed read loop ends
 	proto     subprotocol.Protocol
 	ip        netip.Addr
@@ -44,7 +43,7 @@ type wsTransport struct {
 	parkTicks int32              // sweeps a wait lasts before the connection parks
 	readFn    func(uintptr) bool // t.readAhead, made once
 	ahead     *[]byte            // readAhead's buffer (from bufs) while not parked; read loop only
-	in        *subprotocol.Idle  // the read loop's parking needs, while parked
+	in        subprotocol.Idle   // the read loop, while parked
 	inShell   *bufio.Reader      // an empty Reader to swap in.Br's buffer out with
 
 	closeOnce sync.Once   // the close frame
@@ -116,12 +115,12 @@ func (t *wsTransport) NextReader() (bool, io.Reader, error) {
 // parks the connection when the wait lasts Config.ParkAfter (Linux, plain
 // TCP: park_linux.go). It returns false at once when it cannot tell (TLS,
 // other systems): the read that follows then blocks as usual.
-func (t *wsTransport) WaitRead(in *subprotocol.Idle) (parked bool) {
+func (t *wsTransport) WaitRead(in subprotocol.Idle) (parked bool) {
 	if t.ps == nil || t.br.Buffered() > 0 || len(t.text.out) > 0 || t.sniffer.holding() {
 		return false
 	}
 	t.in = in
-	return t.poll.wait(t)
+	return getPoller().wait(t)
 }
 
 // parkBuffers hands the read buffers of a connection about to be parked
@@ -133,16 +132,16 @@ func (t *wsTransport) parkBuffers() {
 		t.ahead = nil
 	}
 	t.shell = t.bufs.park(t.br, t.shell)
-	if in := t.in; in.Br.Size() == protoBufs.size {
-		t.inShell = protoBufs.park(in.Br, t.inShell)
+	if br, _ := t.in.IdleReader(); br.Size() == protoBufs.size {
+		t.inShell = protoBufs.park(br, t.inShell)
 	}
 }
 
 // restoreBuffers gives a connection back its read buffers, from the pools.
 func (t *wsTransport) restoreBuffers() {
 	t.shell = t.bufs.restore(t.br, t.sniffer)
-	if in := t.in; in.Br.Size() == 0 {
-		t.inShell = protoBufs.restore(in.Br, in.Src)
+	if br, src := t.in.IdleReader(); br.Size() == 0 {
+		t.inShell = protoBufs.restore(br, src)
 	}
 }
 
@@ -248,8 +247,19 @@ func (t *wsTransport) Ping() error {
 // SetReadDeadline sets the socket's read deadline and remembers it: a
 // parked connection is resumed when it passes.
 func (t *wsTransport) SetReadDeadline(d time.Time) error {
-	t.readDL = d
+	t.readDL = 0
+	if !d.IsZero() {
+		t.readDL = d.UnixNano()
+	}
 	return t.ws.SetReadDeadline(d)
+}
+
+// readDeadline is the read deadline last set (zero: none).
+func (t *wsTransport) readDeadline() time.Time {
+	if t.readDL == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.readDL)
 }
 
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.ws.SetWriteDeadline(d) }
@@ -292,7 +302,7 @@ func (t *wsTransport) Abort() {
 			_ = t.ws.Close()
 			return
 		}
-		t.poll.abort(t, func() { _ = t.ws.Close() })
+		getPoller().abort(t, func() { _ = t.ws.Close() })
 	})
 }
 

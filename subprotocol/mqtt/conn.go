@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -61,8 +62,6 @@ type conn struct {
 	// stopBeforeReady ends the shutdown watch of a connection not yet
 	// logged in (Writer.CloseBeforeReady); nil once it has run.
 	stopBeforeReady func() bool
-	parker          subprotocol.Parker // the transport, when it can park (else nil)
-	idle            subprotocol.Idle   // what it needs to park; set with parker
 
 	// Set before the first write goroutine starts, read-only afterwards.
 	window       int // outbound QoS 1/2 PUBLISH packets unacknowledged at once
@@ -104,16 +103,20 @@ func (c *conn) serve(ctx context.Context) error {
 	// Only CONNECT is read before login, within the smaller limit;
 	// handleConnect raises it once the client is in.
 	c.rd.MaxPacketSize = c.cfg.MaxPacketBeforeLogin
-	if p, ok := c.t.(subprotocol.Parker); ok {
-		c.parker = p
-		c.idle = subprotocol.Idle{Br: c.br, Src: c.st, Resume: c.run}
-	}
 	_ = c.t.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	return c.run()
 }
 
+// IdleReader implements subprotocol.Idle: the read loop's buffered reader
+// and the stream under it.
+func (c *conn) IdleReader() (*bufio.Reader, io.Reader) { return c.br, c.st }
+
+// Resume implements subprotocol.Idle: the transport runs the read loop
+// again once a parked connection has input.
+func (c *conn) Resume() error { return c.run() }
+
 // run runs the read loop until the connection ends or is parked
-// (subprotocol.ErrParked: the transport calls run again on new input).
+// (subprotocol.ErrParked: the transport calls Resume on new input).
 func (c *conn) run() error {
 	err := c.loop()
 	if err != subprotocol.ErrParked && c.stopBeforeReady != nil {
@@ -128,7 +131,7 @@ func (c *conn) loop() error {
 	for {
 		// An idle connection waits light: with no goroutine when the
 		// transport can park it (web: wsTransport.WaitRead).
-		if c.parker != nil && subprotocol.WaitIdle(c.parker, &c.idle) {
+		if subprotocol.WaitIdle(c.t, c.br, c) {
 			return subprotocol.ErrParked
 		}
 		p, err := c.rd.ReadPacket(c.version)
