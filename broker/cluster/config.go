@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -57,6 +58,18 @@ type Config struct {
 	// may wait for the router (0: 65536; beyond, NATS drops them as a
 	// slow consumer, counted).
 	ForwardQueue, ReceiveQueue int
+	// ClaimWait bounds how long a connection's Open waits for the node
+	// holding its client id to hand the session over (session.go); 0:
+	// DefaultClaimWait.
+	ClaimWait time.Duration
+
+	// StoreDir is the embedded server's JetStream folder (<data>/nats);
+	// empty: JetStream off in embedded mode (retained messages then reach
+	// only the nodes up when they are published). Replicas is the
+	// replication factor of the node's JetStream streams; 0: min(3,
+	// nodes) (jetstream.go).
+	StoreDir string
+	Replicas int
 
 	Log *slog.Logger // nil: slog.Default()
 }
@@ -114,7 +127,7 @@ func (c Config) Check() error {
 	if (c.User == "") != (c.Password == "") {
 		return errors.New("cluster.user and cluster.password go together: set both or neither")
 	}
-	if c.MaxPayload < 0 || c.ForwardQueue < 0 || c.ReceiveQueue < 0 {
+	if c.MaxPayload < 0 || c.ForwardQueue < 0 || c.ReceiveQueue < 0 || c.Replicas < 0 {
 		return errors.New("cluster: negative size")
 	}
 	return nil

@@ -14,12 +14,13 @@ import (
 )
 
 // startEmbedded starts this node's in-process NATS server: a route
-// listener on Listen and routes to Peers, JetStream off. The node's own
-// connection is in-process (nats.InProcessServer). nats-server starts its
-// routes only once its client listener is up (StartRouting waits for it;
-// with DontListen it never starts them), so there is one, on a random
-// loopback port, and it takes only the user and password made up here
-// (clientUser), which the node's connection presents.
+// listener on Listen and routes to Peers, JetStream on when c.StoreDir is
+// set (jetStreamOptions). The node's connection is in-process
+// (nats.InProcessServer). nats-server starts its routes only once its
+// client listener is up (StartRouting waits for it; with DontListen it
+// never starts them), so there is one, on a random loopback port, and it
+// takes only the user and password made up here (clientUser), which the
+// node's connection presents.
 func startEmbedded(c Config, clientUser, clientPass string) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(c.Listen)
 	if err != nil {
@@ -62,6 +63,7 @@ func startEmbedded(c Config, clientUser, clientPass string) (*server.Server, err
 		opts.Cluster.TLSConfig = tc
 		opts.Cluster.TLSTimeout = 5
 	}
+	jetStreamOptions(c, opts)
 	for _, p := range c.Peers {
 		u := &url.URL{Scheme: "nats-route", Host: p}
 		if c.User != "" {
@@ -93,6 +95,10 @@ func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(for
 // fine for it.
 func (n natsLogger) Warnf(format string, v ...any) {
 	if strings.HasPrefix(format, "Plaintext passwords detected") {
+		return
+	}
+	if jsStartupNoise(format) {
+		n.l.Debug(fmt.Sprintf(format, v...))
 		return
 	}
 	n.l.Warn(fmt.Sprintf(format, v...))

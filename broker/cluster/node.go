@@ -49,6 +49,18 @@ type Node struct {
 	dirty  map[string]struct{}
 	wake   chan struct{}
 
+	sess sessions // session.go: client ids held here, claims
+
+	dir directory // admin.go: the other nodes, admin request handlers
+
+	share shareLink // share.go: MQTT share groups across nodes
+
+	// JetStream (jetstream.go, retained.go): jsOff, the NATS has none;
+	// retainedOn, retained messages go to the stream; retainedLoaded,
+	// the node has read the stream up to date.
+	jsOff, retainedOn, retainedLoaded atomic.Bool
+	retainedOut                       chan *nats.Msg // set before retainedOn
+
 	stats    Stats
 	started  atomic.Bool // Start was called
 	running  atomic.Bool // Start succeeded: nc is set
@@ -161,11 +173,21 @@ func (n *Node) Start(r Router) error {
 		}
 		return fmt.Errorf("cluster: connecting to NATS (%s): %w", url, err)
 	}
+	if err := n.startShare(url, opts); err != nil { // share.go
+		return err
+	}
 	n.running.Store(true)
+	n.startAdmin() // admin.go
+	n.announce("hello")
 	n.wg.Add(3)
 	go n.sendLoop()
 	go n.receiveLoop()
 	go n.interestLoop()
+	n.startSessions() // session.go
+	if c.jetStreamWanted() {
+		n.wg.Add(1)
+		go n.jsLoop()
+	}
 	c.Log.Info("cluster node started", "node", c.NodeID, "cluster", c.Name, "embedded", c.Embedded(),
 		"listen", c.Listen, "peers", c.Peers, "nats_urls", c.NATSURLs)
 	return nil
@@ -181,6 +203,9 @@ func (n *Node) connected(what string) {
 	}
 	n.mu.Unlock()
 	n.signal()
+	if what == "reconnected" && n.running.Load() {
+		n.announce("hello") // admin.go
+	}
 	n.cfg.Log.Info("cluster: NATS "+what, "node", n.cfg.NodeID)
 }
 
@@ -205,6 +230,8 @@ func (n *Node) Ready() error {
 		return errors.New("cluster: not connected to NATS")
 	case n.srv != nil && len(n.cfg.Peers) > 0 && n.srv.NumRoutes() == 0:
 		return errors.New("cluster: no route to any peer yet")
+	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.retainedLoaded.Load():
+		return errors.New("cluster: retained messages not loaded from JetStream yet")
 	}
 	return nil
 }
@@ -224,8 +251,12 @@ func (n *Node) Close() {
 	n.stopOnce.Do(func() {
 		close(n.done)
 		if n.nc != nil {
+			if n.running.Load() {
+				n.announce("bye") // admin.go
+			}
 			n.nc.Close()
 		}
+		n.closeShare() // share.go
 		n.wg.Wait()
 		if n.srv != nil {
 			n.srv.Shutdown()
@@ -341,6 +372,9 @@ func (n *Node) sendLoop() {
 		nm := encodeMsg(n.subs, n.self, seq, m, time.Now())
 		if nm == nil {
 			continue // expired on the way
+		}
+		if n.toRetainedStream(nm, m) {
+			continue // retained.go
 		}
 		if err := n.nc.PublishMsg(nm); err != nil {
 			n.stats.ForwardDropped.Add(1)
