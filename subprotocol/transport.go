@@ -129,6 +129,10 @@ type Idle interface {
 	// transport and what it reads from: while parked, its buffer (empty)
 	// goes back to a pool, and it reads from src again after.
 	IdleReader() (br *bufio.Reader, src io.Reader)
+	// Parking is called on the read loop's goroutine as the connection
+	// parks, before Resume can run: the read loop drops the scratch
+	// buffers it keeps between frames.
+	Parking()
 	// Resume continues the read loop on a new goroutine once the
 	// connection has input, its read deadline has passed or it was
 	// aborted. It returns ErrParked when it parked again, otherwise the

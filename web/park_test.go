@@ -47,6 +47,8 @@ type echoLoop struct {
 
 func (e *echoLoop) IdleReader() (*bufio.Reader, io.Reader) { return e.br, e.src }
 
+func (e *echoLoop) Parking() {}
+
 func (e *echoLoop) Resume() error {
 	for {
 		if subprotocol.WaitIdle(e.t, e.br, e) {

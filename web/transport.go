@@ -127,6 +127,7 @@ func (t *wsTransport) WaitRead(in subprotocol.Idle) (parked bool) {
 // (nothing buffered) to their pools: gorilla's, and the read loop's own
 // when it has the size of the protocols' (protoReadBuffer).
 func (t *wsTransport) parkBuffers() {
+	t.in.Parking()
 	if t.ahead != nil { // holds nothing: the wait read nothing
 		t.bufs.putBytes(t.ahead)
 		t.ahead = nil

@@ -111,6 +111,10 @@ func (c *conn) serve(ctx context.Context) error {
 // and the stream under it.
 func (c *conn) IdleReader() (*bufio.Reader, io.Reader) { return c.br, c.st }
 
+// Parking implements subprotocol.Idle: the packet reader keeps nothing
+// between packets.
+func (c *conn) Parking() {}
+
 // Resume implements subprotocol.Idle: the transport runs the read loop
 // again once a parked connection has input.
 func (c *conn) Resume() error { return c.run() }

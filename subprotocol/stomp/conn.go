@@ -107,6 +107,9 @@ func (c *conn) serve(ctx context.Context) error {
 // and the stream under it.
 func (c *conn) IdleReader() (*bufio.Reader, io.Reader) { return c.br, c.st }
 
+// Parking implements subprotocol.Idle: the frame reader's scratch goes.
+func (c *conn) Parking() { c.rd.Release() }
+
 // Resume implements subprotocol.Idle: the transport runs the read loop
 // again once a parked connection has input.
 func (c *conn) Resume() error { return c.run() }

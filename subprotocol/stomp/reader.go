@@ -94,6 +94,10 @@ type Reader struct {
 	hdr  []string // name, value, name, value... of the frame being read
 }
 
+// Release drops the scratch buffers a Reader keeps between frames (an idle
+// connection's); the next frame allocates them again.
+func (r *Reader) Release() { r.line, r.esc, r.hdr = nil, nil, nil }
+
 // NewReader returns a Reader that decodes frames from r within l (zero fields
 // get the defaults). r is used as is when it is a *bufio.Reader, of any
 // size; otherwise it is wrapped in one.
