@@ -56,6 +56,9 @@ func (s *Server) apiV1Routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/retained", s.v1DeleteRetained)
 
 	mux.HandleFunc("POST /api/v1/publish", s.v1Publish)
+
+	mux.HandleFunc("GET /api/v1/cluster", s.v1Cluster)
+	mux.HandleFunc("GET /api/v1/cluster/clients", s.v1ClusterClients)
 }
 
 // apiError answers status with an APIError body.

@@ -152,6 +152,9 @@ type Config struct {
 	Ready func() error
 	// Collectors are more /metrics collectors (the cluster link's).
 	Collectors []prometheus.Collector
+	// Cluster is the node's cluster link (apiv1_cluster.go); nil: a
+	// single node.
+	Cluster ClusterLink
 }
 
 func (c Config) withDefaults() Config {

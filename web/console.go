@@ -31,6 +31,7 @@ func (s *Server) initConsole() {
 	s.hist = newHistory(s)
 	s.logins = newLoginStore()
 	s.metrics = s.newMetricsHandler()
+	s.initCluster() // last: other nodes may ask at once
 }
 
 // SetReady marks the listeners as up (or down): /readyz answers 200 only

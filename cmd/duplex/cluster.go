@@ -87,6 +87,7 @@ type clusterCollector struct {
 	n                                         *cluster.Node
 	out, outDropped, in, inDropped, malformed *prometheus.Desc
 	dups, subs, routes, joined                *prometheus.Desc
+	info, peers                               *prometheus.Desc // cluster_admin.go
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
@@ -103,6 +104,8 @@ func newClusterCollector(n *cluster.Node) *clusterCollector {
 		subs:       d("subscriptions", "NATS subscriptions this node holds (its local filters' subjects)."),
 		routes:     d("routes", "Routes of the embedded NATS server to other nodes (0 with an external NATS)."),
 		joined:     d("joined", "1 while the node is joined (what /readyz checks), else 0."),
+		info:       nodeInfoDesc(),
+		peers:      d("peers", "Other nodes this node's embedded NATS server has a route to (0 with an external NATS)."),
 	}
 }
 
@@ -131,4 +134,6 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		joined = 1
 	}
 	gauge(c.joined, joined)
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, c.n.ID(), c.n.Name())
+	gauge(c.peers, float64(c.n.PeersRouted()))
 }

@@ -126,12 +126,15 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	opts.web.Version = versionString()
 	opts.web.Store = st
 	opts.web.CommitLatency = commits
+	var link *clusterLink
 	if node != nil {
 		if err := node.Start(router); err != nil {
 			return fail(err)
 		}
 		opts.web.Ready = node.Ready
 		opts.web.Collectors = append(opts.web.Collectors, newClusterCollector(node))
+		link = &clusterLink{Node: node} // cluster_admin.go: the admin API's cluster view
+		opts.web.Cluster = link
 	}
 	stompProto := stomp.New(opts.stomp)
 	mqttProto := mqtt.New(opts.mqtt)
@@ -143,6 +146,9 @@ func runBroker(ctx context.Context, hup <-chan os.Signal, opts *options, stdout,
 	}
 	for _, l := range lns {
 		fmt.Fprintf(stdout, "duplex %s on %s\n", l.name, l.ln.Addr())
+	}
+	if link != nil {
+		link.setListeners(lns)
 	}
 	log.Info("duplex started", "version", versionString(), "data", opts.v.Data,
 		"auth", opts.authConfigured(), "anonymous", opts.anonymousAllowed(), "admin_open", opts.adminOpen())
