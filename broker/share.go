@@ -13,12 +13,26 @@ type shareGroup struct {
 	mu    sync.Mutex
 	subs  []*Subscription
 	next  int
+	// cluster: the router's Peers carry share groups (SharePeers): the
+	// cluster picks the node, PublishToShare the member.
+	cluster bool
 }
 
-// pick returns the next member, round robin, preferring connected ones;
-// only when none is connected does an offline persistent member get the
-// message to keep (MQTT 5 §4.8.2: the server picks the member).
+// pick returns the member a message routed through the index goes to
+// (plan's target), or nil. In a cluster that carries share groups it is
+// always nil: the cluster picks one node per message and group, and that
+// node delivers through PublishToShare (peers_share.go).
 func (g *shareGroup) pick() *Subscription {
+	if g.cluster {
+		return nil
+	}
+	return g.member()
+}
+
+// member returns the next local member, round robin, preferring connected
+// ones; only when none is connected does an offline persistent member get
+// the message to keep (MQTT 5 §4.8.2: the server picks the member).
+func (g *shareGroup) member() *Subscription {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := len(g.subs)
@@ -47,7 +61,7 @@ func (r *Router) Redistribute(ds []Delivery) {
 			continue
 		}
 		g := d.Sub.share
-		if sub := g.pick(); sub != nil {
+		if sub := g.member(); sub != nil { // a local one, in a cluster too
 			_ = r.route(d.Msg, sub)
 		}
 	}
@@ -78,7 +92,13 @@ func (r *Router) joinShare(sub *Subscription) {
 		g = &shareGroup{key: key}
 		g.proxy = &Subscription{SubSpec: SubSpec{Filter: sub.Filter, Group: sub.Group, QoS: ExactlyOnce}, kind: kindShareProxy, share: g}
 		r.shares[key] = g
-		r.indexInsert(g.proxy)
+		if sp := r.sharePeers(); sp != nil {
+			g.cluster = true
+			r.idx.Insert(g.proxy) // no Interest: the group's own (ShareInterest)
+			sp.ShareInterest(sub.Group, sub.Filter, true)
+		} else {
+			r.indexInsert(g.proxy)
+		}
 	}
 	sub.share = g // before a pick can return it
 	g.mu.Lock()
@@ -108,6 +128,11 @@ func (r *Router) leaveShare(sub *Subscription) {
 	g.mu.Unlock()
 	if empty && r.shares[g.key] == g {
 		delete(r.shares, g.key)
-		r.indexRemove(g.proxy)
+		if g.cluster {
+			r.idx.Remove(g.proxy)
+			r.sharePeers().ShareInterest(g.proxy.Group, g.proxy.Filter, false)
+		} else {
+			r.indexRemove(g.proxy)
+		}
 	}
 }

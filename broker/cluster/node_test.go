@@ -145,3 +145,39 @@ func TestNodeForwardBeforeStart(t *testing.T) {
 		t.Fatal("ready before Start")
 	}
 }
+
+// TestInterestChurn: a filter added and removed many times ends with the
+// NATS subscriptions of what is wanted last, and a subject shared by two
+// filters (long) stays while either wants it.
+func TestInterestChurn(t *testing.T) {
+	n, err := New(Config{Listen: freeAddr(t), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(&fakeRouter{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	n.Interest("b/+", true) // b.*, long
+	for i := range 1000 {
+		n.Interest("a/#", i%2 == 0) // a, a.>, long
+	}
+	n.Interest("b/+", false)
+	n.Interest("c", true)
+	// Left: retained, c, and nothing of a/# (its last call removed it)
+	// nor of b/+, long included.
+	testutil.EventuallyErr(t, 10*time.Second, func() error {
+		n.mu.Lock()
+		pending := len(n.dirty)
+		n.mu.Unlock()
+		if got := n.Stats().Subscriptions.Load(); got != 2 || pending != 0 {
+			return fmt.Errorf("%d NATS subscriptions, %d changes pending; want 2 (retained, c), 0", got, pending)
+		}
+		return nil
+	})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.wanted) != 2 {
+		t.Fatalf("wanted %v", n.wanted)
+	}
+}
