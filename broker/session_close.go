@@ -60,6 +60,9 @@ func (r *Router) removeLocked(s *Session) bool {
 	}
 	delete(r.sessions, s.ID)
 	r.uncountLocked(s)
+	if sp := r.sessionPeers(); sp != nil {
+		r.hold(sp, s, false)
+	}
 	return true
 }
 

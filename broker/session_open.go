@@ -46,6 +46,17 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		}
 		o.Will.owner = s.retOwner // a will is published without its session
 	}
+	var imported *SessionState
+	sp := r.sessionPeers()
+	if sp != nil {
+		// Unique in the cluster: the node holding the id gives it up, and
+		// its persistent state comes here (peers_session.go).
+		var err error
+		if imported, err = r.claim(sp, id, &o, owner); err != nil {
+			r.clientIDRefused.Add(1)
+			return nil, err
+		}
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -73,7 +84,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			return nil, ErrSessionQuota
 		}
 	}
-	if o.Expiry != 0 || (old != nil && old.p != nil && !o.CleanStart) {
+	if o.Expiry != 0 || (old != nil && old.p != nil && !o.CleanStart) || imported != nil {
 		// Persistent, or resuming a persistent session's state (which a
 		// Session Expiry of 0 ends with this connection). The expiry can
 		// later drop to 0 but never rise from it [MQTT-3.14.2-2].
@@ -88,6 +99,9 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	}
 	s.opened = make(chan struct{})
 	r.sessions[id] = s
+	if sp != nil && (old == nil || o.Protocol == "stomp") {
+		r.hold(sp, s, true)
+	}
 	r.countConn(s) // before anyone can close s: it is in the map from here
 	r.mu.Unlock()
 	defer close(s.opened)
@@ -112,7 +126,10 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
 			}
 		}
-		s.takeOver(old, o.CleanStart)
+		s.takeOver(old, o.CleanStart || imported != nil) // the peer's state is newer
+	}
+	if imported != nil {
+		s.importState(imported)
 	}
 	if r.dur != nil {
 		if o.Expiry != 0 {

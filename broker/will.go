@@ -17,6 +17,8 @@ func (r *Router) PublishWill(id SessionID, m *Message, delay time.Duration) {
 	defer r.wmu.Unlock()
 	if old := r.wills[id]; old != nil {
 		old.Stop()
+	} else if sp := r.sessionPeers(); sp != nil {
+		sp.Hold(claimKey("mqtt", id, ""), true) // a claim elsewhere cancels it
 	}
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
@@ -26,6 +28,7 @@ func (r *Router) PublishWill(id SessionID, m *Message, delay time.Duration) {
 			return
 		}
 		delete(r.wills, id)
+		r.unholdWill(id)
 		r.wmu.Unlock()
 		_ = r.Publish(context.Background(), nil, m)
 	})
@@ -38,5 +41,14 @@ func (r *Router) cancelWill(id SessionID) {
 	if t := r.wills[id]; t != nil {
 		t.Stop()
 		delete(r.wills, id)
+		r.unholdWill(id)
+	}
+}
+
+// unholdWill tells a SessionPeers that id's pending will is gone. Caller
+// holds r.wmu.
+func (r *Router) unholdWill(id SessionID) {
+	if sp := r.sessionPeers(); sp != nil {
+		sp.Hold(claimKey("mqtt", id, ""), false)
 	}
 }

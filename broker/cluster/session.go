@@ -1,0 +1,343 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// Sessions across nodes (broker.SessionPeers): a client id is unique in
+// the cluster.
+//
+// Each node subscribes, for every client id it holds (a connected or
+// detached session, or a will waiting for its delay), to that id's own
+// subject, duplex.<name>.session.<key> (the key's token encoding; a key
+// whose subject would be too long goes by its SHA-256 on
+// duplex.<name>.sessionh.<hex>). Open on another node sends a request
+// there (Claim): the holder closes its connection with the protocol's
+// takeover notice, cancels the pending will, and answers with the
+// persistent session's state, which the claiming node installs as a local
+// resume would. A request that no node holds ends at once (NATS "no
+// responders"), so a new client id costs one round trip to the local NATS
+// server and no wait.
+//
+// The hand-over is a request and its reply: the state lives in memory on
+// its way and on the new node. If the node that held the session is dead,
+// nobody answers and the session starts as this node knows it (normally
+// new). Keeping a session through a node's death needs JetStream
+// (issue 11 Build 5), a later step.
+//
+// A claim and the holder's subscription race: the subscription on the
+// holder's subject reaches the other NATS servers a round trip after the
+// session opened, so the same id opening on two nodes within that time
+// may stay open on both.
+
+// DefaultClaimWait bounds how long Open waits for the node that holds a
+// client id (Config.ClaimWait).
+const DefaultClaimWait = 2 * time.Second
+
+// Claim answers (the Duplex-Claim header of a reply).
+const (
+	hdrClaim    = "Duplex-Claim"
+	claimNone   = "none"  // nothing to hand over (none held, or discarded)
+	claimOwned  = "owned" // another owner's: refused
+	claimState  = "state" // the body is the session's state
+	claimFailed = "error"
+)
+
+// SessionRouter is what a Node needs of broker.Router to answer claims.
+type SessionRouter interface {
+	ReleaseToPeer(c broker.SessionClaim) (*broker.SessionState, error)
+	HeldKeys() []string
+}
+
+var _ broker.SessionPeers = (*Node)(nil)
+
+// sessions is a node's part of the session claims: the keys held here
+// (reference-counted: a session and a pending will, or several STOMP
+// connections with one client-id) and the ones whose subscription the
+// session loop must reconcile.
+type sessions struct {
+	mu    sync.Mutex
+	held  map[string]int
+	dirty map[string]struct{}
+	wake  chan struct{}
+	in    chan *nats.Msg
+}
+
+func (ss *sessions) init() {
+	if ss.held == nil {
+		ss.held = map[string]int{}
+		ss.dirty = map[string]struct{}{}
+		ss.wake = make(chan struct{}, 1)
+	}
+}
+
+// sessionSubject is the subject claims for key go to.
+func (n *Node) sessionSubject(key string) string {
+	base := strings.TrimSuffix(n.subs.Prefix, "t.")
+	s := base + "session." + esc(key)
+	if len(s) > MaxSubject {
+		h := sha256.Sum256([]byte(key))
+		s = base + "sessionh." + hex.EncodeToString(h[:])
+	}
+	return s
+}
+
+// Hold implements broker.SessionPeers. It never blocks on NATS.
+func (n *Node) Hold(key string, add bool) {
+	ss := &n.sess
+	ss.mu.Lock()
+	ss.init()
+	d := 1
+	if !add {
+		d = -1
+	}
+	c := ss.held[key] + d
+	if c <= 0 {
+		delete(ss.held, key)
+	} else {
+		ss.held[key] = c
+	}
+	if c == 0 || (c == 1 && add) {
+		ss.dirty[key] = struct{}{}
+	}
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startSessions starts answering claims (Start). A router that cannot
+// release sessions still claims them.
+func (n *Node) startSessions() {
+	sr, ok := n.router.(SessionRouter)
+	if !ok {
+		return
+	}
+	ss := &n.sess
+	ss.mu.Lock()
+	ss.init()
+	ss.in = make(chan *nats.Msg, 1024)
+	ss.mu.Unlock()
+	for _, k := range sr.HeldKeys() { // restored sessions, before any client
+		n.Hold(k, true)
+	}
+	n.wg.Add(1)
+	go n.sessionLoop(sr)
+}
+
+// sessionLoop keeps one subscription per held key and answers the claims
+// that arrive on them, each on its own goroutine (a takeover waits for the
+// old connection to finish writing).
+func (n *Node) sessionLoop(sr SessionRouter) {
+	defer n.wg.Done()
+	ss := &n.sess
+	subs := map[string]*nats.Subscription{}
+	for {
+		select {
+		case <-n.done:
+			return
+		case m := <-ss.in:
+			go n.answerClaim(sr, m)
+			continue
+		case <-ss.wake:
+		}
+		ss.mu.Lock()
+		type change struct {
+			key  string
+			want bool
+		}
+		changes := make([]change, 0, len(ss.dirty))
+		for k := range ss.dirty {
+			changes = append(changes, change{k, ss.held[k] > 0})
+		}
+		clear(ss.dirty)
+		ss.mu.Unlock()
+		for _, ch := range changes {
+			sub := subs[ch.key]
+			switch {
+			case ch.want && sub == nil:
+				sub, err := n.nc.ChanSubscribe(n.sessionSubject(ch.key), ss.in)
+				if err != nil {
+					n.cfg.Log.Warn("cluster: session subscribe failed", "err", err)
+					continue
+				}
+				subs[ch.key] = sub
+			case !ch.want && sub != nil:
+				_ = sub.Unsubscribe()
+				delete(subs, ch.key)
+			}
+		}
+	}
+}
+
+// claimReq is a claim's body.
+type claimReq struct {
+	Key    string `json:"key"`
+	Owner  string `json:"owner"`
+	Resume bool   `json:"resume"`
+	From   string `json:"from"`
+}
+
+// answerClaim releases what the claim names and replies.
+func (n *Node) answerClaim(sr SessionRouter, m *nats.Msg) {
+	var req claimReq
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.From == n.selfID {
+		return
+	}
+	start := time.Now()
+	st, err := sr.ReleaseToPeer(broker.SessionClaim{Key: req.Key, Owner: req.Owner, Resume: req.Resume})
+	reply := nats.NewMsg(m.Reply)
+	switch {
+	case errors.Is(err, broker.ErrClientIDOwned):
+		reply.Header.Set(hdrClaim, claimOwned)
+	case err != nil:
+		reply.Header.Set(hdrClaim, claimFailed)
+	case st == nil:
+		reply.Header.Set(hdrClaim, claimNone)
+	default:
+		b, err := json.Marshal(toWire(st, time.Now()))
+		if err != nil {
+			reply.Header.Set(hdrClaim, claimFailed)
+			break
+		}
+		reply.Header.Set(hdrClaim, claimState)
+		reply.Data = b
+	}
+	n.cfg.Log.Info("cluster: session taken over by another node", "key", req.Key, "by", req.From,
+		"answer", reply.Header.Get(hdrClaim), "took", time.Since(start))
+	if m.Reply != "" {
+		if err := n.nc.PublishMsg(reply); err != nil {
+			n.cfg.Log.Warn("cluster: claim answer not sent; the session's state is lost", "key", req.Key, "err", err)
+		}
+	}
+}
+
+// Claim implements broker.SessionPeers: one request on the key's subject,
+// answered by the node that holds it; no responders means no node does.
+func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
+	if !n.running.Load() || !n.nc.IsConnected() {
+		return nil, nil
+	}
+	body, _ := json.Marshal(claimReq{Key: c.Key, Owner: c.Owner, Resume: c.Resume, From: n.selfID})
+	wait := n.cfg.ClaimWait
+	if wait <= 0 {
+		wait = DefaultClaimWait
+	}
+	// A takeover waits for the old connection to finish writing; the
+	// answer may take that long plus the request's trip.
+	rep, err := n.nc.Request(n.sessionSubject(c.Key), body, wait)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, nil
+	case err != nil:
+		n.cfg.Log.Warn("cluster: no answer to a session claim; the session starts as this node knows it",
+			"key", c.Key, "err", err)
+		return nil, nil
+	}
+	switch rep.Header.Get(hdrClaim) {
+	case claimOwned:
+		return nil, broker.ErrClientIDOwned
+	case claimState:
+		var w wireState
+		if err := json.Unmarshal(rep.Data, &w); err != nil {
+			n.cfg.Log.Error("cluster: a session's state from another node is malformed; starting afresh", "key", c.Key, "err", err)
+			return nil, nil
+		}
+		return w.state(time.Now()), nil
+	}
+	return nil, nil
+}
+
+// wire forms: a message's expiry travels as the milliseconds left, so the
+// nodes' clocks need not agree.
+type wireMsg struct {
+	*broker.Message
+	TTL int64 `json:"ttl,omitempty"`
+}
+
+type wireDelivery struct {
+	M           *wireMsg `json:"m,omitempty"`
+	SubKey      string   `json:"k,omitempty"`
+	QoS         uint8    `json:"q"`
+	Redelivered bool     `json:"r,omitempty"`
+	Retained    bool     `json:"ret,omitempty"`
+}
+
+type wireFlight struct {
+	ID       uint16       `json:"id"`
+	D        wireDelivery `json:"d"`
+	Released bool         `json:"rel,omitempty"`
+}
+
+type wireState struct {
+	Subs       []broker.SubSpec `json:"subs"`
+	Flights    []wireFlight     `json:"flights,omitempty"`
+	Queue      []wireDelivery   `json:"queue,omitempty"`
+	InboundIDs []uint16         `json:"in,omitempty"`
+	NextID     uint16           `json:"next"`
+	Pending    []wireDelivery   `json:"pending,omitempty"`
+}
+
+func toWireDelivery(d broker.MovedDelivery, now time.Time) wireDelivery {
+	w := wireDelivery{SubKey: d.SubKey, QoS: uint8(d.QoS), Redelivered: d.Redelivered, Retained: d.Retained}
+	if d.Msg != nil {
+		cp := *d.Msg
+		wm := &wireMsg{Message: &cp}
+		if !cp.Expires.IsZero() {
+			wm.TTL = max(1, cp.Expires.Sub(now).Milliseconds())
+			cp.Expires = time.Time{}
+		}
+		w.M = wm
+	}
+	return w
+}
+
+func (w wireDelivery) moved(now time.Time) broker.MovedDelivery {
+	d := broker.MovedDelivery{SubKey: w.SubKey, QoS: broker.QoS(w.QoS), Redelivered: w.Redelivered, Retained: w.Retained}
+	if w.M != nil && w.M.Message != nil {
+		d.Msg = w.M.Message
+		if w.M.TTL > 0 {
+			d.Msg.Expires = now.Add(time.Duration(w.M.TTL) * time.Millisecond)
+		}
+	}
+	return d
+}
+
+func toWire(st *broker.SessionState, now time.Time) wireState {
+	w := wireState{Subs: st.Subs, InboundIDs: st.InboundIDs, NextID: st.NextID}
+	for _, f := range st.Flights {
+		w.Flights = append(w.Flights, wireFlight{ID: f.ID, D: toWireDelivery(f.D, now), Released: f.Released})
+	}
+	for _, d := range st.Queue {
+		w.Queue = append(w.Queue, toWireDelivery(d, now))
+	}
+	for _, d := range st.Pending {
+		w.Pending = append(w.Pending, toWireDelivery(d, now))
+	}
+	return w
+}
+
+func (w wireState) state(now time.Time) *broker.SessionState {
+	st := &broker.SessionState{Subs: w.Subs, InboundIDs: w.InboundIDs, NextID: w.NextID}
+	for _, f := range w.Flights {
+		st.Flights = append(st.Flights, broker.MovedFlight{ID: f.ID, D: f.D.moved(now), Released: f.Released})
+	}
+	for _, d := range w.Queue {
+		st.Queue = append(st.Queue, d.moved(now))
+	}
+	for _, d := range w.Pending {
+		st.Pending = append(st.Pending, d.moved(now))
+	}
+	return st
+}
