@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// Retained messages cluster-wide, for the nodes that are up and for those
+// that join or restart later [MQTT-3.3.1-5].
+//
+// Each retained message (and each delete: an empty retained payload
+// [MQTT-3.3.1-10]) is published to the cluster's retained stream on
+// "duplex.<name>.retained.<topic subject>", where the stream keeps one
+// message per subject (MaxMsgsPerSubject 1): the current set, deletes as
+// empty tombstones. Every node reads the stream with an ordered consumer
+// that starts with the last message of every subject: until it has caught
+// up (NumPending 0) the node only keeps what it reads (RetainFromPeer: a
+// restored subscriber must not get old retained messages again as new),
+// after that it routes each message as it comes (PublishFromPeer), which
+// is how a retained message published on another node reaches the live
+// subscribers here. Ready fails until the node has caught up.
+//
+// A topic whose subject would be longer than MaxSubject uses the token
+// "%long" (never an encoded level) and the hex SHA-256 of the topic; the
+// topic itself is in the Duplex-Topic header, as on the core retained
+// subject. MQTT 5 message expiry is counted from the time the stream
+// stored the message.
+
+// retainer is the router's RetainFromPeer (broker.Router has it).
+type retainer interface {
+	RetainFromPeer(m *broker.Message) error
+}
+
+// retainedSubject is the stream subject of a retained message on topic.
+func (n *Node) retainedSubject(topic string) string {
+	prefix := n.subs.Retained + "."
+	b := appendLevels([]byte(prefix), topic)
+	if len(b) > n.subs.max {
+		h := sha256.Sum256([]byte(topic))
+		return prefix + "%long." + hex.EncodeToString(h[:])
+	}
+	return string(b)
+}
+
+// startRetained creates (or updates) the retained stream and starts
+// reading it; stop ends the reading.
+func (n *Node) startRetained(ctx context.Context, js jetstream.JetStream) (stop func(), err error) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+		Name:              streamName(n.cfg.Name, "retained"),
+		Description:       "Duplex retained messages: the last message per topic, deletes as empty tombstones",
+		Subjects:          []string{n.subs.Retained + ".>"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          n.replicas(),
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgSize:        int32(n.cfg.MaxPayload),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, err := st.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{n.subs.Retained + ".>"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if info := c.CachedInfo(); info != nil && info.NumPending == 0 {
+		n.retainedLoaded.Store(true)
+	}
+	cc, err := c.Consume(n.onRetained)
+	if err != nil {
+		return nil, err
+	}
+	if n.retainedOut == nil {
+		n.retainedOut = make(chan *nats.Msg, retainedQueue)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.retainedLoop(pctx, js)
+	}()
+	n.retainedOn.Store(true)
+	n.cfg.Log.Info("cluster: retained messages in JetStream", "node", n.cfg.NodeID, "stream", st.CachedInfo().Config.Name,
+		"replicas", st.CachedInfo().Config.Replicas, "messages", st.CachedInfo().State.Msgs)
+	return func() {
+		n.retainedOn.Store(false)
+		pcancel()
+		<-done
+		cc.Stop()
+	}, nil
+}
+
+// onRetained keeps or routes one message of the retained stream.
+func (n *Node) onRetained(jm jetstream.Msg) {
+	meta, err := jm.Metadata()
+	if err != nil {
+		n.stats.Malformed.Add(1)
+		return
+	}
+	defer func() {
+		if meta.NumPending == 0 && !n.retainedLoaded.Load() {
+			n.retainedLoaded.Store(true)
+			n.cfg.Log.Info("cluster: retained messages loaded", "node", n.cfg.NodeID)
+		}
+	}()
+	nm := &nats.Msg{Subject: n.subs.Retained, Header: jm.Headers(), Data: jm.Data()}
+	m, from, _, err := decodeMsg(n.subs, nm, meta.Timestamp)
+	if err == nil {
+		err = broker.ValidTopicName(m.Topic)
+	}
+	if err != nil || !m.Retain {
+		n.stats.Malformed.Add(1)
+		return
+	}
+	if from == n.selfID {
+		n.stats.Duplicates.Add(1) // kept here when it was published
+		return
+	}
+	if m.Expired() {
+		return
+	}
+	if !n.retainedLoaded.Load() {
+		if r, ok := n.router.(retainer); ok {
+			if err := r.RetainFromPeer(m); err != nil {
+				n.stats.ReceiveDropped.Add(1)
+			}
+			return
+		}
+	}
+	if err := n.router.PublishFromPeer(m); err != nil {
+		n.stats.ReceiveDropped.Add(1)
+		return
+	}
+	n.stats.Received.Add(1)
+}
+
+// toRetainedStream hands an encoded retained message to retainedLoop
+// instead of the core retained subject, once the node reads the stream;
+// it reports whether it did (a full queue drops it, counted).
+func (n *Node) toRetainedStream(nm *nats.Msg, m *broker.Message) bool {
+	if !m.Retain || !n.retainedOn.Load() {
+		return false
+	}
+	nm.Subject = n.retainedSubject(m.Topic)
+	select {
+	case n.retainedOut <- nm:
+	default:
+		n.stats.ForwardDropped.Add(1)
+	}
+	return true
+}
+
+// retainedLoop stores the node's retained messages in the stream, one at
+// a time so that two on one topic keep their order. A JetStream publish
+// is acknowledged by the stream's quorum; while there is none (a replica
+// lost, a leader being elected) it is retried, under a message id so
+// that a retry after a lost acknowledgement is stored once (the stream's
+// duplicate window), and dropped, counted, after retainedRetry.
+func (n *Node) retainedLoop(ctx context.Context, js jetstream.JetStream) {
+	var lastErr time.Time
+	for {
+		var nm *nats.Msg
+		select {
+		case nm = <-n.retainedOut:
+		case <-ctx.Done():
+			return
+		}
+		// node.boot.seq, the first fields of the metadata header, is
+		// the message's identity.
+		f := strings.SplitN(nm.Header.Get(hdrMeta), ".", 4)
+		id := strings.Join(f[:min(3, len(f))], ".")
+		deadline := time.Now().Add(retainedRetry)
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := js.PublishMsg(pctx, nm, jetstream.WithMsgID(id))
+			cancel()
+			if err == nil {
+				n.stats.Forwarded.Add(1)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				n.stats.ForwardDropped.Add(1)
+				if time.Since(lastErr) > 10*time.Second {
+					lastErr = time.Now()
+					n.cfg.Log.Warn("cluster: retained message not stored in JetStream; dropped", "topic_bytes", len(nm.Subject), "err", err)
+				}
+				break
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// retainedRetry bounds how long a retained message is retried while the
+// stream has no quorum; retainedQueue is how many may wait.
+const (
+	retainedRetry = 30 * time.Second
+	retainedQueue = 1024
+)
