@@ -102,6 +102,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.offlineTime, "offline-time", 2*time.Minute, "adminapi: stop making -offline sessions after this long (the line says how many were made)")
 	fs.IntVar(&c.requests, "requests", 300, "adminapi: timed requests of the overview, and of the clients list (its kinds in turn)")
 	fs.StringVar(&c.exec, "exec", "", "adminapi: shell `command` to run after the measurements, while the connections are still open (its output goes to standard error)")
+	addClusterFlags(fs, c) // cluster.go: -sub-urls, -broker-pids
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: duplex-bench [flags]\n       duplex-bench -protocol mqtt -scenario restart [flags] -- BROKER-COMMAND [ARGS...]")
 		fs.PrintDefaults()

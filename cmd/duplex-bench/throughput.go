@@ -89,7 +89,7 @@ func (lr *loadRun) connect(ctx context.Context) error {
 	}
 	lr.clients = make([]conn, len(lr.subs)+len(lr.pubs))
 	err = parallel(len(lr.clients), 16, func(k int) error {
-		c, err := d.dial(ctx)
+		c, err := lr.dialerFor(k, d).dial(ctx) // cluster.go: -sub-urls
 		if err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func (lr *loadRun) measure(start, end time.Time) measurement {
 	}
 
 	time.Sleep(time.Until(start))
-	brokerCPU, selfCPU := startCPU(lr.cfg.brokerPID), startCPU(0)
+	brokerCPU, selfCPU := startBrokersCPU(lr.cfg), startCPU(0) // cluster.go: -broker-pids
 	busy0, err0 := machineBusy()
 	time.Sleep(time.Until(end))
 	var m measurement
