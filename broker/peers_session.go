@@ -147,6 +147,17 @@ func (r *Router) claim(sp SessionPeers, id SessionID, o *SessionOptions, owner s
 	if key == "" {
 		return nil, nil
 	}
+	// Refusals Open would make anyway come first: the node holding the id
+	// must not give up a session that this node then refuses.
+	r.mu.Lock()
+	old := r.sessions[id]
+	owned := old != nil && old.owner != "" && old.owner != owner
+	quota := o.Expiry != 0 && (old == nil || !old.counted) && owner != "" &&
+		r.cfg.MaxSessionsPerUser > 0 && r.owners[owner] >= r.cfg.MaxSessionsPerUser
+	r.mu.Unlock()
+	if owned || quota {
+		return nil, nil // Open refuses it under r.mu, with its log line
+	}
 	return sp.Claim(SessionClaim{Key: key, Owner: owner, Resume: !o.CleanStart})
 }
 

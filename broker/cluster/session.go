@@ -124,13 +124,23 @@ func (n *Node) startSessions() {
 	if !ok {
 		return
 	}
+	// Before any client: the router's sessions and wills are those
+	// Restore made, which it may have told Hold about in part (a delayed
+	// will): count them afresh.
+	keys := sr.HeldKeys()
 	ss := &n.sess
 	ss.mu.Lock()
 	ss.init()
 	ss.in = make(chan *nats.Msg, 1024)
+	clear(ss.held)
+	for _, k := range keys {
+		ss.held[k]++
+		ss.dirty[k] = struct{}{}
+	}
 	ss.mu.Unlock()
-	for _, k := range sr.HeldKeys() { // restored sessions, before any client
-		n.Hold(k, true)
+	select {
+	case ss.wake <- struct{}{}:
+	default:
 	}
 	n.wg.Add(1)
 	go n.sessionLoop(sr)

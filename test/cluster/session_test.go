@@ -37,6 +37,7 @@ func TestClusterSessions(t *testing.T) {
 	t.Run("TakeoverV5", func(t *testing.T) { takeoverV5(t, nodes, base) })
 	t.Run("TakeoverV3", func(t *testing.T) { takeoverV3(t, nodes, base) })
 	t.Run("PersistentMoves", func(t *testing.T) { persistentMoves(t, nodes, base) })
+	t.Run("InflightMoves", func(t *testing.T) { inflightMoves(t, nodes, base) })
 	t.Run("StompClientID", func(t *testing.T) { stompClientID(t, nodes, base) })
 	t.Run("DelayedWillCancelled", func(t *testing.T) { delayedWill(t, nodes, base) })
 	t.Run("WillOnce", func(t *testing.T) { willOnce(t, nodes, base) })
@@ -55,12 +56,19 @@ type v5conn struct {
 
 func dialV5(t *testing.T, addr string, cp *paho.Connect) *v5conn {
 	t.Helper()
+	return dialV5Acks(t, addr, cp, false)
+}
+
+// dialV5Acks is dialV5; with manualAck the client never acknowledges a
+// message, so the broker keeps them in flight.
+func dialV5Acks(t *testing.T, addr string, cp *paho.Connect, manualAck bool) *v5conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &v5conn{inbox: &inbox{}, conn: conn}
-	c.c = paho.NewClient(paho.ClientConfig{Conn: conn,
+	c.c = paho.NewClient(paho.ClientConfig{Conn: conn, EnableManualAcknowledgment: manualAck,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			c.add(msg{topic: pr.Packet.Topic, payload: string(pr.Packet.Payload)})
 			return true, nil
@@ -247,6 +255,76 @@ func persistentMoves(t *testing.T, nodes []*node, base string) {
 	}
 	if len(got) != n+1 {
 		t.Fatalf("%d messages, want %d and the marker: %v", len(got), n, got)
+	}
+}
+
+// inflightMoves: QoS 1 messages written to a client and never
+// acknowledged move with its session and are sent again first, with DUP,
+// then those queued while it was offline [MQTT-4.4.0-1] [MQTT-4.6.0-1].
+func inflightMoves(t *testing.T, nodes []*node, base string) {
+	id, topic := base+"-f", base+"/f/q"
+	p := dialV5Acks(t, nodes[0].mqtt, &paho.Connect{ClientID: id, CleanStart: true, Properties: expiry(300)}, true)
+	p.sub(t, topic)
+	pub := dialV5(t, nodes[2].mqtt, &paho.Connect{ClientID: base + "-fpub", CleanStart: true})
+	const n = 10
+	// Until the first arrives, node 1's interest may still be on its way.
+	testutil.EventuallyErr(t, wait, func() error {
+		if p.count(topic) > 0 {
+			return nil
+		}
+		pub.pub(t, topic, "probe")
+		return errors.New("no probe yet")
+	})
+	for i := range n / 2 {
+		pub.pub(t, topic, strconv.Itoa(i))
+	}
+	testutil.EventuallyErr(t, wait, func() error {
+		p.inbox.mu.Lock()
+		defer p.inbox.mu.Unlock()
+		if last := p.got[len(p.got)-1].payload; last != strconv.Itoa(n/2-1) {
+			return fmt.Errorf("last received %q", last)
+		}
+		return nil
+	})
+	_ = p.conn.Close() // none acknowledged
+	in0 := nodes[0].metric(t, "duplex_cluster_messages_in_total")
+	for i := n / 2; i < n; i++ {
+		pub.pub(t, topic, strconv.Itoa(i))
+	}
+	testutil.EventuallyErr(t, wait, func() error {
+		if got := nodes[0].metric(t, "duplex_cluster_messages_in_total") - in0; got < n/2 {
+			return fmt.Errorf("node 1 has %v of %d messages", got, n/2)
+		}
+		return nil
+	})
+	q := dialV5(t, nodes[1].mqtt, &paho.Connect{ClientID: id, CleanStart: false, Properties: expiry(300)})
+	if !q.ack.SessionPresent {
+		t.Fatal("Session Present 0 after the session moved nodes")
+	}
+	pub.pub(t, topic, "end")
+	testutil.EventuallyErr(t, wait, func() error {
+		q.inbox.mu.Lock()
+		defer q.inbox.mu.Unlock()
+		if len(q.got) == 0 || q.got[len(q.got)-1].payload != "end" {
+			return errors.New("marker not yet received")
+		}
+		return nil
+	})
+	q.inbox.mu.Lock()
+	defer q.inbox.mu.Unlock()
+	var got []string
+	for _, m := range q.got {
+		if m.payload != "probe" {
+			got = append(got, m.payload)
+		}
+	}
+	want := []string{}
+	for i := range n {
+		want = append(want, strconv.Itoa(i))
+	}
+	want = append(want, "end")
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
