@@ -189,6 +189,22 @@ describe('admin UI in headless Chromium', { skip }, () => {
     await shot('sessions');
   });
 
+  test('the Cluster page on a single node: this node alone, and where each client is', T, async () => {
+    await open('cluster');
+    await until(async () => (await rowIds('nodes')).length === 1, 'one row in the nodes table');
+    const [self] = await rowIds('nodes');
+    const row = await rowText('nodes', self);
+    assert.match(row, /this node/, `the row is this node: ${JSON.stringify(row)}`);
+    assert.match(row, /ready/, `this node is ready: ${JSON.stringify(row)}`);
+    assert.match(await page.innerText('[data-cluster="summary"]'), /Single node/);
+    await page.fill('input[data-filter="cluster-clients"]', mqttClientId);
+    await until(async () => {
+      const ids = await rowIds('cluster-clients');
+      return ids.length === 1 && ids[0] === `${mqttClientId}@${self}`;
+    }, `client ${mqttClientId} alone, on node ${self}, in the client search`);
+    await shot('cluster');
+  });
+
   test('their subscriptions on the Topics page (tree and list)', T, async () => {
     await open('topics');
     // the tree: ui -> ui/test with both subscriptions

@@ -6,7 +6,7 @@ import { api, events, setCSRF, h, APIError } from './lib.js';
 const PAGES = [
   ['overview', 'Overview'], ['clients', 'Clients'], ['sessions', 'Sessions'],
   ['topics', 'Topics'], ['queues', 'Queues'], ['retained', 'Retained'],
-  ['publish', 'Publish'], ['tail', 'Tail'],
+  ['publish', 'Publish'], ['tail', 'Tail'], ['cluster', 'Cluster'],
 ];
 
 const root = document.getElementById('app');
