@@ -3,6 +3,7 @@ package subprotocol
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/duplexmq/duplex/broker"
 )
@@ -65,6 +66,11 @@ func (w *Writer) Reply(sess *broker.Session, b []byte) (ok bool) {
 	}
 	return ok
 }
+
+// Done tells the read loop that the write side has ended for good: Add
+// before it can end, Done when it has, Wait in the read loop's finish. A
+// sync.WaitGroup held by value, it costs an idle connection no channel.
+type Done = sync.WaitGroup
 
 // WriteEnd is how a protocol connection ends its write side (EndPass).
 type WriteEnd interface {

@@ -71,8 +71,8 @@ type conn struct {
 	// the writing flag, like the rest of the encode state.
 	aliasMax   uint16
 	aliasesOut map[string]uint16
-	maxQueued  int // deliveries waiting for the window before the client is a slow consumer
-	wdone      chan struct{}
+	maxQueued  int              // deliveries waiting for the window before the client is a slow consumer
+	wdone      subprotocol.Done // done when the write loop has ended
 
 	// Shared with the write loop.
 	mu       sync.Mutex // guards out (Outbox.mu may be taken under it)
@@ -312,7 +312,7 @@ func (c *conn) finish() error {
 		return nil
 	}
 	c.drainPipe() // publishes it accepted are routed before the will and the session's end
-	<-c.wdone
+	c.wdone.Wait()
 	if c.expiryTimer != nil {
 		c.expiryTimer.Stop()
 	}

@@ -185,7 +185,7 @@ func (c *conn) handleConnect(p *Connect) error {
 	} else {
 		_ = c.t.SetReadDeadline(time.Time{})
 	}
-	c.wdone = make(chan struct{})
+	c.wdone.Add(1)
 	buf := AppendPacket(nil, ack, c.version)
 	if ack.SessionPresent {
 		buf = c.resume(sess, buf)
@@ -194,7 +194,7 @@ func (c *conn) handleConnect(p *Connect) error {
 	}
 	_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	if err := c.t.WriteMessage(true, buf); err != nil {
-		close(c.wdone)
+		c.wdone.Done()
 		c.router.Close(sess, broker.CloseTransportError)
 		c.t.Abort()
 		return nil

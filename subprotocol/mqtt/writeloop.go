@@ -187,7 +187,7 @@ func (c *conn) Final(reason broker.CloseReason) {
 
 // StopWriting ends the write side for good: finish() may proceed
 // (subprotocol.WriteEnd).
-func (c *conn) StopWriting() { close(c.wdone) }
+func (c *conn) StopWriting() { c.wdone.Done() }
 
 // onSessionClose runs on whichever goroutine closes the session. A write
 // timeout aborts the transport: no final packet could get through. On

@@ -59,7 +59,7 @@ type conn struct {
 	nextMsgID    atomic.Uint64 // last message-id issued
 	ackMu        sync.Mutex    // guards pending and every subState.unacked
 	pending      map[uint64]broker.Delivery
-	wdone        chan struct{}      // closed when the write loop has ended
+	wdone        subprotocol.Done   // done when the write loop has ended
 	failCode     atomic.Int32       // WebSocket close code after an ERROR the read loop queued
 	wr           subprotocol.Writer // who writes after CONNECTED (on demand, or inline)
 	lastWrite    atomic.Int64       // unix nanoseconds of the last write, for heart-beats
@@ -239,7 +239,7 @@ func (c *conn) finish() error {
 		return nil
 	}
 	c.drainPipe() // SENDs it accepted are routed before the session ends
-	<-c.wdone
+	c.wdone.Wait()
 	if c.expiryTimer != nil {
 		c.expiryTimer.Stop()
 	}

@@ -90,7 +90,7 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	c.rd.SetLimits(c.cfg.Limits) // logged in: the full frame limits
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
 	c.sendInterval = send
-	c.wdone = make(chan struct{})
+	c.wdone.Add(1)
 	c.state = connected
 	c.startKeepalive()
 	c.wr.Init(c, sess.Outbox.Notify())

@@ -51,7 +51,7 @@ func (c *conn) StopWriting() {
 	if c.keepaliveTimer != nil {
 		c.keepaliveTimer.Stop()
 	}
-	close(c.wdone)
+	c.wdone.Done()
 }
 
 // keepalive sends a heart-beat EOL or a WebSocket ping when the timer
