@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/duplexmq/duplex/internal/testutil"
 )
@@ -30,6 +31,25 @@ func TestClusterShareGroups(t *testing.T) {
 			}
 		}
 		return []string{"-cluster-name", "share", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
+	})
+	shareSuite(t, nodes)
+}
+
+// TestClusterShareGroupsExternalNATS: the same over one external NATS
+// server (the share connection is then a second client connection).
+func TestClusterShareGroupsExternalNATS(t *testing.T) {
+	t.Parallel()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("NATS server did not start")
+	}
+	nodes := startNodes(t, func(int) []string {
+		return []string{"-cluster-name", "share-ext", "-cluster-nats-urls", ns.ClientURL()}
 	})
 	shareSuite(t, nodes)
 }
