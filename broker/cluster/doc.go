@@ -33,7 +33,10 @@
 // semantics whatever the message's QoS). Forward never blocks the
 // publisher: it queues into a bounded buffer, and a message that finds
 // the buffer full or the NATS connection down is dropped and counted.
-// Acknowledged delivery across nodes (JetStream), sessions and share
-// groups across nodes, and retained messages for nodes that join later
-// (JetStream KV) are later steps.
+// Acknowledged delivery across nodes (JetStream), sessions across nodes,
+// and retained messages for nodes that join later (JetStream KV) are
+// later steps.
+//
+// MQTT share groups compete across nodes (share.go): NATS queue groups
+// pick one node per message and group, and that node one local member.
 package cluster
