@@ -47,6 +47,10 @@ type SessionClaim struct {
 	// Resume asks for a persistent session's state (MQTT clean start 0);
 	// without it the state is discarded where it is.
 	Resume bool
+	// Wait bounds how long the holder waits for its connection to finish
+	// writing before it hands the state over (0: as a local takeover), so
+	// that its answer comes before the claimant stops waiting.
+	Wait time.Duration
 }
 
 // SessionState is a persistent session's state as it moves between nodes:
@@ -215,9 +219,13 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 	old.taken.Store(true)
 	old.Close(CloseTakenOver)
 	if old.p != nil {
+		wait := takeoverWait
+		if c.Wait > 0 {
+			wait = c.Wait
+		}
 		select {
 		case <-old.p.detached:
-		case <-time.After(takeoverWait):
+		case <-time.After(wait):
 			r.log.Warn("takeover by a peer: previous connection did not finish in time", "session", id)
 		}
 	}

@@ -197,6 +197,10 @@ type claimReq struct {
 	Owner  string `json:"owner"`
 	Resume bool   `json:"resume"`
 	From   string `json:"from"`
+	// WaitMS is how long the holder may wait for its connection to
+	// finish writing: half the claimant's wait, so that the answer has
+	// the other half to arrive.
+	WaitMS int64 `json:"wait_ms"`
 }
 
 // answerClaim releases what the claim names and replies.
@@ -206,7 +210,8 @@ func (n *Node) answerClaim(sr SessionRouter, m *nats.Msg) {
 		return
 	}
 	start := time.Now()
-	st, err := sr.ReleaseToPeer(broker.SessionClaim{Key: req.Key, Owner: req.Owner, Resume: req.Resume})
+	st, err := sr.ReleaseToPeer(broker.SessionClaim{Key: req.Key, Owner: req.Owner, Resume: req.Resume,
+		Wait: time.Duration(req.WaitMS) * time.Millisecond})
 	reply := nats.NewMsg(m.Reply)
 	switch {
 	case errors.Is(err, broker.ErrClientIDOwned):
@@ -239,11 +244,12 @@ func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
 	if !n.running.Load() || !n.nc.IsConnected() {
 		return nil, nil
 	}
-	body, _ := json.Marshal(claimReq{Key: c.Key, Owner: c.Owner, Resume: c.Resume, From: n.selfID})
 	wait := n.cfg.ClaimWait
 	if wait <= 0 {
 		wait = DefaultClaimWait
 	}
+	body, _ := json.Marshal(claimReq{Key: c.Key, Owner: c.Owner, Resume: c.Resume, From: n.selfID,
+		WaitMS: max(1, wait.Milliseconds()/2)})
 	// A takeover waits for the old connection to finish writing; the
 	// answer may take that long plus the request's trip.
 	rep, err := n.nc.Request(n.sessionSubject(c.Key), body, wait)
