@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/duplexmq/duplex/internal/testutil"
+)
+
+// TestSessionConnectCost measures what the cluster-wide client id costs a
+// CONNECT: the median CONNECT→CONNACK time of a new id on a single node
+// and on a cluster node (one claim, answered by NATS "no responders"), and
+// of an id that is live on another node (a takeover across nodes). Run
+// with DUPLEX_SESSION_COST=1; it reports, it does not judge.
+func TestSessionConnectCost(t *testing.T) {
+	if os.Getenv("DUPLEX_SESSION_COST") == "" {
+		t.Skip("set DUPLEX_SESSION_COST=1 to measure")
+	}
+	const n = 200
+	median := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	connect := func(addr, id string) (time.Duration, *v5conn) {
+		start := time.Now()
+		c := dialV5(t, addr, &paho.Connect{ClientID: id, CleanStart: true})
+		return time.Since(start), c
+	}
+
+	bin := testutil.BuildBinary(t)
+	single := testutil.StartConfig(t, testutil.Config{Bin: bin, Args: []string{"-addr", "127.0.0.1:0", "-mqtt-tcp-addr", "127.0.0.1:0",
+		"-stomp-tcp-addr", "", "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "warn"}, Listeners: []string{"", "mqtt-tcp"}})
+	var one []time.Duration
+	for i := range n {
+		d, c := connect(single.Addr("mqtt-tcp"), fmt.Sprintf("single-%d", i))
+		one = append(one, d)
+		_ = c.c.Disconnect(&paho.Disconnect{})
+	}
+
+	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	nodes := startNodes(t, func(i int) []string {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, r)
+			}
+		}
+		return []string{"-cluster-name", "cost", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
+	})
+	var fresh, taken []time.Duration
+	for i := range n {
+		d, c := connect(nodes[0].mqtt, fmt.Sprintf("fresh-%d", i))
+		fresh = append(fresh, d)
+		_ = c.c.Disconnect(&paho.Disconnect{})
+	}
+	for i := range n {
+		id := fmt.Sprintf("moving-%d", i)
+		_, first := connect(nodes[0].mqtt, id)
+		var d time.Duration
+		takeOver(t, nodes[0], "m"+id, func() func() {
+			var c *v5conn
+			d, c = connect(nodes[1].mqtt, id)
+			return func() { _ = c.conn.Close() }
+		})
+		taken = append(taken, d)
+		_ = first.conn.Close()
+	}
+	t.Logf("CONNECT→CONNACK median of %d: single node, new id %v; cluster node, new id %v; cluster, id live on another node %v",
+		n, median(one), median(fresh), median(taken))
+}
