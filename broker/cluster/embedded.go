@@ -97,11 +97,12 @@ func (n natsLogger) Warnf(format string, v ...any) {
 	if strings.HasPrefix(format, "Plaintext passwords detected") {
 		return
 	}
-	if jsStartupNoise(format) {
-		n.l.Debug(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if jsStartupNoise(msg) {
+		n.l.Debug(msg)
 		return
 	}
-	n.l.Warn(fmt.Sprintf(format, v...))
+	n.l.Warn(msg)
 }
 
 // Errorf: a peer not up yet is normal while a cluster starts (the server

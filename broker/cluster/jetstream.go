@@ -130,10 +130,10 @@ func (n *Node) jsLoop() {
 // jsStartupNoise reports the embedded server's warnings that are normal
 // while a JetStream cluster forms or works (Node.Ready says when it is
 // not ready): they are logged at Debug.
-func jsStartupNoise(format string) bool {
+func jsStartupNoise(msg string) bool {
 	for _, p := range []string{"Waiting for routing to be established", "JetStream has not established contact with a meta leader",
 		"Metalayer blocking snapshot", "JetStream cluster no metadata leader", "Healthcheck failed"} {
-		if strings.HasPrefix(format, p) {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,6 +19,7 @@ type clusterValues struct {
 	TLSCert, TLSKey, TLSCA      string
 	User, Password, Credentials string
 	ForwardQueue, ReceiveQueue  int
+	Replicas                    int
 	cfg                         cluster.Config
 }
 
@@ -48,6 +50,8 @@ func clusterSettings(c *clusterValues) []*setting {
 			help: "messages waiting to be published to the other nodes; past it (or while NATS is down) they are dropped, counted"},
 		{key: "cluster.receive_queue", flag: "cluster-receive-queue", def: "65536", min: 1, target: &c.ReceiveQueue,
 			help: "messages from other nodes waiting for the router; past it NATS drops them, counted"},
+		{key: "cluster.replicas", flag: "cluster-replicas", def: "0", min: 0, target: &c.Replicas,
+			help: "replication factor of the JetStream streams (retained messages); 0: min(3, nodes). Embedded JetStream keeps its files in <data>/nats"},
 	}
 }
 
@@ -61,6 +65,7 @@ func (o *options) finishCluster() error {
 		User: c.User, Password: c.Password, Credentials: c.Credentials,
 		MaxPayload:   o.v.Limits.MaxFrameSize + 128<<10,
 		ForwardQueue: c.ForwardQueue, ReceiveQueue: c.ReceiveQueue,
+		Replicas: c.Replicas, StoreDir: filepath.Join(o.v.Data, "nats"),
 	}
 	return c.cfg.Check()
 }
