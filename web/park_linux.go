@@ -4,6 +4,7 @@ package web
 
 import (
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -237,27 +238,52 @@ func (t *wsTransport) readAhead(fd uintptr) bool {
 	return true
 }
 
-// run is the poller's goroutine: epoll events resume parked connections,
-// and every parkTick the sweep runs.
+// run is the poller's goroutine: epoll events resume parked connections.
+// It waits for the epoll set in the runtime's own poller (an epoll file
+// descriptor is readable while it has events), so that no thread blocks in
+// epoll_wait; the sweep has a goroutine and a ticker of its own.
 func (p *poller) run() {
+	go p.sweepLoop()
 	events := make([]syscall.EpollEvent, 256)
-	next := time.Now().Add(parkTick)
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := syscall.EpollWait(int(fd), events, 0)
+			if err == syscall.EINTR {
+				continue
+			}
+			for i := 0; i < n; i++ {
+				p.ready(events[i].Fd)
+			}
+			if n < len(events) {
+				return false // drained: wait for the next events
+			}
+		}
+	}
+	if syscall.SetNonblock(p.epfd, true) == nil {
+		if rc, err := os.NewFile(uintptr(p.epfd), "duplex-park").SyscallConn(); err == nil {
+			_ = rc.Read(drain) // returns only if the file is closed: never
+			return
+		}
+	}
+	// Not pollable (not expected): block a thread in epoll_wait.
+	_ = syscall.SetNonblock(p.epfd, false)
 	for {
-		// Rounded up: a timeout of 0 would spin through the last
-		// millisecond.
-		ms := int((time.Until(next) + time.Millisecond - 1) / time.Millisecond)
-		n, err := syscall.EpollWait(p.epfd, events, max(ms, 1))
+		n, err := syscall.EpollWait(p.epfd, events, -1)
 		if err != nil && err != syscall.EINTR {
-			time.Sleep(parkTick) // not expected; do not spin
+			time.Sleep(parkTick) // do not spin
 		}
 		for i := 0; i < n; i++ {
 			p.ready(events[i].Fd)
 		}
-		if now := time.Now(); !now.Before(next) {
-			p.tick.Add(1)
-			p.sweep(now)
-			next = now.Add(parkTick)
-		}
+	}
+}
+
+// sweepLoop runs the sweep every parkTick.
+func (p *poller) sweepLoop() {
+	tk := time.NewTicker(parkTick)
+	for now := range tk.C {
+		p.tick.Add(1)
+		p.sweep(now)
 	}
 }
 
