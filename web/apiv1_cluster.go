@@ -30,6 +30,7 @@ import (
 type ClusterLink interface {
 	ID() string
 	Routes() int
+	PeersRouted() int
 	Ready() error
 	HandleAdmin(kind string, h cluster.AdminHandler) error
 	GatherAdmin(ctx context.Context, kind string, req []byte) ([]cluster.AdminAnswer, error)
@@ -93,6 +94,7 @@ func (s *Server) selfNode() ClusterNode {
 		n.ID = c.ID()
 		n.Joined = c.Ready() == nil
 		n.Routes = c.Routes()
+		n.RoutedPeers = c.PeersRouted()
 		if a := c.Addresses(); a != nil {
 			n.Addresses = a
 		}

@@ -41,6 +41,7 @@ type fakeLink struct {
 
 func (f *fakeLink) ID() string                                     { return "n1" }
 func (f *fakeLink) Routes() int                                    { return 2 }
+func (f *fakeLink) PeersRouted() int                               { return 1 }
 func (f *fakeLink) Ready() error                                   { return nil }
 func (f *fakeLink) Addresses() []string                            { return []string{"127.0.0.1:1"} }
 func (f *fakeLink) HandleAdmin(string, cluster.AdminHandler) error { return nil }

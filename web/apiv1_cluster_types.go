@@ -20,7 +20,8 @@ type ClusterNode struct {
 	Ready         bool        `json:"ready"`               // its /readyz answers 200
 	NotReady      string      `json:"not_ready,omitempty"` // why not
 	Joined        bool        `json:"joined"`              // connected to NATS and routed to a peer
-	Routes        int         `json:"routes"`              // embedded NATS routes (pooled: several per peer)
+	RoutedPeers   int         `json:"routed_peers"`        // other nodes its embedded NATS has a route to
+	Routes        int         `json:"routes"`              // embedded NATS route connections (pooled: several per peer)
 	Connections   int         `json:"connections"`
 	ByProtocol    []ConnGroup `json:"by_protocol"`
 	Sessions      int         `json:"sessions"`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,8 +18,8 @@ type clusterLink struct {
 	addrs atomic.Pointer[[]string]
 }
 
-// Addresses returns the listeners' addresses ("mqtt-tcp 127.0.0.1:1883"
-// and so on; the public HTTP listener unnamed), nil before they open.
+// Addresses returns the listeners' addresses ("http 127.0.0.1:8080",
+// "mqtt-tcp 127.0.0.1:1883" and so on), nil before they open.
 func (c *clusterLink) Addresses() []string {
 	if p := c.addrs.Load(); p != nil {
 		return *p
@@ -30,7 +31,13 @@ func (c *clusterLink) Addresses() []string {
 func (c *clusterLink) setListeners(lns []openListener) {
 	a := make([]string, 0, len(lns))
 	for _, l := range lns {
-		a = append(a, l.name+" "+l.ln.Addr().String())
+		// name is "listening" (the HTTP and WebSocket listener) or
+		// "mqtt-tcp listening" and so on.
+		kind := strings.TrimSpace(strings.TrimSuffix(l.name, "listening"))
+		if kind == "" {
+			kind = "http"
+		}
+		a = append(a, kind+" "+l.ln.Addr().String())
 	}
 	c.addrs.Store(&a)
 }

@@ -120,8 +120,9 @@ func allUp(v web.ClusterView) error {
 		return fmt.Errorf("%d nodes", len(v.Nodes))
 	}
 	for _, n := range v.Nodes {
-		if n.State != web.NodeUp || !n.Ready || !n.Joined {
-			return fmt.Errorf("node %s: state %s ready %v joined %v", n.ID, n.State, n.Ready, n.Joined)
+		if n.State != web.NodeUp || !n.Ready || !n.Joined || n.RoutedPeers != 2 || len(n.Addresses) != 3 {
+			return fmt.Errorf("node %s: state %s ready %v joined %v routed peers %d addresses %v",
+				n.ID, n.State, n.Ready, n.Joined, n.RoutedPeers, n.Addresses)
 		}
 	}
 	return nil

@@ -21,7 +21,7 @@ export function mount(el, ctx) {
   const summary = h('p', { class: 'muted', dataset: { cluster: 'summary' } });
   const tbody = h('tbody');
   const nodes = h('table', { dataset: { table: 'nodes' } },
-    h('thead', {}, h('tr', {}, ['Node', 'Health', 'Joined', 'Routes', 'Connections', 'By protocol', 'Msgs in/s', 'Msgs out/s',
+    h('thead', {}, h('tr', {}, ['Node', 'Health', 'Joined', 'Peers routed', 'Connections', 'By protocol', 'Msgs in/s', 'Msgs out/s',
       'Uptime', 'Version', 'Addresses', 'Last seen'].map((l, i) => h('th', { class: i >= 3 && i <= 7 && i !== 5 ? 'num' : undefined }, l)))),
     tbody);
   const refresh = h('button', { type: 'button', dataset: { refresh: 'nodes' }, title: 'Ask every node again' }, '↻');
@@ -47,7 +47,7 @@ export function mount(el, ctx) {
       h('td', { class: 'mono' }, n.id, n.self ? h('span', { class: 'muted' }, ' (this node)') : null),
       h('td', {}, stateBadge(n)),
       h('td', {}, v.cluster && n.state === 'up' ? (n.joined ? 'yes' : 'no') : ''),
-      h('td', { class: 'num' }, v.cluster && n.state === 'up' ? fmtNum(n.routes) : ''),
+      h('td', { class: 'num' }, v.cluster && n.state === 'up' ? h('span', { title: `${n.routes} route connections` }, fmtNum(n.routed_peers)) : ''),
       h('td', { class: 'num' }, n.state === 'up' ? fmtNum(n.connections) : ''),
       h('td', {}, protocols(n)),
       h('td', { class: 'num' }, n.state === 'up' ? fmtRate(n.rates.msgs_in) : ''),
