@@ -12,8 +12,13 @@
 #            (34/33/33; duplex-bench -sub-urls), the brokers' CPU summed
 #            (duplex-bench -broker-pids)
 #
-# and then one line per shape comparing the brokers' CPU per delivered
-# message: the cluster's (all three brokers) against the single node's.
+# first as fast as flow control allows, then with the publisher at a steady
+# BENCH_CLUSTER_RATE messages/s (default 1000, so 100000 deliveries/s; 0
+# skips): the same load on both, where CPU per delivery compares best
+# (flat out, the cluster runs at a lower rate, and a broker's CPU per
+# delivery grows as its batches shrink). Then one line per pair compares
+# the brokers' CPU per delivered message: the cluster's (all three
+# brokers) against the single node's.
 # Each cluster starts fresh and is ready (/readyz 200 on every node) before
 # its run. The generator, the publisher and all three brokers share the
 # machine: compare CPU per delivery more than throughput.
@@ -21,7 +26,8 @@
 # Environment: BENCH_DURATION (default 5s), BENCH_WARMUP (default 2s: the
 # remote subscribers' interest must cross the routes before the first
 # message counts), BENCH_CLUSTER_SHAPES (default "mqtt 0;mqtt 1;stomp -":
-# protocol and MQTT QoS, ';' between shapes), BENCH_ARGS, DUPLEX_ARGS,
+# protocol and MQTT QoS, ';' between shapes), BENCH_CLUSTER_RATE,
+# BENCH_ARGS, DUPLEX_ARGS,
 # DUPLEX_BIN, BENCH_VERBOSE as in bench/run.sh. Exit status 1 when any line
 # says FAIL or a broker misbehaved.
 set -euo pipefail
@@ -31,6 +37,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-5s}
 WARMUP=${BENCH_WARMUP:-2s}
 IFS=';' read -r -a SHAPES <<<"${BENCH_CLUSTER_SHAPES:-mqtt 0;mqtt 1;stomp -}"
+RATE=${BENCH_CLUSTER_RATE:-1000}
 read -r -a EXTRA_BENCH <<<"${BENCH_ARGS:-}"
 read -r -a EXTRA_BROKER <<<"${DUPLEX_ARGS:-}"
 VERBOSE=${BENCH_VERBOSE:-0}
@@ -84,11 +91,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # free_port prints a loopback TCP port nobody listens on (checked by
-# connecting; the route listener binds it a moment later).
+# connecting; the route listener binds it a moment later), below the
+# kernel's usual ephemeral range (32768 up), where client sockets and the
+# embedded servers' random client ports live.
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 20000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -131,14 +140,14 @@ start_cluster() {
 	done
 	for i in 0 1 2; do
 		line=""
-		for _ in $(seq 100); do
+		for _ in $(seq 300); do
 			line=$(grep -m1 '^duplex listening on ' "$WORK/node$i.out" || true)
 			[[ -n "$line" ]] && break
 			alive "${NODE_PIDS[i]}" || break
 			sleep 0.1
 		done
 		if [[ -z "$line" ]]; then
-			echo "bench: cluster node $((i + 1)) did not start listening within 10s" >&2
+			echo "bench: cluster node $((i + 1)) did not start listening within 30s" >&2
 			return 1
 		fi
 		NODE_ADDRS+=("${line#duplex listening on }")
@@ -162,27 +171,36 @@ echo "# duplex cluster bench $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(g
 	"cluster = 3 nodes (embedded NATS routes on loopback), publisher on node 1, subscribers round robin over the 3 nodes, CPU of all 3 brokers"
 
 summary=()
-for shape in "${SHAPES[@]}"; do
-	read -r proto qos <<<"$shape"
-	args=(-protocol "$proto" -scenario throughput -pubs 1 -subs 100 -size 64)
-	path=ws
-	if [[ "$proto" == mqtt ]]; then
-		args+=(-qos "$qos")
-		path=mqtt
-	fi
+
+# pair NAME ARGS... runs ARGS (duplex-bench flags) on a single broker,
+# then on a fresh three-node cluster, prints both lines and notes the CPU
+# comparison under NAME.
+pair() {
+	local name=$1 path=ws single clustered subs a pid pids
+	shift
+	[[ " $* " == *" -protocol mqtt "* ]] && path=mqtt
 
 	start_duplex || { status=1; exit 1; }
 	run_bench -url "ws://$DUPLEX_ADDR/$path" -broker-pid "$DUPLEX_PID" -duration "$DURATION" -warmup "$WARMUP" \
-		"${EXTRA_BENCH[@]}" "${args[@]}" -label single
+		"${EXTRA_BENCH[@]}" "$@" -label single
 	echo "$LINE"
 	((RC == 0)) || status=1
 	single=$(cpu_per_delivery "$LINE")
 	stop_all
 
-	if ! start_cluster; then
-		status=1
-		exit 1
-	fi
+	# A route port taken between free_port and the node's bind: try again
+	# on other ports.
+	local try saved=$status
+	for try in 1 2 3; do
+		start_cluster && break
+		stop_all 2>/dev/null || true
+		status=$saved # the failed start's nodes do not count
+		if ((try == 3)); then
+			echo "bench: no cluster after 3 tries" >&2
+			status=1
+			exit 1
+		fi
+	done
 	subs=""
 	for a in "${NODE_ADDRS[@]}"; do
 		subs+="${subs:+,}ws://$a/$path"
@@ -192,23 +210,35 @@ for shape in "${SHAPES[@]}"; do
 		echo "${NODE_PIDS[*]}"
 	)
 	run_bench -url "ws://${NODE_ADDRS[0]}/$path" -sub-urls "$subs" -broker-pids "$pids" -duration "$DURATION" -warmup "$WARMUP" \
-		"${EXTRA_BENCH[@]}" "${args[@]}" -label "cluster 3 nodes"
+		"${EXTRA_BENCH[@]}" "$@" -label "cluster 3 nodes"
 	echo "$LINE"
 	((RC == 0)) || status=1
 	clustered=$(cpu_per_delivery "$LINE")
 	for pid in "${NODE_PIDS[@]}"; do
 		if ! alive "$pid"; then
-			echo "bench: a cluster node died during: ${args[*]}" >&2
+			echo "bench: a cluster node died during: $*" >&2
 			status=1
 		fi
 	done
 	stop_all
 
-	name="$proto 1->100 64B${qos:+ qos$qos}"
-	name=${name% qos-}
 	if [[ -n "$single" && -n "$clustered" ]]; then
 		summary+=("$(awk -v n="$name" -v s="$single" -v c="$clustered" \
 			'BEGIN{printf "# %s: brokers cpu-us/delivery single %.2f, cluster %.2f (sum of 3): x%.2f, +%.2f us per delivery", n, s, c, c/s, c-s}')")
+	fi
+}
+
+for shape in "${SHAPES[@]}"; do
+	read -r proto qos <<<"$shape"
+	args=(-protocol "$proto" -scenario throughput -pubs 1 -subs 100 -size 64)
+	name="$proto 1->100 64B"
+	if [[ "$proto" == mqtt ]]; then
+		args+=(-qos "$qos")
+		name+=" qos$qos"
+	fi
+	pair "$name" "${args[@]}"
+	if [[ "$RATE" != 0 ]]; then
+		pair "$name at $RATE/s" "${args[@]}" -rate "$RATE"
 	fi
 done
 printf '%s\n' "${summary[@]}"
