@@ -26,9 +26,17 @@ import (
 const jsMaxMemory = 64 << 20
 
 // jetStreamOptions turns JetStream on in an embedded server's options
-// when c has a store folder.
+// when c has a store folder and peers (nats-server refuses clustered
+// JetStream without configured routes: "JetStream cluster requires
+// configured routes"; a node that only waits for others to dial it runs
+// without, and says so).
 func jetStreamOptions(c Config, o *server.Options) {
 	if c.StoreDir == "" {
+		return
+	}
+	if len(c.Peers) == 0 {
+		c.Log.Warn("cluster: no cluster.peers, so no JetStream on this node: retained messages reach only the nodes up when they are published (list the other nodes in cluster.peers on every node)",
+			"node", c.NodeID)
 		return
 	}
 	o.JetStream = true
@@ -37,9 +45,9 @@ func jetStreamOptions(c Config, o *server.Options) {
 }
 
 // jetStreamWanted reports whether the node uses JetStream: embedded with
-// a store folder, or external (if the NATS has it).
+// a store folder and peers, or external (if the NATS has it).
 func (c Config) jetStreamWanted() bool {
-	return !c.Embedded() || c.StoreDir != ""
+	return !c.Embedded() || c.StoreDir != "" && len(c.Peers) > 0
 }
 
 // replicas is the replication factor of the node's streams:

@@ -138,3 +138,18 @@ func TestRetainedJetStream(t *testing.T) {
 		return nil
 	})
 }
+
+// TestNoPeersNoJetStream: a node with a route address but no peers (the
+// others dial it) starts without JetStream, which nats-server refuses to
+// cluster without configured routes, and is ready.
+func TestNoPeersNoJetStream(t *testing.T) {
+	n, err := New(Config{Name: "np", Listen: freeAddr(t), StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(&retainRouter{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	testutil.EventuallyErr(t, 10*time.Second, n.Ready)
+}
