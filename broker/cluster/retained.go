@@ -63,7 +63,6 @@ func (n *Node) startRetained(ctx context.Context, js jetstream.JetStream) (stop 
 		Replicas:          n.replicas(),
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
-		MaxMsgSize:        int32(n.cfg.MaxPayload),
 	})
 	if err != nil {
 		return nil, err
