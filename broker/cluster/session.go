@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,9 +48,11 @@ const DefaultClaimWait = 2 * time.Second
 // Claim answers (the Duplex-Claim header of a reply).
 const (
 	hdrClaim    = "Duplex-Claim"
-	claimNone   = "none"  // nothing to hand over (none held, or discarded)
-	claimOwned  = "owned" // another owner's: refused
-	claimState  = "state" // the body is the session's state
+	hdrParts    = "Duplex-Parts" // a state's body in n messages, in order
+	hdrFrom     = "Duplex-From"  // the answering node (selfID)
+	claimNone   = "none"         // nothing to hand over (none held, or discarded)
+	claimOwned  = "owned"        // another owner's: refused
+	claimState  = "state"        // the body is the session's state
 	claimFailed = "error"
 )
 
@@ -210,30 +213,43 @@ func (n *Node) answerClaim(sr SessionRouter, m *nats.Msg) {
 		return
 	}
 	start := time.Now()
+	answer := claimNone
+	defer func() {
+		n.cfg.Log.Info("cluster: session taken over by another node", "key", req.Key, "by", req.From,
+			"answer", answer, "took", time.Since(start))
+	}()
 	st, err := sr.ReleaseToPeer(broker.SessionClaim{Key: req.Key, Owner: req.Owner, Resume: req.Resume,
 		Wait: time.Duration(req.WaitMS) * time.Millisecond})
-	reply := nats.NewMsg(m.Reply)
+	var body []byte
 	switch {
 	case errors.Is(err, broker.ErrClientIDOwned):
-		reply.Header.Set(hdrClaim, claimOwned)
+		answer = claimOwned
 	case err != nil:
-		reply.Header.Set(hdrClaim, claimFailed)
-	case st == nil:
-		reply.Header.Set(hdrClaim, claimNone)
-	default:
-		b, err := json.Marshal(toWire(st, time.Now()))
-		if err != nil {
-			reply.Header.Set(hdrClaim, claimFailed)
+		answer = claimFailed
+	case st != nil:
+		if body, err = json.Marshal(toWire(st, time.Now())); err != nil {
+			answer = claimFailed
 			break
 		}
-		reply.Header.Set(hdrClaim, claimState)
-		reply.Data = b
+		answer = claimState
 	}
-	n.cfg.Log.Info("cluster: session taken over by another node", "key", req.Key, "by", req.From,
-		"answer", reply.Header.Get(hdrClaim), "took", time.Since(start))
-	if m.Reply != "" {
+	if m.Reply == "" {
+		return
+	}
+	// A long backlog may exceed NATS's max_payload (1 MiB on an external
+	// server by default): the body goes in parts, in order on one
+	// connection and one route.
+	size := max(4096, int(n.nc.MaxPayload())-1024)
+	parts := max(1, (len(body)+size-1)/size)
+	for i := range parts {
+		reply := nats.NewMsg(m.Reply)
+		reply.Header.Set(hdrClaim, answer)
+		reply.Header.Set(hdrParts, strconv.Itoa(parts))
+		reply.Header.Set(hdrFrom, n.selfID)
+		reply.Data = body[min(i*size, len(body)):min((i+1)*size, len(body))]
 		if err := n.nc.PublishMsg(reply); err != nil {
 			n.cfg.Log.Warn("cluster: claim answer not sent; the session's state is lost", "key", req.Key, "err", err)
+			return
 		}
 	}
 }
@@ -250,29 +266,58 @@ func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
 	}
 	body, _ := json.Marshal(claimReq{Key: c.Key, Owner: c.Owner, Resume: c.Resume, From: n.selfID,
 		WaitMS: max(1, wait.Milliseconds()/2)})
-	// A takeover waits for the old connection to finish writing; the
-	// answer may take that long plus the request's trip.
-	rep, err := n.nc.Request(n.sessionSubject(c.Key), body, wait)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, nil
-	case err != nil:
-		n.cfg.Log.Warn("cluster: no answer to a session claim; the session starts as this node knows it",
-			"key", c.Key, "err", err)
+	// The holder waits for its connection to finish writing (at most half
+	// of wait) before it answers, in one or more parts.
+	inbox := n.nc.NewInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
 		return nil, nil
 	}
-	switch rep.Header.Get(hdrClaim) {
-	case claimOwned:
-		return nil, broker.ErrClientIDOwned
-	case claimState:
-		var w wireState
-		if err := json.Unmarshal(rep.Data, &w); err != nil {
-			n.cfg.Log.Error("cluster: a session's state from another node is malformed; starting afresh", "key", c.Key, "err", err)
+	defer func() { _ = sub.Unsubscribe() }()
+	req := &nats.Msg{Subject: n.sessionSubject(c.Key), Reply: inbox, Data: body}
+	if err := n.nc.PublishMsg(req); err != nil {
+		return nil, nil
+	}
+	deadline := time.Now().Add(wait)
+	var data []byte
+	var from string // the first answer's node: two holders are a race's leftover
+	for part, parts := 0, 1; part < parts; part++ {
+		rep, err := sub.NextMsg(time.Until(deadline))
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, nil // no node holds it
+		}
+		if err != nil {
+			n.cfg.Log.Warn("cluster: no answer to a session claim; the session starts as this node knows it",
+				"key", c.Key, "err", err)
 			return nil, nil
 		}
-		return w.state(time.Now()), nil
+		if rep.Header.Get("Status") == "503" {
+			return nil, nil // no responders (as NextMsg reports it)
+		}
+		if f := rep.Header.Get(hdrFrom); from == "" {
+			from = f
+		} else if f != from {
+			part--
+			continue
+		}
+		switch rep.Header.Get(hdrClaim) {
+		case claimOwned:
+			return nil, broker.ErrClientIDOwned
+		case claimState:
+		default:
+			return nil, nil
+		}
+		if p, err := strconv.Atoi(rep.Header.Get(hdrParts)); err == nil && p > parts {
+			parts = p
+		}
+		data = append(data, rep.Data...)
 	}
-	return nil, nil
+	var w wireState
+	if err := json.Unmarshal(data, &w); err != nil {
+		n.cfg.Log.Error("cluster: a session's state from another node is malformed; starting afresh", "key", c.Key, "err", err)
+		return nil, nil
+	}
+	return w.state(time.Now()), nil
 }
 
 // wire forms: a message's expiry travels as the milliseconds left, so the

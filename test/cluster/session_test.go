@@ -124,7 +124,12 @@ func (c *v5conn) pub(t *testing.T, topic, payload string) {
 // answer before the claiming node's Open returns, so this is known once
 // the claiming connection is accepted.
 func claimed(holder *node, key string) bool {
-	return strings.Contains(holder.p.Stderr(), "key="+key+" ")
+	for _, line := range strings.Split(holder.p.Stderr(), "\n") {
+		if strings.Contains(line, "session taken over by another node") && strings.Contains(line, "key="+key+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // takeOver connects (dial) until holder has answered the claim for key. A
