@@ -56,7 +56,10 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 		}
 	}
 	newAlias := c.topicAlias(&p)
-	if c.maxOutPacket > 0 && PacketSize(&p, c.version) > c.maxOutPacket {
+	// The concrete methods, not AppendPacket and PacketSize: through the
+	// Packet interface p would be allocated for every delivery.
+	n := p.size(c.version)
+	if c.maxOutPacket > 0 && 1+varintLen(n)+n > c.maxOutPacket {
 		return buf, false
 	}
 	if newAlias {
@@ -66,7 +69,9 @@ func (c *conn) appendPublish(buf []byte, d broker.Delivery, retained bool, id ui
 		}
 		c.aliasesOut[p.Topic] = p.Properties.TopicAlias
 	}
-	return AppendPacket(buf, &p, c.version), true
+	buf = append(buf, byte(PUBLISH)<<4|p.flags())
+	buf = appendVarint(buf, n)
+	return p.appendBody(buf, c.version), true
 }
 
 // topicAlias applies an outbound Topic Alias to p (MQTT 5 §3.3.2.3.4): a

@@ -30,7 +30,7 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	dst = append(dst, "MESSAGE\n"...)
 	switch {
 	case m.Queue == "":
-		dst = hdr(dst, "destination", topicDest(m.Topic, c.cfg.TopicSeparator))
+		dst = appendTopicDest(dst, m.Topic, c.cfg.TopicSeparator, v)
 	case st.dest != "" && st.dest == st.id && d.Sub.Queue != "" && len(st.dest) > len(tempQueuePrefix) && st.dest[:len(tempQueuePrefix)] == tempQueuePrefix:
 		dst = hdr(dst, "destination", st.dest) // reply on a temp queue
 	default:
@@ -92,6 +92,47 @@ func (c *conn) appendMessage(dst []byte, d broker.Delivery, id uint64) ([]byte, 
 	dst = append(dst, m.Payload...)
 	dst = append(dst, 0)
 	return dst, !utf8.Valid(m.Payload)
+}
+
+// appendTopicDest appends the destination header of a topic message,
+// hdr(dst, "destination", topicDest(topic, sep)) without building the
+// string: each byte of topic swapped when sep is '.' (swapSeparators),
+// then escaped for v (appendEscaped; the prefix needs none).
+func appendTopicDest(dst []byte, topic string, sep byte, v version) []byte {
+	dst = append(dst, "destination:"+topicPrefix...)
+	if sep != '.' && v == v10 {
+		dst = append(dst, topic...)
+		return append(dst, '\n')
+	}
+	for i := 0; i < len(topic); i++ {
+		b := topic[i]
+		if sep == '.' {
+			switch b {
+			case '.':
+				b = '/'
+			case '/':
+				b = '.'
+			}
+		}
+		if v != v10 {
+			switch {
+			case b == '\\':
+				dst = append(dst, '\\', '\\')
+				continue
+			case b == '\n':
+				dst = append(dst, '\\', 'n')
+				continue
+			case b == ':':
+				dst = append(dst, '\\', 'c')
+				continue
+			case b == '\r' && v == v12:
+				dst = append(dst, '\\', 'r')
+				continue
+			}
+		}
+		dst = append(dst, b)
+	}
+	return append(dst, '\n')
 }
 
 // countUserHeaders counts the properties that would be user headers (not
