@@ -136,6 +136,35 @@ func shareSuite(t *testing.T, nodes []*node) {
 	once("group g", g...)
 	once("group h", h...)
 	once("plain", member{"plain/node2/mqtt5", plain.inbox})
+
+	// A retained publication travels on the retained subject(s), not the
+	// topic's: each group still gets it once, and messages published
+	// after it come through.
+	ret, after := base+"/ret", base+"/after"
+	pub.pub(t, &paho.Publish{Topic: ret, QoS: 1, Retain: true, Payload: []byte("kept")})
+	const m = 30
+	for i := range m {
+		pub.pub(t, &paho.Publish{Topic: after, QoS: 1, Payload: []byte(strconv.Itoa(i))})
+	}
+	count := func(ms []member, topic string) int {
+		s := 0
+		for _, x := range ms {
+			s += x.count(topic)
+		}
+		return s
+	}
+	testutil.EventuallyErr(t, wait, func() error {
+		if a, b, c, d := count(g, ret), count(h, ret), count(g, after), count(h, after); a < 1 || b < 1 || c < m || d < m {
+			return fmt.Errorf("retained: group g %d, group h %d; after it: %d and %d of %d", a, b, c, d, m)
+		}
+		return nil
+	})
+	if a, b := count(g, ret), count(h, ret); a != 1 || b != 1 {
+		t.Errorf("the retained publication reached group g %d times and group h %d times, want once each", a, b)
+	}
+	if c, d := count(g, after), count(h, after); c != m || d != m {
+		t.Errorf("group g got %d and group h %d of the %d messages after it", c, d, m)
+	}
 }
 
 // payloads lists the payloads of the messages on topic, in arrival order.
