@@ -1,6 +1,10 @@
 package broker
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Outbox is a connection's bounded outbound queue (nats ipQueue): a mutex,
 // two slices and a notify channel of capacity 1. Any goroutine pushes; only
@@ -23,15 +27,24 @@ type Outbox struct {
 	maxBytes int
 	maxCtrl  int
 	closed   bool
+	limit    int // > 0: the next Drain takes at most this many bytes (LimitDrain)
+	// The moving average of the time between pushQuiet calls (one eighth
+	// of each new gap, capped at gapCap), nanoseconds, and the last one's
+	// time; written under mu, read by Flush.
+	avgGap   atomic.Int64
+	lastPush int64
 	notify   chan struct{}
-	wake     func() // optional; called after every signal
+	wake     func()       // optional; called after every signal
+	flusher  atomic.Value // InlineFlusher, optional (SetFlusher)
 }
 
 // NewOutbox returns an outbox with the given limits. wake, if not nil, is
 // called (outside the lock) after every push and on Close, besides the
 // Notify signal; it must not block.
 func NewOutbox(maxMsgs, maxBytes, maxCtrl int, wake func()) *Outbox {
-	return &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, notify: make(chan struct{}, 1), wake: wake}
+	o := &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, notify: make(chan struct{}, 1), wake: wake}
+	o.avgGap.Store(int64(gapCap))
+	return o
 }
 
 // Notify is signalled (non-blocking, coalesced) whenever something is pushed
@@ -81,21 +94,105 @@ func (o *Outbox) PushControl(b []byte) error {
 // one delivery, so a message larger than the byte limit still gets through
 // to a subscriber that keeps up.
 func (o *Outbox) PushDelivery(d Delivery) error {
+	_, err := o.push(d, false)
+	if err == nil {
+		o.signal()
+	}
+	return err
+}
+
+// pushQuiet is PushDelivery without the signal: first reports that the
+// delivery lane was empty, and then the caller must call Flush once it has
+// pushed what it has for this outbox (route.go: once per publish). A push
+// onto a lane that was not empty needs no signal of its own: the one that
+// made it non-empty is sent, or owed, and the drain that follows takes
+// both (or a drain came between, and then this push was the first).
+func (o *Outbox) pushQuiet(d Delivery) (first bool, err error) { return o.push(d, true) }
+
+// InlineGap is the average time between a subscriber's deliveries below
+// which Flush does not let a publisher write to it inline. Close to
+// gapCap, it admits only a subscriber whose deliveries come evenly spread
+// out: one that receives in bursts (or often) is left to its write
+// goroutine, which coalesces the deliveries into fewer, larger writes in
+// parallel with the publishers; that costs less than a write per delivery
+// (and a poll of the socket) on a publisher's goroutine.
+var InlineGap = 90 * time.Microsecond
+
+// gapCap caps one gap in the average (one eighth of each new gap), so
+// that a long pause counts as little more than InlineGap: a burst after it
+// pulls the average down at once.
+const gapCap = 100 * time.Microsecond
+
+func (o *Outbox) push(d Delivery, quiet bool) (first bool, err error) {
 	size := d.Msg.Size()
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
-		return ErrSessionClosed
+		return false, ErrSessionClosed
 	}
-	if len(o.msgs) > 0 && (len(o.msgs) >= o.maxMsgs || o.bytes+size > o.maxBytes) {
+	if quiet {
+		now := time.Now().UnixNano()
+		gap := min(now-o.lastPush, int64(gapCap))
+		o.lastPush = now
+		avg := o.avgGap.Load()
+		o.avgGap.Store(avg + (gap-avg)/8)
+	}
+	first = len(o.msgs) == 0
+	if !first && (len(o.msgs) >= o.maxMsgs || o.bytes+size > o.maxBytes) {
 		o.mu.Unlock()
-		return ErrSlowConsumer
+		return false, ErrSlowConsumer
 	}
 	o.msgs = append(o.msgs, d)
 	o.bytes += size
 	o.mu.Unlock()
+	return first, nil
+}
+
+// InlineFlusher writes what an outbox holds on the calling goroutine when
+// it can do so without waiting (the connection's writer is idle and its
+// socket has room), and reports whether it did (Outbox.Flush).
+type InlineFlusher interface {
+	FlushInline() bool
+}
+
+// SetFlusher lets Flush write on the pushing goroutine through f. It may
+// be set while publishers push (a resumed session's subscriptions deliver
+// at once).
+func (o *Outbox) SetFlusher(f InlineFlusher) { o.flusher.Store(f) }
+
+// Flush signals the consumer after pushQuiet, or with inline, when a
+// flusher is set and the deliveries pushed with pushQuiet come no more
+// often than every InlineGap on average, lets the flusher write at once
+// on the calling goroutine, which must hold no broker lock (route.go calls
+// it at the end of a publish, nats' flushClients). Without a write it
+// signals.
+func (o *Outbox) Flush(inline bool) {
+	if inline && o.avgGap.Load() >= int64(InlineGap) {
+		if f, _ := o.flusher.Load().(InlineFlusher); f != nil && f.FlushInline() {
+			return
+		}
+	}
 	o.signal()
-	return nil
+}
+
+// LimitDrain makes the next Drain take at most max bytes (encoded control
+// frames and message sizes) and reports true, or reports false without
+// effect when the outbox is closed, the control lane holds anything or
+// more than max bytes of deliveries are queued: an inline writer uses it
+// so that a pass on a publisher's goroutine writes a small, bounded amount
+// whatever is pushed meanwhile. LimitDrain(0) clears the limit.
+func (o *Outbox) LimitDrain(max int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if max == 0 {
+		o.limit = 0
+		return true
+	}
+	if o.closed || len(o.ctrl) > 0 || o.bytes > max {
+		return false
+	}
+	o.limit = max
+	return true
 }
 
 // Drain hands everything queued to the write loop. It swaps buffers: the
@@ -105,12 +202,51 @@ func (o *Outbox) PushDelivery(d Delivery) error {
 // still returned.
 func (o *Outbox) Drain(ctrl [][]byte, msgs []Delivery) (outCtrl [][]byte, outMsgs []Delivery, closed bool) {
 	o.mu.Lock()
+	if o.limit > 0 {
+		outCtrl, outMsgs = o.drainLimited(ctrl, msgs)
+		closed = o.closed
+		o.mu.Unlock()
+		return outCtrl, outMsgs, closed
+	}
 	outCtrl, o.ctrl = o.ctrl, ctrl[:0]
 	outMsgs, o.msgs = o.msgs, msgs[:0]
 	o.bytes = 0
 	closed = o.closed
 	o.mu.Unlock()
 	return outCtrl, outMsgs, closed
+}
+
+// drainLimited is Drain under a LimitDrain limit: it moves the control
+// frames and then the deliveries that fit into the limit, in order, into
+// ctrl and msgs, and leaves the rest queued. It clears the limit. Caller
+// holds o.mu.
+func (o *Outbox) drainLimited(ctrl [][]byte, msgs []Delivery) ([][]byte, []Delivery) {
+	room := o.limit
+	o.limit = 0
+	nc := 0
+	for nc < len(o.ctrl) && len(o.ctrl[nc]) <= room {
+		room -= len(o.ctrl[nc])
+		nc++
+	}
+	ctrl = append(ctrl[:0], o.ctrl[:nc]...)
+	o.ctrl = o.ctrl[:copy(o.ctrl, o.ctrl[nc:])]
+	clear(o.ctrl[len(o.ctrl) : len(o.ctrl)+nc])
+	nm := 0
+	if len(o.ctrl) == 0 { // control frames first, always
+		for nm < len(o.msgs) {
+			size := o.msgs[nm].Msg.Size()
+			if size > room {
+				break
+			}
+			room -= size
+			o.bytes -= size
+			nm++
+		}
+	}
+	msgs = append(msgs[:0], o.msgs[:nm]...)
+	o.msgs = o.msgs[:copy(o.msgs, o.msgs[nm:])]
+	clear(o.msgs[len(o.msgs) : len(o.msgs)+nm])
+	return ctrl, msgs
 }
 
 // Pending reports the deliveries and bytes waiting.

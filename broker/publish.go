@@ -46,6 +46,29 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	return err
 }
 
+// MayCommit reports whether publishing m from a session may need a store
+// commit: a router with a store, and m a QoS 1/2 message for a shared
+// queue, for a durable subscription, for a persistent session or a share
+// group (whose pick may be one), or (qos2) an MQTT QoS 2 PUBLISH from a
+// persistent publisher, whose packet id is recorded. A protocol that hands
+// publishes that wait on a commit to a pipeline (to share commits) can
+// publish the others at once, on its read loop. It matches m's topic, as
+// Publish will; the answer is a hint: a subscription that comes or goes
+// in between changes nothing but where the commit waits.
+func (r *Router) MayCommit(from *Session, m *Message, qos2 bool) bool {
+	if r.dur == nil || m.QoS == AtMostOnce {
+		return false
+	}
+	if m.Queue != "" || (qos2 && r.inMark(from, 0) != nil) || r.nbind.Load() > 0 {
+		return true
+	}
+	p := newPlan(m)
+	p.matches = r.idx.Match(m.Topic, p.matches)
+	may := r.mayStore(m, p.matches, nil)
+	p.release()
+	return may
+}
+
 // PublishReq is one message of PublishBatch.
 type PublishReq struct {
 	Msg *Message
@@ -107,14 +130,20 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		if p.stored() {
 			if err != nil {
 				reqs[i].Err = err
-				p.release()
 				continue
 			}
 			s = seqs[next]
 			next++
 		}
 		reqs[i].Err = r.finish(p, s)
-		p.release()
+	}
+	// Each subscriber is signalled (or written to) once per batch, after
+	// all its messages.
+	for _, p := range plans {
+		if p != nil {
+			p.flushAll()
+			p.release()
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ type routePlan struct {
 	// oneMap.
 	one    []int
 	oneMap map[*Session]int
+	// flush: the outboxes this plan's deliveries made non-empty, signalled
+	// (or written inline) once the plan is delivered (flushAll).
+	flush []*Outbox
 }
 
 // oneScan is how many sessions with overlapping subscriptions merge scans
@@ -88,6 +91,10 @@ func (p *routePlan) release() {
 	if len(p.one) > 0 {
 		clear(p.oneMap)
 		p.one = p.one[:0]
+	}
+	if len(p.flush) > 0 {
+		clear(p.flush)
+		p.flush = p.flush[:0]
 	}
 	p.m, p.retained, p.quota, p.direct = nil, nil, false, false
 	plans.Put(p)
@@ -164,7 +171,7 @@ func (r *Router) plan(p *routePlan, mark *store.Mark, stream bool) {
 			continue
 		}
 		if stream {
-			r.deliver(delivery(m, to))
+			r.deliverQuiet(p, delivery(m, to))
 			continue
 		}
 		p.live = append(p.live, delivery(m, to))
@@ -315,18 +322,42 @@ func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 	return p, nil
 }
 
-// runPlan commits a plan's stored copies, if any, and finishes it.
+// runPlan commits a plan's stored copies, if any, finishes it and flushes
+// the outboxes it pushed to.
 func (r *Router) runPlan(p *routePlan) error {
 	if !p.stored() {
-		return r.finish(p, nil)
+		err := r.finish(p, nil)
+		p.flushAll()
+		return err
 	}
 	seqs, err := r.dur.st.Commit(&p.batch)
 	if err != nil {
 		p.unplan()
+		p.flushAll()
 		r.log.Error("store: message not written; refused", "topic", p.m.Topic, "queue", p.m.Queue, "err", err)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	return r.finish(p, seqs)
+	err = r.finish(p, seqs)
+	p.flushAll()
+	return err
+}
+
+// InlineFanout is how many subscribers of one publish may be written to
+// inline, on the publisher's goroutine (Outbox.Flush): enough for the
+// common one-to-one case; the deliveries of a larger fan-out past it are
+// signalled at once, so that the subscribers' own write goroutines write
+// them in parallel with the publisher.
+const InlineFanout = 2
+
+// flushAll flushes the outboxes the plan made non-empty, in delivery
+// order, each of which may be written inline. The caller holds no broker
+// lock.
+func (p *routePlan) flushAll() {
+	for _, o := range p.flush {
+		o.Flush(true)
+	}
+	clear(p.flush)
+	p.flush = p.flush[:0]
 }
 
 // finish delivers a planned message once its batch is committed with
@@ -340,7 +371,7 @@ func (r *Router) finish(p *routePlan, seqs []uint64) error {
 		q.enqueueSeq(r, p.m, seqs[len(p.kept)+i])
 	}
 	for _, d := range p.live {
-		r.deliver(d)
+		r.deliverQuiet(p, d)
 	}
 	for _, d := range p.kept {
 		d.Sub.Session.deliverStored(d)
@@ -372,8 +403,32 @@ func (r *Router) route(m *Message, subs ...*Subscription) error {
 // deliver pushes d into its subscriber's outbox, applying the slow-consumer
 // policy when the outbox is full.
 func (r *Router) deliver(d Delivery) {
+	r.pushed(d, d.Sub.Session.Outbox.PushDelivery(d))
+}
+
+// deliverQuiet is deliver for a plan's live delivery: the outbox is not
+// signalled at once but listed in p.flush when the push made it
+// non-empty, so a publish signals (or writes to) each of its first
+// InlineFanout subscribers once, after all its deliveries (flushAll);
+// past those it is deliver.
+func (r *Router) deliverQuiet(p *routePlan, d Delivery) {
+	if len(p.flush) == InlineFanout {
+		r.deliver(d)
+		return
+	}
+	o := d.Sub.Session.Outbox
+	first, err := o.pushQuiet(d)
+	if first {
+		p.flush = append(p.flush, o)
+	}
+	r.pushed(d, err)
+}
+
+// pushed applies the outcome err of pushing d: counted, or the
+// slow-consumer policy, or kept for a persistent session that is offline.
+func (r *Router) pushed(d Delivery, err error) {
 	s := d.Sub.Session
-	switch err := s.Outbox.PushDelivery(d); err {
+	switch err {
 	case nil:
 		r.delivered.Add(1)
 	case ErrSlowConsumer:

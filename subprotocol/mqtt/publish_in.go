@@ -47,9 +47,10 @@ func (c *conn) handlePublish(p *Publish) error {
 	if c.version >= Version5 {
 		applyProps(m, &p.Properties)
 	}
-	if c.router.Durable() && (p.QoS > 0 || c.pipe.Busy()) {
+	if c.router.Durable() && (c.pipe.Busy() || p.QoS > 0 && c.router.MayCommit(c.sess, m, p.QoS == 2)) {
 		// Acknowledged once stored, off the read loop, so a client
 		// with many packets in flight shares commits (pipeline.go).
+		// One that nothing stores is published at once, as QoS 0 is.
 		if p.QoS == 2 {
 			c.q2mu.Lock()
 			if c.qos2In == nil {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
@@ -14,11 +15,44 @@ type writer struct {
 	c *conn
 	// B holds the packets coalesced into binary WebSocket messages [MQTT-6.0.0-1].
 	subprotocol.WriteRun
+	bounded bool // an inline pass (PassInline)
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
 func (c *conn) NewPasser() subprotocol.Passer {
 	return &writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}}
+}
+
+// inlineWriters recycles the writers of inline passes, one per delivery to
+// a subscriber that is not busy.
+var inlineWriters = sync.Pool{New: func() any { return new(writer) }}
+
+// Outbox is the session's outbox (subprotocol.InlineSide).
+func (c *conn) Outbox() *broker.Outbox { return c.sess.Outbox }
+
+// InlineReady reports that a bounded pass may run on a publisher's
+// goroutine (subprotocol.InlineSide): the session is open and not paging
+// stored messages in (a store read), nothing waits in the window queue,
+// and the transport has room.
+func (c *conn) InlineReady() bool {
+	if c.sess.Closed() || c.sess.Paging() {
+		return false
+	}
+	c.mu.Lock()
+	queued := len(c.out.queue)
+	c.mu.Unlock()
+	wr, ok := c.t.(subprotocol.WriteReadier)
+	return queued == 0 && ok && wr.WriteReady()
+}
+
+// PassInline runs one bounded pass (subprotocol.InlineSide).
+func (c *conn) PassInline() bool {
+	w := inlineWriters.Get().(*writer)
+	*w = writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}, bounded: true}
+	ok := w.Pass()
+	*w = writer{}
+	inlineWriters.Put(w)
+	return ok
 }
 
 // kick gets queued deliveries moving after the window opened (an
@@ -104,7 +138,16 @@ func (w *writer) Pass() bool {
 			w.B.Bytes = 0
 		}
 	}
+	if w.bounded && closed && w.Err == nil {
+		return true // the final packet is the write goroutine's (Writer.FlushInline)
+	}
 	return w.EndPass(ctrl, msgs, closed, reason, c)
+}
+
+// full reports a batch that should go out before more is added; an inline
+// pass stops there (the rest is the write goroutine's).
+func (w *writer) full() bool {
+	return w.B.Full() || w.bounded && w.B.Len() >= subprotocol.InlineMax
 }
 
 // sendQueue encodes queued deliveries in order while the client's Receive
@@ -116,7 +159,7 @@ func (w *writer) sendQueue() {
 	for w.B.Err == nil {
 		c.mu.Lock()
 		o := &c.out
-		for len(o.queue) > 0 && !w.B.Full() && c.sendableLocked() {
+		for len(o.queue) > 0 && !w.full() && c.sendableLocked() {
 			p := o.queue[0]
 			o.queue[0] = pending{}
 			o.queue = o.queue[1:]
@@ -156,7 +199,7 @@ func (w *writer) sendQueue() {
 			c.sess.SetInflight(o.inflight())
 			flown = false
 		}
-		more := w.B.Full()
+		more := w.full() && !w.bounded
 		c.mu.Unlock()
 		if !more {
 			break

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
@@ -14,11 +15,40 @@ type writer struct {
 	c *conn
 	// B holds the frames coalesced into WebSocket messages.
 	subprotocol.WriteRun
+	bounded bool // an inline pass (PassInline)
 }
 
 // NewPasser starts one run of the write side (subprotocol.WriteSide).
 func (c *conn) NewPasser() subprotocol.Passer {
 	return &writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}}
+}
+
+// inlineWriters recycles the writers of inline passes, one per delivery to
+// a subscriber that is not busy.
+var inlineWriters = sync.Pool{New: func() any { return new(writer) }}
+
+// Outbox is the session's outbox (subprotocol.InlineSide).
+func (c *conn) Outbox() *broker.Outbox { return c.sess.Outbox }
+
+// InlineReady reports that a bounded pass may run on a publisher's
+// goroutine (subprotocol.InlineSide): the session is open and the
+// transport has room.
+func (c *conn) InlineReady() bool {
+	if c.sess.Closed() {
+		return false
+	}
+	wr, ok := c.t.(subprotocol.WriteReadier)
+	return ok && wr.WriteReady()
+}
+
+// PassInline runs one bounded pass (subprotocol.InlineSide).
+func (c *conn) PassInline() bool {
+	w := inlineWriters.Get().(*writer)
+	*w = writer{c: c, WriteRun: subprotocol.WriteRun{B: subprotocol.Batch{T: c.t, Timeout: c.cfg.WriteTimeout}}, bounded: true}
+	ok := w.Pass()
+	*w = writer{}
+	inlineWriters.Put(w)
+	return ok
 }
 
 // WorkPending reports queued frames, a due keepalive or a closed session
@@ -41,6 +71,9 @@ func (w *writer) Pass() bool {
 		} else {
 			w.writeAll(ctrl, msgs)
 		}
+	}
+	if w.bounded && closed && w.Err == nil {
+		return true // the final frame is the write goroutine's (Writer.FlushInline)
 	}
 	return w.EndPass(ctrl, msgs, closed, reason, c)
 }
