@@ -6,6 +6,7 @@ package main
 import (
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,6 +21,7 @@ type clusterValues struct {
 	User, Password, Credentials string
 	ForwardQueue, ReceiveQueue  int
 	Replicas                    int
+	ClaimWait                   time.Duration
 	cfg                         cluster.Config
 }
 
@@ -52,6 +54,8 @@ func clusterSettings(c *clusterValues) []*setting {
 			help: "messages from other nodes waiting for the router; past it NATS drops them, counted"},
 		{key: "cluster.replicas", flag: "cluster-replicas", def: "0", min: 0, target: &c.Replicas,
 			help: "replication factor of the JetStream streams (retained messages); 0: min(3, nodes). Embedded JetStream keeps its files in <data>/nats"},
+		{key: "cluster.claim_wait", flag: "cluster-claim-wait", def: "2s", target: &c.ClaimWait,
+			help: "how long a connection waits for the node that holds its client id to hand the session over; past it the session starts as this node knows it"},
 	}
 }
 
@@ -66,6 +70,7 @@ func (o *options) finishCluster() error {
 		MaxPayload:   o.v.Limits.MaxFrameSize + 128<<10,
 		ForwardQueue: c.ForwardQueue, ReceiveQueue: c.ReceiveQueue,
 		Replicas: c.Replicas, StoreDir: filepath.Join(o.v.Data, "nats"),
+		ClaimWait: c.ClaimWait,
 	}
 	return c.cfg.Check()
 }
