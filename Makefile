@@ -64,11 +64,12 @@ fuzz:
 soak:
 	DUPLEX_CRASH_KILLS=30 $(GO) test -count=1 -run TestKill9 -timeout 30m -v ./test/crash/
 
-## bench: the load generator against a real broker process (STOMP, and MQTT; auth cost; admin API latency)
+## bench: the load generator against a real broker process (STOMP, and MQTT; auth cost; admin API latency; 1->100 over a three-node cluster)
 bench: build
 	bash bench/run.sh
 	bash bench/auth.sh
 	bash bench/admin.sh
+	bash bench/cluster.sh
 
 ## bench-peers: Duplex's MQTT against Mosquitto in one run (installs mosquitto when missing)
 bench-peers: build

@@ -18,8 +18,10 @@ import "sync"
 // both are called with router state held in order.
 type Peers interface {
 	// Interest reports that the first local subscription on filter (an
-	// MQTT-form filter, share groups included by their filter) appeared
-	// (add) or that the last one left (!add).
+	// MQTT-form filter) appeared (add) or that the last one left (!add).
+	// Share groups count here by their filter too, except when the Peers
+	// is also a SharePeers (peers_share.go): then a group is declared with
+	// ShareInterest and competes across nodes instead.
 	Interest(filter string, add bool)
 	// Forward hands a topic message published on this node to the nodes
 	// that want it. m is immutable (Message).
