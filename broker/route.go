@@ -53,6 +53,8 @@ type routePlan struct {
 	// flush: the outboxes this plan's deliveries made non-empty, signalled
 	// (or written inline) once the plan is delivered (flushAll).
 	flush []*Outbox
+	// fanout counts the live deliveries through deliverQuiet.
+	fanout int
 }
 
 // oneScan is how many sessions with overlapping subscriptions merge scans
@@ -96,6 +98,7 @@ func (p *routePlan) release() {
 		clear(p.flush)
 		p.flush = p.flush[:0]
 	}
+	p.fanout = 0
 	p.m, p.retained, p.quota, p.direct = nil, nil, false, false
 	plans.Put(p)
 }
@@ -342,19 +345,20 @@ func (r *Router) runPlan(p *routePlan) error {
 	return err
 }
 
-// InlineFanout is how many subscribers of one publish may be written to
-// inline, on the publisher's goroutine (Outbox.Flush): enough for the
-// common one-to-one case; the deliveries of a larger fan-out past it are
-// signalled at once, so that the subscribers' own write goroutines write
-// them in parallel with the publisher.
+// InlineFanout is the largest fan-out whose subscribers may be written to
+// inline, on the publisher's goroutine (Outbox.Flush): one-to-one and
+// one-to-two. A larger publish signals its subscribers' write goroutines,
+// which write in parallel with the publisher (the process is busy waking
+// them anyway, and a wake-up costs little then); past InlineFanout
+// deliveries it signals each at once.
 const InlineFanout = 2
 
 // flushAll flushes the outboxes the plan made non-empty, in delivery
-// order, each of which may be written inline. The caller holds no broker
-// lock.
+// order, inline when the fan-out is at most InlineFanout. The caller holds
+// no broker lock.
 func (p *routePlan) flushAll() {
 	for _, o := range p.flush {
-		o.Flush(true)
+		o.Flush(p.fanout <= InlineFanout)
 	}
 	clear(p.flush)
 	p.flush = p.flush[:0]
@@ -412,7 +416,7 @@ func (r *Router) deliver(d Delivery) {
 // InlineFanout subscribers once, after all its deliveries (flushAll);
 // past those it is deliver.
 func (r *Router) deliverQuiet(p *routePlan, d Delivery) {
-	if len(p.flush) == InlineFanout {
+	if p.fanout++; p.fanout > InlineFanout {
 		r.deliver(d)
 		return
 	}
