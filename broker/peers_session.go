@@ -158,11 +158,16 @@ func (r *Router) claim(sp SessionPeers, id SessionID, o *SessionOptions, owner s
 	owned := old != nil && old.owner != "" && old.owner != owner
 	quota := o.Expiry != 0 && (old == nil || !old.counted) && owner != "" &&
 		r.cfg.MaxSessionsPerUser > 0 && r.owners[owner] >= r.cfg.MaxSessionsPerUser
+	// A session here that a connection opened since this node started is
+	// newer than any copy elsewhere (a node gives up what another claims):
+	// such a copy is discarded. One only restored from the store is older
+	// than the one another node holds since.
+	local := old != nil && !old.ConnectedAt.IsZero()
 	r.mu.Unlock()
 	if owned || quota {
 		return nil, nil // Open refuses it under r.mu, with its log line
 	}
-	return sp.Claim(SessionClaim{Key: key, Owner: owner, Resume: !o.CleanStart})
+	return sp.Claim(SessionClaim{Key: key, Owner: owner, Resume: !o.CleanStart && !local})
 }
 
 // errNoSession: a claim key of no known kind.

@@ -152,3 +152,27 @@ func TestPeersSessionWillCancelled(t *testing.T) {
 		t.Fatalf("will still pending on node a (%d, held %d)", n, pa.holds("mw"))
 	}
 }
+
+// TestPeersSessionLocalIsNewer: when both nodes hold the id (a claim raced
+// the holder's subscription), a session connected on this node since it
+// started wins: the other node's copy is discarded, not imported.
+func TestPeersSessionLocalIsNewer(t *testing.T) {
+	a, b, pa, _ := pairOfNodes(t)
+	s := openOpts(t, b, "d", SessionOptions{Expiry: time.Minute})
+	mqttSub(t, b, s, "k")
+	b.Close(s, CloseClientClosed)
+	pa.other = nil // a's claim does not reach b
+	s = openOpts(t, a, "d", SessionOptions{Expiry: time.Minute})
+	mqttSub(t, a, s, "j")
+	a.Close(s, CloseClientClosed)
+	pa.other = b
+
+	s = openOpts(t, b, "d", SessionOptions{Expiry: time.Minute})
+	if !s.Resumed() || s.Subscription("k") == nil || s.Subscription("j") != nil {
+		t.Fatalf("resumed %v with k %v and j %v; want this node's own session (k only)",
+			s.Resumed(), s.Subscription("k") != nil, s.Subscription("j") != nil)
+	}
+	if ids := sessionIDs(a); len(ids) != 0 {
+		t.Fatalf("the other node kept its copy: %v", ids)
+	}
+}

@@ -126,7 +126,9 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 				r.log.Warn("takeover: previous connection did not finish in time", "session", id)
 			}
 		}
-		s.takeOver(old, o.CleanStart || imported != nil) // the peer's state is newer
+		// A peer's state is newer than a session only restored here
+		// (Router.claim asks for it only then).
+		s.takeOver(old, o.CleanStart || imported != nil)
 	}
 	if imported != nil {
 		s.importState(imported)

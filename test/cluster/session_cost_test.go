@@ -74,4 +74,34 @@ func TestSessionConnectCost(t *testing.T) {
 	}
 	t.Logf("CONNECT→CONNACK median of %d: single node, new id %v; cluster node, new id %v; cluster, id live on another node %v",
 		n, median(one), median(fresh), median(taken))
+
+	// A persistent session with a backlog of 1000 QoS 1 messages of 100
+	// bytes, stored on node 1, moves to node 2.
+	const backlog = 1000
+	topic := "cost/backlog"
+	p := dialV5(t, nodes[0].mqtt, &paho.Connect{ClientID: "backlog", CleanStart: true, Properties: expiry(600)})
+	p.sub(t, topic)
+	_ = p.c.Disconnect(&paho.Disconnect{})
+	pub := dialV5(t, nodes[2].mqtt, &paho.Connect{ClientID: "backlog-pub", CleanStart: true})
+	in0 := nodes[0].metric(t, "duplex_cluster_messages_in_total")
+	for i := range backlog {
+		pub.pub(t, topic, fmt.Sprintf("%0100d", i))
+	}
+	testutil.EventuallyErr(t, wait, func() error {
+		if got := nodes[0].metric(t, "duplex_cluster_messages_in_total") - in0; got < backlog {
+			return fmt.Errorf("node 1 has %v of %d", got, backlog)
+		}
+		return nil
+	})
+	start := time.Now()
+	q := dialV5(t, nodes[1].mqtt, &paho.Connect{ClientID: "backlog", CleanStart: false, Properties: expiry(600)})
+	connack := time.Since(start)
+	testutil.EventuallyErr(t, wait, func() error {
+		if c := q.count(topic); c < backlog {
+			return fmt.Errorf("%d of %d", c, backlog)
+		}
+		return nil
+	})
+	t.Logf("persistent session with %d queued messages moved: CONNACK after %v, all received after %v (present %v)",
+		backlog, connack, time.Since(start), q.ack.SessionPresent)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-stomp/stomp/v3"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/duplexmq/duplex/internal/testutil"
 )
@@ -33,6 +34,29 @@ func TestClusterSessions(t *testing.T) {
 		}
 		return []string{"-cluster-name", "sess", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
 	})
+	sessionSuite(t, nodes)
+}
+
+// TestClusterSessionsExternalNATS: the same with three nodes on one
+// external NATS server (run in the test process).
+func TestClusterSessionsExternalNATS(t *testing.T) {
+	t.Parallel()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, MaxPayload: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("NATS server did not start")
+	}
+	nodes := startNodes(t, func(int) []string {
+		return []string{"-cluster-name", "sessx", "-cluster-nats-urls", ns.ClientURL()}
+	})
+	sessionSuite(t, nodes)
+}
+
+func sessionSuite(t *testing.T, nodes []*node) {
 	base := fmt.Sprintf("s%d", time.Now().UnixNano())
 	t.Run("TakeoverV5", func(t *testing.T) { takeoverV5(t, nodes, base) })
 	t.Run("TakeoverV3", func(t *testing.T) { takeoverV3(t, nodes, base) })
