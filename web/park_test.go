@@ -153,11 +153,19 @@ func testWaitRead(t *testing.T, useTLS bool) {
 // MQTT, parking after 1 ms.
 func parkServer(t *testing.T, scfg dstomp.Config) (*Server, *broker.Router, string) {
 	t.Helper()
+	return parkServerWith(t, Config{}, broker.Config{}, scfg)
+}
+
+// parkServerWith is parkServer with the gateway's and the broker's
+// configuration.
+func parkServerWith(t *testing.T, cfg Config, bcfg broker.Config, scfg dstomp.Config) (*Server, *broker.Router, string) {
+	t.Helper()
 	if !parkingSupported() {
 		t.Skip("connections park on Linux only")
 	}
-	r := broker.New(broker.Config{}, nil)
-	gw := New(Config{ParkAfter: time.Millisecond}, r, subprotocol.Registry{dstomp.New(scfg), mqtt.New(mqtt.Config{})})
+	r := broker.New(bcfg, nil)
+	cfg.ParkAfter = time.Millisecond
+	gw := New(cfg, r, subprotocol.Registry{dstomp.New(scfg), mqtt.New(mqtt.Config{})})
 	hs := httptest.NewServer(gw)
 	t.Cleanup(func() {
 		hs.Close()
@@ -304,4 +312,42 @@ func TestParkedShutdown(t *testing.T) {
 	if p := gw.parked.Load(); p != 0 {
 		t.Fatalf("%d connections still parked", p)
 	}
+}
+
+// TestParkedReadLimit: a parked connection that sends a frame over the
+// limit gets the protocol's answer (STOMP ERROR, close 1009) as an active
+// one does.
+func TestParkedReadLimit(t *testing.T) {
+	gw, _, url := parkServer(t, dstomp.Config{})
+	ws := stompLogin(t, url, "0,0", "")
+	waitParked(t, gw, 1)
+	body := strings.Repeat("x", dstomp.DefaultMaxBodyLength+1)
+	wpSend(t, ws, false, wpFrame("SEND", body, "destination:/topic/big", "receipt:big"))
+	if f := wpRecv(t, ws); wpCommand(f) != "ERROR" {
+		t.Fatalf("want ERROR, got %.200q", f)
+	}
+	if code := wpCloseCode(t, ws); code != websocket.CloseMessageTooBig {
+		t.Errorf("close %d after the ERROR, want %d", code, websocket.CloseMessageTooBig)
+	}
+}
+
+// TestParkedSlowConsumer: a parked subscriber that stops reading is closed
+// by the slow-consumer policy, and its connection ends although the
+// client never answers (the write times out, the socket is aborted while
+// parked).
+func TestParkedSlowConsumer(t *testing.T) {
+	gw, r, url := parkServerWith(t, Config{WriteTimeout: 200 * time.Millisecond},
+		broker.Config{MaxPendingMsgs: 10}, dstomp.Config{WriteTimeout: 200 * time.Millisecond})
+	_ = stompLogin(t, url, "0,0", "/topic/slow") // never read again
+	waitParked(t, gw, 1)
+	pub := stompLogin(t, url, "0,0", "")
+	body := strings.Repeat("x", 64<<10)
+	testutil.Eventually(t, 30*time.Second, "the slow subscriber is closed", func() bool {
+		if len(r.Sessions()) == 1 {
+			return true
+		}
+		wpSend(t, pub, false, wpFrame("SEND", body, "destination:/topic/slow"))
+		return false
+	})
+	testutil.Eventually(t, 10*time.Second, "its connection ends", func() bool { return gw.parked.Load() <= 1 })
 }
