@@ -92,6 +92,12 @@
 //	                           leave a publisher may take any of them
 //	                           (PublishBatch plans and delivers other messages)
 //	Index.mu, Retained.mu      leaves: Match copies out before delivery
+//	Router.interest.mu → Peers (Interest: the cluster node's own lock, a
+//	                           leaf; called under it so that one filter's
+//	                           add and remove stay in order)
+//	Router.smu → SharePeers    (ShareInterest, likewise)
+//	Router.mu, Router.wmu → SessionPeers.Hold (the node's sessions lock, a
+//	                           leaf: it records which ids this node holds)
 //	Outbox.mu                  leaf
 //
 // Session.Close takes only the Outbox lock and Router.connMu (both leaves)
