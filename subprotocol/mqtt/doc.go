@@ -25,7 +25,8 @@
 // state), subscribe_handle.go, writeloop.go, errors_server.go (brokerCodes:
 // the one mapping from errors to reason codes and close codes).
 //
-// Each connection has two goroutines at most, like the STOMP server.// An idle WebSocket connection has none: its read loop returns
+// Each connection has two goroutines at most, like the STOMP server.
+// An idle WebSocket connection has none: its read loop returns
 // subprotocol.ErrParked when the transport parks it (subprotocol.Parker;
 // web resumes it through Resume on input). The
 // read goroutine (Serve's) reads through a small bufio.Reader over a

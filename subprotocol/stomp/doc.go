@@ -24,7 +24,8 @@
 // ERROR), destination.go, heartbeat.go, errors.go (the one wireError
 // mapping).
 //
-// Each connection has two goroutines at most, like the MQTT server.// An idle WebSocket connection has none: its read loop returns
+// Each connection has two goroutines at most, like the MQTT server.
+// An idle WebSocket connection has none: its read loop returns
 // subprotocol.ErrParked when the transport parks it (subprotocol.Parker;
 // web resumes it through Resume on input). The
 // read goroutine (Serve's) decodes frames through a small bufio.Reader
