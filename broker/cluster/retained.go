@@ -22,7 +22,8 @@ import (
 // message per subject (MaxMsgsPerSubject 1): the current set, deletes as
 // empty tombstones. Every node reads the stream with an ordered consumer
 // that starts with the last message of every subject: until it has caught
-// up (NumPending 0) the node only keeps what it reads (RetainFromPeer: a
+// up (read the stream's last sequence as its leader gave it when the
+// consumer started) the node only keeps what it reads (RetainFromPeer: a
 // restored subscriber must not get old retained messages again as new),
 // after that it routes each message as it comes (PublishFromPeer), which
 // is how a retained message published on another node reaches the live
@@ -74,10 +75,19 @@ func (n *Node) startRetained(ctx context.Context, js jetstream.JetStream) (stop 
 	if err != nil {
 		return nil, err
 	}
-	if info := c.CachedInfo(); info != nil && info.NumPending == 0 {
+	// Caught up once the message at the stream's last sequence, as its
+	// leader answers now, is read: the consumer reads this server's
+	// replica, which may lag just after a restart (its own NumPending
+	// would then say 0 too early, and the rest would be routed as new).
+	info, err := st.Info(cctx)
+	if err != nil {
+		return nil, err
+	}
+	target := info.State.LastSeq
+	if target == 0 {
 		n.retainedLoaded.Store(true)
 	}
-	cc, err := c.Consume(n.onRetained)
+	cc, err := c.Consume(func(jm jetstream.Msg) { n.onRetained(jm, target) })
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +111,16 @@ func (n *Node) startRetained(ctx context.Context, js jetstream.JetStream) (stop 
 	}, nil
 }
 
-// onRetained keeps or routes one message of the retained stream.
-func (n *Node) onRetained(jm jetstream.Msg) {
+// onRetained keeps or routes one message of the retained stream; the
+// one at stream sequence target ends the load.
+func (n *Node) onRetained(jm jetstream.Msg, target uint64) {
 	meta, err := jm.Metadata()
 	if err != nil {
 		n.stats.Malformed.Add(1)
 		return
 	}
 	defer func() {
-		if meta.NumPending == 0 && !n.retainedLoaded.Load() {
+		if meta.Sequence.Stream >= target && !n.retainedLoaded.Load() {
 			n.retainedLoaded.Store(true)
 			n.cfg.Log.Info("cluster: retained messages loaded", "node", n.cfg.NodeID)
 		}
