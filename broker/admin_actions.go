@@ -47,9 +47,7 @@ func (r *Router) DeleteSession(id SessionID) error {
 			}
 			return ErrNoSuchSession
 		}
-		if s.opened != nil {
-			<-s.opened // its Open may still be taking its predecessor over
-		}
+		s.waitOpened() // its Open may still be taking its predecessor over
 		// With no expiry, the Router.Close of its connection (to come, or
 		// under way after the connection ended) ends it instead of
 		// keeping it (saveKept).

@@ -246,8 +246,8 @@ func (r *Router) Client(id SessionID) (ClientInfo, []SubscriptionInfo, bool) {
 		return ClientInfo{}, nil, false
 	}
 	s.mu.Lock()
-	subs := make([]*Subscription, 0, len(s.subs))
-	for _, sub := range s.subs {
+	subs := make([]*Subscription, 0, s.subs.len())
+	for _, sub := range s.subs.all() {
 		subs = append(subs, sub)
 	}
 	s.mu.Unlock()

@@ -20,7 +20,7 @@ func (r *Router) SubscriptionPage(cursor string, limit int, q string) (page []Su
 		sessionHit := q == "" || strings.Contains(string(id), q) || strings.Contains(s.ClientID, q) ||
 			strings.Contains(userOf(s), q)
 		s.mu.Lock()
-		for key, sub := range s.subs {
+		for key, sub := range s.subs.all() {
 			e := subEntry{dest: sub.Filter, id: string(id), skey: key, sub: sub}
 			if sub.Queue != "" {
 				e.dest = sub.Queue

@@ -98,7 +98,7 @@ func (s *Session) paged(m *Message) (Delivery, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var d Delivery
-	for _, sub := range s.subs {
+	for _, sub := range s.subs.all() {
 		if sub.kind == kindQueue || !MatchTopic(sub.Filter, m.Topic) {
 			continue
 		}

@@ -217,9 +217,7 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 	if old == nil {
 		return nil, nil
 	}
-	if old.opened != nil {
-		<-old.opened
-	}
+	old.waitOpened()
 	keep := c.Resume && old.Expiry() != 0 && old.p != nil
 	old.taken.Store(true)
 	old.Close(CloseTakenOver)
@@ -235,8 +233,7 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 		}
 	}
 	old.mu.Lock()
-	subs := old.subs
-	old.subs = make(map[string]*Subscription)
+	subs := old.subs.take()
 	temps := old.tempQueues
 	old.tempQueues = nil
 	old.mu.Unlock()
@@ -349,8 +346,8 @@ func (s *Session) importState(st *SessionState) {
 		subs[spec.Key] = sub
 	}
 	s.mu.Lock()
-	for k, sub := range subs {
-		s.subs[k] = sub
+	for _, sub := range subs {
+		s.subs.put(sub)
 	}
 	s.mu.Unlock()
 	r.nsubs.Add(int64(len(subs)))

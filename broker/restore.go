@@ -130,8 +130,6 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 		ID: id, Protocol: proto, Version: version, router: r,
 		owner: s.Owner, retOwner: retainedOwnerKey(s.Owner, id),
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, nil),
-		subs:   make(map[string]*Subscription, len(subs)),
-		done:   make(chan struct{}),
 		p:      newPersistent(),
 	}
 	sess.expiry.Store(int64(s.Expiry))
@@ -174,7 +172,7 @@ func (v *restorer) Session(s store.Session, subs []store.Sub) error {
 			continue
 		}
 		sub.kind = sessionKind(&sub.SubSpec)
-		sess.subs[sub.Key] = sub
+		sess.subs.put(sub)
 		r.nsubs.Add(1) // restored past MaxSubscriptions too: a lowered limit refuses new ones only
 		r.link(sub)
 		v.st.Subs++

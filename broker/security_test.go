@@ -821,7 +821,7 @@ func checkCounts(t *testing.T, r *Router) {
 			owners[s.owner]++
 		}
 		s.mu.Lock()
-		subs += int64(len(s.subs))
+		subs += int64(s.subs.len())
 		s.mu.Unlock()
 	}
 	got := fmt.Sprint(r.owners)

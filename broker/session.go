@@ -75,18 +75,18 @@ type Session struct {
 	// session in Router.sessions). Guarded by Router.mu.
 	counted bool
 	auth    authCache // publish authorization answers (owner.go)
-	// opened is closed when the Open that created the session returns
-	// (nil for a restored session): a later Open of the same id waits for
-	// it before taking the session over, so takeovers of one id run in
-	// order.
-	opened chan struct{}
+	// opened tells when the Open that created the session has returned
+	// (session_signal.go): a later Open of the same id waits for it before
+	// taking the session over, so takeovers of one id run in order. nil:
+	// opened (or restored); its channel is made only for a waiter.
+	opened signal
 
 	mu         sync.Mutex // guards subs and tempQueues
-	subs       map[string]*Subscription
+	subs       subSet
 	tempQueues []string
 
 	closeOnce sync.Once
-	done      chan struct{}
+	done      signal        // Done's channel, made on the first call (session_signal.go)
 	reason    atomic.Uint32 // CloseReason
 
 	// Persistence (MQTT). expiry is atomic because the protocol may change
@@ -132,8 +132,9 @@ func (s *Session) Expiry() time.Duration { return time.Duration(s.expiry.Load())
 // Present) and moved it to this session.
 func (s *Session) Resumed() bool { return s.resumed }
 
-// Done is closed when the session is closed.
-func (s *Session) Done() <-chan struct{} { return s.done }
+// Done is closed when the session is closed. Its channel is made on the
+// first call (an idle connection never asks).
+func (s *Session) Done() <-chan struct{} { return s.done.wait() }
 
 // Closed reports whether Close was called.
 func (s *Session) Closed() bool { return s.closed.Load() }
@@ -153,7 +154,7 @@ func (s *Session) Close(reason CloseReason) {
 		if s.live.CompareAndSwap(true, false) {
 			s.router.uncountConn(s)
 		}
-		close(s.done) // before the outbox, so queue dispatch skips s once pushes fail
+		s.done.fire() // before the outbox, so queue dispatch skips s once pushes fail
 		s.Outbox.Close()
 		if s.onClose != nil {
 			s.onClose(reason)
@@ -171,7 +172,7 @@ func (s *Session) CountOut(n int) { s.msgsOut.Add(uint64(n)) }
 func (s *Session) Subscription(key string) *Subscription {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.subs[key]
+	return s.subs.get(key)
 }
 
 // SessionInfo is a copy of a session's state for the admin API.
@@ -196,7 +197,7 @@ type SessionInfo struct {
 // Info copies the session's state.
 func (s *Session) Info() SessionInfo {
 	s.mu.Lock()
-	n := len(s.subs)
+	n := s.subs.len()
 	s.mu.Unlock()
 	pending, _ := s.Outbox.Pending()
 	return SessionInfo{

@@ -109,11 +109,7 @@ func closeOnce(ch chan struct{}) {
 func (s *Session) detach() {
 	r := s.router
 	s.mu.Lock()
-	subs := make([]*Subscription, 0, len(s.subs))
-	for k, sub := range s.subs {
-		subs = append(subs, sub)
-		delete(s.subs, k)
-	}
+	subs := s.subs.drain()
 	temps := s.tempQueues
 	s.tempQueues = nil
 	s.mu.Unlock()

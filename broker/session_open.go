@@ -35,8 +35,6 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		owner: owner, retOwner: retainedOwnerKey(owner, id),
 		ConnectedAt: time.Now(), router: r, onClose: o.OnClose,
 		Outbox: NewOutbox(r.cfg.MaxPendingMsgs, r.cfg.MaxPendingBytes, r.cfg.MaxControlMsgs, o.Wake),
-		subs:   make(map[string]*Subscription),
-		done:   make(chan struct{}),
 	}
 	s.expiry.Store(int64(o.Expiry))
 	if o.Will != nil {
@@ -97,23 +95,21 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		s.counted = true
 		r.owners[owner]++
 	}
-	s.opened = make(chan struct{})
+	s.opening()
 	r.sessions[id] = s
 	if sp != nil && (old == nil || o.Protocol == "stomp") {
 		r.hold(sp, s, true)
 	}
 	r.countConn(s) // before anyone can close s: it is in the map from here
 	r.mu.Unlock()
-	defer close(s.opened)
+	defer s.markOpened()
 	r.cancelWill(id)
 	if old != nil {
-		if old.opened != nil {
-			// Two connections racing for one id: old's own Open may still
-			// be taking over its predecessor. Take old over only once it
-			// has, or its predecessor's subscriptions would land in old
-			// after we moved old's (lost to us, leaked in the index).
-			<-old.opened
-		}
+		// Two connections racing for one id: old's own Open may still be
+		// taking over its predecessor. Take old over only once it has, or
+		// its predecessor's subscriptions would land in old after we moved
+		// old's (lost to us, leaked in the index).
+		old.waitOpened()
 		keep := old.Expiry() != 0 && !o.CleanStart && old.p != nil
 		old.taken.Store(true)
 		old.Close(CloseTakenOver)
@@ -155,8 +151,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 func (s *Session) takeOver(old *Session, clean bool) {
 	r := s.router
 	old.mu.Lock()
-	subs := old.subs
-	old.subs = make(map[string]*Subscription)
+	subs := old.subs.take()
 	temps := old.tempQueues
 	old.tempQueues = nil
 	old.mu.Unlock()
@@ -177,9 +172,9 @@ func (s *Session) takeOver(old *Session, clean bool) {
 	s.reauthorize(subs)
 	moved := make(map[*Subscription]*Subscription, len(subs))
 	s.mu.Lock()
-	for k, sub := range subs {
+	for _, sub := range subs {
 		ns := sub.moveTo(s)
-		s.subs[k] = ns
+		s.subs.put(ns)
 		moved[sub] = ns
 	}
 	s.mu.Unlock()

@@ -45,15 +45,15 @@ func (r *Router) subscribe(s *Session, sub *Subscription) error {
 		s.mu.Unlock()
 		return ErrSessionClosed
 	}
-	if _, dup := s.subs[sub.Key]; dup {
+	if s.subs.get(sub.Key) != nil {
 		s.mu.Unlock()
 		return ErrDuplicateSub
 	}
-	if len(s.subs) >= r.cfg.MaxSubsPerSession || !r.reserveSub() {
+	if s.subs.len() >= r.cfg.MaxSubsPerSession || !r.reserveSub() {
 		s.mu.Unlock()
 		return ErrTooManySubs
 	}
-	s.subs[sub.Key] = sub
+	s.subs.put(sub)
 	s.mu.Unlock()
 	if q != nil {
 		q.addConsumer(r, sub)
@@ -82,12 +82,12 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 		s.mu.Unlock()
 		return nil, false, ErrSessionClosed
 	}
-	old := s.subs[sub.Key]
-	if old == nil && (len(s.subs) >= r.cfg.MaxSubsPerSession || !r.reserveSub()) {
+	old := s.subs.get(sub.Key)
+	if old == nil && (s.subs.len() >= r.cfg.MaxSubsPerSession || !r.reserveSub()) {
 		s.mu.Unlock()
 		return nil, false, ErrTooManySubs
 	}
-	s.subs[sub.Key] = sub
+	s.subs.put(sub)
 	s.mu.Unlock()
 	r.link(sub)
 	if old != nil {
@@ -106,8 +106,7 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 // unacknowledged messages go back to the queue.
 func (r *Router) Unsubscribe(s *Session, key string) error {
 	s.mu.Lock()
-	sub := s.subs[key]
-	delete(s.subs, key)
+	sub := s.subs.del(key)
 	s.mu.Unlock()
 	if sub == nil {
 		return ErrNoSuchSub
