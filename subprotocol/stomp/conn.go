@@ -61,14 +61,13 @@ type conn struct {
 	pending      map[uint64]broker.Delivery
 	wdone        subprotocol.Done   // done when the write loop has ended
 	failCode     atomic.Int32       // WebSocket close code after an ERROR the read loop queued
+	kaPos        int32              // place in keepalives (keepalive.go); guarded by keepalives.mu
 	wr           subprotocol.Writer // who writes after CONNECTED (on demand, or inline)
 	lastWrite    atomic.Int64       // unix nanoseconds of the last write, for heart-beats
 	hbDue        atomic.Bool        // a heart-beat EOL is due
 	pingDue      atomic.Bool        // a WebSocket ping is due
 	pingEvery    time.Duration      // set before the first write goroutine starts
-	// keepaliveTimer marks heart-beats and pings due; set before the first
-	// write goroutine starts.
-	keepaliveTimer *time.Timer
+	lastPing     int64              // kaNow() of the last ping marked due; the keep-alive tick's
 }
 
 // subState is the STOMP side of one subscription (Subscription.Data).

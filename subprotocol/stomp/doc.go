@@ -46,8 +46,9 @@
 // itself; otherwise the write goroutine, started on demand (the Outbox
 // Wake hook) and gone after a second idle, drains and writes. Heart-beats
 // and, for clients that send none, WebSocket pings (at 9/10 of
-// IdleTimeout) are marked due by a timer (time.AfterFunc), so an idle
-// connection holds no write goroutine. When the session closes, the write
+// IdleTimeout) are marked due by one timer for all connections
+// (keepalive.go), so an idle connection holds no write goroutine and no
+// timer of its own. When the session closes, the write
 // side sends the server's ERROR, if the reason has one, and closes the
 // transport; the read loop then detaches the session (finish).
 //

@@ -81,9 +81,7 @@ func (w *writer) Pass() bool {
 // StopWriting ends the write side for good: no more heart-beats, and
 // finish() may proceed (subprotocol.WriteEnd).
 func (c *conn) StopWriting() {
-	if c.keepaliveTimer != nil {
-		c.keepaliveTimer.Stop()
-	}
+	keepalives.stop(c)
 	c.wdone.Done()
 }
 
@@ -98,44 +96,6 @@ func (w *writer) keepalive() {
 		_ = c.t.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		w.Err = c.t.Ping()
 	}
-}
-
-// startKeepalive arms the timer that marks heart-beats (server→client
-// interval) or, when the client sends no heart-beats, WebSocket pings due.
-// It runs as a time.AfterFunc: no goroutine exists between ticks.
-func (c *conn) startKeepalive() {
-	if c.readTimeout == c.cfg.IdleTimeout { // the client sends no heart-beats: keep alive with pings
-		c.pingEvery = c.cfg.IdleTimeout * 9 / 10
-	}
-	tick := c.sendInterval
-	if tick == 0 || (c.pingEvery > 0 && c.pingEvery < tick) {
-		tick = c.pingEvery
-	}
-	if tick == 0 {
-		return
-	}
-	c.lastWrite.Store(time.Now().UnixNano())
-	lastPing := time.Now()
-	c.keepaliveTimer = time.AfterFunc(tick, func() {
-		if c.sess.Closed() {
-			return
-		}
-		now := time.Now()
-		due := false
-		if c.sendInterval > 0 && now.Sub(time.Unix(0, c.lastWrite.Load())) >= c.sendInterval*9/10 {
-			c.hbDue.Store(true)
-			due = true
-		}
-		if c.pingEvery > 0 && now.Sub(lastPing) >= c.pingEvery*9/10 {
-			lastPing = now
-			c.pingDue.Store(true)
-			due = true
-		}
-		if due && !c.wr.TryInline() {
-			c.sess.Outbox.Signal() // the running write goroutine sends it
-		}
-		c.keepaliveTimer.Reset(tick)
-	})
 }
 
 // writeAll encodes and writes control frames, then deliveries, coalesced
