@@ -33,7 +33,11 @@ type Outbox struct {
 	// time; written under mu, read by Flush.
 	avgGap   atomic.Int64
 	lastPush int64
-	notify   chan struct{}
+	// notify is Notify's channel, made on the first Notify call (the
+	// protocols use wake, and an idle connection would keep 96 B for
+	// nothing); notified remembers a signal sent before it existed.
+	notify   atomic.Pointer[chan struct{}]
+	notified atomic.Bool
 	wake     func()       // optional; called after every signal
 	flusher  atomic.Value // InlineFlusher, optional (SetFlusher)
 }
@@ -42,22 +46,49 @@ type Outbox struct {
 // called (outside the lock) after every push and on Close, besides the
 // Notify signal; it must not block.
 func NewOutbox(maxMsgs, maxBytes, maxCtrl int, wake func()) *Outbox {
-	o := &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, notify: make(chan struct{}, 1), wake: wake}
+	o := &Outbox{maxMsgs: maxMsgs, maxBytes: maxBytes, maxCtrl: maxCtrl, wake: wake}
 	o.avgGap.Store(int64(gapCap))
 	return o
 }
 
 // Notify is signalled (non-blocking, coalesced) whenever something is pushed
-// or the outbox is closed.
-func (o *Outbox) Notify() <-chan struct{} { return o.notify }
+// or the outbox is closed. A signal sent before the first Notify call is
+// waiting in the channel it returns.
+func (o *Outbox) Notify() <-chan struct{} {
+	if p := o.notify.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{}, 1)
+	if !o.notify.CompareAndSwap(nil, &ch) {
+		return *o.notify.Load()
+	}
+	if o.notified.Swap(false) {
+		notifyOne(ch)
+	}
+	return ch
+}
 
 func (o *Outbox) signal() {
-	select {
-	case o.notify <- struct{}{}:
-	default:
+	if p := o.notify.Load(); p != nil {
+		notifyOne(*p)
+	} else {
+		// Before Notify made the channel: remember it, unless Notify
+		// made it meanwhile and may have looked already.
+		o.notified.Store(true)
+		if p := o.notify.Load(); p != nil && o.notified.Swap(false) {
+			notifyOne(*p)
+		}
 	}
 	if o.wake != nil {
 		o.wake()
+	}
+}
+
+// notifyOne signals ch (capacity 1) without blocking; signals coalesce.
+func notifyOne(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
