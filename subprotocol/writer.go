@@ -81,15 +81,18 @@ const (
 // The zero value needs Init before use.
 type Writer struct {
 	side   WriteSide
-	inline InlineSide // side, when it supports Flush; else nil
-	notify <-chan struct{}
-	ready  atomic.Bool   // the handshake reply is written: writes may start
-	state  atomic.Uint32 // busy, parked
+	inline InlineSide      // side, when it supports Flush; else nil
+	notify <-chan struct{} // nil until a write goroutine first parks (Init)
+	ready  atomic.Bool     // the handshake reply is written: writes may start
+	state  atomic.Uint32   // busy, parked
 }
 
 // Init ties the writer to its connection side and the outbox's Notify
 // channel. Call it before the session can be pushed to. When side is an
-// InlineSide, the writer becomes its outbox's flusher.
+// InlineSide, the writer becomes its outbox's flusher, and notify may be
+// nil: a write goroutine asks the outbox for the channel when it first
+// parks, so a connection that never parks a write goroutine (an idle one)
+// never makes it (Outbox.Notify keeps a signal sent before).
 func (w *Writer) Init(side WriteSide, notify <-chan struct{}) {
 	w.side, w.notify = side, notify
 	if in, ok := side.(InlineSide); ok {
@@ -268,6 +271,9 @@ func (w *Writer) loop() {
 // goroutine goes on to pass again, holding busy; false: it exited (parked
 // is cleared).
 func (w *Writer) park(idle *time.Timer) bool {
+	if w.notify == nil {
+		w.notify = w.inline.Outbox().Notify() // only write goroutines touch it, one at a time
+	}
 	for {
 		select {
 		case <-w.notify:

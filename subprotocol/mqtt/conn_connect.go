@@ -203,7 +203,8 @@ func (c *conn) handleConnect(p *Connect) error {
 	c.sess = sess
 	c.rd.MaxPacketSize = c.cfg.MaxPacketSize // logged in: the full limit
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
-	c.wr.Init(c, sess.Outbox.Notify())
+	// nil: a write goroutine asks the outbox for Notify when it first parks.
+	c.wr.Init(c, nil)
 	c.wr.Ready() // writes queued before now (a close, say) go out at once
 	c.watchExpiry(id.Expires)
 	return nil

@@ -93,7 +93,8 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	c.wdone.Add(1)
 	c.state = connected
 	c.startKeepalive()
-	c.wr.Init(c, sess.Outbox.Notify())
+	// nil: a write goroutine asks the outbox for Notify when it first parks.
+	c.wr.Init(c, nil)
 	c.wr.Ready() // writes queued before now (a close, say) go out at once
 	if r, ok := f.Header.Contains("receipt"); ok {
 		c.receipt(r)
