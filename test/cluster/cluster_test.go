@@ -18,16 +18,7 @@ import (
 // routes (each lists the other two as peers).
 func TestClusterEmbedded(t *testing.T) {
 	t.Parallel()
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := startNodes(t, func(i int) []string {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, r)
-			}
-		}
-		return []string{"-cluster-name", "emb", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
-	})
+	nodes := startEmbedded(t, "emb")
 	crossNode(t, nodes)
 }
 
@@ -35,18 +26,7 @@ func TestClusterEmbedded(t *testing.T) {
 // test process; their embedded servers stay off.
 func TestClusterExternalNATS(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, MaxPayload: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, func(int) []string {
-		return []string{"-cluster-name", "ext", "-cluster-nats-urls", ns.ClientURL()}
-	})
+	nodes := startExternal(t, "ext", server.Options{MaxPayload: 8 << 20})
 	crossNode(t, nodes)
 }
 

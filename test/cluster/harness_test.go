@@ -20,6 +20,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-stomp/stomp/v3"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/duplexmq/duplex/internal/testutil"
 )
@@ -294,4 +295,48 @@ func (c *v5Client) pub(t *testing.T, p *paho.Publish) {
 	if _, err := c.c.Publish(ctx, p); err != nil {
 		t.Fatalf("MQTT 5 publish %s: %v", p.Topic, err)
 	}
+}
+
+// routedArgs returns, for three nodes named name, each node's flags for an
+// embedded NATS server on its own route address with the other two as
+// peers.
+func routedArgs(t *testing.T, name string) func(i int) []string {
+	t.Helper()
+	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	return func(i int) []string {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, r)
+			}
+		}
+		return []string{"-cluster-name", name, "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
+	}
+}
+
+// startEmbedded starts three nodes named name joined by their embedded
+// NATS servers' routes.
+func startEmbedded(t *testing.T, name string) []*node {
+	t.Helper()
+	return startNodes(t, routedArgs(t, name))
+}
+
+// startExternal starts one NATS server in the test process (o's fields
+// over loopback defaults) and three nodes named name on it, their embedded
+// servers off.
+func startExternal(t *testing.T, name string, o server.Options) []*node {
+	t.Helper()
+	o.Host, o.Port, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true
+	ns, err := server.NewServer(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("NATS server did not start")
+	}
+	return startNodes(t, func(int) []string {
+		return []string{"-cluster-name", name, "-cluster-nats-urls", ns.ClientURL()}
+	})
 }

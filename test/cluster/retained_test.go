@@ -3,7 +3,6 @@ package cluster
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,16 +17,7 @@ import (
 // deleted has the current set once it is back and ready.
 func TestClusterRetainedJetStream(t *testing.T) {
 	t.Parallel()
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := startNodes(t, func(i int) []string {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, r)
-			}
-		}
-		return []string{"-cluster-name", "ret", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
-	})
+	nodes := startEmbedded(t, "ret")
 	retainedWhileDown(t, nodes)
 }
 
@@ -35,19 +25,7 @@ func TestClusterRetainedJetStream(t *testing.T) {
 // that has JetStream (the nodes use its stream, replicas 1).
 func TestClusterRetainedExternalJetStream(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, MaxPayload: 8 << 20,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, func(int) []string {
-		return []string{"-cluster-name", "extjs", "-cluster-nats-urls", ns.ClientURL()}
-	})
+	nodes := startExternal(t, "extjs", server.Options{MaxPayload: 8 << 20, JetStream: true, StoreDir: t.TempDir()})
 	retainedWhileDown(t, nodes)
 }
 

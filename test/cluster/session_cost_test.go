@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,16 +43,7 @@ func TestSessionConnectCost(t *testing.T) {
 		_ = c.c.Disconnect(&paho.Disconnect{})
 	}
 
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := startNodes(t, func(i int) []string {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, r)
-			}
-		}
-		return []string{"-cluster-name", "cost", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
-	})
+	nodes := startEmbedded(t, "cost")
 	var fresh, taken []time.Duration
 	for i := range n {
 		d, c := connect(nodes[0].mqtt, fmt.Sprintf("fresh-%d", i))

@@ -24,16 +24,7 @@ import (
 // then to another.
 func TestClusterSessions(t *testing.T) {
 	t.Parallel()
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := startNodes(t, func(i int) []string {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, r)
-			}
-		}
-		return []string{"-cluster-name", "sess", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
-	})
+	nodes := startEmbedded(t, "sess")
 	sessionSuite(t, nodes)
 }
 
@@ -41,18 +32,7 @@ func TestClusterSessions(t *testing.T) {
 // external NATS server (run in the test process).
 func TestClusterSessionsExternalNATS(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, MaxPayload: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, func(int) []string {
-		return []string{"-cluster-name", "sessx", "-cluster-nats-urls", ns.ClientURL()}
-	})
+	nodes := startExternal(t, "sessx", server.Options{MaxPayload: 8 << 20})
 	sessionSuite(t, nodes)
 }
 

@@ -3,7 +3,6 @@ package cluster
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,16 +21,7 @@ import (
 // the plain subscriber gets every one.
 func TestClusterShareGroups(t *testing.T) {
 	t.Parallel()
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := startNodes(t, func(i int) []string {
-		var peers []string
-		for j, r := range routes {
-			if j != i {
-				peers = append(peers, r)
-			}
-		}
-		return []string{"-cluster-name", "share", "-cluster-listen", routes[i], "-cluster-peers", strings.Join(peers, ",")}
-	})
+	nodes := startEmbedded(t, "share")
 	shareSuite(t, nodes)
 }
 
@@ -39,18 +29,7 @@ func TestClusterShareGroups(t *testing.T) {
 // server (the share connection is then a second client connection).
 func TestClusterShareGroupsExternalNATS(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, func(int) []string {
-		return []string{"-cluster-name", "share-ext", "-cluster-nats-urls", ns.ClientURL()}
-	})
+	nodes := startExternal(t, "share-ext", server.Options{})
 	shareSuite(t, nodes)
 }
 
