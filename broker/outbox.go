@@ -156,14 +156,19 @@ const gapCap = 100 * time.Microsecond
 
 func (o *Outbox) push(d Delivery, quiet bool) (first bool, err error) {
 	size := d.Msg.Size()
+	var now int64
+	if quiet {
+		now = time.Now().UnixNano() // read before the lock: other pushers wait on it
+	}
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return false, ErrSessionClosed
 	}
 	if quiet {
-		now := time.Now().UnixNano()
-		gap := min(now-o.lastPush, int64(gapCap))
+		// Two pushers may take their times in one order and the lock in
+		// the other: a negative gap counts as none.
+		gap := min(max(now-o.lastPush, 0), int64(gapCap))
 		o.lastPush = now
 		avg := o.avgGap.Load()
 		o.avgGap.Store(avg + (gap-avg)/8)
