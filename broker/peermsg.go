@@ -20,7 +20,8 @@ type PeerMsg interface {
 	// Term: never deliver it again (it was dead-lettered or expired).
 	Term()
 	// Delivered counts the cluster's deliveries of it, 1 for the first;
-	// more than 1 means redelivered [STOMP 1.2 MESSAGE redelivered, as
-	// RabbitMQ sends it] [MQTT-3.3.1-1 DUP is for the packet, not this].
+	// more than 1 means redelivered (the STOMP redelivered header, as
+	// RabbitMQ sends it; MQTT's DUP flag [MQTT-3.3.1-1] stays a property
+	// of the packet, not of this count).
 	Delivered() uint64
 }
