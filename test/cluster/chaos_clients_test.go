@@ -1,0 +1,664 @@
+package cluster
+
+// Clients of the cluster chaos and partition tests (chaos_test.go,
+// proxy_test.go). Each knows every node's address and starts on its home
+// node; after any failure it tries the next node with the same client id
+// (and comes back round to its home node on later failures). Publishers
+// record which sequence numbers were acknowledged; subscribers record
+// every delivery with the node and connection it came through.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session/state"
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// Bounds of one client exchange.
+const (
+	chaosShort = 5 * time.Second       // one connect, publish, receipt
+	chaosRetry = 50 * time.Millisecond // between reconnect attempts
+)
+
+// addrBook is where the clients find the nodes: per node index, its
+// MQTT and STOMP TCP addresses (fixed across restarts).
+type addrBook struct{ mqtt, stomp []string }
+
+// ---------------------------------------------------------------------------
+// Publishers' records
+
+// pubLog is one publisher's record: which sequence numbers the cluster
+// acknowledged (PUBACK, PUBCOMP, RECEIPT) and how many publishes failed.
+type pubLog struct {
+	name string
+
+	mu      sync.Mutex
+	next    int
+	acked   []int
+	failed  int
+	lastErr string
+}
+
+func (l *pubLog) take() (int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.next
+	l.next++
+	return n, fmt.Sprintf("%s-%d", l.name, n)
+}
+
+func (l *pubLog) result(n int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.acked = append(l.acked, n)
+		return
+	}
+	l.failed++
+	l.lastErr = err.Error()
+}
+
+func (l *pubLog) ackedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+func (l *pubLog) ackedList() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.acked...)
+}
+
+func (l *pubLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := fmt.Sprintf("%s: %d attempted, %d acknowledged, %d failed", l.name, l.next, len(l.acked), l.failed)
+	if l.lastErr != "" {
+		s += " (last error: " + l.lastErr + ")"
+	}
+	return s
+}
+
+// parsePayload splits "<publisher>-<n>".
+func parsePayload(p string) (pub string, n int, ok bool) {
+	i := strings.LastIndexByte(p, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(p[i+1:])
+	return p[:i], n, err == nil
+}
+
+// ---------------------------------------------------------------------------
+// Subscribers' records
+
+// delivery is one message as a subscriber received it.
+type delivery struct {
+	payload string
+	node    int // index of the node it came through
+	conn    int // the subscriber's connection number
+}
+
+// recorder keeps one subscriber's deliveries in arrival order, which node
+// it is on, and the failover times it saw: from the kill of the node it
+// was on to the first message through a later connection.
+type recorder struct {
+	name  string
+	proto string // "MQTT" or "STOMP" (failover figures)
+
+	mu       sync.Mutex
+	got      []delivery
+	count    map[string]int
+	node     int // the node of the current connection; -1: none
+	conn     int // connections so far
+	killedAt time.Time
+	killConn int // the connection the kill ended
+	failover []time.Duration
+	// unresolved counts kills of its node after which no message came
+	// through a new connection before the next kill (or the end).
+	unresolved int
+}
+
+func newRecorder(name, proto string) *recorder {
+	return &recorder{name: name, proto: proto, count: map[string]int{}, node: -1}
+}
+
+// connected notes a new connection to node i.
+func (r *recorder) connected(i int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conn++
+	r.node = i
+	return r.conn
+}
+
+func (r *recorder) disconnected(conn int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == conn {
+		r.node = -1
+	}
+}
+
+// killed notes that node i was SIGKILLed at t; it counts for the failover
+// time when the subscriber was connected to it.
+func (r *recorder) killed(i int, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.killedAt.IsZero() {
+		r.unresolved++ // an earlier kill's failover that saw no message before this kill
+		r.killedAt = time.Time{}
+	}
+	if r.node == i {
+		r.killedAt, r.killConn = t, r.conn
+	}
+}
+
+// connections is how many connections were opened so far.
+func (r *recorder) connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conn
+}
+
+// on reports whether the current connection is to node i.
+func (r *recorder) on(i int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.node == i
+}
+
+func (r *recorder) add(payload string, node, conn int) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, delivery{payload: payload, node: node, conn: conn})
+	r.count[payload]++
+	if !r.killedAt.IsZero() && conn > r.killConn {
+		r.failover = append(r.failover, now.Sub(r.killedAt))
+		r.killedAt = time.Time{}
+	}
+}
+
+func (r *recorder) times(p string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count[p]
+}
+
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+func (r *recorder) snapshot() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+func (r *recorder) failovers() ([]time.Duration, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	un := r.unresolved
+	if !r.killedAt.IsZero() {
+		un++
+	}
+	return append([]time.Duration(nil), r.failover...), un
+}
+
+// ---------------------------------------------------------------------------
+// Rotation
+
+// rotor runs a client's connection loop over the nodes: connect to node
+// `at`, serve until the connection ends, then try the next node.
+type rotor struct {
+	home int
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newRotor(home int) rotor {
+	return rotor{home: home, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// loop calls serve(i) for node i = home, home+1, ... (mod n) until stop;
+// serve returns when its connection ended.
+func (r *rotor) loop(n int, serve func(i int)) {
+	defer close(r.done)
+	for at := r.home; ; at = (at + 1) % n {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		serve(at)
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(chaosRetry):
+		}
+	}
+}
+
+func (r *rotor) halt() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(2 * chaosShort):
+	}
+}
+
+// ---------------------------------------------------------------------------
+// MQTT 5 persistent subscriber (paho.golang)
+
+// mqttSub is an MQTT 5 persistent session (Clean Start on its first
+// connection only, Session Expiry one hour) with one subscription. Its
+// paho session state outlives each connection, so QoS 2 de-duplication
+// holds across failovers. Later connections never subscribe again: they
+// must find the session on the cluster; a CONNACK without Session Present
+// is counted (lostSession).
+type mqttSub struct {
+	name, filter string
+	qos          byte
+	book         *addrBook
+	rec          *recorder
+	rotor
+
+	session     *state.State
+	subscribed  atomic.Bool
+	lostSession atomic.Int64
+	lastErr     atomic.Pointer[string]
+}
+
+func startMQTTSub(book *addrBook, home int, name, filter string, qos byte) *mqttSub {
+	s := &mqttSub{name: name, filter: filter, qos: qos, book: book, rec: newRecorder(name, "MQTT"),
+		rotor: newRotor(home), session: state.NewInMemory()}
+	go s.loop(len(book.mqtt), s.serve)
+	return s
+}
+
+func (s *mqttSub) setErr(err error) {
+	e := err.Error()
+	s.lastErr.Store(&e)
+}
+
+func (s *mqttSub) serve(i int) {
+	nc, err := net.DialTimeout("tcp", s.book.mqtt[i], chaosShort)
+	if err != nil {
+		s.setErr(err)
+		return
+	}
+	defer nc.Close()
+	var conn atomic.Int64
+	cli := paho.NewClient(paho.ClientConfig{
+		ClientID: s.name, Conn: nc, Session: s.session, PacketTimeout: chaosShort,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			s.rec.add(string(pr.Packet.Payload), i, int(conn.Load()))
+			return true, nil
+		}},
+	})
+	first := !s.subscribed.Load()
+	expiry := uint32(3600)
+	ctx, cancel := context.WithTimeout(context.Background(), chaosShort)
+	defer cancel()
+	// The connection is numbered before CONNECT: a resumed session's
+	// messages may come right behind the CONNACK.
+	conn.Store(int64(s.rec.connected(i)))
+	defer s.rec.disconnected(int(conn.Load()))
+	ca, err := cli.Connect(ctx, &paho.Connect{ClientID: s.name, CleanStart: first, KeepAlive: 10,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil {
+		s.setErr(fmt.Errorf("connect node %d: %w", i+1, err))
+		return
+	}
+	if !first && !ca.SessionPresent {
+		s.lostSession.Add(1)
+	}
+	if first || !ca.SessionPresent {
+		// A lost session is subscribed again, so that the loss shows as
+		// missing messages rather than as a subscriber that is gone.
+		sa, err := cli.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: s.filter, QoS: s.qos}}})
+		if err != nil || len(sa.Reasons) != 1 || sa.Reasons[0] != s.qos {
+			s.setErr(fmt.Errorf("subscribe on node %d: %v", i+1, err))
+			_ = cli.Disconnect(&paho.Disconnect{})
+			return
+		}
+		s.subscribed.Store(true)
+	}
+	select {
+	case <-cli.Done():
+	case <-s.stop:
+		_ = cli.Disconnect(&paho.Disconnect{})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// MQTT 3.1.1 persistent subscriber (paho.mqtt.golang, clean session 0)
+
+// v3Sub is a CleanSession=false 3.1.1 subscriber at QoS 1; each
+// connection is a new paho.mqtt.golang client with the same id.
+type v3Sub struct {
+	name, filter string
+	book         *addrBook
+	rec          *recorder
+	rotor
+
+	subscribed  atomic.Bool
+	lostSession atomic.Int64
+	lastErr     atomic.Pointer[string]
+}
+
+func startV3Sub(book *addrBook, home int, name, filter string) *v3Sub {
+	s := &v3Sub{name: name, filter: filter, book: book, rec: newRecorder(name, "MQTT"), rotor: newRotor(home)}
+	go s.loop(len(book.mqtt), s.serve)
+	return s
+}
+
+func (s *v3Sub) serve(i int) {
+	lost := make(chan struct{})
+	var conn atomic.Int64
+	o := pahomqtt.NewClientOptions().AddBroker("tcp://" + s.book.mqtt[i]).SetClientID(s.name).SetProtocolVersion(4).
+		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(chaosShort).
+		SetWriteTimeout(chaosShort).SetKeepAlive(10 * time.Second).SetOrderMatters(true).
+		SetConnectionLostHandler(func(pahomqtt.Client, error) { close(lost) }).
+		SetDefaultPublishHandler(func(_ pahomqtt.Client, m pahomqtt.Message) {
+			s.rec.add(string(m.Payload()), i, int(conn.Load()))
+		})
+	c := pahomqtt.NewClient(o)
+	conn.Store(int64(s.rec.connected(i)))
+	defer s.rec.disconnected(int(conn.Load()))
+	tok := c.Connect()
+	if !tok.WaitTimeout(chaosShort) || tok.Error() != nil {
+		e := fmt.Sprintf("connect node %d: %v", i+1, tok.Error())
+		s.lastErr.Store(&e)
+		c.Disconnect(0)
+		return
+	}
+	present := tok.(*pahomqtt.ConnectToken).SessionPresent()
+	first := !s.subscribed.Load()
+	if !first && !present {
+		s.lostSession.Add(1)
+	}
+	if first || !present {
+		st := c.Subscribe(s.filter, 1, nil)
+		if !st.WaitTimeout(chaosShort) || st.Error() != nil {
+			c.Disconnect(0)
+			return
+		}
+		s.subscribed.Store(true)
+	}
+	select {
+	case <-lost:
+	case <-s.stop:
+		c.Disconnect(100)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// MQTT publisher (paho.golang, clean start)
+
+// mqttPub publishes on one connection and, after any failure, opens a new
+// one (clean start) on the next node.
+type mqttPub struct {
+	name string
+	book *addrBook
+	at   int
+
+	cli    *paho.Client
+	conn   net.Conn
+	connUp context.Context // cancelled when the client reports an error
+}
+
+func (p *mqttPub) ensure(ctx context.Context) error {
+	if p.cli != nil {
+		select {
+		case <-p.cli.Done():
+			p.drop()
+		default:
+			return nil
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.book.mqtt[p.at])
+	if err != nil {
+		p.at = (p.at + 1) % len(p.book.mqtt)
+		return err
+	}
+	connUp, down := context.WithCancel(context.Background())
+	cli := paho.NewClient(paho.ClientConfig{ClientID: p.name, Conn: conn, PacketTimeout: chaosShort,
+		OnClientError: func(error) { down() }, OnServerDisconnect: func(*paho.Disconnect) { down() }})
+	if _, err := cli.Connect(ctx, &paho.Connect{ClientID: p.name, CleanStart: true, KeepAlive: 10}); err != nil {
+		down()
+		conn.Close()
+		p.at = (p.at + 1) % len(p.book.mqtt)
+		return fmt.Errorf("connect: %w", err)
+	}
+	p.cli, p.conn, p.connUp = cli, conn, connUp
+	return nil
+}
+
+func (p *mqttPub) drop() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.at = (p.at + 1) % len(p.book.mqtt)
+	}
+	p.cli, p.conn = nil, nil
+}
+
+// publish returns nil only when the broker acknowledged the message
+// (QoS 1 PUBACK, QoS 2 PUBCOMP) with a success reason code.
+func (p *mqttPub) publish(topic string, qos byte, retain bool, payload string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), chaosShort)
+	defer cancel()
+	if err := p.ensure(ctx); err != nil {
+		return err
+	}
+	defer context.AfterFunc(p.connUp, cancel)()
+	r, err := p.cli.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
+	if err != nil {
+		p.drop()
+		return err
+	}
+	if r != nil && r.ReasonCode >= 0x80 {
+		return fmt.Errorf("refused: reason %#02x", r.ReasonCode)
+	}
+	return nil
+}
+
+func (p *mqttPub) close() {
+	if p.cli != nil {
+		_ = p.cli.Disconnect(&paho.Disconnect{})
+	}
+	p.drop()
+}
+
+// ---------------------------------------------------------------------------
+// STOMP (frame level: one reader per connection, every write bounded)
+
+type stompConn struct {
+	nc  net.Conn
+	r   *frame.Reader
+	wmu sync.Mutex
+	w   *frame.Writer
+	ids atomic.Int64
+}
+
+func dialStomp(addr string, hdrs ...string) (*stompConn, error) {
+	nc, err := net.DialTimeout("tcp", addr, chaosShort)
+	if err != nil {
+		return nil, err
+	}
+	c := &stompConn{nc: nc, r: frame.NewReader(nc), w: frame.NewWriter(nc)}
+	h := append([]string{"accept-version", "1.2", "host", "localhost", "heart-beat", "0,0"}, hdrs...)
+	if err := c.write(frame.New("CONNECT", h...)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	f, err := c.read(time.Now().Add(chaosShort))
+	if err == nil && f.Command != "CONNECTED" {
+		err = fmt.Errorf("CONNECT answered with %s: %s", f.Command, f.Header.Get("message"))
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *stompConn) write(f *frame.Frame) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(chaosShort))
+	return c.w.Write(f)
+}
+
+func (c *stompConn) read(deadline time.Time) (*frame.Frame, error) {
+	_ = c.nc.SetReadDeadline(deadline)
+	for {
+		f, err := c.r.Read()
+		if err != nil || f != nil {
+			return f, err
+		}
+	}
+}
+
+// stompSender sends with receipts, moving to the next node after any
+// failure.
+type stompSender struct {
+	book *addrBook
+	at   int
+	conn *stompConn
+}
+
+// send returns nil only when the RECEIPT arrived.
+func (s *stompSender) send(dest, body string) error {
+	if s.conn == nil {
+		c, err := dialStomp(s.book.stomp[s.at])
+		if err != nil {
+			s.at = (s.at + 1) % len(s.book.stomp)
+			return err
+		}
+		s.conn = c
+	}
+	id := fmt.Sprintf("r-%d", s.conn.ids.Add(1))
+	f := frame.New("SEND", "destination", dest, "content-type", "text/plain", "receipt", id)
+	f.Body = []byte(body)
+	err := s.conn.write(f)
+	for err == nil {
+		var r *frame.Frame
+		if r, err = s.conn.read(time.Now().Add(chaosShort)); err != nil {
+			break
+		}
+		switch {
+		case r.Command == "RECEIPT" && r.Header.Get("receipt-id") == id:
+			return nil
+		case r.Command == "ERROR":
+			err = fmt.Errorf("ERROR frame: %s", r.Header.Get("message"))
+		}
+	}
+	s.close()
+	s.at = (s.at + 1) % len(s.book.stomp)
+	return err
+}
+
+func (s *stompSender) close() {
+	if s.conn != nil {
+		_ = s.conn.write(frame.New("DISCONNECT"))
+		s.conn.nc.Close()
+		s.conn = nil
+	}
+}
+
+// stompSub subscribes with ack:client-individual, records and ACKs every
+// MESSAGE, and after its connection ends connects to the next node and
+// subscribes again with the same headers (a durable subscription's
+// client-id and name, or a /queue/).
+type stompSub struct {
+	name, dest string
+	connHdrs   []string
+	subHdrs    []string
+	book       *addrBook
+	rec        *recorder
+	rotor
+
+	lastErr atomic.Pointer[string]
+}
+
+func startStompSub(book *addrBook, home int, name, dest string, connHdrs, subHdrs []string) *stompSub {
+	s := &stompSub{name: name, dest: dest, connHdrs: connHdrs, subHdrs: subHdrs, book: book,
+		rec: newRecorder(name, "STOMP"), rotor: newRotor(home)}
+	go s.loop(len(book.stomp), s.serve)
+	return s
+}
+
+func (s *stompSub) serve(i int) {
+	c, err := dialStomp(s.book.stomp[i], s.connHdrs...)
+	if err != nil {
+		e := fmt.Sprintf("node %d: %v", i+1, err)
+		s.lastErr.Store(&e)
+		return
+	}
+	defer c.nc.Close()
+	conn := s.rec.connected(i)
+	defer s.rec.disconnected(conn)
+	h := append([]string{"destination", s.dest, "ack", "client-individual", "id", "sub-" + s.name}, s.subHdrs...)
+	if err := c.write(frame.New("SUBSCRIBE", h...)); err != nil {
+		return
+	}
+	ended := make(chan struct{})
+	go func() {
+		select {
+		case <-s.stop:
+			_ = c.write(frame.New("DISCONNECT"))
+			c.nc.Close()
+		case <-ended:
+		}
+	}()
+	defer close(ended)
+	for {
+		f, err := c.read(time.Time{})
+		if err != nil {
+			return
+		}
+		switch f.Command {
+		case "MESSAGE":
+			s.rec.add(string(f.Body), i, conn)
+			if ack := f.Header.Get("ack"); ack != "" {
+				if c.write(frame.New("ACK", "id", ack)) != nil {
+					return
+				}
+			}
+		case "ERROR":
+			e := fmt.Sprintf("node %d: ERROR %s", i+1, f.Header.Get("message"))
+			s.lastErr.Store(&e)
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+
+// jitter is a random duration in [0, d) from rng (nil: the global one).
+func jitter(rng *rand.Rand, d time.Duration) time.Duration {
+	if rng == nil {
+		return rand.N(d)
+	}
+	return time.Duration(rng.Int64N(int64(d)))
+}
