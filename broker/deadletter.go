@@ -128,6 +128,14 @@ func (r *Router) deadLetter(from *queue, e queued, reason string) {
 	m := deadCopy(e.msg, from.name, reason, e.returns+1)
 	m.Queue = name
 	m.ID = r.nextMsgID.Add(1)
+	if e.peer != nil { // a cluster queue's message: to the cluster's dead-letter queue
+		if handled, moved := r.deadLetterPeer(from, e, m, reason); handled {
+			if moved {
+				r.deadLetterTopic(from, m)
+			}
+			return
+		}
+	}
 	dlq := r.deadLetterQueue(name)
 	if r.dur != nil && m.QoS > AtMostOnce {
 		if !dlq.reserve(r, m) {
@@ -156,6 +164,12 @@ func (r *Router) deadLetter(from *queue, e queued, reason string) {
 	}
 	r.dl.moved.Add(1)
 	r.log.Debug("message dead-lettered", "queue", from.name, "to", name, "reason", reason)
+	r.deadLetterTopic(from, m)
+}
+
+// deadLetterTopic publishes a copy of m, dead-lettered from from, on the
+// dead-letter topic for MQTT clients.
+func (r *Router) deadLetterTopic(from *queue, m *Message) {
 	if r.cfg.NoDeadLetterTopic {
 		return
 	}
@@ -164,7 +178,9 @@ func (r *Router) deadLetter(from *queue, e queued, reason string) {
 		return // a queue name with + or # has no topic
 	}
 	tm := *m
-	tm.Queue, tm.Topic, tm.Retain = "", t, false
+	// Dead-lettered here, once: other nodes get the copy (a message
+	// from a peer came in marked fromPeer).
+	tm.Queue, tm.Topic, tm.Retain, tm.fromPeer = "", t, false, false
 	_ = r.publish(nil, &tm, nil)
 }
 
@@ -180,8 +196,12 @@ func (r *Router) dropDead(from *queue, e queued, reason, why string) {
 	}
 }
 
-// forget removes e's stored copy (asynchronously, as an ack does).
+// forget removes e's stored copy (asynchronously, as an ack does), or
+// ends a cluster queue's message in the cluster.
 func (q *queue) forget(r *Router, e queued) {
+	if e.peer != nil {
+		e.peer.Term()
+	}
 	if e.seq != 0 && r.dur != nil {
 		r.dur.ack(ackOp{ref: store.Ref{Name: q.name, Seq: e.seq}, queue: true})
 	}

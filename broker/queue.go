@@ -40,6 +40,10 @@ type queued struct {
 	returns uint32
 	sub     *Subscription // consumer holding it; nil while ready
 	seq     uint64        // sequence number in the store; 0 if not stored
+	// peer: the cluster's handle of a message taken from a cluster queue
+	// (peers_queue.go), settled with it; nil on a single node. Such a
+	// message is only ever held by a consumer, never ready here.
+	peer PeerMsg
 }
 
 // queue is a point-to-point destination (STOMP /queue/<name>): each message
@@ -128,6 +132,9 @@ func (q *queue) roomLocked(r *Router, m *Message) bool {
 // settled forgets a message once consumed: its bytes, and its stored copy.
 func (q *queue) settled(r *Router, e queued) {
 	q.bytes -= int64(len(e.msg.Payload))
+	if e.peer != nil {
+		e.peer.Ack()
+	}
 	if e.seq != 0 && r.dur != nil {
 		r.dur.ack(ackOp{ref: store.Ref{Name: q.name, Seq: e.seq}, queue: true})
 	}
@@ -138,6 +145,12 @@ func (q *queue) addConsumer(r *Router, sub *Subscription) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.consumers = append(q.consumers, sub)
+	if qp := r.peersOf(q); qp != nil {
+		if len(q.consumers) == 1 {
+			qp.QueueConsume(q.name, true)
+		}
+		qp.QueueWake(q.name)
+	}
 	q.dispatchLocked(r)
 }
 
@@ -163,10 +176,15 @@ func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 	}
 	slices.Sort(back)
 	requeue := make([]queued, 0, len(back)+len(q.ready))
-	var dead []queued
+	var dead, peer []queued
 	for _, tag := range back {
 		e := q.unacked[tag]
 		delete(q.unacked, tag)
+		if e.peer != nil { // back to the cluster (peers_queue.go)
+			q.bytes -= int64(len(e.msg.Payload))
+			peer = append(peer, e)
+			continue
+		}
 		if r.overLimit(e.returns + 1) {
 			q.bytes -= int64(len(e.msg.Payload))
 			dead = append(dead, e)
@@ -178,10 +196,16 @@ func (q *queue) removeConsumer(r *Router, sub *Subscription) {
 		q.ready = append(requeue, q.ready...)
 	}
 	sub.at.inflight = 0
+	if qp := r.peersOf(q); qp != nil && len(q.consumers) == 0 {
+		qp.QueueConsume(q.name, false)
+	}
 	q.dispatchLocked(r)
 	q.mu.Unlock()
 	for _, e := range dead {
 		r.deadLetter(q, e, DeathDeliveryLimit)
+	}
+	for _, e := range peer {
+		r.givePeerBack(q, e, false)
 	}
 }
 
@@ -193,6 +217,9 @@ func (q *queue) ack(r *Router, tag uint64) {
 		delete(q.unacked, tag)
 		e.sub.at.inflight--
 		q.settled(r, e)
+		if e.peer != nil {
+			r.queuePeers().QueueWake(q.name)
+		}
 		q.dispatchLocked(r)
 	}
 }
@@ -217,6 +244,13 @@ func (q *queue) giveBack(r *Router, tag uint64, reject bool) {
 	}
 	delete(q.unacked, tag)
 	e.sub.at.inflight--
+	if e.peer != nil { // back to the cluster, or dead-lettered (peers_queue.go)
+		q.bytes -= int64(len(e.msg.Payload))
+		r.queuePeers().QueueWake(q.name)
+		q.mu.Unlock()
+		r.givePeerBack(q, e, reject)
+		return
+	}
 	why := DeathRejected
 	if !reject {
 		if !r.overLimit(e.returns + 1) {

@@ -303,11 +303,18 @@ func (p *routePlan) sortStored(r *Router) {
 
 // planQueue plans a queue message: stored when the router has a store and
 // the queue is shared, in memory otherwise. nil: a reply for a temporary
-// queue that is gone (dropped).
+// queue that is gone (dropped), or a message the cluster has stored (or
+// refused: err) in its queue (peers_queue.go), so that the SEND is
+// acknowledged only once the cluster has it.
 func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 	q, err := r.queueTarget(from, m)
 	if q == nil || err != nil {
 		return nil, err
+	}
+	if r.cfg.Peers != nil {
+		if handled, err := r.sendToPeers(q, m); handled {
+			return nil, err
+		}
 	}
 	stored := r.dur != nil && q.owner == nil && m.QoS > AtMostOnce
 	if stored && !q.reserve(r, m) {

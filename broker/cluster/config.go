@@ -70,6 +70,10 @@ type Config struct {
 	// nodes) (jetstream.go).
 	StoreDir string
 	Replicas int
+	// QueueAckWait is how long a /queue/ message delivered on a node
+	// that stops answering (killed, cut off) waits before the cluster
+	// hands it to another node (queue.go); 0: 30s.
+	QueueAckWait time.Duration
 
 	Log *slog.Logger // nil: slog.Default()
 }
@@ -127,7 +131,7 @@ func (c Config) Check() error {
 	if (c.User == "") != (c.Password == "") {
 		return errors.New("cluster.user and cluster.password go together: set both or neither")
 	}
-	if c.MaxPayload < 0 || c.ForwardQueue < 0 || c.ReceiveQueue < 0 || c.Replicas < 0 {
+	if c.MaxPayload < 0 || c.ForwardQueue < 0 || c.ReceiveQueue < 0 || c.Replicas < 0 || c.QueueAckWait < 0 {
 		return errors.New("cluster: negative size")
 	}
 	return nil
@@ -168,6 +172,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReceiveQueue == 0 {
 		c.ReceiveQueue = 65536
+	}
+	if c.QueueAckWait == 0 {
+		c.QueueAckWait = 30 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -132,6 +132,7 @@ func (n *Node) jsLoop() {
 			return
 		}
 	}
+	defer n.startQueues(ctx, js)() // queue.go
 	<-n.done
 }
 

@@ -55,6 +55,8 @@ type Node struct {
 
 	share shareLink // share.go: MQTT share groups across nodes
 
+	ql queueLink // queue.go: STOMP /queue/ destinations across nodes
+
 	// JetStream (jetstream.go, retained.go): jsOff, the NATS has none;
 	// retainedOn, retained messages go to the stream; retainedLoaded,
 	// the node has read the stream up to date.
@@ -232,6 +234,8 @@ func (n *Node) Ready() error {
 		return errors.New("cluster: no route to any peer yet")
 	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.retainedLoaded.Load():
 		return errors.New("cluster: retained messages not loaded from JetStream yet")
+	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.ql.on.Load():
+		return errors.New("cluster: queue stream not ready in JetStream yet")
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type clusterValues struct {
 	ForwardQueue, ReceiveQueue  int
 	Replicas                    int
 	ClaimWait                   time.Duration
+	QueueAckWait                time.Duration
 	cfg                         cluster.Config
 }
 
@@ -56,6 +57,8 @@ func clusterSettings(c *clusterValues) []*setting {
 			help: "replication factor of the JetStream streams (retained messages); 0: min(3, nodes). Embedded JetStream keeps its files in <data>/nats"},
 		{key: "cluster.claim_wait", flag: "cluster-claim-wait", def: "2s", target: &c.ClaimWait,
 			help: "how long a connection waits for the node that holds its client id to hand the session over; past it the session starts as this node knows it"},
+		{key: "cluster.queue_ack_wait", flag: "cluster-queue-ack-wait", def: "30s", target: &c.QueueAckWait,
+			help: "how long a /queue/ message held by a node that stops answering (killed, cut off) waits before the cluster hands it to another node's consumer, marked redelivered"},
 	}
 }
 
@@ -70,7 +73,7 @@ func (o *options) finishCluster() error {
 		MaxPayload:   o.v.Limits.MaxFrameSize + 128<<10,
 		ForwardQueue: c.ForwardQueue, ReceiveQueue: c.ReceiveQueue,
 		Replicas: c.Replicas, StoreDir: filepath.Join(o.v.Data, "nats"),
-		ClaimWait: c.ClaimWait,
+		ClaimWait: c.ClaimWait, QueueAckWait: c.QueueAckWait,
 	}
 	return c.cfg.Check()
 }

@@ -1,0 +1,486 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/duplexmq/duplex/broker"
+)
+
+// STOMP /queue/ destinations cluster-wide (broker.QueuePeers).
+//
+// Every shared queue's messages live in one replicated JetStream stream,
+// "duplex_<name>_queues", with work-queue retention (a message is gone
+// once acknowledged), on the subject "duplex.<name>.queue.<queue token>"
+// (the whole queue name as one token, subject.go's encoding; a name whose
+// subject would pass MaxSubject uses "%long.<sha256 hex>"; the name also
+// travels in the Duplex-Queue header). A SEND is published there and
+// acknowledged by the stream's quorum (PubAck) before QueueSend returns,
+// so the client's RECEIPT follows the replicated write; a retry after a
+// lost PubAck is stored once (the message id node.boot.q<seq>, the
+// stream's duplicate window).
+//
+// Each queue has one durable pull consumer, "q_<hash>", shared by every
+// node with local consumers of the queue, so each message goes to one
+// node: the consumers on all nodes compete. A node fetches only as many
+// as its consumers have prefetch room for (Router.QueueRoom), so a node
+// does not hoard the queue. A message a node holds (delivered, not yet
+// acknowledged by its STOMP client) is kept from redelivery by
+// InProgress every AckWait/3; a node that dies stops doing that, and
+// after AckWait (Config.QueueAckWait) the cluster hands the message to
+// another node, where the client sees redelivered:true. The broker
+// settles each message once (broker.PeerMsg): ACK, NACK (Nak: any node
+// may get it again), dead-lettering (Term, after the copy is stored in
+// the dead-letter queue, itself a cluster queue).
+//
+// A node without JetStream (an external NATS without it, an embedded node
+// without peers) keeps queues local (broker.ErrQueueLocal) and says so
+// once.
+
+const (
+	hdrQueue = "Duplex-Queue"
+	// queueSendRetry bounds how long a SEND is retried while the stream
+	// has no quorum (a leader being elected after a node's loss) before
+	// it is refused; queueSendWait how long it waits for the stream to
+	// exist at startup.
+	queueSendRetry = 15 * time.Second
+	queueSendWait  = 10 * time.Second
+	// queueFetchWait is how long one pull request waits for messages.
+	queueFetchWait = time.Second
+	// queueMaxAckPending bounds the messages the whole cluster holds
+	// unacknowledged per queue.
+	queueMaxAckPending = 1 << 16
+	// queueInactive: the durable consumer of a queue nobody has fetched
+	// from for this long is removed by the server (the messages stay).
+	queueInactive = time.Hour
+)
+
+// queueRouter is what the queue side needs of broker.Router.
+type queueRouter interface {
+	EnqueueFromPeer(name string, m *broker.Message, h broker.PeerMsg) bool
+	QueueRoom(name string) int
+}
+
+// queueLink is a node's cluster-queue state.
+type queueLink struct {
+	on  atomic.Bool // the stream exists: queues are cluster-wide
+	seq atomic.Uint64
+	// stored: SENDs the stream has; received: messages taken from it
+	// and handed to a local consumer.
+	stored, received atomic.Uint64
+	offOnce          sync.Once
+	js               jetstream.JetStream // set before on
+	stream           jetstream.Stream    // set before on
+
+	mu     sync.Mutex
+	wanted map[string]*queueFetch // queues with local consumers
+	ctx    context.Context        // set with on; nil before
+	wg     sync.WaitGroup
+
+	hmu  sync.Mutex
+	held map[*peerMsg]struct{} // handed to the router, not settled
+}
+
+// queueFetch is one queue's fetch loop.
+type queueFetch struct {
+	name string
+	wake chan struct{}
+	stop chan struct{}
+}
+
+// queueBase is the subject prefix of the cluster's queues.
+func (n *Node) queueBase() string { return "duplex." + esc(n.cfg.Name) + ".queue" }
+
+// queueSubject is the stream subject of queue name.
+func (n *Node) queueSubject(name string) string {
+	s := n.queueBase() + "." + esc(name)
+	if len(s) > n.subs.max {
+		h := sha256.Sum256([]byte(name))
+		return n.queueBase() + ".%long." + hex.EncodeToString(h[:])
+	}
+	return s
+}
+
+// queueConsumer is the durable consumer name of queue name.
+func queueConsumer(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "q_" + hex.EncodeToString(h[:16])
+}
+
+// queuesOff reports (and logs once) a node that keeps queues local.
+func (n *Node) queuesOff() bool {
+	if n.cfg.jetStreamWanted() && !n.jsOff.Load() {
+		return false
+	}
+	n.ql.offOnce.Do(func() {
+		n.cfg.Log.Warn("cluster: no JetStream on this node, so /queue/ destinations stay local to it: consumers on other nodes do not get its queues' messages, and they do not survive its loss",
+			"node", n.cfg.NodeID)
+	})
+	return true
+}
+
+// startQueues creates (or updates) the queue stream, retrying while the
+// JetStream cluster forms, then starts the fetch loops of the queues
+// with local consumers and the InProgress ticker. It returns when ctx
+// ends or the queues run; stop waits for the loops.
+func (n *Node) startQueues(ctx context.Context, js jetstream.JetStream) (stop func()) {
+	var lastLog time.Time
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+			Name:        streamName(n.cfg.Name, "queues"),
+			Description: "Duplex STOMP /queue/ messages, one subject per queue, gone once acknowledged",
+			Subjects:    []string{n.queueBase() + ".>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    n.replicas(),
+			Discard:     jetstream.DiscardNew,
+		})
+		cancel()
+		if err == nil {
+			n.ql.mu.Lock()
+			n.ql.js, n.ql.stream, n.ql.ctx = js, st, ctx
+			n.ql.on.Store(true)
+			for _, f := range n.ql.wanted {
+				n.startFetch(f)
+			}
+			n.ql.wg.Add(1)
+			go n.inProgressLoop(ctx)
+			n.ql.mu.Unlock()
+			n.cfg.Log.Info("cluster: /queue/ destinations in JetStream", "node", n.cfg.NodeID, "stream", st.CachedInfo().Config.Name,
+				"replicas", st.CachedInfo().Config.Replicas, "messages", st.CachedInfo().State.Msgs, "ack_wait", n.cfg.QueueAckWait)
+			return n.ql.wg.Wait
+		}
+		if ctx.Err() != nil {
+			return func() {}
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			n.cfg.Log.Info("cluster: queue stream not ready yet; retrying", "node", n.cfg.NodeID, "err", err)
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return func() {}
+		}
+	}
+}
+
+// QueueSend implements broker.QueuePeers: it stores m in the queue
+// stream and returns once the stream's quorum has it, retried under one
+// message id while there is no quorum, for up to queueSendRetry. Without
+// JetStream it returns broker.ErrQueueLocal.
+func (n *Node) QueueSend(m *broker.Message) error {
+	if n.queuesOff() {
+		return broker.ErrQueueLocal
+	}
+	if !n.ql.on.Load() {
+		// JetStream is forming (the node is not ready yet).
+		deadline := time.Now().Add(queueSendWait)
+		for !n.ql.on.Load() {
+			if n.queuesOff() {
+				return broker.ErrQueueLocal
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%w: the cluster's queue stream is not ready", broker.ErrStore)
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-n.done:
+				return fmt.Errorf("%w: cluster node closed", broker.ErrStore)
+			}
+		}
+	}
+	seq := n.ql.seq.Add(1)
+	nm := encodeMsg(n.subs, n.self, seq, m, time.Now())
+	if nm == nil {
+		return nil // expired on the way: never delivered
+	}
+	nm.Subject = n.queueSubject(m.Queue)
+	nm.Header.Del(hdrTopic)
+	nm.Header.Set(hdrQueue, esc(m.Queue))
+	id := n.selfID + ".q" + strconv.FormatUint(seq, 10)
+	deadline := time.Now().Add(queueSendRetry)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := n.ql.js.PublishMsg(ctx, nm, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			n.ql.stored.Add(1)
+			return nil
+		}
+		if errors.Is(err, nats.ErrMaxPayload) || time.Now().After(deadline) {
+			n.stats.ForwardDropped.Add(1)
+			return fmt.Errorf("%w: cluster queue: %v", broker.ErrStore, err)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-n.done:
+			return fmt.Errorf("%w: cluster node closed", broker.ErrStore)
+		}
+	}
+}
+
+// QueueConsume implements broker.QueuePeers: the fetch loop of name
+// starts with its first local consumer and stops with its last. It never
+// blocks.
+func (n *Node) QueueConsume(name string, add bool) {
+	if n.queuesOff() {
+		return
+	}
+	n.ql.mu.Lock()
+	defer n.ql.mu.Unlock()
+	if n.ql.wanted == nil {
+		n.ql.wanted = map[string]*queueFetch{}
+	}
+	f := n.ql.wanted[name]
+	switch {
+	case add && f == nil:
+		f = &queueFetch{name: name, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		n.ql.wanted[name] = f
+		if n.ql.ctx != nil {
+			n.startFetch(f)
+		}
+	case !add && f != nil:
+		delete(n.ql.wanted, name)
+		close(f.stop)
+	}
+}
+
+// QueueWake implements broker.QueuePeers: name's fetch loop asks for room
+// again. It never blocks.
+func (n *Node) QueueWake(name string) {
+	n.ql.mu.Lock()
+	f := n.ql.wanted[name]
+	n.ql.mu.Unlock()
+	if f != nil {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// startFetch starts f's loop. Caller holds ql.mu, with ctx set.
+func (n *Node) startFetch(f *queueFetch) {
+	n.ql.wg.Add(1)
+	go func() {
+		defer n.ql.wg.Done()
+		n.fetchLoop(n.ql.ctx, f)
+	}()
+}
+
+// queueConsumerConfig is the shared durable consumer of queue name.
+func (n *Node) queueConsumerConfig(name string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:           queueConsumer(name),
+		Description:       "Duplex queue consumers on every node",
+		FilterSubject:     n.queueSubject(name),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           n.cfg.QueueAckWait,
+		MaxDeliver:        -1, // the broker's max_redeliveries decides (EnqueueFromPeer)
+		MaxAckPending:     queueMaxAckPending,
+		InactiveThreshold: queueInactive,
+	}
+}
+
+// fetchLoop takes messages of f's queue from its consumer while the
+// queue has local consumers, as many at a time as they have room for.
+func (n *Node) fetchLoop(ctx context.Context, f *queueFetch) {
+	qr, ok := n.router.(queueRouter)
+	if !ok {
+		return
+	}
+	var cons jetstream.Consumer
+	var lastLog time.Time
+	pause := func(d time.Duration) bool {
+		select {
+		case <-time.After(d):
+			return true
+		case <-f.stop:
+		case <-ctx.Done():
+		}
+		return false
+	}
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		if cons == nil {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			c, err := n.ql.stream.CreateOrUpdateConsumer(cctx, n.queueConsumerConfig(f.name))
+			cancel()
+			if err != nil {
+				if time.Since(lastLog) > 10*time.Second {
+					lastLog = time.Now()
+					n.cfg.Log.Info("cluster: queue consumer not ready yet; retrying", "node", n.cfg.NodeID, "queue", f.name, "err", err)
+				}
+				if !pause(500 * time.Millisecond) {
+					return
+				}
+				continue
+			}
+			cons = c
+		}
+		room := qr.QueueRoom(f.name)
+		if room <= 0 {
+			select {
+			case <-f.wake:
+			case <-time.After(queueFetchWait): // a missed wake costs this much at most
+			case <-f.stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		batch, err := cons.Fetch(room, jetstream.FetchMaxWait(queueFetchWait))
+		if err != nil {
+			cons = nil // gone (removed, or its stream's leader changed): made again
+			if !pause(500 * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		for jm := range batch.Messages() {
+			n.onQueueMsg(qr, f.name, jm)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				cons = nil
+			}
+			if !pause(200 * time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// onQueueMsg hands one fetched message to the router with its handle.
+func (n *Node) onQueueMsg(qr queueRouter, name string, jm jetstream.Msg) {
+	meta, err := jm.Metadata()
+	if err != nil {
+		n.stats.Malformed.Add(1)
+		_ = jm.Term()
+		return
+	}
+	h := jm.Headers()
+	got, err := decodeToken(h.Get(hdrQueue))
+	if err != nil || got != name {
+		n.stats.Malformed.Add(1)
+		_ = jm.Term() // a foreign publisher on the queue's subject
+		return
+	}
+	hd := make(nats.Header, len(h)+1)
+	for k, v := range h {
+		hd[k] = v
+	}
+	hd.Set(hdrTopic, EncodeTopic("")) // decodeMsg reads the (empty) topic from the header
+	m, _, _, err := decodeMsg(n.subs, &nats.Msg{Subject: n.subs.Long, Header: hd, Data: jm.Data()}, meta.Timestamp)
+	if err != nil {
+		n.stats.Malformed.Add(1)
+		_ = jm.Term()
+		return
+	}
+	p := &peerMsg{jm: jm, ql: &n.ql, delivered: meta.NumDelivered}
+	n.ql.hmu.Lock()
+	if n.ql.held == nil {
+		n.ql.held = map[*peerMsg]struct{}{}
+	}
+	n.ql.held[p] = struct{}{}
+	n.ql.hmu.Unlock()
+	if !qr.EnqueueFromPeer(name, m, p) {
+		p.Nak(0) // its consumers left meanwhile
+		return
+	}
+	n.ql.received.Add(1)
+}
+
+// inProgressLoop tells the stream every AckWait/3 that the messages this
+// node holds are still being worked on, so that only a node's loss (or
+// its link's) makes them go to another node.
+func (n *Node) inProgressLoop(ctx context.Context) {
+	defer n.ql.wg.Done()
+	t := time.NewTicker(max(n.cfg.QueueAckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		n.ql.hmu.Lock()
+		held := make([]*peerMsg, 0, len(n.ql.held))
+		for p := range n.ql.held {
+			held = append(held, p)
+		}
+		n.ql.hmu.Unlock()
+		for _, p := range held {
+			if !p.done.Load() {
+				_ = p.jm.InProgress()
+			}
+		}
+	}
+}
+
+// peerMsg is broker.PeerMsg on a JetStream message: settled once.
+type peerMsg struct {
+	jm        jetstream.Msg
+	ql        *queueLink
+	delivered uint64
+	done      atomic.Bool
+}
+
+// settle reports whether p was not settled yet, and forgets it.
+func (p *peerMsg) settle() bool {
+	if !p.done.CompareAndSwap(false, true) {
+		return false
+	}
+	p.ql.hmu.Lock()
+	delete(p.ql.held, p)
+	p.ql.hmu.Unlock()
+	return true
+}
+
+// Ack implements broker.PeerMsg (STOMP 1.2 ACK): the stream forgets it.
+func (p *peerMsg) Ack() {
+	if p.settle() {
+		_ = p.jm.Ack()
+	}
+}
+
+// Nak implements broker.PeerMsg (STOMP 1.2 NACK): redelivered to any node.
+func (p *peerMsg) Nak(delay time.Duration) {
+	if !p.settle() {
+		return
+	}
+	if delay > 0 {
+		_ = p.jm.NakWithDelay(delay)
+		return
+	}
+	_ = p.jm.Nak()
+}
+
+// Term implements broker.PeerMsg: never delivered again.
+func (p *peerMsg) Term() {
+	if p.settle() {
+		_ = p.jm.Term()
+	}
+}
+
+// Delivered implements broker.PeerMsg.
+func (p *peerMsg) Delivered() uint64 { return p.delivered }
