@@ -5,7 +5,7 @@ package cluster
 // node; after any failure it tries the next node with the same client id
 // (and comes back round to its home node on later failures). Publishers
 // record which sequence numbers were acknowledged; subscribers record
-// every delivery with the node and connection it came through.
+// every chaosDelivery with the node and connection it came through.
 
 import (
 	"context"
@@ -30,16 +30,16 @@ const (
 	chaosRetry = 50 * time.Millisecond // between reconnect attempts
 )
 
-// addrBook is where the clients find the nodes: per node index, its
+// chaosBook is where the clients find the nodes: per node index, its
 // MQTT and STOMP TCP addresses (fixed across restarts).
-type addrBook struct{ mqtt, stomp []string }
+type chaosBook struct{ mqtt, stomp []string }
 
 // ---------------------------------------------------------------------------
 // Publishers' records
 
-// pubLog is one publisher's record: which sequence numbers the cluster
+// chaosPubLog is one publisher's record: which sequence numbers the cluster
 // acknowledged (PUBACK, PUBCOMP, RECEIPT) and how many publishes failed.
-type pubLog struct {
+type chaosPubLog struct {
 	name string
 
 	mu      sync.Mutex
@@ -49,7 +49,7 @@ type pubLog struct {
 	lastErr string
 }
 
-func (l *pubLog) take() (int, string) {
+func (l *chaosPubLog) take() (int, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.next
@@ -57,7 +57,7 @@ func (l *pubLog) take() (int, string) {
 	return n, fmt.Sprintf("%s-%d", l.name, n)
 }
 
-func (l *pubLog) result(n int, err error) {
+func (l *chaosPubLog) result(n int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil {
@@ -68,19 +68,19 @@ func (l *pubLog) result(n int, err error) {
 	l.lastErr = err.Error()
 }
 
-func (l *pubLog) ackedCount() int {
+func (l *chaosPubLog) ackedCount() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.acked)
 }
 
-func (l *pubLog) ackedList() []int {
+func (l *chaosPubLog) ackedList() []int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]int(nil), l.acked...)
 }
 
-func (l *pubLog) String() string {
+func (l *chaosPubLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := fmt.Sprintf("%s: %d attempted, %d acknowledged, %d failed", l.name, l.next, len(l.acked), l.failed)
@@ -90,8 +90,8 @@ func (l *pubLog) String() string {
 	return s
 }
 
-// parsePayload splits "<publisher>-<n>".
-func parsePayload(p string) (pub string, n int, ok bool) {
+// chaosParse splits "<publisher>-<n>".
+func chaosParse(p string) (pub string, n int, ok bool) {
 	i := strings.LastIndexByte(p, '-')
 	if i <= 0 {
 		return "", 0, false
@@ -103,22 +103,22 @@ func parsePayload(p string) (pub string, n int, ok bool) {
 // ---------------------------------------------------------------------------
 // Subscribers' records
 
-// delivery is one message as a subscriber received it.
-type delivery struct {
+// chaosDelivery is one message as a subscriber received it.
+type chaosDelivery struct {
 	payload string
 	node    int // index of the node it came through
 	conn    int // the subscriber's connection number
 }
 
-// recorder keeps one subscriber's deliveries in arrival order, which node
+// chaosRec keeps one subscriber's deliveries in arrival order, which node
 // it is on, and the failover times it saw: from the kill of the node it
 // was on to the first message through a later connection.
-type recorder struct {
+type chaosRec struct {
 	name  string
 	proto string // "MQTT" or "STOMP" (failover figures)
 
 	mu       sync.Mutex
-	got      []delivery
+	got      []chaosDelivery
 	count    map[string]int
 	node     int // the node of the current connection; -1: none
 	conn     int // connections so far
@@ -130,12 +130,12 @@ type recorder struct {
 	unresolved int
 }
 
-func newRecorder(name, proto string) *recorder {
-	return &recorder{name: name, proto: proto, count: map[string]int{}, node: -1}
+func newChaosRec(name, proto string) *chaosRec {
+	return &chaosRec{name: name, proto: proto, count: map[string]int{}, node: -1}
 }
 
 // connected notes a new connection to node i.
-func (r *recorder) connected(i int) int {
+func (r *chaosRec) connected(i int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.conn++
@@ -143,7 +143,7 @@ func (r *recorder) connected(i int) int {
 	return r.conn
 }
 
-func (r *recorder) disconnected(conn int) {
+func (r *chaosRec) disconnected(conn int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn == conn {
@@ -153,7 +153,7 @@ func (r *recorder) disconnected(conn int) {
 
 // killed notes that node i was SIGKILLed at t; it counts for the failover
 // time when the subscriber was connected to it.
-func (r *recorder) killed(i int, t time.Time) {
+func (r *chaosRec) killed(i int, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.killedAt.IsZero() {
@@ -166,24 +166,24 @@ func (r *recorder) killed(i int, t time.Time) {
 }
 
 // connections is how many connections were opened so far.
-func (r *recorder) connections() int {
+func (r *chaosRec) connections() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.conn
 }
 
 // on reports whether the current connection is to node i.
-func (r *recorder) on(i int) bool {
+func (r *chaosRec) on(i int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.node == i
 }
 
-func (r *recorder) add(payload string, node, conn int) {
+func (r *chaosRec) add(payload string, node, conn int) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, delivery{payload: payload, node: node, conn: conn})
+	r.got = append(r.got, chaosDelivery{payload: payload, node: node, conn: conn})
 	r.count[payload]++
 	if !r.killedAt.IsZero() && conn > r.killConn {
 		r.failover = append(r.failover, now.Sub(r.killedAt))
@@ -191,25 +191,25 @@ func (r *recorder) add(payload string, node, conn int) {
 	}
 }
 
-func (r *recorder) times(p string) int {
+func (r *chaosRec) times(p string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.count[p]
 }
 
-func (r *recorder) len() int {
+func (r *chaosRec) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.got)
 }
 
-func (r *recorder) snapshot() []delivery {
+func (r *chaosRec) snapshot() []chaosDelivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]delivery(nil), r.got...)
+	return append([]chaosDelivery(nil), r.got...)
 }
 
-func (r *recorder) failovers() ([]time.Duration, int) {
+func (r *chaosRec) failovers() ([]time.Duration, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	un := r.unresolved
@@ -222,21 +222,21 @@ func (r *recorder) failovers() ([]time.Duration, int) {
 // ---------------------------------------------------------------------------
 // Rotation
 
-// rotor runs a client's connection loop over the nodes: connect to node
+// chaosRotor runs a client's connection loop over the nodes: connect to node
 // `at`, serve until the connection ends, then try the next node.
-type rotor struct {
+type chaosRotor struct {
 	home int
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newRotor(home int) rotor {
-	return rotor{home: home, stop: make(chan struct{}), done: make(chan struct{})}
+func newChaosRotor(home int) chaosRotor {
+	return chaosRotor{home: home, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // loop calls serve(i) for node i = home, home+1, ... (mod n) until stop;
 // serve returns when its connection ended.
-func (r *rotor) loop(n int, serve func(i int)) {
+func (r *chaosRotor) loop(n int, serve func(i int)) {
 	defer close(r.done)
 	for at := r.home; ; at = (at + 1) % n {
 		select {
@@ -253,7 +253,7 @@ func (r *rotor) loop(n int, serve func(i int)) {
 	}
 }
 
-func (r *rotor) halt() {
+func (r *chaosRotor) halt() {
 	select {
 	case <-r.stop:
 	default:
@@ -268,18 +268,18 @@ func (r *rotor) halt() {
 // ---------------------------------------------------------------------------
 // MQTT 5 persistent subscriber (paho.golang)
 
-// mqttSub is an MQTT 5 persistent session (Clean Start on its first
+// chaosMQTTSub is an MQTT 5 persistent session (Clean Start on its first
 // connection only, Session Expiry one hour) with one subscription. Its
 // paho session state outlives each connection, so QoS 2 de-duplication
 // holds across failovers. Later connections never subscribe again: they
 // must find the session on the cluster; a CONNACK without Session Present
 // is counted (lostSession).
-type mqttSub struct {
+type chaosMQTTSub struct {
 	name, filter string
 	qos          byte
-	book         *addrBook
-	rec          *recorder
-	rotor
+	book         *chaosBook
+	rec          *chaosRec
+	chaosRotor
 
 	session     *state.State
 	subscribed  atomic.Bool
@@ -287,19 +287,19 @@ type mqttSub struct {
 	lastErr     atomic.Pointer[string]
 }
 
-func startMQTTSub(book *addrBook, home int, name, filter string, qos byte) *mqttSub {
-	s := &mqttSub{name: name, filter: filter, qos: qos, book: book, rec: newRecorder(name, "MQTT"),
-		rotor: newRotor(home), session: state.NewInMemory()}
+func startChaosMQTTSub(book *chaosBook, home int, name, filter string, qos byte) *chaosMQTTSub {
+	s := &chaosMQTTSub{name: name, filter: filter, qos: qos, book: book, rec: newChaosRec(name, "MQTT"),
+		chaosRotor: newChaosRotor(home), session: state.NewInMemory()}
 	go s.loop(len(book.mqtt), s.serve)
 	return s
 }
 
-func (s *mqttSub) setErr(err error) {
+func (s *chaosMQTTSub) setErr(err error) {
 	e := err.Error()
 	s.lastErr.Store(&e)
 }
 
-func (s *mqttSub) serve(i int) {
+func (s *chaosMQTTSub) serve(i int) {
 	nc, err := net.DialTimeout("tcp", s.book.mqtt[i], chaosShort)
 	if err != nil {
 		s.setErr(err)
@@ -352,26 +352,26 @@ func (s *mqttSub) serve(i int) {
 // ---------------------------------------------------------------------------
 // MQTT 3.1.1 persistent subscriber (paho.mqtt.golang, clean session 0)
 
-// v3Sub is a CleanSession=false 3.1.1 subscriber at QoS 1; each
+// chaosV3Sub is a CleanSession=false 3.1.1 subscriber at QoS 1; each
 // connection is a new paho.mqtt.golang client with the same id.
-type v3Sub struct {
+type chaosV3Sub struct {
 	name, filter string
-	book         *addrBook
-	rec          *recorder
-	rotor
+	book         *chaosBook
+	rec          *chaosRec
+	chaosRotor
 
 	subscribed  atomic.Bool
 	lostSession atomic.Int64
 	lastErr     atomic.Pointer[string]
 }
 
-func startV3Sub(book *addrBook, home int, name, filter string) *v3Sub {
-	s := &v3Sub{name: name, filter: filter, book: book, rec: newRecorder(name, "MQTT"), rotor: newRotor(home)}
+func startChaosV3Sub(book *chaosBook, home int, name, filter string) *chaosV3Sub {
+	s := &chaosV3Sub{name: name, filter: filter, book: book, rec: newChaosRec(name, "MQTT"), chaosRotor: newChaosRotor(home)}
 	go s.loop(len(book.mqtt), s.serve)
 	return s
 }
 
-func (s *v3Sub) serve(i int) {
+func (s *chaosV3Sub) serve(i int) {
 	lost := make(chan struct{})
 	var conn atomic.Int64
 	o := pahomqtt.NewClientOptions().AddBroker("tcp://" + s.book.mqtt[i]).SetClientID(s.name).SetProtocolVersion(4).
@@ -414,11 +414,11 @@ func (s *v3Sub) serve(i int) {
 // ---------------------------------------------------------------------------
 // MQTT publisher (paho.golang, clean start)
 
-// mqttPub publishes on one connection and, after any failure, opens a new
+// chaosMQTTPub publishes on one connection and, after any failure, opens a new
 // one (clean start) on the next node.
-type mqttPub struct {
+type chaosMQTTPub struct {
 	name string
-	book *addrBook
+	book *chaosBook
 	at   int
 
 	cli    *paho.Client
@@ -426,7 +426,7 @@ type mqttPub struct {
 	connUp context.Context // cancelled when the client reports an error
 }
 
-func (p *mqttPub) ensure(ctx context.Context) error {
+func (p *chaosMQTTPub) ensure(ctx context.Context) error {
 	if p.cli != nil {
 		select {
 		case <-p.cli.Done():
@@ -454,7 +454,7 @@ func (p *mqttPub) ensure(ctx context.Context) error {
 	return nil
 }
 
-func (p *mqttPub) drop() {
+func (p *chaosMQTTPub) drop() {
 	if p.conn != nil {
 		p.conn.Close()
 		p.at = (p.at + 1) % len(p.book.mqtt)
@@ -464,7 +464,7 @@ func (p *mqttPub) drop() {
 
 // publish returns nil only when the broker acknowledged the message
 // (QoS 1 PUBACK, QoS 2 PUBCOMP) with a success reason code.
-func (p *mqttPub) publish(topic string, qos byte, retain bool, payload string) error {
+func (p *chaosMQTTPub) publish(topic string, qos byte, retain bool, payload string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), chaosShort)
 	defer cancel()
 	if err := p.ensure(ctx); err != nil {
@@ -482,7 +482,7 @@ func (p *mqttPub) publish(topic string, qos byte, retain bool, payload string) e
 	return nil
 }
 
-func (p *mqttPub) close() {
+func (p *chaosMQTTPub) close() {
 	if p.cli != nil {
 		_ = p.cli.Disconnect(&paho.Disconnect{})
 	}
@@ -492,7 +492,7 @@ func (p *mqttPub) close() {
 // ---------------------------------------------------------------------------
 // STOMP (frame level: one reader per connection, every write bounded)
 
-type stompConn struct {
+type chaosStompConn struct {
 	nc  net.Conn
 	r   *frame.Reader
 	wmu sync.Mutex
@@ -500,12 +500,12 @@ type stompConn struct {
 	ids atomic.Int64
 }
 
-func dialStomp(addr string, hdrs ...string) (*stompConn, error) {
+func chaosDial(addr string, hdrs ...string) (*chaosStompConn, error) {
 	nc, err := net.DialTimeout("tcp", addr, chaosShort)
 	if err != nil {
 		return nil, err
 	}
-	c := &stompConn{nc: nc, r: frame.NewReader(nc), w: frame.NewWriter(nc)}
+	c := &chaosStompConn{nc: nc, r: frame.NewReader(nc), w: frame.NewWriter(nc)}
 	h := append([]string{"accept-version", "1.2", "host", "localhost", "heart-beat", "0,0"}, hdrs...)
 	if err := c.write(frame.New("CONNECT", h...)); err != nil {
 		nc.Close()
@@ -522,14 +522,14 @@ func dialStomp(addr string, hdrs ...string) (*stompConn, error) {
 	return c, nil
 }
 
-func (c *stompConn) write(f *frame.Frame) error {
+func (c *chaosStompConn) write(f *frame.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(chaosShort))
 	return c.w.Write(f)
 }
 
-func (c *stompConn) read(deadline time.Time) (*frame.Frame, error) {
+func (c *chaosStompConn) read(deadline time.Time) (*frame.Frame, error) {
 	_ = c.nc.SetReadDeadline(deadline)
 	for {
 		f, err := c.r.Read()
@@ -539,18 +539,18 @@ func (c *stompConn) read(deadline time.Time) (*frame.Frame, error) {
 	}
 }
 
-// stompSender sends with receipts, moving to the next node after any
+// chaosSender sends with receipts, moving to the next node after any
 // failure.
-type stompSender struct {
-	book *addrBook
+type chaosSender struct {
+	book *chaosBook
 	at   int
-	conn *stompConn
+	conn *chaosStompConn
 }
 
 // send returns nil only when the RECEIPT arrived.
-func (s *stompSender) send(dest, body string) error {
+func (s *chaosSender) send(dest, body string) error {
 	if s.conn == nil {
-		c, err := dialStomp(s.book.stomp[s.at])
+		c, err := chaosDial(s.book.stomp[s.at])
 		if err != nil {
 			s.at = (s.at + 1) % len(s.book.stomp)
 			return err
@@ -578,7 +578,7 @@ func (s *stompSender) send(dest, body string) error {
 	return err
 }
 
-func (s *stompSender) close() {
+func (s *chaosSender) close() {
 	if s.conn != nil {
 		_ = s.conn.write(frame.New("DISCONNECT"))
 		s.conn.nc.Close()
@@ -586,30 +586,30 @@ func (s *stompSender) close() {
 	}
 }
 
-// stompSub subscribes with ack:client-individual, records and ACKs every
+// chaosStompSub subscribes with ack:client-individual, records and ACKs every
 // MESSAGE, and after its connection ends connects to the next node and
 // subscribes again with the same headers (a durable subscription's
 // client-id and name, or a /queue/).
-type stompSub struct {
+type chaosStompSub struct {
 	name, dest string
 	connHdrs   []string
 	subHdrs    []string
-	book       *addrBook
-	rec        *recorder
-	rotor
+	book       *chaosBook
+	rec        *chaosRec
+	chaosRotor
 
 	lastErr atomic.Pointer[string]
 }
 
-func startStompSub(book *addrBook, home int, name, dest string, connHdrs, subHdrs []string) *stompSub {
-	s := &stompSub{name: name, dest: dest, connHdrs: connHdrs, subHdrs: subHdrs, book: book,
-		rec: newRecorder(name, "STOMP"), rotor: newRotor(home)}
+func startChaosStompSub(book *chaosBook, home int, name, dest string, connHdrs, subHdrs []string) *chaosStompSub {
+	s := &chaosStompSub{name: name, dest: dest, connHdrs: connHdrs, subHdrs: subHdrs, book: book,
+		rec: newChaosRec(name, "STOMP"), chaosRotor: newChaosRotor(home)}
 	go s.loop(len(book.stomp), s.serve)
 	return s
 }
 
-func (s *stompSub) serve(i int) {
-	c, err := dialStomp(s.book.stomp[i], s.connHdrs...)
+func (s *chaosStompSub) serve(i int) {
+	c, err := chaosDial(s.book.stomp[i], s.connHdrs...)
 	if err != nil {
 		e := fmt.Sprintf("node %d: %v", i+1, err)
 		s.lastErr.Store(&e)
@@ -655,8 +655,8 @@ func (s *stompSub) serve(i int) {
 
 // ---------------------------------------------------------------------------
 
-// jitter is a random duration in [0, d) from rng (nil: the global one).
-func jitter(rng *rand.Rand, d time.Duration) time.Duration {
+// chaosJitter is a random duration in [0, d) from rng (nil: the global one).
+func chaosJitter(rng *rand.Rand, d time.Duration) time.Duration {
 	if rng == nil {
 		return rand.N(d)
 	}

@@ -56,20 +56,23 @@ type chaosCluster struct {
 	bin   string
 	name  string
 	nodes []*chaosNode
-	book  *addrBook
+	book  *chaosBook
 }
 
-// newChaosCluster starts three nodes on fixed loopback addresses. peers,
-// when not nil, gives node i's route peers (a partition test routes some
-// through proxies); else each node dials the other two directly.
-func newChaosCluster(t *testing.T, name string, peers func(i int, routes []string) []string) *chaosCluster {
+// newChaosCluster starts three nodes on fixed loopback addresses. routes,
+// when not nil, are the nodes' route addresses, and peers node i's route
+// peers (a partition test routes some through proxies); else each node
+// dials the other two directly.
+func newChaosCluster(t *testing.T, name string, routes []string, peers func(i int, routes []string) []string) *chaosCluster {
 	t.Helper()
 	bin := os.Getenv("DUPLEX_CHAOS_BIN")
 	if bin == "" {
 		bin = testutil.BuildBinary(t)
 	}
-	c := &chaosCluster{t: t, bin: bin, name: name, book: &addrBook{}}
-	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	c := &chaosCluster{t: t, bin: bin, name: name, book: &chaosBook{}}
+	if routes == nil {
+		routes = []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	}
 	for i := range 3 {
 		n := &chaosNode{idx: i, http: freeAddr(t), mqtt: freeAddr(t), stomp: freeAddr(t), route: routes[i],
 			data: filepath.Join(t.TempDir(), "data")}
@@ -195,8 +198,8 @@ type chaosKind struct {
 	exactlyOnce bool // QoS 2: no duplicates
 	queue       bool // competing consumers: each message to one of them
 
-	pubs   []*pubLog
-	recs   []*recorder
+	pubs   []*chaosPubLog
+	recs   []*chaosRec
 	send   []func(payload string) error
 	closes []func()
 	stops  []func()
@@ -210,17 +213,17 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 	var kinds []*chaosKind
 	mqttKind := func(name, topic string, qos byte) *chaosKind {
 		k := &chaosKind{name: name, exactlyOnce: qos == 2}
-		var subs []*mqttSub
-		var v3 *v3Sub
+		var subs []*chaosMQTTSub
+		var v3 *chaosV3Sub
 		for i := range 3 {
 			id := fmt.Sprintf("%s-%s-sub%d", prefix, name, i+1)
 			if qos == 1 && i == 1 {
-				v3 = startV3Sub(book, i, id, topic) // clean session 0, MQTT 3.1.1
+				v3 = startChaosV3Sub(book, i, id, topic) // clean session 0, MQTT 3.1.1
 				k.recs = append(k.recs, v3.rec)
 				k.stops = append(k.stops, v3.halt)
 				continue
 			}
-			s := startMQTTSub(book, i, id, topic, qos)
+			s := startChaosMQTTSub(book, i, id, topic, qos)
 			subs = append(subs, s)
 			k.recs = append(k.recs, s.rec)
 			k.stops = append(k.stops, s.halt)
@@ -244,8 +247,8 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 			return n
 		}
 		for i := range 3 {
-			l := &pubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
-			p := &mqttPub{name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), book: book, at: i}
+			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
+			p := &chaosMQTTPub{name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), book: book, at: i}
 			k.pubs = append(k.pubs, l)
 			k.send = append(k.send, func(payload string) error { return p.publish(topic, qos, false, payload) })
 			k.closes = append(k.closes, p.close)
@@ -254,11 +257,11 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 	}
 	stompKind := func(name, dest string, hdrs func(id string) (conn, sub []string)) *chaosKind {
 		k := &chaosKind{name: name, queue: strings.HasPrefix(dest, "/queue/")}
-		var subs []*stompSub
+		var subs []*chaosStompSub
 		for i := range 3 {
 			id := fmt.Sprintf("%s-%s-sub%d", prefix, name, i+1)
 			ch, sh := hdrs(id)
-			s := startStompSub(book, i, id, dest, ch, sh)
+			s := startChaosStompSub(book, i, id, dest, ch, sh)
 			subs = append(subs, s)
 			k.recs = append(k.recs, s.rec)
 			k.stops = append(k.stops, s.halt)
@@ -273,8 +276,8 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 		}
 		k.lost = func() int { return 0 }
 		for i := range 3 {
-			l := &pubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
-			s := &stompSender{book: book, at: i}
+			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
+			s := &chaosSender{book: book, at: i}
 			k.pubs = append(k.pubs, l)
 			k.send = append(k.send, func(payload string) error { return s.send(dest, payload) })
 			k.closes = append(k.closes, s.close)
@@ -324,7 +327,7 @@ func (k *chaosKind) warmUp(t *testing.T) {
 	})
 }
 
-func (r *recorder) hasPrefix(prefix string) bool {
+func (r *chaosRec) hasPrefix(prefix string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.count {
@@ -343,8 +346,8 @@ type chaosResult struct {
 	missingSample, orderSample, dupSample string
 }
 
-// wanted is, per recorder, the acknowledged payloads it must get (a
-// queue: nil per recorder; see check).
+// wanted is, per chaosRec, the acknowledged payloads it must get (a
+// queue: nil per chaosRec; see check).
 func (k *chaosKind) ackedPayloads() []string {
 	var out []string
 	for _, l := range k.pubs {
@@ -416,7 +419,7 @@ func (k *chaosKind) check() chaosResult {
 	}
 	res.lost = len(missing)
 	res.delivered = res.expected - res.lost
-	res.missingSample = firstN(missing, 8)
+	res.missingSample = chaosFirstN(missing, 8)
 	// Duplicates: deliveries past the first of a payload (a queue: in the
 	// whole group), acknowledged or not.
 	all := map[string]int{}
@@ -427,7 +430,7 @@ func (k *chaosKind) check() chaosResult {
 		seen := map[string]bool{}
 		first := map[string]string{}
 		for _, d := range r.snapshot() {
-			pub, n, ok := parsePayload(d.payload)
+			pub, n, ok := chaosParse(d.payload)
 			if !ok || !known[pub] {
 				continue
 			}
@@ -460,12 +463,12 @@ func (k *chaosKind) check() chaosResult {
 			dupList = append(dupList, fmt.Sprintf("%s ×%d", p, c))
 		}
 	}
-	res.dupSample = firstN(dupList, 5)
-	res.orderSample = firstN(order, 5)
+	res.dupSample = chaosFirstN(dupList, 5)
+	res.orderSample = chaosFirstN(order, 5)
 	return res
 }
 
-func firstN(s []string, n int) string {
+func chaosFirstN(s []string, n int) string {
 	if len(s) <= n {
 		return strings.Join(s, ", ")
 	}
@@ -505,7 +508,7 @@ func TestClusterChaos(t *testing.T) {
 	t.Logf("seed %d, %d kills (replay: DUPLEX_CHAOS_SEED=%d DUPLEX_CHAOS_KILLS=%d go test -race -run TestClusterChaos -v ./test/cluster)",
 		seed, kills, seed, kills)
 
-	c := newChaosCluster(t, "chaos", nil)
+	c := newChaosCluster(t, "chaos", nil, nil)
 	kinds := chaosKinds(c, "chaos")
 	for _, k := range kinds {
 		k.holds = chaosHolds[k.name]
@@ -519,6 +522,51 @@ func TestClusterChaos(t *testing.T) {
 		k.warmUp(t)
 	}
 
+	stopPubs := runPublishers(t, kinds)
+	var pubs []*chaosPubLog
+	for _, k := range kinds {
+		pubs = append(pubs, k.pubs...)
+	}
+	progress := func(what string) { t.Helper(); waitProgress(t, c, pubs, what) }
+
+	progress("before the first kill")
+	var recs []*chaosRec
+	for _, k := range kinds {
+		recs = append(recs, k.recs...)
+	}
+	for i := range kills {
+		delay := chaosMinDelay + chaosJitter(rng, chaosDelaySpan)
+		victim := c.nodes[rng.IntN(len(c.nodes))]
+		time.Sleep(delay) // the experiment: where in the streams the kill lands
+		on := 0
+		t0 := time.Now()
+		for _, r := range recs {
+			if r.on(victim.idx) {
+				on++
+			}
+			r.killed(victim.idx, t0)
+		}
+		c.kill(victim)
+		t.Logf("kill #%d: node %d after %v (%d subscribers on it)", i+1, victim.idx+1, delay.Round(time.Millisecond), on)
+		c.start(victim)
+		c.waitReady(victim, chaosWaitReady)
+		progress(fmt.Sprintf("after kill #%d", i+1))
+	}
+	stopPubs()
+	for _, l := range pubs {
+		t.Logf("publisher %s", l)
+	}
+	if err := c.alive(); err != nil {
+		t.Error(err)
+	}
+	drainAndReport(t, kinds, all, fmt.Sprintf("cluster kill -9, %d kills (seed %d)", kills, seed))
+	logFailover(t, recs)
+}
+
+// runPublishers starts every kind's publishers, each publishing at most
+// once per chaosPace; the function it returns stops them (also at the
+// test's end).
+func runPublishers(t *testing.T, kinds []*chaosKind) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, k := range kinds {
@@ -550,64 +598,42 @@ func TestClusterChaos(t *testing.T) {
 		}
 	}
 	t.Cleanup(stopPubs)
-	var pubs []*pubLog
-	for _, k := range kinds {
-		pubs = append(pubs, k.pubs...)
-	}
-	progress := func(what string) {
-		t.Helper()
-		base := make([]int, len(pubs))
-		for i, l := range pubs {
-			base[i] = l.ackedCount()
-		}
-		testutil.EventuallyErr(t, chaosWaitProgress, func() error {
-			if err := c.alive(); err != nil {
-				return fmt.Errorf("%w: %v", testutil.ErrStop, err)
-			}
-			var slow []string
-			for i, l := range pubs {
-				if l.ackedCount() < base[i]+chaosMinProgress {
-					slow = append(slow, l.String())
-				}
-			}
-			if len(slow) > 0 {
-				return fmt.Errorf("%s: publishers without progress: %s", what, strings.Join(slow, "; "))
-			}
-			return nil
-		})
-	}
+	return stopPubs
+}
 
-	progress("before the first kill")
-	var recs []*recorder
+// waitProgress waits until every publisher has had chaosMinProgress more
+// acknowledgements.
+func waitProgress(t *testing.T, c *chaosCluster, pubs []*chaosPubLog, what string) {
+	t.Helper()
+	base := make([]int, len(pubs))
+	for i, l := range pubs {
+		base[i] = l.ackedCount()
+	}
+	testutil.EventuallyErr(t, chaosWaitProgress, func() error {
+		if err := c.alive(); err != nil {
+			return fmt.Errorf("%w: %v", testutil.ErrStop, err)
+		}
+		var slow []string
+		for i, l := range pubs {
+			if l.ackedCount() < base[i]+chaosMinProgress {
+				slow = append(slow, l.String())
+			}
+		}
+		if len(slow) > 0 {
+			return fmt.Errorf("%s: publishers without progress: %s", what, strings.Join(slow, "; "))
+		}
+		return nil
+	})
+}
+
+// drainAndReport waits for what is left to arrive, then logs the table
+// (title first) and fails the test for the kinds asserted.
+func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
+	t.Helper()
+	var recs []*chaosRec
 	for _, k := range kinds {
 		recs = append(recs, k.recs...)
 	}
-	for i := range kills {
-		delay := chaosMinDelay + jitter(rng, chaosDelaySpan)
-		victim := c.nodes[rng.IntN(len(c.nodes))]
-		time.Sleep(delay) // the experiment: where in the streams the kill lands
-		on := 0
-		t0 := time.Now()
-		for _, r := range recs {
-			if r.on(victim.idx) {
-				on++
-			}
-			r.killed(victim.idx, t0)
-		}
-		c.kill(victim)
-		t.Logf("kill #%d: node %d after %v (%d subscribers on it)", i+1, victim.idx+1, delay.Round(time.Millisecond), on)
-		c.start(victim)
-		c.waitReady(victim, chaosWaitReady)
-		progress(fmt.Sprintf("after kill #%d", i+1))
-	}
-	stopPubs()
-	for _, l := range pubs {
-		t.Logf("publisher %s", l)
-	}
-	if err := c.alive(); err != nil {
-		t.Error(err)
-	}
-
 	// The drain: until nothing acknowledged is missing, or nothing at all
 	// arrives for chaosStall; a kind not asserted is waited for only
 	// while something arrives at all in chaosReport.
@@ -665,14 +691,12 @@ func TestClusterChaos(t *testing.T) {
 			t.Errorf("%s: %d messages out of order per publisher", k.name, res.outOfOrder)
 		}
 	}
-	t.Logf("cluster kill -9, %d kills (seed %d); lost/dups/order count deliveries (a topic kind: per subscriber, 3 each; a queue: the group); sessions = reconnects that found the session gone:\n  %s",
-		kills, seed, strings.Join(rows, "\n  "))
-
-	logFailover(t, recs)
+	t.Logf("%s; lost/dups/order count deliveries (a topic kind: per subscriber, 3 each; a queue: the group); sessions = reconnects that found the session gone:\n  %s",
+		title, strings.Join(rows, "\n  "))
 }
 
 // logFailover logs, per protocol, the failover times the subscribers saw.
-func logFailover(t *testing.T, recs []*recorder) {
+func logFailover(t *testing.T, recs []*chaosRec) {
 	byProto := map[string][]time.Duration{}
 	unresolved := map[string]int{}
 	for _, r := range recs {
