@@ -60,9 +60,11 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$${t%%:*}"; \
 	done
 
-## soak: the kill -9 harness with 30 kill points (replay a run with DUPLEX_CRASH_SEED=<seed from its log>)
+## soak: the kill -9 harness with 30 kill points (replay a run with DUPLEX_CRASH_SEED=<seed from its log>), and on a
+## three-node cluster with 20 (every kind asserted; replay with DUPLEX_CHAOS_SEED=<seed>)
 soak:
 	DUPLEX_CRASH_KILLS=30 $(GO) test -count=1 -run TestKill9 -timeout 30m -v ./test/crash/
+	DUPLEX_CHAOS_KILLS=20 DUPLEX_CHAOS_ALL=1 $(GO) test -count=1 -run 'TestClusterChaos|TestClusterPartition' -timeout 30m -v ./test/cluster/
 
 ## bench: the load generator against a real broker process (STOMP, and MQTT; auth cost; admin API latency; 1->100 over a three-node cluster)
 bench: build
