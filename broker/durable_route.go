@@ -147,6 +147,10 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 		if rc.Delivery.Seq == 0 {
 			continue
 		}
+		if cj := rc.Delivery.Sub.Session.clusterDurable(); cj != nil {
+			cj.settle(rc.Delivery) // the cluster store's (peers_durable.go)
+			continue
+		}
 		id := string(rc.Delivery.Sub.Session.ID)
 		b.Acks = append(b.Acks, store.Ref{Name: id, Seq: rc.Delivery.Seq})
 		b.PutMarks = append(b.PutMarks, store.Mark{Session: id, ID: rc.PacketID})
@@ -158,7 +162,7 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	for _, rc := range recs {
-		if d := rc.Delivery; d.Seq != 0 {
+		if d := rc.Delivery; d.Seq != 0 && d.Sub.Session.clusterDurable() == nil {
 			d.Sub.Session.account().release(r, len(d.Msg.Payload))
 		}
 	}

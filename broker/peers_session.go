@@ -247,6 +247,7 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 			old.p.clear()
 			if r.dur != nil {
 				old.p.end(r, id)
+				old.endDurable()
 			}
 		}
 		return nil, nil

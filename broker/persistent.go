@@ -37,6 +37,10 @@ type persistent struct {
 	// (Session.NoteSent).
 	sentSeq                 atomic.Uint64
 	refilling, refillWanted atomic.Bool
+	// cj links a cluster-durable session to the cluster store
+	// (peers_durable.go); nil on a single node. Set before the session
+	// is in the router, never changed.
+	cj *clusterSess
 
 	mu      sync.Mutex
 	offline []Delivery  // QoS 1/2 deliveries kept while offline (no store)

@@ -62,6 +62,9 @@ func (r *Router) MayCommit(from *Session, m *Message, qos2 bool) bool {
 	if m.Queue != "" || (qos2 && r.inMark(from, 0) != nil) || r.nbind.Load() > 0 {
 		return true
 	}
+	if r.cfg.Peers != nil && r.durableOn() {
+		return true // it waits for the cluster store (publishDurable)
+	}
 	p := newPlan(m)
 	p.matches = r.idx.Match(m.Topic, p.matches)
 	may := r.mayStore(m, p.matches, nil)
@@ -172,6 +175,11 @@ func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, stream boo
 		return nil, err
 	}
 	if r.cfg.Peers != nil && !m.fromPeer && !own {
+		if m.QoS > AtMostOnce && r.dur != nil {
+			if err := r.publishDurable(m); err != nil {
+				return nil, err // stored in the cluster before it is acknowledged (peers_durable.go)
+			}
+		}
 		r.cfg.Peers.Forward(m)
 	}
 	p := newPlan(m)

@@ -285,6 +285,9 @@ func (p *routePlan) sortStored(r *Router) {
 			n++
 			continue
 		}
+		if s.p.cj != nil && d.Sub.Group == "" {
+			continue // the cluster store delivers it (peers_durable.go)
+		}
 		a := s.account()
 		if !a.enter() {
 			continue // being discarded (clean start, expiry): nothing to keep

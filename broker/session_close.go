@@ -11,6 +11,9 @@ import "time"
 func (r *Router) Close(s *Session, why CloseReason) {
 	s.Close(why)
 	p := s.p
+	if p != nil && p.cj != nil {
+		s.detachDurable() // the cluster store keeps its messages
+	}
 	if s.taken.Load() {
 		// Open's takeover moves or drops this session's state; detaching
 		// here would open a gap in which the new session misses messages.
@@ -42,6 +45,7 @@ func (r *Router) Close(s *Session, why CloseReason) {
 		// The session had state on disk and ends now: MQTT 5 DISCONNECT set
 		// Session Expiry to 0, or it resumed with an expiry of 0.
 		p.end(r, s.ID)
+		s.endDurable()
 	}
 	r.mu.Lock()
 	r.removeLocked(s)
@@ -90,6 +94,7 @@ func (s *Session) expire() {
 	s.p.clear()
 	s.detach()
 	s.p.end(r, s.ID)
+	s.endDurable()
 }
 
 // closeOnce closes ch unless it is nil or closed already. Callers

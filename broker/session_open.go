@@ -55,6 +55,17 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			return nil, err
 		}
 	}
+	var cj *clusterSess
+	if sp != nil && r.dur != nil {
+		// A persistent MQTT session lives in the cluster store when
+		// there is one (peers_durable.go); one whose node died without
+		// handing it over resumes from its record there.
+		var err error
+		if cj, imported, err = r.openDurable(id, &o, owner, imported); err != nil {
+			r.clientIDRefused.Add(1)
+			return nil, err
+		}
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -87,6 +98,7 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		// Session Expiry of 0 ends with this connection). The expiry can
 		// later drop to 0 but never rise from it [MQTT-3.14.2-2].
 		s.p = newPersistent()
+		s.p.cj = cj
 	}
 	if old != nil {
 		r.uncountLocked(old)
@@ -141,6 +153,9 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 			r.Refill(s)
 		}
 	}
+	if s.p != nil && s.p.cj != nil {
+		r.attachDurable(s)
+	}
 	return s, nil
 }
 
@@ -166,6 +181,7 @@ func (s *Session) takeOver(old *Session, clean bool) {
 		}
 		if old.p != nil && r.dur != nil {
 			old.p.end(r, old.ID)
+			old.endDurable()
 		}
 		return
 	}

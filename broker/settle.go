@@ -4,7 +4,11 @@ package broker
 // is removed from its queue and frees a prefetch slot.
 func (r *Router) Ack(d Delivery) {
 	if d.Seq != 0 {
-		r.ackStored(d)
+		if cj := d.Sub.Session.clusterDurable(); cj != nil {
+			cj.settle(d) // peers_durable.go
+		} else {
+			r.ackStored(d)
+		}
 	}
 	if d.Tag == 0 {
 		return

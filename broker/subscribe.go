@@ -96,6 +96,14 @@ func (r *Router) SubscribeReplace(s *Session, sub *Subscription) (retained []*Me
 	if err := r.saveSub(s, sub); err != nil {
 		r.log.Error("store: subscription not saved", "session", s.ID, "key", sub.Key, "err", err)
 	}
+	if s.p != nil && s.p.cj != nil {
+		// A cluster-durable session's subscription is a consumer in the
+		// cluster store before SUBACK (peers_durable.go).
+		if err := r.saveDurable(s); err != nil {
+			_ = r.Unsubscribe(s, sub.Key)
+			return nil, false, fmt.Errorf("%w: %v", ErrStore, err)
+		}
+	}
 	if sub.Group == "" { // shared subscriptions get no retained messages [MQTT-4.8.2-? v5 §3.3.1.3]
 		retained = r.retained.Match(sub.Filter, nil)
 	}
@@ -114,6 +122,9 @@ func (r *Router) Unsubscribe(s *Session, key string) error {
 	r.nsubs.Add(-1)
 	r.unlink(sub)
 	r.forgetSub(s, key)
+	if s.p != nil && s.p.cj != nil {
+		_ = r.saveDurable(s) // its consumer goes (logged on failure)
+	}
 	return nil
 }
 

@@ -110,11 +110,12 @@ func (n *Node) jsLoop() {
 		stop, err := n.startRetained(ctx, js)
 		if err == nil {
 			defer stop()
+			n.startDurable(ctx, js) // durable.go
 			break
 		}
 		if jsNotEnabled(err) || !n.cfg.Embedded() && errors.Is(err, nats.ErrNoResponders) {
 			n.jsOff.Store(true)
-			n.cfg.Log.Warn("cluster: the NATS account has no JetStream; retained messages reach only the nodes up when they are published",
+			n.cfg.Log.Warn("cluster: the NATS account has no JetStream; retained messages reach only the nodes up when they are published, and persistent sessions keep their messages only on the node that holds them",
 				"node", n.cfg.NodeID)
 			return
 		}

@@ -63,6 +63,8 @@ type Node struct {
 	jsOff, retainedOn, retainedLoaded atomic.Bool
 	retainedOut                       chan *nats.Msg // set before retainedOn
 
+	dur durableLink // durable.go: persistent sessions in JetStream
+
 	stats    Stats
 	started  atomic.Bool // Start was called
 	running  atomic.Bool // Start succeeded: nc is set
@@ -234,6 +236,8 @@ func (n *Node) Ready() error {
 		return errors.New("cluster: no route to any peer yet")
 	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.retainedLoaded.Load():
 		return errors.New("cluster: retained messages not loaded from JetStream yet")
+	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.dur.on.Load():
+		return errors.New("cluster: the durable stream is not ready yet")
 	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.ql.on.Load():
 		return errors.New("cluster: queue stream not ready in JetStream yet")
 	}
