@@ -47,6 +47,14 @@ type chaosPubLog struct {
 	acked   []int
 	failed  int
 	lastErr string
+	connOf  map[int]int // sequence number -> publisher connection
+}
+
+// conn is the publisher connection message n went out on (0: unknown).
+func (l *chaosPubLog) conn(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connOf[n]
 }
 
 func (l *chaosPubLog) take() (int, string) {
@@ -57,9 +65,15 @@ func (l *chaosPubLog) take() (int, string) {
 	return n, fmt.Sprintf("%s-%d", l.name, n)
 }
 
-func (l *chaosPubLog) result(n int, err error) {
+// result records publish n's outcome; conn is the publisher's connection
+// it went out on (order is promised per connection, MQTT 4.6).
+func (l *chaosPubLog) result(n int, err error, conn int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.connOf == nil {
+		l.connOf = map[int]int{}
+	}
+	l.connOf[n] = conn
 	if err == nil {
 		l.acked = append(l.acked, n)
 		return
@@ -417,9 +431,10 @@ func (s *chaosV3Sub) serve(i int) {
 // chaosMQTTPub publishes on one connection and, after any failure, opens a new
 // one (clean start) on the next node.
 type chaosMQTTPub struct {
-	name string
-	book *chaosBook
-	at   int
+	name  string
+	book  *chaosBook
+	at    int
+	conns int // connections opened so far
 
 	cli    *paho.Client
 	conn   net.Conn
@@ -451,6 +466,7 @@ func (p *chaosMQTTPub) ensure(ctx context.Context) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	p.cli, p.conn, p.connUp = cli, conn, connUp
+	p.conns++
 	return nil
 }
 
@@ -542,9 +558,10 @@ func (c *chaosStompConn) read(deadline time.Time) (*frame.Frame, error) {
 // chaosSender sends with receipts, moving to the next node after any
 // failure.
 type chaosSender struct {
-	book *chaosBook
-	at   int
-	conn *chaosStompConn
+	book  *chaosBook
+	at    int
+	conns int // connections opened so far
+	conn  *chaosStompConn
 }
 
 // send returns nil only when the RECEIPT arrived.
@@ -556,6 +573,7 @@ func (s *chaosSender) send(dest, body string) error {
 			return err
 		}
 		s.conn = c
+		s.conns++
 	}
 	id := fmt.Sprintf("r-%d", s.conn.ids.Add(1))
 	f := frame.New("SEND", "destination", dest, "content-type", "text/plain", "receipt", id)

@@ -200,7 +200,7 @@ type chaosKind struct {
 
 	pubs   []*chaosPubLog
 	recs   []*chaosRec
-	send   []func(payload string) error
+	send   []func(payload string) (conn int, err error)
 	closes []func()
 	stops  []func()
 	ready  func() bool // the subscribers are subscribed
@@ -250,7 +250,10 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
 			p := &chaosMQTTPub{name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), book: book, at: i}
 			k.pubs = append(k.pubs, l)
-			k.send = append(k.send, func(payload string) error { return p.publish(topic, qos, false, payload) })
+			k.send = append(k.send, func(payload string) (int, error) {
+				err := p.publish(topic, qos, false, payload)
+				return p.conns, err
+			})
 			k.closes = append(k.closes, p.close)
 		}
 		return k
@@ -279,7 +282,10 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
 			s := &chaosSender{book: book, at: i}
 			k.pubs = append(k.pubs, l)
-			k.send = append(k.send, func(payload string) error { return s.send(dest, payload) })
+			k.send = append(k.send, func(payload string) (int, error) {
+				err := s.send(dest, payload)
+				return s.conns, err
+			})
 			k.closes = append(k.closes, s.close)
 		}
 		return k
@@ -309,7 +315,7 @@ func (k *chaosKind) warmUp(t *testing.T) {
 		var missing []string
 		for i, l := range k.pubs {
 			prefix := "warm." + l.name + "-"
-			_ = k.send[i](prefix + "0")
+			_, _ = k.send[i](prefix + "0")
 			got := 0
 			for _, r := range k.recs {
 				if r.hasPrefix(prefix) {
@@ -343,6 +349,7 @@ type chaosResult struct {
 	kind                                  string
 	acked, expected, delivered            int // acknowledged messages; deliveries wanted; of those, arrived
 	lost, dups, outOfOrder, lostSess      int
+	acrossFailover                        int // out of order, across a publisher's failover
 	missingSample, orderSample, dupSample string
 }
 
@@ -388,9 +395,9 @@ func (k *chaosKind) check() chaosResult {
 	res := chaosResult{kind: k.name, lostSess: k.lost()}
 	acked := k.ackedPayloads()
 	res.acked = len(acked)
-	known := map[string]bool{}
+	known := map[string]*chaosPubLog{}
 	for _, l := range k.pubs {
-		known[l.name] = true
+		known[l.name] = l
 	}
 	var missing []string
 	count := func(p string) int {
@@ -431,7 +438,7 @@ func (k *chaosKind) check() chaosResult {
 		first := map[string]string{}
 		for _, d := range r.snapshot() {
 			pub, n, ok := chaosParse(d.payload)
-			if !ok || !known[pub] {
+			if !ok || known[pub] == nil {
 				continue
 			}
 			if k.queue {
@@ -450,8 +457,20 @@ func (k *chaosKind) check() chaosResult {
 			}
 			seen[d.payload] = true
 			if prev, ok := last[pub]; ok && n < prev {
-				res.outOfOrder++
-				order = append(order, fmt.Sprintf("%s: %s after %s-%d (node %d, connection %d)", r.name, d.payload, pub, prev, d.node+1, d.conn))
+				// Order is promised per publisher connection (MQTT
+				// 4.6, STOMP 1.2 frames in order): a message of the
+				// publisher's earlier connection, still on its way from
+				// a killed node, may come after the first ones of its
+				// next connection, elsewhere.
+				pl := known[pub]
+				same := pl.conn(n) == pl.conn(prev)
+				if same {
+					res.outOfOrder++
+				} else {
+					res.acrossFailover++
+				}
+				order = append(order, fmt.Sprintf("%s: %s after %s-%d (node %d, connection %d; publisher connections %d, %d)",
+					r.name, d.payload, pub, prev, d.node+1, d.conn, pl.conn(n), pl.conn(prev)))
 			} else {
 				last[pub] = n
 			}
@@ -584,7 +603,8 @@ func runPublishers(t *testing.T, kinds []*chaosKind) func() {
 					case <-tick.C:
 					}
 					n, p := l.take()
-					l.result(n, k.send[i](p))
+					conn, err := k.send[i](p)
+					l.result(n, err, conn)
 				}
 			}()
 		}
@@ -663,16 +683,16 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 	}
 
 	var rows []string
-	rows = append(rows, fmt.Sprintf("%-14s %8s %9s %9s %6s %5s %6s %8s %s", "kind", "acked", "expected", "delivered", "lost", "dups", "order", "sessions", "asserted"))
+	rows = append(rows, fmt.Sprintf("%-14s %8s %9s %9s %6s %5s %6s %7s %8s %s", "kind", "acked", "expected", "delivered", "lost", "dups", "order", "order-f", "sessions", "asserted"))
 	for _, k := range kinds {
 		res := k.check()
 		asserted := all || k.holds
-		rows = append(rows, fmt.Sprintf("%-14s %8d %9d %9d %6d %5d %6d %8d %v", res.kind, res.acked, res.expected, res.delivered,
-			res.lost, res.dups, res.outOfOrder, res.lostSess, asserted))
+		rows = append(rows, fmt.Sprintf("%-14s %8d %9d %9d %6d %5d %6d %7d %8d %v", res.kind, res.acked, res.expected, res.delivered,
+			res.lost, res.dups, res.outOfOrder, res.acrossFailover, res.lostSess, asserted))
 		if res.lost > 0 {
 			t.Logf("%s: missing (subscriber:payload) %s", k.name, res.missingSample)
 		}
-		if res.outOfOrder > 0 {
+		if res.outOfOrder+res.acrossFailover > 0 {
 			t.Logf("%s: out of order %s", k.name, res.orderSample)
 		}
 		if res.dups > 0 {
@@ -688,10 +708,10 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 			t.Errorf("%s: %d duplicates (exactly once)", k.name, res.dups)
 		}
 		if !k.queue && res.outOfOrder > 0 {
-			t.Errorf("%s: %d messages out of order per publisher", k.name, res.outOfOrder)
+			t.Errorf("%s: %d messages out of order per publisher connection", k.name, res.outOfOrder)
 		}
 	}
-	t.Logf("%s; lost/dups/order count deliveries (a topic kind: per subscriber, 3 each; a queue: the group); sessions = reconnects that found the session gone:\n  %s",
+	t.Logf("%s; lost/dups/order count deliveries (a topic kind: per subscriber, 3 each; a queue: the group); order = first arrivals out of order within one publisher connection, order-f = across a publisher's failover; sessions = reconnects that found the session gone:\n  %s",
 		title, strings.Join(rows, "\n  "))
 }
 
