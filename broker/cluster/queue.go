@@ -134,18 +134,25 @@ func (n *Node) queuesOff() bool {
 // with local consumers and the InProgress ticker. It returns when ctx
 // ends or the queues run; stop waits for the loops.
 func (n *Node) startQueues(ctx context.Context, js jetstream.JetStream) (stop func()) {
+	sc := jetstream.StreamConfig{
+		Name:        streamName(n.cfg.Name, "queues"),
+		Description: "Duplex STOMP /queue/ messages, one subject per queue, gone once acknowledged",
+		Subjects:    []string{n.queueBase() + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    n.replicas(),
+		Discard:     jetstream.DiscardNew,
+	}
+	if c, ok := n.router.(interface{ Config() broker.Config }); ok && c.Config().MaxQueueDepth > 0 {
+		// limits.max_queue_depth per queue, as on one node: a SEND to
+		// a full queue is refused (broker.ErrQueueFull).
+		sc.MaxMsgsPerSubject = int64(c.Config().MaxQueueDepth)
+		sc.DiscardNewPerSubject = true
+	}
 	var lastLog time.Time
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
-			Name:        streamName(n.cfg.Name, "queues"),
-			Description: "Duplex STOMP /queue/ messages, one subject per queue, gone once acknowledged",
-			Subjects:    []string{n.queueBase() + ".>"},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    n.replicas(),
-			Discard:     jetstream.DiscardNew,
-		})
+		st, err := js.CreateOrUpdateStream(cctx, sc)
 		cancel()
 		if err == nil {
 			n.ql.mu.Lock()
@@ -219,6 +226,10 @@ func (n *Node) QueueSend(m *broker.Message) error {
 			n.ql.stored.Add(1)
 			return nil
 		}
+		if storeRefused(err) {
+			n.stats.ForwardDropped.Add(1)
+			return broker.ErrQueueFull
+		}
 		if errors.Is(err, nats.ErrMaxPayload) || time.Now().After(deadline) {
 			n.stats.ForwardDropped.Add(1)
 			return fmt.Errorf("%w: cluster queue: %v", broker.ErrStore, err)
@@ -229,6 +240,14 @@ func (n *Node) QueueSend(m *broker.Message) error {
 			return fmt.Errorf("%w: cluster node closed", broker.ErrStore)
 		}
 	}
+}
+
+// storeRefused reports the stream refusing a message for its limits
+// (the queue's max_queue_depth, the stream's or the server's store):
+// not worth a retry.
+func storeRefused(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jetstream.ErrorCode(10077) // JSStreamStoreFailedF
 }
 
 // QueueConsume implements broker.QueuePeers: the fetch loop of name

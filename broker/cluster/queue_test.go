@@ -301,3 +301,24 @@ func TestQueueNoJetStream(t *testing.T) {
 		n.QueueConsume("q", true) // nothing to do, nothing started
 	}
 }
+
+// depthRouter is a queue router whose limits.max_queue_depth is 2.
+type depthRouter struct{ queueRouterFake }
+
+func (*depthRouter) Config() broker.Config { return broker.Config{MaxQueueDepth: 2} }
+
+// TestQueueDepth: limits.max_queue_depth holds per queue in the stream
+// too: a SEND to a full queue is refused at once with ErrQueueFull, and
+// other queues are not affected.
+func TestQueueDepth(t *testing.T) {
+	s := startJetStreamNATS(t, true)
+	n := startQueueNode(t, s.ClientURL(), &depthRouter{})
+	send(t, n, "full", "1")
+	send(t, n, "full", "2")
+	// ErrQueueFull, not the ErrStore of a SEND retried until it gave up.
+	err := n.QueueSend(&broker.Message{Queue: "full", Payload: []byte("3")})
+	if !errors.Is(err, broker.ErrQueueFull) {
+		t.Fatalf("third SEND: %v, want ErrQueueFull", err)
+	}
+	send(t, n, "other", "1")
+}
