@@ -96,8 +96,23 @@ func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) er
 		return err
 	}
 	defer b.mu.Unlock()
+	var bp BindingPeers
+	if b.entry.Durable {
+		if bp = r.bindingPeers(); bp != nil {
+			if err := bp.SaveBinding(qname, b.filter); err != nil {
+				r.log.Error("cluster: durable subscription not stored in the cluster", "queue", qname, "err", err)
+				return fmt.Errorf("%w: %v", ErrStore, err)
+			}
+		}
+	}
 	sub.Filter, sub.Queue, sub.Durable = "", qname, true
-	return r.subscribe(s, sub)
+	if err := r.subscribe(s, sub); err != nil {
+		return err
+	}
+	if bp != nil {
+		bp.ConsumeBinding(qname)
+	}
+	return nil
 }
 
 // bind restores the durable subscription qname of owner on filter from
@@ -177,6 +192,9 @@ func (r *Router) newBindingLocked(qname, filter, owner string) *binding {
 	}
 	b := &binding{owner: owner, queue: q, filter: filter}
 	b.entry = &Subscription{SubSpec: SubSpec{Key: qname, Filter: filter, QoS: ExactlyOnce}, kind: kindBinding, bind: q}
+	// Durable on the entry: its QoS 1/2 messages come from the cluster
+	// store (peers_durable.go BindingPeers), not from local routing.
+	b.entry.Durable = r.bindingPeers() != nil
 	b.mu.Lock()
 	r.bindings[qname] = b
 	r.bindOwners[owner]++
@@ -245,6 +263,11 @@ func (r *Router) dropBindingLocked(qname string, b *binding) error {
 	r.qmu.Unlock()
 	r.indexRemove(b.entry)
 	b.queue.discardAll()
+	if b.entry.Durable {
+		if bp := r.bindingPeers(); bp != nil {
+			bp.DeleteBinding(qname)
+		}
+	}
 	if r.dur == nil {
 		return nil
 	}

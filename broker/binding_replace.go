@@ -49,6 +49,7 @@ func (r *Router) replaceBinding(qname string, b *binding, filter string, save bo
 	// queue (Router.Ack finds the queue by name).
 	nq.nextTag = tag
 	entry := &Subscription{SubSpec: SubSpec{Key: qname, Filter: filter, QoS: ExactlyOnce}, kind: kindBinding, bind: nq}
+	entry.Durable = b.entry.Durable // carried by the cluster store (SubscribeDurable replaces its consumer)
 	r.qmu.Lock()
 	prev, oldFilter := b.entry, b.filter
 	r.queues[qname] = nq

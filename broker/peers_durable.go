@@ -319,3 +319,75 @@ func (r *Router) publishDurable(m *Message) error {
 	}
 	return nil
 }
+
+// BindingPeers is what a DurablePeers adds so that a STOMP durable topic
+// subscription (binding.go) keeps its messages when the node holding it
+// dies: the subscription is a durable consumer of the cluster store,
+// named by its queue, so a consumer that subscribes again on any node
+// with the same name gets what was published meanwhile (every QoS 1/2
+// topic message is stored there before its RECEIPT: publishDurable).
+type BindingPeers interface {
+	DurablePeers
+	// SaveBinding makes the consumer of durable subscription qname on
+	// filter, or replaces it (its messages deleted) when its filter
+	// changed. It returns once done: the SUBSCRIBE's RECEIPT waits.
+	SaveBinding(qname, filter string) error
+	// DeleteBinding deletes the consumer of qname with its messages.
+	DeleteBinding(qname string)
+	// ConsumeBinding starts taking qname's messages for this node's
+	// consumers of its queue, the ones another node took and never got
+	// acknowledged first, until no local consumer is left
+	// (Router.EnqueueBindingFromPeer, Router.QueueRoom).
+	ConsumeBinding(qname string)
+}
+
+// bindingPeers is Config.Peers as a BindingPeers when it keeps sessions
+// now, nil otherwise.
+func (r *Router) bindingPeers() BindingPeers {
+	if r.cfg.Peers == nil || r.dur == nil {
+		return nil
+	}
+	bp, _ := r.cfg.Peers.(BindingPeers)
+	if bp == nil || !bp.DurableOn() {
+		return nil
+	}
+	return bp
+}
+
+// EnqueueBindingFromPeer hands m, a message of the durable subscription
+// qname's consumer in the cluster store, to one of this node's consumers
+// of its queue, keeping h with the delivery until the consumer settles
+// it (queued.peer: STOMP ACK acks it; NACK, or a consumer that leaves,
+// gives it back to the cluster). false: no local consumer has room.
+func (r *Router) EnqueueBindingFromPeer(qname string, m *Message, h PeerMsg) bool {
+	r.qmu.Lock()
+	q := r.queues[qname]
+	r.qmu.Unlock()
+	if q == nil || !isDurableQueue(qname) {
+		return false
+	}
+	if m.Expired() {
+		h.Term()
+		return true
+	}
+	m.ID = r.nextMsgID.Add(1)
+	e := queued{msg: m, peer: h, redelivered: h.Delivered() > 1, returns: uint32(min(h.Delivered()-1, 1<<31))}
+	q.mu.Lock()
+	ok := q.dispatchPeerLocked(r, e)
+	q.mu.Unlock()
+	return ok
+}
+
+// BindingConsumers reports how many local consumers durable subscription
+// qname's queue has.
+func (r *Router) BindingConsumers(qname string) int {
+	r.qmu.Lock()
+	q := r.queues[qname]
+	r.qmu.Unlock()
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.consumers)
+}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -81,8 +82,9 @@ type durableLink struct {
 	subs Subjects // Prefix duplex.<name>.d., Long duplex.<name>.dlong
 	seq  atomic.Uint64
 
-	mu  sync.Mutex
-	att map[string]*attachment // by session key
+	mu     sync.Mutex
+	att    map[string]*attachment // by session key
+	bloops map[string]bool        // durable subscriptions fetched here: wanted again (durable_binding.go)
 }
 
 // attachment is a session's consumers running on this node for one
@@ -180,6 +182,7 @@ func (n *Node) DurablePublish(m *broker.Message, dedup string) error {
 	if m.Retain {
 		nm.Subject, _ = d.subs.Topic(m.Topic)
 	}
+	topicInData(nm)
 	id := dedup
 	if id == "" {
 		id = n.selfID + ".d." + strconv.FormatUint(seq, 10)
@@ -192,11 +195,54 @@ func (n *Node) DurablePublish(m *broker.Message, dedup string) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) || n.closing() {
-			return err
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && ae.Code != 503 || errors.Is(err, nats.ErrMaxPayload) ||
+			time.Now().After(deadline) || n.closing() {
+			return err // refused (too large), or no quorum for too long
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// hdrTopicData marks a durable message whose topic, too long for its
+// subject, leads its data (uvarint length, topic) instead of travelling
+// in Duplex-Topic: JetStream refuses headers past 64 KiB, and a topic
+// may be 64 KiB.
+const hdrTopicData = "Duplex-Topic-Data"
+
+// topicInData moves a long topic from its header into nm's data.
+func topicInData(nm *nats.Msg) {
+	t := nm.Header.Get(hdrTopic)
+	if t == "" {
+		return
+	}
+	data := binary.AppendUvarint(make([]byte, 0, len(t)+len(nm.Data)+4), uint64(len(t)))
+	nm.Data = append(append(data, t...), nm.Data...)
+	nm.Header.Del(hdrTopic)
+	nm.Header.Set(hdrTopicData, "1")
+}
+
+// durableMsg is a durable stream message as decodeMsg takes it: a topic
+// in its data goes back to its header.
+func durableMsg(jm jetstream.Msg) (*nats.Msg, error) {
+	return fromDurable(&nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()})
+}
+
+func fromDurable(nm *nats.Msg) (*nats.Msg, error) {
+	if nm.Header.Get(hdrTopicData) == "" {
+		return nm, nil
+	}
+	l, k := binary.Uvarint(nm.Data)
+	if k <= 0 || uint64(len(nm.Data)-k) < l {
+		return nil, errHeader
+	}
+	h := nats.Header{}
+	for key, v := range nm.Header {
+		h[key] = v
+	}
+	h.Set(hdrTopic, string(nm.Data[k:k+int(l)]))
+	nm.Header, nm.Data = h, nm.Data[k+int(l):]
+	return nm, nil
 }
 
 // closing reports a node that Close has begun to stop.
@@ -464,8 +510,11 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 		if err != nil {
 			return
 		}
-		nm := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
-		m, _, _, err := decodeMsg(d.subs, nm, meta.Timestamp)
+		nm, err := durableMsg(jm)
+		var m *broker.Message
+		if err == nil {
+			m, _, _, err = decodeMsg(d.subs, nm, meta.Timestamp)
+		}
 		if err != nil {
 			n.stats.Malformed.Add(1)
 			_ = jm.Term()

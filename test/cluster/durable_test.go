@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/go-stomp/stomp/v3"
 
 	"github.com/duplexmq/duplex/internal/testutil"
 )
@@ -181,4 +182,89 @@ func TestDurableSessionPublisherKilled(t *testing.T) {
 	nodes[0].p.Kill()
 	r := connectDurable(t, nodes[2].mqtt, "ps-pub", false, false)
 	r.waitFor(t, "resumed on node 3", sent)
+}
+
+// TestDurableStompSubscriptionHolderKilled: a STOMP durable topic
+// subscription (ActiveMQ dialect) made on node 2; SENDs with RECEIPT on
+// node 1 while its consumer is away; node 2 is SIGKILLed; the consumer
+// subscribes again with the same name on node 3 and gets every message,
+// in order, then one sent after.
+func TestDurableStompSubscriptionHolderKilled(t *testing.T) {
+	nodes := startEmbedded(t, "durable-stomp")
+	const dest = "/topic/dur/s"
+	subscribe := func(addr string) (*stomp.Conn, *stomp.Subscription) {
+		c, err := stomp.Dial("tcp", addr, stomp.ConnOpt.AcceptVersion(stomp.V12), stomp.ConnOpt.HeartBeat(0, 0),
+			stomp.ConnOpt.Header("client-id", "dur-stomp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Disconnect() })
+		s, err := c.Subscribe(dest, stomp.AckClientIndividual, stomp.SubscribeOpt.Header("activemq.subscriptionName", "ds1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+	c, _ := subscribe(nodes[1].stomp)
+	// The subscription is made once SUBSCRIBE's receipt came: a SEND
+	// with a receipt on the same connection orders after it.
+	if err := c.Send("/topic/other", "text/plain", []byte("sync"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect()
+
+	p, err := stomp.Dial("tcp", nodes[0].stomp, stomp.ConnOpt.AcceptVersion(stomp.V12), stomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	for i := range 20 {
+		body := fmt.Sprintf("s%d", i)
+		if err := p.Send(dest, "text/plain", []byte(body), stomp.SendOpt.Receipt); err != nil {
+			t.Fatalf("SEND %s: %v", body, err)
+		}
+		sent = append(sent, body)
+	}
+	nodes[1].p.Kill()
+
+	_, s := subscribe(nodes[2].stomp)
+	got := map[string]bool{}
+	var order []string
+	next := func() {
+		t.Helper()
+		var m *stomp.Message
+		testutil.EventuallyErr(t, wait, func() error {
+			select {
+			case m = <-s.C:
+				return nil
+			default:
+				return fmt.Errorf("node 3: %d of %d messages so far: %v", len(order), len(sent), order)
+			}
+		})
+		if m.Err != nil {
+			t.Fatal(m.Err)
+		}
+		if b := string(m.Body); !got[b] {
+			got[b] = true
+			order = append(order, b)
+		}
+		_ = m.Conn.Ack(m)
+	}
+	for len(order) < len(sent) {
+		next()
+	}
+	if strings.Join(order, ",") != strings.Join(sent, ",") {
+		t.Fatalf("node 3 got %v, want %v", order, sent)
+	}
+	if err := p.Send(dest, "text/plain", []byte("after"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	sent = append(sent, "after")
+	for len(order) < len(sent) {
+		next()
+	}
+	if order[len(order)-1] != "after" {
+		t.Fatalf("node 3 got %v after the kill", order)
+	}
+	_ = p.Disconnect()
 }
