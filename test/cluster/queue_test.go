@@ -268,10 +268,12 @@ func TestClusterQueueDurable(t *testing.T) {
 	q := "durable"
 	pub := qDial(t, nodes[0].stomp, false)
 	var sent []string
+	start := time.Now()
 	for i := range 50 {
 		sent = append(sent, strconv.Itoa(i))
 		qSend(t, pub, q, sent[i])
 	}
+	t.Logf("50 SENDs, each waiting for its RECEIPT: %v", time.Since(start))
 	nodes[0].p.Kill()
 	b := qConsume(t, qDial(t, nodes[1].stomp, true), q, 10, true)
 	testutil.EventuallyErr(t, queueWait, func() error {
