@@ -51,8 +51,9 @@ type InlineSide interface {
 }
 
 // WriteReadier is a Transport that can tell, without blocking, whether a
-// small message (up to InlineMax bytes) would be written at once: the
-// socket's send buffer has room for it.
+// small message (up to InlineMax bytes) would be taken at once: the
+// socket's send buffer has room for it, or the transport takes what the
+// socket cannot and writes it on its own (web's raw TCP connection).
 type WriteReadier interface {
 	WriteReady() bool
 }

@@ -92,6 +92,9 @@ func (p *poller) slot(id int32) *parkSlot { return &p.chunks[id/slotChunk][id%sl
 // register gives t a slot when its socket can be parked: a plain TCP
 // connection (possibly counted by Server.Listener), never TLS.
 func (p *poller) register(t *wsTransport, c net.Conn) bool {
+	if r, ok := c.(*rawTCPConn); ok {
+		c = r.Conn
+	}
 	if cc, ok := c.(*countedConn); ok {
 		c = cc.Conn
 	}
@@ -230,9 +233,13 @@ func (t *wsTransport) readAhead(fd uintptr) bool {
 	if t.ahead == nil {
 		t.ahead = t.bufs.getBytes()
 	}
-	n, err := syscall.Read(int(fd), *t.ahead)
-	if err == syscall.EAGAIN || err == syscall.EINTR {
+	n, errno := rawRead(fd, *t.ahead) // raw: see rawTCPConn
+	if errno == syscall.EAGAIN || errno == syscall.EINTR {
 		return false
+	}
+	var err error
+	if errno != 0 {
+		err = os.NewSyscallError("read", errno)
 	}
 	t.sniffer.hold((*t.ahead)[:max(n, 0)], err)
 	return true

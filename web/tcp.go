@@ -112,7 +112,7 @@ func (s *Server) serveTCPConn(c net.Conn, proto subprotocol.Protocol, ip netip.A
 		cs := tc.ConnectionState()
 		peer = subprotocol.Peer{Transport: "tls", CertNames: certNames(&cs)}
 	}
-	t := &tcpTransport{c: c, pongWait: s.cfg.PongWait, peer: peer}
+	t := &tcpTransport{c: wrapRaw(c), pongWait: s.cfg.PongWait, peer: peer}
 	if err := proto.Serve(s.ctx, t, s.router); err != nil {
 		s.cfg.Log.Debug("web: tcp connection ended", "remote", c.RemoteAddr().String(), "protocol", proto.Name(), "err", err)
 	}

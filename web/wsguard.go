@@ -226,7 +226,7 @@ func (w *sniffingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.sniffer = newFrameSniffer(c)
+	w.sniffer = newFrameSniffer(wrapRaw(c))
 	if brw.Reader.Buffered() > 0 {
 		return w.sniffer, brw, nil // gorilla refuses the early data
 	}
