@@ -56,8 +56,13 @@ func (c *conn) PassInline() bool {
 }
 
 // kick gets queued deliveries moving after the window opened (an
-// acknowledgement) or the read loop queued retained messages.
+// acknowledgement) or the read loop queued retained messages. With nothing
+// to send it does nothing: a push to the outbox wakes a writer itself, and
+// waking one here for nothing cost a futex call per PUBACK.
 func (c *conn) kick() {
+	if !c.WorkPending() {
+		return
+	}
 	if !c.wr.TryInline() {
 		c.sess.Outbox.Signal()
 	}
