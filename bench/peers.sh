@@ -38,6 +38,8 @@
 #   MOSQUITTO_BIN     Mosquitto binary (default: mosquitto on PATH or
 #                     /usr/sbin/mosquitto, installed when missing)
 #   BENCH_VERBOSE     1: show duplex-bench diagnostics and the brokers' logs
+#   BENCH_ONLY        run only the scenarios whose flags match this extended
+#                     regular expression (e.g. 'latency', 'idle'); default all
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -123,16 +125,21 @@ trap 'exit 130' INT TERM
 
 echo "# duplex vs mosquitto, MQTT 3.1.1 over WebSocket, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(go env GOVERSION), $("$MOSQUITTO_BIN" -h 2>/dev/null | head -n 1), duration $DURATION, warm-up $WARMUP"
 
-start_brokers
-mapfile -t scenarios < <(mqtt_scenarios)
-for s in "${scenarios[@]}"; do
-	read -r -a args <<<"$s"
-	pair -deadline "$DEADLINE" "${args[@]}"
-done
-stop_brokers
+ONLY=${BENCH_ONLY:-.}
+mapfile -t scenarios < <(mqtt_scenarios | grep -E -e "$ONLY" || true)
+if ((${#scenarios[@]} > 0)); then
+	start_brokers
+	for s in "${scenarios[@]}"; do
+		read -r -a args <<<"$s"
+		pair -deadline "$DEADLINE" "${args[@]}"
+	done
+	stop_brokers
+fi
 
-start_brokers
-pair -scenario idle -conns "$CONNS" -source-ips "$SOURCE_IPS"
-stop_brokers
+if grep -qE -e "$ONLY" <<<"-scenario idle"; then
+	start_brokers
+	pair -scenario idle -conns "$CONNS" -source-ips "$SOURCE_IPS"
+	stop_brokers
+fi
 
 exit "$status"
