@@ -35,7 +35,7 @@ func jetStreamOptions(c Config, o *server.Options) {
 		return
 	}
 	if len(c.Peers) == 0 {
-		c.Log.Warn("cluster: no cluster.peers, so no JetStream on this node: retained messages reach only the nodes up when they are published (list the other nodes in cluster.peers on every node)",
+		c.Log.Warn("cluster: no cluster.peers, so no JetStream on this node: retained messages reach only the nodes up when they are published, and persistent sessions and durable subscriptions keep their messages only on the node that holds them (list the other nodes in cluster.peers on every node)",
 			"node", c.NodeID)
 		return
 	}
