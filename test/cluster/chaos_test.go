@@ -19,7 +19,7 @@ import (
 
 // Chaos settings. Environment:
 //
-//	DUPLEX_CHAOS_KILLS  SIGKILLs in TestClusterChaos (default 3; make soak: 20)
+//	DUPLEX_CHAOS_KILLS  SIGKILLs in TestClusterChaos (default 2; make soak: 20)
 //	DUPLEX_CHAOS_SEED   seed of the victims and kill delays (default: time)
 //	DUPLEX_CHAOS_ALL    set: every kind must lose nothing, not only those
 //	                    marked holds (make soak)
@@ -27,16 +27,23 @@ import (
 //	                    working tree's (say, one built from a commit)
 //	DUPLEX_CHAOS_LOG    set: log the end of every node's stderr
 const (
-	chaosDefaultKills = 3
+	chaosDefaultKills = 2
 	chaosPace         = 40 * time.Millisecond // at most one publish per pace per publisher
 	chaosMinDelay     = 200 * time.Millisecond
 	chaosDelaySpan    = 2 * time.Second // random part of the delay before a kill
 	chaosMinProgress  = 5               // acknowledgements per publisher between kills
 	chaosWaitProgress = 60 * time.Second
 	chaosWaitReady    = 60 * time.Second
-	chaosDrain        = 90 * time.Second // the end: subscribers receiving what is left...
-	chaosStall        = 10 * time.Second // ...unless nothing arrives for this long
-	chaosReport       = 3 * time.Second  // (this long when only kinds not asserted miss some)
+	chaosDrain        = 150 * time.Second // the end: subscribers receiving what is left...
+	// ...unless nothing arrives for this long: longer than the longest
+	// redelivery timer (a /queue/ message a killed node had fetched comes
+	// again after cluster.queue_ack_wait, chaosQueueAckWait here)
+	chaosStall  = 30 * time.Second
+	chaosReport = 3 * time.Second // (this long when only kinds not asserted miss some)
+	// chaosQueueAckWait is the nodes' -cluster-queue-ack-wait (default
+	// 30 s): how long a /queue/ message fetched by a node that died waits
+	// before another node's consumer gets it.
+	chaosQueueAckWait = "5s"
 )
 
 // chaosNode is one duplex process of a cluster whose nodes are killed and
@@ -102,7 +109,7 @@ func newChaosCluster(t *testing.T, name string, routes []string, peers func(i in
 func (c *chaosCluster) start(n *chaosNode) {
 	c.t.Helper()
 	args := []string{"-addr", n.http, "-mqtt-tcp-addr", n.mqtt, "-stomp-tcp-addr", n.stomp, "-data", n.data,
-		"-log-level", "info", "-max-session-queue", "1000000",
+		"-log-level", "info", "-max-session-queue", "1000000", "-cluster-queue-ack-wait", chaosQueueAckWait,
 		"-cluster-name", c.name, "-cluster-listen", n.route, "-cluster-peers", strings.Join(n.peers, ",")}
 	var err error
 	for try := 0; try < 10; try++ {
@@ -192,11 +199,13 @@ func (c *chaosCluster) cleanup() {
 type chaosKind struct {
 	name string
 	// holds: no acknowledged message of this kind is lost when a node
-	// dies, asserted in every run; the others are asserted only with
-	// DUPLEX_CHAOS_ALL and otherwise reported.
-	holds       bool
-	exactlyOnce bool // QoS 2: no duplicates
-	queue       bool // competing consumers: each message to one of them
+	// dies and none is out of order within a publisher connection,
+	// asserted in every run; the others are asserted only with
+	// DUPLEX_CHAOS_ALL and otherwise reported. onceHolds: neither is a
+	// QoS 2 message duplicated (asserted when holds and exactlyOnce).
+	holds, onceHolds bool
+	exactlyOnce      bool // QoS 2: no duplicates
+	queue            bool // competing consumers: each message to one of them
 
 	pubs   []*chaosPubLog
 	recs   []*chaosRec
@@ -302,8 +311,25 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 }
 
 // chaosHolds names the kinds that survive a node's SIGKILL today; the
-// short run asserts them. Enable a kind once it passes reliably.
-var chaosHolds = map[string]bool{}
+// short run asserts them: "loss" no acknowledged message lost and order
+// per publisher connection, "once" also no QoS 2 duplicate. Enable a
+// kind once it passes reliably (three runs in a row).
+//
+// 2026-12-07, at 950efa7 (S4Q's /queue/ and S4S's MQTT sessions on
+// JetStream) plus S4S's STOMP durable work in the tree: stomp-queue
+// passed 4 runs in a row (a few duplicates, allowed); mqtt-qos1 lost 1
+// and had 185 out of order within a publisher connection in 1 of 3 (a
+// session's unacknowledged messages came only at its next attach);
+// mqtt-qos2 lost none but duplicated 100-170 each run.
+var chaosHolds = map[string]string{"stomp-queue": "loss"}
+
+// setHolds marks the kinds as chaosHolds says.
+func setHolds(kinds []*chaosKind) {
+	for _, k := range kinds {
+		k.holds = chaosHolds[k.name] != ""
+		k.onceHolds = chaosHolds[k.name] == "once"
+	}
+}
 
 // warmUp publishes unrecorded messages from every publisher until each
 // reached every subscriber (a queue: any consumer), so that subscriptions
@@ -529,8 +555,8 @@ func TestClusterChaos(t *testing.T) {
 
 	c := newChaosCluster(t, "chaos", nil, nil)
 	kinds := chaosKinds(c, "chaos")
+	setHolds(kinds)
 	for _, k := range kinds {
-		k.holds = chaosHolds[k.name]
 		t.Cleanup(func() {
 			for _, s := range k.stops {
 				s()
@@ -687,8 +713,15 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 	for _, k := range kinds {
 		res := k.check()
 		asserted := all || k.holds
-		rows = append(rows, fmt.Sprintf("%-14s %8d %9d %9d %6d %5d %6d %7d %8d %v", res.kind, res.acked, res.expected, res.delivered,
-			res.lost, res.dups, res.outOfOrder, res.acrossFailover, res.lostSess, asserted))
+		label := "no"
+		switch {
+		case all || k.onceHolds:
+			label = "all"
+		case k.holds:
+			label = "loss, order"
+		}
+		rows = append(rows, fmt.Sprintf("%-14s %8d %9d %9d %6d %5d %6d %7d %8d %s", res.kind, res.acked, res.expected, res.delivered,
+			res.lost, res.dups, res.outOfOrder, res.acrossFailover, res.lostSess, label))
 		if res.lost > 0 {
 			t.Logf("%s: missing (subscriber:payload) %s", k.name, res.missingSample)
 		}
@@ -704,7 +737,10 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 		if res.lost > 0 {
 			t.Errorf("%s: %d acknowledged deliveries lost", k.name, res.lost)
 		}
-		if k.exactlyOnce && res.dups > 0 {
+		if k.exactlyOnce && res.dups > 0 && !(all || k.onceHolds) {
+			t.Logf("%s: %d duplicates (exactly once expected; not asserted yet)", k.name, res.dups)
+		}
+		if k.exactlyOnce && res.dups > 0 && (all || k.onceHolds) {
 			t.Errorf("%s: %d duplicates (exactly once)", k.name, res.dups)
 		}
 		if !k.queue && res.outOfOrder > 0 {

@@ -249,8 +249,8 @@ func TestClusterPartition(t *testing.T) {
 	c := newChaosCluster(t, "part", routes, peers)
 	all := os.Getenv("DUPLEX_CHAOS_ALL") != ""
 	kinds := chaosKinds(c, "part")
+	setHolds(kinds)
 	for _, k := range kinds {
-		k.holds = chaosHolds[k.name]
 		t.Cleanup(func() {
 			for _, s := range k.stops {
 				s()
