@@ -40,6 +40,17 @@
 // §5.5.1; gorilla reports it as 1005, so a frame-header sniffer on the
 // hijacked connection tells the two apart).
 //
+// Plain TCP sockets (WebSocket over ws://, and the TCP listeners) read and
+// write through rawTCPConn (rawconn_linux.go): read(2) and write(2) as raw
+// system calls inside syscall.RawConn, still waiting in the runtime's
+// poller with the connection's deadlines. Go's own calls enter the
+// scheduler's syscall state, which woke the runtime's sleeping sysmon
+// thread on every read and write of a broker idle between messages. A
+// small write (an inline delivery) that finds the socket full is taken
+// whole and finished on a goroutine of its own, so a publisher never waits
+// on its subscriber's socket. Idle connections park without a goroutine
+// (park_linux.go). TLS connections keep Go's calls.
+//
 // The management plane (console.go routes it): the admin UI (ui.go: web/ui
 // embedded with go:embed, served at / with a strict Content-Security-Policy),
 // the management API /api/v1 (apiv1*.go: copied, paginated snapshots from
