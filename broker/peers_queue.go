@@ -27,16 +27,19 @@ var ErrQueueLocal = errors.New("broker: queue is local to this node")
 // queues are cluster queues.
 //
 // None of the three methods may call back into the router. QueueSend
-// blocks until the cluster has stored the message (it is called on the
-// publisher's goroutine, like the store's commit, with no broker lock
-// held); QueueConsume and QueueWake must not block: they are called with
-// queue.mu held, so that add and remove for one queue stay in order.
+// and its wait are called on the publisher's goroutine with no broker
+// lock held, like the store's commit; QueueConsume and QueueWake must not
+// block: they are called with queue.mu held, so that add and remove for
+// one queue stay in order.
 type QueuePeers interface {
 	Peers
-	// QueueSend stores m (m.Queue set) in the cluster and returns once
-	// it is stored, or why not: ErrQueueLocal to keep it on this node,
-	// any other error to refuse the SEND.
-	QueueSend(m *Message) error
+	// QueueSend starts storing m (m.Queue set) in the cluster; wait
+	// returns once it is stored, or why not (any error refuses the
+	// SEND). Messages sent one after the other are stored in that order,
+	// and a publisher's batch (Router.PublishBatch) waits for all of
+	// them at once. err ErrQueueLocal: the cluster does not carry
+	// queues, m stays on this node.
+	QueueSend(m *Message) (wait func() error, err error)
 	// QueueConsume reports that queue name has its first local consumer
 	// (add) or lost its last one (!add): the peers take messages for it
 	// from the cluster only in between.
@@ -66,23 +69,37 @@ func (r *Router) peersOf(q *queue) QueuePeers {
 	return r.queuePeers()
 }
 
+// wakePeers tells the peers that q's consumers have room again, after a
+// message from the cluster was settled. Caller holds q.mu.
+func (r *Router) wakePeers(q *queue) {
+	if qp := r.queuePeers(); qp != nil {
+		qp.QueueWake(q.name)
+	}
+}
+
 // sendToPeers hands a message for q to the cluster (planQueue): handled
-// reports that the cluster took it or refused it (err); otherwise it
-// stays on this node.
-func (r *Router) sendToPeers(q *queue, m *Message) (handled bool, err error) {
+// reports that the cluster took it (wait says once it is stored) or
+// refused it (err); otherwise it stays on this node.
+func (r *Router) sendToPeers(q *queue, m *Message) (handled bool, wait func() error, err error) {
 	qp := r.peersOf(q)
 	if qp == nil {
-		return false, nil
+		return false, nil, nil
 	}
-	switch err := qp.QueueSend(m); {
+	w, err := qp.QueueSend(m)
+	switch {
 	case errors.Is(err, ErrQueueLocal):
-		return false, nil
+		return false, nil, nil
 	case err != nil:
 		r.log.Warn("cluster: queue message not stored; refused", "queue", q.name, "err", err)
-		return true, err
+		return true, nil, err
 	}
-	r.tapMessage(m)
-	return true, nil
+	return true, func() error {
+		err := w()
+		if err != nil {
+			r.log.Warn("cluster: queue message not stored; refused", "queue", q.name, "err", err)
+		}
+		return err
+	}, nil
 }
 
 // peerRoomUnlimited is the room QueueRoom gives a consumer without a
@@ -219,7 +236,14 @@ func (r *Router) givePeerBack(q *queue, e queued, reject bool) {
 // (ErrQueueLocal); deadLetter moves it to this node's queue.
 func (r *Router) deadLetterPeer(from *queue, e queued, m *Message, reason string) (handled, moved bool) {
 	qp := r.queuePeers()
-	if err := qp.QueueSend(m); err != nil {
+	if qp == nil {
+		return false, false
+	}
+	wait, err := qp.QueueSend(m)
+	if err == nil {
+		err = wait()
+	}
+	if err != nil {
 		if errors.Is(err, ErrQueueLocal) {
 			return false, false
 		}

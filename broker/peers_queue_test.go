@@ -14,20 +14,30 @@ type fakeQueuePeers struct {
 	fakePeers
 	mu      sync.Mutex
 	sent    []*Message // QueueSend, in order
+	events  []string   // "send:<payload>", "wait:<payload>"
 	consume []string   // "+name" / "-name"
 	wakes   int
-	sendErr error
+	sendErr error // ErrQueueLocal at once, others from wait
 }
 
-func (p *fakeQueuePeers) QueueSend(m *Message) error {
+func (p *fakeQueuePeers) QueueSend(m *Message) (func() error, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sendErr != nil {
-		return p.sendErr
+	if p.sendErr == ErrQueueLocal {
+		return nil, p.sendErr
 	}
+	err := p.sendErr
+	p.events = append(p.events, "send:"+string(m.Payload))
 	c := *m
-	p.sent = append(p.sent, &c)
-	return nil
+	if err == nil {
+		p.sent = append(p.sent, &c)
+	}
+	return func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.events = append(p.events, "wait:"+string(c.Payload))
+		return err
+	}, nil
 }
 
 func (p *fakeQueuePeers) QueueConsume(name string, add bool) {
@@ -113,6 +123,33 @@ func TestQueuePeersSend(t *testing.T) {
 	if got := p.sentTo(); len(got) != 1 {
 		t.Fatalf("sent %q", got)
 	}
+}
+
+// TestQueuePeersBatch: a publisher's batch (a pipelining STOMP client)
+// hands every SEND to the cluster before it waits for the first one, and
+// each gets its own answer, in order.
+func TestQueuePeersBatch(t *testing.T) {
+	p := &fakeQueuePeers{}
+	r := New(Config{Peers: p}, nil)
+	s := openSession(t, r, "s")
+	var reqs []PublishReq
+	for _, b := range []string{"1", "2", "3"} {
+		reqs = append(reqs, PublishReq{Msg: &Message{Queue: "work", Payload: []byte(b), QoS: AtLeastOnce}})
+	}
+	reqs = append(reqs, PublishReq{Msg: &Message{Topic: "t", Payload: []byte("topic")}})
+	r.PublishBatch(s, reqs)
+	for i, q := range reqs {
+		if q.Err != nil {
+			t.Fatalf("request %d: %v", i, q.Err)
+		}
+	}
+	p.mu.Lock()
+	got := slices.Clone(p.events)
+	p.mu.Unlock()
+	if want := []string{"send:1", "send:2", "send:3", "wait:1", "wait:2", "wait:3"}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	wantQueue(t, r, "work", 0, 0, 0)
 }
 
 // TestQueuePeersConsume: a queue's first and last local consumers are

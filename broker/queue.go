@@ -218,7 +218,7 @@ func (q *queue) ack(r *Router, tag uint64) {
 		e.sub.at.inflight--
 		q.settled(r, e)
 		if e.peer != nil {
-			r.queuePeers().QueueWake(q.name)
+			r.wakePeers(q)
 		}
 		q.dispatchLocked(r)
 	}
@@ -246,7 +246,7 @@ func (q *queue) giveBack(r *Router, tag uint64, reject bool) {
 	e.sub.at.inflight--
 	if e.peer != nil { // back to the cluster, or dead-lettered (peers_queue.go)
 		q.bytes -= int64(len(e.msg.Payload))
-		r.queuePeers().QueueWake(q.name)
+		r.wakePeers(q)
 		q.mu.Unlock()
 		r.givePeerBack(q, e, reject)
 		return

@@ -41,6 +41,9 @@ type routePlan struct {
 	memq    []*queue
 	quota   bool
 	direct  bool // a queue message (not a topic's durable subscriptions)
+	// peerWait: a cluster queue's message, stored in the cluster once it
+	// returns nil (peers_queue.go); finish waits for it.
+	peerWait func() error
 	// retained: the message was not retained (ErrRetainedQuota); reported
 	// with the plan's result, after delivery.
 	retained error
@@ -99,7 +102,7 @@ func (p *routePlan) release() {
 		p.flush = p.flush[:0]
 	}
 	p.fanout = 0
-	p.m, p.retained, p.quota, p.direct = nil, nil, false, false
+	p.m, p.retained, p.quota, p.direct, p.peerWait = nil, nil, false, false, nil
 	plans.Put(p)
 }
 
@@ -307,18 +310,23 @@ func (p *routePlan) sortStored(r *Router) {
 }
 
 // planQueue plans a queue message: stored when the router has a store and
-// the queue is shared, in memory otherwise. nil: a reply for a temporary
-// queue that is gone (dropped), or a message the cluster has stored (or
-// refused: err) in its queue (peers_queue.go), so that the SEND is
-// acknowledged only once the cluster has it.
+// the queue is shared, in memory otherwise, or in the cluster's queue
+// (peers_queue.go: the plan's peerWait, so that the SEND is acknowledged
+// only once the cluster has stored it). nil: a reply for a temporary
+// queue that is gone (dropped), or a SEND the cluster refused (err).
 func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 	q, err := r.queueTarget(from, m)
 	if q == nil || err != nil {
 		return nil, err
 	}
 	if r.cfg.Peers != nil {
-		if handled, err := r.sendToPeers(q, m); handled {
-			return nil, err
+		if handled, wait, err := r.sendToPeers(q, m); handled {
+			if err != nil {
+				return nil, err
+			}
+			p := newPlan(m)
+			p.direct, p.peerWait = true, wait
+			return p, nil
 		}
 	}
 	stored := r.dur != nil && q.owner == nil && m.QoS > AtMostOnce
@@ -379,6 +387,9 @@ func (p *routePlan) flushAll() {
 // finish delivers a planned message once its batch is committed with
 // sequence numbers seqs (nil when nothing was stored).
 func (r *Router) finish(p *routePlan, seqs []uint64) error {
+	if p.peerWait != nil {
+		return p.peerWait() // the RECEIPT waits for the cluster's store
+	}
 	for i := range p.kept {
 		p.kept[i].Seq = seqs[i] // counted by reserve
 		p.kept[i].Sub.Session.account().leave()

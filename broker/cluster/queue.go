@@ -28,7 +28,9 @@ import (
 // acknowledged by the stream's quorum (PubAck) before QueueSend returns,
 // so the client's RECEIPT follows the replicated write; a retry after a
 // lost PubAck is stored once (the message id node.boot.q<seq>, the
-// stream's duplicate window).
+// stream's duplicate window). The publish is asynchronous, so a batch of
+// SENDs (a STOMP client that pipelines) waits for one round trip, not
+// one per message.
 //
 // Each queue has one durable pull consumer, "q_<hash>", shared by every
 // node with local consumers of the queue, so each message goes to one
@@ -55,6 +57,9 @@ const (
 	// exist at startup.
 	queueSendRetry = 15 * time.Second
 	queueSendWait  = 10 * time.Second
+	// queuePubAckWait is how long one publish waits for the stream's
+	// acknowledgement before it is sent again.
+	queuePubAckWait = 5 * time.Second
 	// queueFetchWait is how long one pull request waits for messages.
 	queueFetchWait = time.Second
 	// queueMaxAckPending bounds the messages the whole cluster holds
@@ -85,6 +90,7 @@ type queueLink struct {
 	mu     sync.Mutex
 	wanted map[string]*queueFetch // queues with local consumers
 	ctx    context.Context        // set with on; nil before
+	closed bool                   // stopping: no fetch loop starts any more
 	wg     sync.WaitGroup
 
 	hmu  sync.Mutex
@@ -166,7 +172,12 @@ func (n *Node) startQueues(ctx context.Context, js jetstream.JetStream) (stop fu
 			n.ql.mu.Unlock()
 			n.cfg.Log.Info("cluster: /queue/ destinations in JetStream", "node", n.cfg.NodeID, "stream", st.CachedInfo().Config.Name,
 				"replicas", st.CachedInfo().Config.Replicas, "messages", st.CachedInfo().State.Msgs, "ack_wait", n.cfg.QueueAckWait)
-			return n.ql.wg.Wait
+			return func() {
+				n.ql.mu.Lock()
+				n.ql.closed = true // a subscription while closing starts no loop
+				n.ql.mu.Unlock()
+				n.ql.wg.Wait()
+			}
 		}
 		if ctx.Err() != nil {
 			return func() {}
@@ -183,43 +194,72 @@ func (n *Node) startQueues(ctx context.Context, js jetstream.JetStream) (stop fu
 	}
 }
 
-// QueueSend implements broker.QueuePeers: it stores m in the queue
-// stream and returns once the stream's quorum has it, retried under one
-// message id while there is no quorum, for up to queueSendRetry. Without
-// JetStream it returns broker.ErrQueueLocal.
-func (n *Node) QueueSend(m *broker.Message) error {
+// QueueSend implements broker.QueuePeers: it publishes m to the queue
+// stream at once (asynchronously: a publisher's batch of SENDs costs one
+// round trip, and they are stored in order) and wait returns once the
+// stream's quorum has it. A publish that fails or is not acknowledged in
+// queuePubAckWait is retried under the same message id (stored once)
+// while there is no quorum, for up to queueSendRetry. Without JetStream
+// it returns broker.ErrQueueLocal.
+func (n *Node) QueueSend(m *broker.Message) (wait func() error, err error) {
 	if n.queuesOff() {
-		return broker.ErrQueueLocal
+		return nil, broker.ErrQueueLocal
 	}
 	if !n.ql.on.Load() {
 		// JetStream is forming (the node is not ready yet).
 		deadline := time.Now().Add(queueSendWait)
 		for !n.ql.on.Load() {
 			if n.queuesOff() {
-				return broker.ErrQueueLocal
+				return nil, broker.ErrQueueLocal
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%w: the cluster's queue stream is not ready", broker.ErrStore)
+				return nil, fmt.Errorf("%w: the cluster's queue stream is not ready", broker.ErrStore)
 			}
 			select {
 			case <-time.After(50 * time.Millisecond):
 			case <-n.done:
-				return fmt.Errorf("%w: cluster node closed", broker.ErrStore)
+				return nil, fmt.Errorf("%w: cluster node closed", broker.ErrStore)
 			}
 		}
 	}
 	seq := n.ql.seq.Add(1)
 	nm := encodeMsg(n.subs, n.self, seq, m, time.Now())
 	if nm == nil {
-		return nil // expired on the way: never delivered
+		return func() error { return nil }, nil // expired on the way: never delivered
 	}
 	nm.Subject = n.queueSubject(m.Queue)
 	nm.Header.Del(hdrTopic)
 	nm.Header.Set(hdrQueue, esc(m.Queue))
 	id := n.selfID + ".q" + strconv.FormatUint(seq, 10)
+	fut, err := n.ql.js.PublishMsgAsync(nm, jetstream.WithMsgID(id))
+	return func() error {
+		if err == nil {
+			t := time.NewTimer(queuePubAckWait)
+			defer t.Stop()
+			select {
+			case <-fut.Ok():
+				n.ql.stored.Add(1)
+				return nil
+			case err = <-fut.Err():
+			case <-t.C:
+			case <-n.done:
+				return fmt.Errorf("%w: cluster node closed", broker.ErrStore)
+			}
+		}
+		if storeRefused(err) {
+			n.stats.ForwardDropped.Add(1)
+			return broker.ErrQueueFull
+		}
+		return n.queuePublish(nm, id)
+	}, nil
+}
+
+// queuePublish publishes nm under id and waits for the stream's
+// acknowledgement, retrying while there is no quorum.
+func (n *Node) queuePublish(nm *nats.Msg, id string) error {
 	deadline := time.Now().Add(queueSendRetry)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), queuePubAckWait)
 		_, err := n.ql.js.PublishMsg(ctx, nm, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
@@ -292,6 +332,9 @@ func (n *Node) QueueWake(name string) {
 
 // startFetch starts f's loop. Caller holds ql.mu, with ctx set.
 func (n *Node) startFetch(f *queueFetch) {
+	if n.ql.closed {
+		return
+	}
 	n.ql.wg.Add(1)
 	go func() {
 		defer n.ql.wg.Done()

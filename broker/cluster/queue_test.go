@@ -101,9 +101,18 @@ func send(t *testing.T, n *Node, queue, payload string) {
 	t.Helper()
 	m := &broker.Message{Queue: queue, Payload: []byte(payload), QoS: broker.AtLeastOnce, ContentType: "text/plain",
 		Props: []broker.Property{{Key: "k", Value: " v.1 "}}}
-	if err := n.QueueSend(m); err != nil {
+	if err := sendWait(n, m); err != nil {
 		t.Fatalf("QueueSend(%s, %s): %v", queue, payload, err)
 	}
+}
+
+// sendWait is QueueSend and its wait.
+func sendWait(n *Node, m *broker.Message) error {
+	wait, err := n.QueueSend(m)
+	if err != nil {
+		return err
+	}
+	return wait()
 }
 
 // TestQueueJetStream: queue messages are stored in the work-queue stream
@@ -292,7 +301,7 @@ func TestQueueNoJetStream(t *testing.T) {
 	for _, n := range []*Node{ext, alone} {
 		testutil.EventuallyErr(t, 30*time.Second, n.Ready)
 		testutil.EventuallyErr(t, 30*time.Second, func() error {
-			err := n.QueueSend(&broker.Message{Queue: "q", Payload: []byte("x")})
+			_, err := n.QueueSend(&broker.Message{Queue: "q", Payload: []byte("x")})
 			if !errors.Is(err, broker.ErrQueueLocal) {
 				return fmt.Errorf("QueueSend: %v, want ErrQueueLocal", err)
 			}
@@ -316,9 +325,45 @@ func TestQueueDepth(t *testing.T) {
 	send(t, n, "full", "1")
 	send(t, n, "full", "2")
 	// ErrQueueFull, not the ErrStore of a SEND retried until it gave up.
-	err := n.QueueSend(&broker.Message{Queue: "full", Payload: []byte("3")})
+	err := sendWait(n, &broker.Message{Queue: "full", Payload: []byte("3")})
 	if !errors.Is(err, broker.ErrQueueFull) {
 		t.Fatalf("third SEND: %v, want ErrQueueFull", err)
 	}
 	send(t, n, "other", "1")
+}
+
+// TestQueueSendPipelined: SENDs started one after the other and waited
+// for together (a STOMP client's pipelined batch) are all stored, and
+// come out in the order they were sent.
+func TestQueueSendPipelined(t *testing.T) {
+	s := startJetStreamNATS(t, true)
+	r := &queueRouterFake{}
+	n := startQueueNode(t, s.ClientURL(), r)
+	var waits []func() error
+	var want []string
+	for i := range 200 {
+		want = append(want, fmt.Sprint(i))
+		w, err := n.QueueSend(&broker.Message{Queue: "order", Payload: []byte(want[i])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	for i, w := range waits {
+		if err := w(); err != nil {
+			t.Fatalf("SEND %d: %v", i, err)
+		}
+	}
+	r.room.Store(7)
+	r.auto.Store(true)
+	n.QueueConsume("order", true)
+	testutil.EventuallyErr(t, 30*time.Second, func() error {
+		if got := len(r.payloads()); got < len(want) {
+			return fmt.Errorf("%d of %d received", got, len(want))
+		}
+		return nil
+	})
+	if got := r.payloads(); !slices.Equal(got, want) {
+		t.Fatalf("received %q, want %q", got, want)
+	}
 }

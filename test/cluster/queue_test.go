@@ -261,7 +261,10 @@ func queueKillHolder(t *testing.T, nodes []*node) {
 }
 
 // TestClusterQueueDurable: 50 SENDs with RECEIPT on node 1, then node 1
-// is SIGKILLed: a consumer on node 2 gets all 50, in order.
+// is SIGKILLed: a consumer on node 2 gets all 50, in order. Before them,
+// 200 SENDs without RECEIPT, sent without waiting (the node stores them
+// in batches): a RECEIPT answers after everything sent before it, so
+// those are there too, first and in order.
 func TestClusterQueueDurable(t *testing.T) {
 	t.Parallel()
 	nodes := startNodes(t, queueArgs(routedArgs(t, "qdur")))
@@ -269,11 +272,17 @@ func TestClusterQueueDurable(t *testing.T) {
 	pub := qDial(t, nodes[0].stomp, false)
 	var sent []string
 	start := time.Now()
+	for i := range 200 {
+		sent = append(sent, "p"+strconv.Itoa(i))
+		if err := pub.Send("/queue/"+q, "text/plain", []byte(sent[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 50 {
 		sent = append(sent, strconv.Itoa(i))
-		qSend(t, pub, q, sent[i])
+		qSend(t, pub, q, sent[len(sent)-1])
 	}
-	t.Logf("50 SENDs, each waiting for its RECEIPT: %v", time.Since(start))
+	t.Logf("200 SENDs without RECEIPT, then 50 each waiting for its RECEIPT: %v", time.Since(start))
 	nodes[0].p.Kill()
 	b := qConsume(t, qDial(t, nodes[1].stomp, true), q, 10, true)
 	testutil.EventuallyErr(t, queueWait, func() error {
