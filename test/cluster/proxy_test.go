@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -370,9 +371,12 @@ func TestClusterPartition(t *testing.T) {
 		t.Logf("share group publishes %s: %s", k, chaosFirstN(v, 3))
 	}
 
-	// Retained: a new subscriber on each node gets one, three (when node 3
-	// acknowledged it) and the same value of both.
-	wantThree := acks[1].wait(0) == nil
+	// Retained: a new subscriber on each node gets one and three (each
+	// when acknowledged), and the same value of both (when both sides'
+	// were acknowledged: an unacknowledged retained message may stay on
+	// its node, and that is logged).
+	wantOne, wantThree := acks[0].wait(0) == nil, acks[1].wait(0) == nil
+	wantBoth := acks[2].wait(0) == nil && acks[3].wait(0) == nil
 	for _, n := range c.nodes {
 		testutil.EventuallyErr(t, 60*time.Second, func() error {
 			s := newV5(t, n.mqtt, fmt.Sprintf("ret-%d-%d-%s", n.idx+1, time.Now().UnixNano(), base))
@@ -381,7 +385,7 @@ func TestClusterPartition(t *testing.T) {
 			var err error
 			_ = testutil.Poll(2*time.Second, func() error {
 				one, three, both := s.last(base+"/ret/one"), s.last(base+"/ret/three"), s.last(base+"/ret/both")
-				if one != "from node 1" || (wantThree && three != "from node 3") || both == "" {
+				if (wantOne && one != "from node 1") || (wantThree && three != "from node 3") || (wantBoth && both == "") {
 					err = fmt.Errorf("node %d: retained one=%q three=%q both=%q", n.idx+1, one, three, both)
 					return err
 				}
@@ -394,13 +398,22 @@ func TestClusterPartition(t *testing.T) {
 	var boths []string
 	for _, n := range c.nodes {
 		s := newV5(t, n.mqtt, fmt.Sprintf("ret-both-%d-%s", n.idx+1, base))
-		s.sub(t, base+"/ret/both")
-		m := s.wait(t, fmt.Sprintf("node %d", n.idx+1), base+"/ret/both")
-		boths = append(boths, m.payload)
+		s.sub(t, base+"/ret/#")
+		_ = testutil.Poll(5*time.Second, func() error {
+			if s.last(base+"/ret/both") == "" {
+				return errors.New("none yet")
+			}
+			return nil
+		})
+		boths = append(boths, s.last(base+"/ret/both"))
 	}
 	t.Logf("retained on the topic set on both sides during the cut, per node: %q", boths)
-	if boths[0] != boths[1] || boths[1] != boths[2] {
+	switch {
+	case boths[0] == boths[1] && boths[1] == boths[2]:
+	case wantBoth:
 		t.Errorf("retained messages did not converge: %q", boths)
+	default:
+		t.Logf("FINDING: retained messages did not converge (a publish of the cut unacknowledged): %q", boths)
 	}
 
 	// Share group: once healed, a round of messages goes to exactly one
