@@ -95,6 +95,19 @@ func (r *Router) SubscribeDurable(s *Session, sub *Subscription, name string) er
 	if err != nil {
 		return err
 	}
+	if !b.entry.Durable && r.bindingPeers() != nil {
+		// Restored from this node's store before the cluster's was up:
+		// the cluster's consumer of that name is the subscription; the
+		// local copy (its messages are in the cluster too) goes.
+		b.mu.Unlock()
+		r.qmu.Lock()
+		if err := r.dropBindingLocked(qname, b); err != nil {
+			return err
+		}
+		if b, err = r.binding(qname, sub.Filter, s.owner, true); err != nil {
+			return err
+		}
+	}
 	defer b.mu.Unlock()
 	var bp BindingPeers
 	if b.entry.Durable {

@@ -33,7 +33,8 @@ type DurablePeers interface {
 	DurableOn() bool
 	// DurablePublish stores a QoS 1/2 topic message published on this
 	// node and returns once it is stored (or not: the error refuses the
-	// publish). dedup, when not empty, names the message so that a
+	// publish; a cluster store that is still starting refuses, one that
+	// will never be on accepts without storing). dedup, when not empty, names the message so that a
 	// second publish under the same name within the store's duplicate
 	// window is stored once (an MQTT QoS 2 PUBLISH resent to another node
 	// [MQTT-4.3.3-10]).
@@ -278,9 +279,12 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 		r.mu.Lock()
 		old := r.sessions[id]
 		r.mu.Unlock()
-		if old != nil {
+		if old != nil && old.clusterDurable() != nil {
 			break // resumed here (takeOver)
 		}
+		// None here, or one restored from this node's store before the
+		// cluster's was up (its copies duplicate the cluster's): the
+		// record is the session, and takeOver discards the old one.
 		rec, err := dp.LoadSession(key)
 		if err != nil {
 			r.log.Warn("cluster: session record not read; the session starts new", "session", id, "err", err)
@@ -310,7 +314,7 @@ func (r *Router) durableOn() bool {
 // The store keeps it only while a subscription wants it.
 func (r *Router) publishDurable(m *Message) error {
 	dp := r.durablePeers()
-	if dp == nil || !dp.DurableOn() {
+	if dp == nil {
 		return nil
 	}
 	if err := dp.DurablePublish(m, ""); err != nil {

@@ -219,6 +219,12 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 	}
 	old.waitOpened()
 	keep := c.Resume && old.Expiry() != 0 && old.p != nil
+	if keep && old.p.cj == nil && old.Protocol != "stomp" && r.durableOn() {
+		// Restored from this node's store before the cluster's was up:
+		// the cluster's record and consumers are the session (the
+		// claimant reads them); this copy would duplicate them.
+		keep = false
+	}
 	old.taken.Store(true)
 	old.Close(CloseTakenOver)
 	if old.p != nil {
@@ -247,7 +253,9 @@ func (r *Router) ReleaseToPeer(c SessionClaim) (*SessionState, error) {
 			old.p.clear()
 			if r.dur != nil {
 				old.p.end(r, id)
-				old.endDurable()
+				// The cluster's copy stays: the claimant deletes it on a
+				// clean start, or resumes it (peers_durable.go).
+				old.detachDurable()
 			}
 		}
 		return nil, nil

@@ -57,13 +57,15 @@ import (
 // peers) DurableOn is false and the router keeps persistent sessions in
 // its own store, as before.
 
-// Durable consumer settings: AckWait only matters for a message handed
-// to a connection that neither acknowledges it nor ends (an attach
-// resets the consumer anyway); durablePull is how many messages a
+// Durable consumer settings: AckWait brings back a message handed to an
+// attachment that is gone without its node noticing (a claim that timed
+// out left the old one running; an attach resets the consumer anyway),
+// and a message a connection holds longer comes again to the same
+// attachment, which does not push it twice (DeliverFromPeer); durablePull is how many messages a
 // consumer buffers per node, durableAckPending how many it hands out
 // unacknowledged.
 const (
-	durableAckWait    = 2 * time.Minute
+	durableAckWait    = 30 * time.Second
 	durablePull       = 64
 	durableAckPending = 1024
 	durableDupWindow  = 2 * time.Minute
@@ -94,6 +96,56 @@ type attachment struct {
 	mu      sync.Mutex
 	stopped bool
 	ccs     map[string]jetstream.ConsumeContext // by consumer name
+	acked   map[string]*ackedSet                // by consumer name
+}
+
+// ackedSet is the last stream sequences a consumer's messages were
+// acknowledged at through one attachment (and the one it replaced on
+// this node): an ack JetStream lost (its consumer's leader changed)
+// brings the message back, and it must not reach the client twice
+// (MQTT QoS 2). It is acked again instead.
+type ackedSet struct {
+	mu   sync.Mutex
+	seen map[uint64]struct{}
+	ring []uint64
+	pos  int
+}
+
+const ackedKeep = 512
+
+func (s *ackedSet) add(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[uint64]struct{}{}
+	}
+	if len(s.ring) < ackedKeep {
+		s.ring = append(s.ring, seq)
+	} else {
+		delete(s.seen, s.ring[s.pos])
+		s.ring[s.pos] = seq
+		s.pos = (s.pos + 1) % ackedKeep
+	}
+	s.seen[seq] = struct{}{}
+}
+
+func (s *ackedSet) has(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.seen[seq]
+	return ok
+}
+
+// ackedFor returns a's set for consumer name.
+func (a *attachment) ackedFor(name string) *ackedSet {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.acked[name]
+	if s == nil {
+		s = &ackedSet{}
+		a.acked[name] = s
+	}
+	return s
 }
 
 // durableSubjects are the stream's subjects.
@@ -174,6 +226,14 @@ func (n *Node) DurableOn() bool { return n.dur.on.Load() }
 // that a retry after a lost PubAck is stored once, for durableRetry.
 func (n *Node) DurablePublish(m *broker.Message, dedup string) error {
 	d := &n.dur
+	if !d.on.Load() {
+		if n.cfg.jetStreamWanted() && !n.jsOff.Load() {
+			// Starting: the other nodes' persistent subscriptions
+			// expect every QoS 1/2 message in the stream.
+			return errDurableNotReady
+		}
+		return nil // no JetStream: sessions stay on their nodes
+	}
 	seq := d.seq.Add(1)
 	nm := encodeMsg(d.subs, n.self, seq, m, time.Now())
 	if nm == nil {
@@ -244,6 +304,8 @@ func fromDurable(nm *nats.Msg) (*nats.Msg, error) {
 	nm.Header, nm.Data = h, nm.Data[k+int(l):]
 	return nm, nil
 }
+
+var errDurableNotReady = errors.New("cluster: the durable stream is not ready yet")
 
 // closing reports a node that Close has begun to stop.
 func (n *Node) closing() bool {
@@ -412,7 +474,7 @@ func (n *Node) DeleteSession(key string) {
 // AttachSession implements broker.DurablePeers.
 func (n *Node) AttachSession(key string, deliver func(broker.PeerDelivery) bool) (detach func()) {
 	d := &n.dur
-	a := &attachment{deliver: deliver, ccs: map[string]jetstream.ConsumeContext{}}
+	a := &attachment{deliver: deliver, ccs: map[string]jetstream.ConsumeContext{}, acked: map[string]*ackedSet{}}
 	d.mu.Lock()
 	if d.att == nil {
 		d.att = map[string]*attachment{}
@@ -422,6 +484,11 @@ func (n *Node) AttachSession(key string, deliver func(broker.PeerDelivery) bool)
 	d.mu.Unlock()
 	if prev != nil {
 		prev.stopAll()
+		prev.mu.Lock()
+		for name, s := range prev.acked {
+			a.acked[name] = s // a takeover on this node: what the old connection acked stays acked
+		}
+		prev.mu.Unlock()
 	}
 	detach = func() {
 		d.mu.Lock()
@@ -505,6 +572,7 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 		}
 	}
 	subKey := sp.Key
+	acked := a.ackedFor(name)
 	cc, err := c.Consume(func(jm jetstream.Msg) {
 		meta, err := jm.Metadata()
 		if err != nil {
@@ -523,10 +591,15 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 		if a.isStopped() {
 			return // the next attach resets the consumer: it comes again
 		}
+		seq := meta.Sequence.Stream
+		if acked.has(seq) {
+			_ = jm.Ack() // its ack was lost: the client has it
+			return
+		}
 		a.deliver(broker.PeerDelivery{
-			Msg: m, SubKey: subKey, Seq: meta.Sequence.Stream,
-			Redelivered: meta.NumDelivered > 1 || meta.Sequence.Stream <= dupUpTo,
-			H:           &sessMsg{jm: jm, n: meta.NumDelivered},
+			Msg: m, SubKey: subKey, Seq: seq,
+			Redelivered: meta.NumDelivered > 1 || seq <= dupUpTo,
+			H:           &sessMsg{jm: jm, n: meta.NumDelivered, seq: seq, acked: acked, sure: m.QoS == broker.ExactlyOnce},
 		})
 	}, jetstream.PullMaxMessages(durablePull), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -576,11 +649,34 @@ func (a *attachment) stopAll() {
 
 // sessMsg is a message of a session consumer as broker.PeerMsg.
 type sessMsg struct {
-	jm jetstream.Msg
-	n  uint64
+	jm    jetstream.Msg
+	n     uint64
+	seq   uint64
+	acked *ackedSet // nil for a durable subscription's
+	// sure: the ack is confirmed by the consumer's leader, retried (a
+	// QoS 2 message must not come again once the client has it).
+	sure bool
 }
 
-func (p *sessMsg) Ack() { _ = p.jm.Ack() }
+func (p *sessMsg) Ack() {
+	if p.acked != nil {
+		p.acked.add(p.seq)
+	}
+	if !p.sure {
+		_ = p.jm.Ack()
+		return
+	}
+	go func() {
+		for range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+			err := p.jm.DoubleAck(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
+}
 func (p *sessMsg) Nak(delay time.Duration) {
 	if delay > 0 {
 		_ = p.jm.NakWithDelay(delay)
