@@ -104,6 +104,12 @@ type queueFetch struct {
 	stop chan struct{}
 }
 
+// QueueStats returns how many /queue/ SENDs this node stored in the
+// queue stream and how many messages it took from it for its consumers.
+func (n *Node) QueueStats() (stored, received uint64) {
+	return n.ql.stored.Load(), n.ql.received.Load()
+}
+
 // queueBase is the subject prefix of the cluster's queues.
 func (n *Node) queueBase() string { return "duplex." + esc(n.cfg.Name) + ".queue" }
 

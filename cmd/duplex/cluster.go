@@ -101,13 +101,14 @@ type clusterCollector struct {
 	out, outDropped, in, inDropped, malformed *prometheus.Desc
 	dups, subs, routes, joined                *prometheus.Desc
 	info, peers                               *prometheus.Desc // cluster_admin.go
+	queueStored, queueIn                      *prometheus.Desc // broker/cluster/queue.go
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("duplex_cluster_"+name, help, nil, prometheus.Labels{"node": n.ID()})
 	}
-	return &clusterCollector{n: n,
+	c := &clusterCollector{n: n,
 		out:        d("messages_out_total", "Messages published to the other nodes through NATS."),
 		outDropped: d("messages_out_dropped_total", "Messages not published to the other nodes: send queue full, NATS down, or over NATS's max_payload."),
 		in:         d("messages_in_total", "Messages from other nodes routed here."),
@@ -120,6 +121,9 @@ func newClusterCollector(n *cluster.Node) *clusterCollector {
 		info:       nodeInfoDesc(),
 		peers:      d("peers", "Other nodes this node's embedded NATS server has a route to (0 with an external NATS)."),
 	}
+	c.queueStored = d("queue_messages_stored_total", "STOMP /queue/ SENDs on this node stored in the cluster's queue stream (JetStream).")
+	c.queueIn = d("queue_messages_in_total", "STOMP /queue/ messages this node took from the cluster's queue stream for its consumers.")
+	return c
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -149,4 +153,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.joined, joined)
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, c.n.ID(), c.n.Name())
 	gauge(c.peers, float64(c.n.PeersRouted()))
+	stored, in := c.n.QueueStats()
+	counter(c.queueStored, stored)
+	counter(c.queueIn, in)
 }

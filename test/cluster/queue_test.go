@@ -201,6 +201,12 @@ func queueCompete(t *testing.T, nodes []*node) {
 		t.Fatalf("received %d %q, want each of the %d sent once", len(got), got, len(sent))
 	}
 	t.Logf("node 2 got %d, node 3 got %d", len(b.messages()), len(c.messages()))
+	if v := nodes[0].metric(t, "duplex_cluster_queue_messages_stored_total"); v < float64(len(sent)) {
+		t.Errorf("node 1 counted %v SENDs stored in the cluster, want at least %d", v, len(sent))
+	}
+	if v := nodes[1].metric(t, "duplex_cluster_queue_messages_in_total"); v < float64(len(b.messages())) {
+		t.Errorf("node 2 counted %v messages taken, want at least %d", v, len(b.messages()))
+	}
 }
 
 // queueDeadLetter: with max redeliveries 1, a message NACKed twice by a
