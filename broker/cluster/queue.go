@@ -276,7 +276,10 @@ func (n *Node) queuePublish(nm *nats.Msg, id string) error {
 			n.stats.ForwardDropped.Add(1)
 			return broker.ErrQueueFull
 		}
-		if errors.Is(err, nats.ErrMaxPayload) || time.Now().After(deadline) {
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.Code != 503 || errors.Is(err, nats.ErrMaxPayload) || time.Now().After(deadline) {
+			// Refused for good (headers past 64 KiB, too large), or
+			// no quorum for too long (503: JetStream unavailable).
 			n.stats.ForwardDropped.Add(1)
 			return fmt.Errorf("%w: cluster queue: %v", broker.ErrStore, err)
 		}

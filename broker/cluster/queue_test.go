@@ -330,6 +330,13 @@ func TestQueueDepth(t *testing.T) {
 		t.Fatalf("third SEND: %v, want ErrQueueFull", err)
 	}
 	send(t, n, "other", "1")
+	// Headers past JetStream's 64 KiB are refused for good: ErrStore
+	// with the stream's reason, not a quorum retry.
+	err = sendWait(n, &broker.Message{Queue: "other", Payload: []byte("x"),
+		Props: []broker.Property{{Key: "big", Value: strings.Repeat("h", 70<<10)}}})
+	if !errors.Is(err, broker.ErrStore) || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("SEND with 70 KiB of headers: %v, want ErrStore for its header size", err)
+	}
 }
 
 // TestQueueSendPipelined: SENDs started one after the other and waited
