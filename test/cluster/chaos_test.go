@@ -376,6 +376,7 @@ type chaosResult struct {
 	acked, expected, delivered            int // acknowledged messages; deliveries wanted; of those, arrived
 	lost, dups, outOfOrder, lostSess      int
 	acrossFailover                        int // out of order, across a publisher's failover
+	perSub                                []string
 	missingSample, orderSample, dupSample string
 }
 
@@ -443,10 +444,26 @@ func (k *chaosKind) check() chaosResult {
 	} else {
 		res.expected = len(acked) * len(k.recs)
 		for _, r := range k.recs {
-			for _, p := range acked {
-				if r.times(p) == 0 {
-					missing = append(missing, r.name+":"+p)
+			var per []string
+			for _, l := range k.pubs {
+				var seqs []int
+				for _, n := range l.ackedList() {
+					p := fmt.Sprintf("%s-%d", l.name, n)
+					if r.times(p) == 0 {
+						missing = append(missing, r.name+":"+p)
+						seqs = append(seqs, n)
+					}
 				}
+				if len(seqs) > 0 {
+					per = append(per, fmt.Sprintf("%s %s", l.name, chaosRanges(seqs)))
+				}
+			}
+			if len(per) > 0 {
+				r.mu.Lock()
+				node, conns := r.node, r.conn
+				r.mu.Unlock()
+				res.perSub = append(res.perSub, fmt.Sprintf("%s (now on node %d, %d connections, %d deliveries): %s",
+					r.name, node+1, conns, r.len(), strings.Join(per, "; ")))
 			}
 		}
 	}
@@ -513,6 +530,24 @@ func (k *chaosKind) check() chaosResult {
 	return res
 }
 
+// chaosRanges prints sorted ints compactly: 1-4,7,9-10 (at most 12 runs).
+func chaosRanges(ns []int) string {
+	var runs []string
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
+			j++
+		}
+		if j == i {
+			runs = append(runs, strconv.Itoa(ns[i]))
+		} else {
+			runs = append(runs, fmt.Sprintf("%d-%d", ns[i], ns[j]))
+		}
+		i = j + 1
+	}
+	return chaosFirstN(runs, 12)
+}
+
 func chaosFirstN(s []string, n int) string {
 	if len(s) <= n {
 		return strings.Join(s, ", ")
@@ -574,6 +609,7 @@ func TestClusterChaos(t *testing.T) {
 	}
 	progress := func(what string) { t.Helper(); waitProgress(t, c, pubs, what) }
 
+	began := time.Now()
 	progress("before the first kill")
 	var recs []*chaosRec
 	for _, k := range kinds {
@@ -592,7 +628,7 @@ func TestClusterChaos(t *testing.T) {
 			r.killed(victim.idx, t0)
 		}
 		c.kill(victim)
-		t.Logf("kill #%d: node %d after %v (%d subscribers on it)", i+1, victim.idx+1, delay.Round(time.Millisecond), on)
+		t.Logf("kill #%d: node %d after %v (%d subscribers on it; %v into the run)", i+1, victim.idx+1, delay.Round(time.Millisecond), on, time.Since(began).Round(time.Second))
 		c.start(victim)
 		c.waitReady(victim, chaosWaitReady)
 		progress(fmt.Sprintf("after kill #%d", i+1))
@@ -724,6 +760,9 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 			res.lost, res.dups, res.outOfOrder, res.acrossFailover, res.lostSess, label))
 		if res.lost > 0 {
 			t.Logf("%s: missing (subscriber:payload) %s", k.name, res.missingSample)
+			for _, p := range res.perSub {
+				t.Logf("%s: missing at %s", k.name, chaosFirstN([]string{p}, 1))
+			}
 		}
 		if res.outOfOrder+res.acrossFailover > 0 {
 			t.Logf("%s: out of order %s", k.name, res.orderSample)
