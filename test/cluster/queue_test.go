@@ -132,6 +132,7 @@ func TestClusterQueue(t *testing.T) {
 	nodes := startNodes(t, queueArgs(routedArgs(t, "queue")))
 	queueCompete(t, nodes)
 	queueDeadLetter(t, nodes)
+	queueDisconnectHolder(t, nodes)
 	queueKillHolder(t, nodes)
 }
 
@@ -243,6 +244,27 @@ func queueDeadLetter(t *testing.T, nodes []*node) {
 	}
 	if n := len(b.messages()); n != 2 {
 		t.Errorf("the poison message was delivered %d times, want 2", n)
+	}
+}
+
+// queueDisconnectHolder: a consumer on node 3 holds a message without
+// ACK and disconnects; its node gives the message back to the cluster
+// and a consumer on node 2 gets it, redelivered:true.
+func queueDisconnectHolder(t *testing.T, nodes []*node) {
+	q := fmt.Sprintf("left%d", time.Now().UnixNano())
+	pub := qDial(t, nodes[0].stomp, true)
+	cc := qDial(t, nodes[2].stomp, false)
+	c := qConsume(t, cc, q, 1, false)
+	qSend(t, pub, q, "left")
+	if m := c.waitBody(t, "node 3", "left", wait); m.redelivered {
+		t.Fatal("first delivery marked redelivered")
+	}
+	b := qConsume(t, qDial(t, nodes[1].stomp, true), q, 1, true)
+	if err := cc.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.waitBody(t, "node 2 after node 3's consumer left", "left", queueWait); !m.redelivered {
+		t.Fatal("message its consumer left holding not marked redelivered")
 	}
 }
 
