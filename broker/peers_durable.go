@@ -375,7 +375,10 @@ func (r *Router) EnqueueBindingFromPeer(qname string, m *Message, h PeerMsg) boo
 		return true
 	}
 	m.ID = r.nextMsgID.Add(1)
-	e := queued{msg: m, peer: h, redelivered: h.Delivered() > 1, returns: uint32(min(h.Delivered()-1, 1<<31))}
+	// returns stays 0: the cluster's delivery count also counts resets,
+	// full queues and dead nodes, which are no consumer's NACK; it
+	// would dead-letter messages nobody refused.
+	e := queued{msg: m, peer: h, redelivered: h.Delivered() > 1}
 	q.mu.Lock()
 	ok := q.dispatchPeerLocked(r, e)
 	q.mu.Unlock()

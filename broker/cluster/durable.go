@@ -57,15 +57,17 @@ import (
 // peers) DurableOn is false and the router keeps persistent sessions in
 // its own store, as before.
 
-// Durable consumer settings: AckWait brings back a message handed to an
-// attachment that is gone without its node noticing (a claim that timed
-// out left the old one running; an attach resets the consumer anyway),
-// and a message a connection holds longer comes again to the same
-// attachment, which does not push it twice (DeliverFromPeer); durablePull is how many messages a
+// Durable consumer settings: AckWait brings back a message JetStream
+// handed to a pull request of an attachment that is gone (the request
+// outlives it at the consumer's leader, so the reset at the next attach
+// does not bring that message: it comes after AckWait, out of order;
+// short, so that is seconds), and a message a connection holds longer
+// comes again to the same attachment, which does not push it twice
+// (DeliverFromPeer); durablePull is how many messages a
 // consumer buffers per node, durableAckPending how many it hands out
 // unacknowledged.
 const (
-	durableAckWait    = 30 * time.Second
+	durableAckWait    = 10 * time.Second
 	durablePull       = 64
 	durableAckPending = 1024
 	durableDupWindow  = 2 * time.Minute
@@ -255,9 +257,7 @@ func (n *Node) DurablePublish(m *broker.Message, dedup string) error {
 		if err == nil {
 			return nil
 		}
-		var ae *jetstream.APIError
-		if errors.As(err, &ae) && ae.Code != 503 || errors.Is(err, nats.ErrMaxPayload) ||
-			time.Now().After(deadline) || n.closing() {
+		if refused(err) || time.Now().After(deadline) || n.closing() {
 			return err // refused (too large), or no quorum for too long
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -307,6 +307,29 @@ func fromDurable(nm *nats.Msg) (*nats.Msg, error) {
 
 var errDurableNotReady = errors.New("cluster: the durable stream is not ready yet")
 
+// refused reports a JetStream answer that no retry changes: the message
+// is too large for the connection or the stream.
+func refused(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// retryJS runs f until it succeeds, for durableRetry at most: while a
+// stream, bucket or consumer has lost its leader (a node died) its
+// requests fail for seconds, and a SUBSCRIBE or a resume should wait
+// that out rather than fail.
+func (n *Node) retryJS(f func() error) error {
+	deadline := time.Now().Add(durableRetry)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) || n.closing() {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // closing reports a node that Close has begun to stop.
 func (n *Node) closing() bool {
 	select {
@@ -340,7 +363,15 @@ func durableSubs(key string, rec *broker.SessionRecord) map[string]broker.SubSpe
 }
 
 // LoadSession implements broker.DurablePeers.
-func (n *Node) LoadSession(key string) (*broker.SessionRecord, error) {
+func (n *Node) LoadSession(key string) (rec *broker.SessionRecord, err error) {
+	err = n.retryJS(func() error {
+		rec, err = n.loadSession(key)
+		return err
+	})
+	return rec, err
+}
+
+func (n *Node) loadSession(key string) (*broker.SessionRecord, error) {
 	d := &n.dur
 	if !d.on.Load() {
 		return nil, nil
@@ -365,11 +396,15 @@ func (n *Node) LoadSession(key string) (*broker.SessionRecord, error) {
 // subscriptions are made before the record names them, those of gone
 // ones deleted after.
 func (n *Node) SaveSession(key string, rec *broker.SessionRecord) error {
-	d := &n.dur
-	if !d.on.Load() {
-		return errors.New("cluster: durable stream not ready")
+	if !n.dur.on.Load() {
+		return errDurableNotReady
 	}
-	old, err := n.LoadSession(key)
+	return n.retryJS(func() error { return n.saveSession(key, rec) })
+}
+
+func (n *Node) saveSession(key string, rec *broker.SessionRecord) error {
+	d := &n.dur
+	old, err := n.loadSession(key)
 	if err != nil {
 		return err
 	}
@@ -380,7 +415,7 @@ func (n *Node) SaveSession(key string, rec *broker.SessionRecord) error {
 		if _, ok := had[name]; ok {
 			continue
 		}
-		if _, err := n.ensureConsumer(ctx, name, sp, rec.Expiry); err != nil {
+		if _, err := n.ensureConsumer(ctx, name, sp, rec.Expiry, durableAckWait); err != nil {
 			return err
 		}
 	}
@@ -422,7 +457,7 @@ func (n *Node) SaveSession(key string, rec *broker.SessionRecord) error {
 // ensureConsumer returns the consumer name, made for sp if there is none:
 // it starts after the stream's last message, explicit acks, and goes
 // away after the session's expiry without a connection pulling from it.
-func (n *Node) ensureConsumer(ctx context.Context, name string, sp broker.SubSpec, expiry time.Duration) (jetstream.Consumer, error) {
+func (n *Node) ensureConsumer(ctx context.Context, name string, sp broker.SubSpec, expiry, ackWait time.Duration) (jetstream.Consumer, error) {
 	d := &n.dur
 	c, err := d.st.Consumer(ctx, name)
 	if err == nil {
@@ -440,7 +475,7 @@ func (n *Node) ensureConsumer(ctx context.Context, name string, sp broker.SubSpe
 		Description:    "Duplex persistent session subscription " + sp.Filter,
 		FilterSubjects: d.subs.Filter(nil, sp.Filter),
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        durableAckWait,
+		AckWait:        ackWait,
 		MaxAckPending:  durableAckPending,
 		MaxDeliver:     -1,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -455,7 +490,10 @@ func (n *Node) ensureConsumer(ctx context.Context, name string, sp broker.SubSpe
 // DeleteSession implements broker.DurablePeers.
 func (n *Node) DeleteSession(key string) {
 	d := &n.dur
-	rec, err := n.LoadSession(key)
+	if !d.on.Load() {
+		return
+	}
+	rec, err := n.loadSession(key) // once: a clean connect does not wait out an election
 	if err != nil || rec == nil {
 		return
 	}
@@ -553,7 +591,7 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 	if running || stopped {
 		return nil
 	}
-	c, err := n.ensureConsumer(ctx, name, sp, expiry)
+	c, err := n.ensureConsumer(ctx, name, sp, expiry, durableAckWait)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,12 @@ import (
 
 var _ broker.BindingPeers = (*Node)(nil)
 
+// bindingAckWait: a STOMP consumer may hold a message (client ack) for a
+// long time, and a queue does not recognise a second copy of one it
+// holds, so JetStream gives it again only after a minute; a message
+// held by a node that died comes back at the next loop's reset.
+const bindingAckWait = time.Minute
+
 // bindingRouter is what the loop needs of broker.Router.
 type bindingRouter interface {
 	EnqueueBindingFromPeer(qname string, m *broker.Message, h broker.PeerMsg) bool
@@ -44,10 +50,14 @@ func bindingConsumer(qname string) string {
 
 // SaveBinding implements broker.BindingPeers.
 func (n *Node) SaveBinding(qname, filter string) error {
-	d := &n.dur
-	if !d.on.Load() {
-		return errors.New("cluster: durable stream not ready")
+	if !n.dur.on.Load() {
+		return errDurableNotReady
 	}
+	return n.retryJS(func() error { return n.saveBinding(qname, filter) })
+}
+
+func (n *Node) saveBinding(qname, filter string) error {
+	d := &n.dur
 	ctx, cancel := context.WithTimeout(context.Background(), 2*durableTimeout)
 	defer cancel()
 	name := bindingConsumer(qname)
@@ -67,7 +77,7 @@ func (n *Node) SaveBinding(qname, filter string) error {
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return err
 	}
-	_, err = n.ensureConsumer(ctx, name, broker.SubSpec{Filter: filter}, 0)
+	_, err = n.ensureConsumer(ctx, name, broker.SubSpec{Filter: filter}, 0, bindingAckWait)
 	return err
 }
 
@@ -180,7 +190,7 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 				continue
 			}
 			if !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: jm, n: meta.NumDelivered}) {
-				_ = jm.Nak() // its consumer left meanwhile
+				_ = jm.NakWithDelay(100 * time.Millisecond) // its consumer left meanwhile, or is full
 			}
 		}
 		if n.closing() {
