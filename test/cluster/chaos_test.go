@@ -321,7 +321,12 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 // and had 185 out of order within a publisher connection in 1 of 3 (a
 // session's unacknowledged messages came only at its next attach);
 // mqtt-qos2 lost none but duplicated 100-170 each run.
-var chaosHolds = map[string]string{"stomp-queue": "loss"}
+//
+// After S4S's 0cd362a (adc8d7c, 20 kills, every kind asserted): no kind lost
+// anything, 3 QoS 2 duplicates. In the tree then, 3 short runs in a row:
+// mqtt-qos1 and mqtt-qos2 lost nothing (no QoS 2 duplicate either), and
+// stomp-durable lost 1 delivery in the first.
+var chaosHolds = map[string]string{"mqtt-qos1": "loss", "mqtt-qos2": "loss", "stomp-queue": "loss"}
 
 // setHolds marks the kinds as chaosHolds says.
 func setHolds(kinds []*chaosKind) {
@@ -640,7 +645,7 @@ func TestClusterChaos(t *testing.T) {
 	if err := c.alive(); err != nil {
 		t.Error(err)
 	}
-	drainAndReport(t, kinds, all, fmt.Sprintf("cluster kill -9, %d kills (seed %d)", kills, seed))
+	drainAndReport(t, kinds, all, true, fmt.Sprintf("cluster kill -9, %d kills (seed %d)", kills, seed))
 	logFailover(t, recs)
 }
 
@@ -710,7 +715,7 @@ func waitProgress(t *testing.T, c *chaosCluster, pubs []*chaosPubLog, what strin
 
 // drainAndReport waits for what is left to arrive, then logs the table
 // (title first) and fails the test for the kinds asserted.
-func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
+func drainAndReport(t *testing.T, kinds []*chaosKind, all, order bool, title string) {
 	t.Helper()
 	var recs []*chaosRec
 	for _, k := range kinds {
@@ -782,7 +787,7 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all bool, title string) {
 		if k.exactlyOnce && res.dups > 0 && (all || k.onceHolds) {
 			t.Errorf("%s: %d duplicates (exactly once)", k.name, res.dups)
 		}
-		if !k.queue && res.outOfOrder > 0 {
+		if order && !k.queue && res.outOfOrder > 0 {
 			t.Errorf("%s: %d messages out of order per publisher connection", k.name, res.outOfOrder)
 		}
 	}

@@ -244,7 +244,7 @@ func partitionRoutes(t *testing.T) (routes []string, proxies []*proxy, peers fun
 //     member in the whole cluster again;
 //   - the durable kinds of TestClusterChaos ran throughout: their table
 //     is logged, and those that hold are asserted (no acknowledged message
-//     lost once healed).
+//     lost once healed; order too with DUPLEX_CHAOS_ALL).
 func TestClusterPartition(t *testing.T) {
 	routes, proxies, peers := partitionRoutes(t)
 	c := newChaosCluster(t, "part", routes, peers)
@@ -464,7 +464,10 @@ func TestClusterPartition(t *testing.T) {
 	for _, l := range pubs {
 		t.Logf("publisher %s", l)
 	}
-	drainAndReport(t, kinds, all, "partition of node 3 (cut and healed)")
+	// Loss is asserted for the kinds that hold; order only with
+	// DUPLEX_CHAOS_ALL (a QoS 2 message of the warm-up came ~200 messages
+	// late to a majority-side subscriber once, at adc8d7c + S4S's tree).
+	drainAndReport(t, kinds, all, all, "partition of node 3 (cut and healed)")
 }
 
 // chaosPending is a publish whose acknowledgement is awaited in the background.
