@@ -83,9 +83,13 @@ func startJetStreamNATS(t *testing.T, js bool) *server.Server {
 	return s
 }
 
+// testAckWait is the nodes' AckWait: InProgress every third of it keeps
+// a held message even when the ticker runs late on a loaded machine.
+const testAckWait = 2 * time.Second
+
 func startQueueNode(t *testing.T, url string, r Router) *Node {
 	t.Helper()
-	n, err := New(Config{Name: "qt", NATSURLs: []string{url}, QueueAckWait: time.Second})
+	n, err := New(Config{Name: "qt", NATSURLs: []string{url}, QueueAckWait: testAckWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +224,9 @@ func TestQueueJetStream(t *testing.T) {
 		return nil
 	})
 
-	// Held on b for three AckWaits: InProgress keeps it there (an
+	// Held on b for 2.5 AckWaits: InProgress keeps it there (an
 	// observation window: nothing may happen in it).
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(5 * testAckWait / 2); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		ci, err := cons.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
