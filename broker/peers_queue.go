@@ -27,8 +27,9 @@ var ErrQueueLocal = errors.New("broker: queue is local to this node")
 // queues are cluster queues.
 //
 // None of the three methods may call back into the router. QueueSend
-// and its wait are called on the publisher's goroutine with no broker
-// lock held, like the store's commit; QueueConsume and QueueWake must not
+// and its wait are called with no broker lock held (on the publisher's
+// goroutine, or on the one that dead-letters a message), like the
+// store's commit; QueueConsume and QueueWake must not
 // block: they are called with queue.mu held, so that add and remove for
 // one queue stay in order.
 type QueuePeers interface {
