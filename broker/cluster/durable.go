@@ -94,11 +94,12 @@ type durableLink struct {
 // attachment is a session's consumers running on this node for one
 // connection (AttachSession).
 type attachment struct {
-	deliver func(broker.PeerDelivery) bool
-	mu      sync.Mutex
-	stopped bool
-	ccs     map[string]jetstream.ConsumeContext // by consumer name
-	acked   map[string]*ackedSet                // by consumer name
+	deliver   func(broker.PeerDelivery) bool
+	mu        sync.Mutex
+	stopped   bool
+	ccs       map[string]jetstream.ConsumeContext // by consumer name
+	acked     map[string]*ackedSet                // by consumer name
+	rewinding map[string]bool                     // by consumer name (rewind)
 }
 
 // ackedSet is the last stream sequences a consumer's messages were
@@ -640,9 +641,15 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 			H:           &sessMsg{jm: jm, n: meta.NumDelivered, seq: seq, acked: acked, sure: m.QoS == broker.ExactlyOnce},
 		})
 	}, jetstream.PullMaxMessages(durablePull), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			n.cfg.Log.Debug("cluster: persistent subscription consumer", "filter", sp.Filter, "err", err)
+		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) {
+			// The consumer's leader moved (its node died): what it had
+			// sent and never reached us would come only after AckWait,
+			// behind newer messages. Back to the ack floor instead; what
+			// the session holds already is not pushed twice.
+			n.rewind(a, name)
+			return
 		}
+		n.cfg.Log.Debug("cluster: persistent subscription consumer", "filter", sp.Filter, "err", err)
 	}))
 	if err != nil {
 		return err
@@ -656,6 +663,45 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 	a.ccs[name] = cc
 	a.mu.Unlock()
 	return nil
+}
+
+// rewind resets consumer name to its ack floor, once at a time per
+// attachment and consumer, retrying while it has no leader.
+func (n *Node) rewind(a *attachment, name string) {
+	a.mu.Lock()
+	if a.rewinding == nil {
+		a.rewinding = map[string]bool{}
+	}
+	if a.rewinding[name] || a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.rewinding[name] = true
+	a.mu.Unlock()
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.rewinding, name)
+			a.mu.Unlock()
+		}()
+		_ = n.retryJS(func() error {
+			if a.isStopped() {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+			defer cancel()
+			c, err := n.dur.st.Consumer(ctx, name)
+			if err != nil {
+				return err
+			}
+			info := c.CachedInfo()
+			if info.Delivered.Stream <= info.AckFloor.Stream {
+				return nil
+			}
+			_, err = n.dur.st.ResetConsumerToSequence(ctx, name, max(info.AckFloor.Stream+1, info.Config.OptStartSeq))
+			return err
+		})
+	}()
 }
 
 func (a *attachment) isStopped() bool {
