@@ -48,6 +48,14 @@ type chaosPubLog struct {
 	failed  int
 	lastErr string
 	connOf  map[int]int // sequence number -> publisher connection
+	ackedAt []time.Time // when each of acked was acknowledged
+}
+
+// ackTimes is when each acknowledgement came.
+func (l *chaosPubLog) ackTimes() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.ackedAt...)
 }
 
 // conn is the publisher connection message n went out on (0: unknown).
@@ -76,6 +84,7 @@ func (l *chaosPubLog) result(n int, err error, conn int) {
 	l.connOf[n] = conn
 	if err == nil {
 		l.acked = append(l.acked, n)
+		l.ackedAt = append(l.ackedAt, time.Now())
 		return
 	}
 	l.failed++
@@ -142,6 +151,10 @@ type chaosRec struct {
 	// unresolved counts kills of its node after which no message came
 	// through a new connection before the next kill (or the end).
 	unresolved int
+	// reconnect: kill to the next accepted connection (CONNACK,
+	// CONNECTED), once per kill of its node.
+	reconnect   []time.Duration
+	reconnected bool
 }
 
 func newChaosRec(name, proto string) *chaosRec {
@@ -175,7 +188,20 @@ func (r *chaosRec) killed(i int, t time.Time) {
 		r.killedAt = time.Time{}
 	}
 	if r.node == i {
-		r.killedAt, r.killConn = t, r.conn
+		r.killedAt, r.killConn, r.reconnected = t, r.conn, false
+	}
+}
+
+// up notes that connection conn was accepted (CONNACK, CONNECTED): the
+// first one after a kill of the subscriber's node gives the reconnect
+// part of its failover time.
+func (r *chaosRec) up(conn int) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.killedAt.IsZero() && conn > r.killConn && !r.reconnected {
+		r.reconnected = true
+		r.reconnect = append(r.reconnect, now.Sub(r.killedAt))
 	}
 }
 
@@ -223,14 +249,14 @@ func (r *chaosRec) snapshot() []chaosDelivery {
 	return append([]chaosDelivery(nil), r.got...)
 }
 
-func (r *chaosRec) failovers() ([]time.Duration, int) {
+func (r *chaosRec) failovers() (msg []time.Duration, unresolved int, reconnect []time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	un := r.unresolved
 	if !r.killedAt.IsZero() {
 		un++
 	}
-	return append([]time.Duration(nil), r.failover...), un
+	return append([]time.Duration(nil), r.failover...), un, append([]time.Duration(nil), r.reconnect...)
 }
 
 // ---------------------------------------------------------------------------
@@ -342,6 +368,7 @@ func (s *chaosMQTTSub) serve(i int) {
 		s.setErr(fmt.Errorf("connect node %d: %w", i+1, err))
 		return
 	}
+	s.rec.up(int(conn.Load()))
 	if !first && !ca.SessionPresent {
 		s.lostSession.Add(1)
 	}
@@ -405,6 +432,7 @@ func (s *chaosV3Sub) serve(i int) {
 		c.Disconnect(0)
 		return
 	}
+	s.rec.up(int(conn.Load()))
 	present := tok.(*pahomqtt.ConnectToken).SessionPresent()
 	first := !s.subscribed.Load()
 	if !first && !present {
@@ -636,6 +664,7 @@ func (s *chaosStompSub) serve(i int) {
 	defer c.nc.Close()
 	conn := s.rec.connected(i)
 	defer s.rec.disconnected(conn)
+	s.rec.up(conn) // chaosDial returned after CONNECTED
 	h := append([]string{"destination", s.dest, "ack", "client-individual", "id", "sub-" + s.name}, s.subHdrs...)
 	if err := c.write(frame.New("SUBSCRIBE", h...)); err != nil {
 		return

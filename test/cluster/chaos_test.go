@@ -615,6 +615,7 @@ func TestClusterChaos(t *testing.T) {
 	progress := func(what string) { t.Helper(); waitProgress(t, c, pubs, what) }
 
 	began := time.Now()
+	var killTimes []time.Time
 	progress("before the first kill")
 	var recs []*chaosRec
 	for _, k := range kinds {
@@ -633,6 +634,7 @@ func TestClusterChaos(t *testing.T) {
 			r.killed(victim.idx, t0)
 		}
 		c.kill(victim)
+		killTimes = append(killTimes, t0)
 		t.Logf("kill #%d: node %d after %v (%d subscribers on it; %v into the run)", i+1, victim.idx+1, delay.Round(time.Millisecond), on, time.Since(began).Round(time.Second))
 		c.start(victim)
 		c.waitReady(victim, chaosWaitReady)
@@ -647,6 +649,43 @@ func TestClusterChaos(t *testing.T) {
 	}
 	drainAndReport(t, kinds, all, true, fmt.Sprintf("cluster kill -9, %d kills (seed %d)", kills, seed))
 	logFailover(t, recs)
+	logPause(t, kinds, killTimes)
+}
+
+// logPause logs, per kind, how long the whole cluster acknowledged no
+// publish of that kind after a kill: the longest gap between consecutive
+// acknowledgements (any publisher, any node) in the 30 s after each kill,
+// median and max over the kills. A subscriber's failover time cannot be
+// shorter than its kind's pause.
+func logPause(t *testing.T, kinds []*chaosKind, kills []time.Time) {
+	if len(kills) == 0 {
+		return
+	}
+	for _, k := range kinds {
+		var acks []time.Time
+		for _, l := range k.pubs {
+			acks = append(acks, l.ackTimes()...)
+		}
+		slices.SortFunc(acks, func(a, b time.Time) int { return a.Compare(b) })
+		var gaps []time.Duration
+		for _, t0 := range kills {
+			last, gap := t0, time.Duration(0)
+			for _, a := range acks {
+				if a.Before(t0) {
+					continue
+				}
+				if a.After(t0.Add(30 * time.Second)) {
+					break
+				}
+				gap = max(gap, a.Sub(last))
+				last = a
+			}
+			gaps = append(gaps, gap)
+		}
+		slices.Sort(gaps)
+		t.Logf("publish pause %s (longest gap between acknowledgements in the 30 s after a kill): median %v, max %v, over %d kills",
+			k.name, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), len(gaps))
+	}
 }
 
 // runPublishers starts every kind's publishers, each publishing at most
@@ -798,10 +837,12 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all, order bool, title str
 // logFailover logs, per protocol, the failover times the subscribers saw.
 func logFailover(t *testing.T, recs []*chaosRec) {
 	byProto := map[string][]time.Duration{}
+	reconn := map[string][]time.Duration{}
 	unresolved := map[string]int{}
 	for _, r := range recs {
-		d, un := r.failovers()
+		d, un, rc := r.failovers()
 		byProto[r.proto] = append(byProto[r.proto], d...)
+		reconn[r.proto] = append(reconn[r.proto], rc...)
 		unresolved[r.proto] += un
 	}
 	for _, proto := range []string{"MQTT", "STOMP"} {
@@ -811,7 +852,13 @@ func logFailover(t *testing.T, recs []*chaosRec) {
 			continue
 		}
 		slices.Sort(d)
-		t.Logf("failover %s (SIGKILL of the subscriber's node to its first message through a new connection): median %v, max %v, over %d (and %d with no message before the next kill or the end)",
-			proto, d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d), unresolved[proto])
+		rc := reconn[proto]
+		slices.Sort(rc)
+		conn := "none"
+		if len(rc) > 0 {
+			conn = fmt.Sprintf("median %v, max %v, over %d", rc[len(rc)/2].Round(time.Millisecond), rc[len(rc)-1].Round(time.Millisecond), len(rc))
+		}
+		t.Logf("failover %s (SIGKILL of the subscriber's node to its first message through a new connection): median %v, max %v, over %d (and %d with no message before the next kill or the end); of which to the new connection's CONNACK/CONNECTED: %s",
+			proto, d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d), unresolved[proto], conn)
 	}
 }
