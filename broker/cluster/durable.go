@@ -363,13 +363,32 @@ func durableSubs(key string, rec *broker.SessionRecord) map[string]broker.SubSpe
 	return out
 }
 
-// LoadSession implements broker.DurablePeers.
+// LoadSession implements broker.DurablePeers. A record whose consumers
+// are all gone is of a session that expired while nobody held it (its
+// consumers' InactiveThreshold is the session expiry; the node that
+// would have ended it died): it is deleted and reported as none.
 func (n *Node) LoadSession(key string) (rec *broker.SessionRecord, err error) {
 	err = n.retryJS(func() error {
 		rec, err = n.loadSession(key)
 		return err
 	})
-	return rec, err
+	if rec == nil || err != nil {
+		return rec, err
+	}
+	subs := durableSubs(key, rec)
+	if len(subs) == 0 || rec.Expiry <= 0 || rec.Expiry >= 10*365*24*time.Hour {
+		return rec, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+	defer cancel()
+	for name := range subs {
+		if _, err := n.dur.st.Consumer(ctx, name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return rec, nil // there, or not known now: the session stands
+		}
+	}
+	n.cfg.Log.Info("cluster: a persistent session expired while its node was down; it starts new", "record", key)
+	n.DeleteSession(key)
+	return nil, nil
 }
 
 func (n *Node) loadSession(key string) (*broker.SessionRecord, error) {

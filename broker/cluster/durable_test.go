@@ -1,11 +1,16 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // TestDurableTopicInData: a topic too long for a subject travels in the
@@ -60,5 +65,105 @@ func TestDurableSubsConsumers(t *testing.T) {
 	}
 	if consumerName("k", "a/#") == consumerName("k2", "a/#") || len(durableSubs("k", nil)) != 0 {
 		t.Fatal("consumer names collide")
+	}
+}
+
+// TestDurableSessionJetStream: three embedded nodes; a session's record
+// and consumer made on node 1 are read on node 2; a message stored on
+// node 1 reaches the session attached on node 3, and one it never
+// acknowledged comes again, marked redelivered and with the same
+// sequence, when it attaches on node 2; a record whose consumers are
+// gone (expired while no node held it) reads as none and is deleted.
+func TestDurableSessionJetStream(t *testing.T) {
+	dir := t.TempDir()
+	listen := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	nodes := make([]*Node, 3)
+	for i := range nodes {
+		var peers []string
+		for j, l := range listen {
+			if j != i {
+				peers = append(peers, l)
+			}
+		}
+		var err error
+		if nodes[i], err = New(Config{Name: "ds", Listen: listen[i], Peers: peers, StoreDir: filepath.Join(dir, fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nodes[i].Start(&fakeRouter{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nodes[i].Close)
+	}
+	testutil.EventuallyErr(t, 60*time.Second, func() error {
+		return errorsJoin(nodes[0].Ready(), nodes[1].Ready(), nodes[2].Ready())
+	})
+	rec := &broker.SessionRecord{Owner: "o", Expiry: time.Hour, Subs: []broker.SubSpec{{Key: "a/+", Filter: "a/+", QoS: 1}}}
+	if err := nodes[0].SaveSession("k1", rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := nodes[1].LoadSession("k1")
+	if err != nil || got == nil || got.Owner != "o" || len(got.Subs) != 1 || got.Subs[0].Filter != "a/+" {
+		t.Fatalf("record on node 2: %+v %v", got, err)
+	}
+
+	type taken struct {
+		pd broker.PeerDelivery
+	}
+	var mu sync.Mutex
+	var seen []taken
+	deliver := func(pd broker.PeerDelivery) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, taken{pd})
+		return true
+	}
+	last := func(n int) broker.PeerDelivery {
+		t.Helper()
+		var pd broker.PeerDelivery
+		testutil.EventuallyErr(t, 20*time.Second, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) < n {
+				return fmt.Errorf("%d deliveries, want %d", len(seen), n)
+			}
+			pd = seen[n-1].pd
+			return nil
+		})
+		return pd
+	}
+	detach := nodes[2].AttachSession("k1", deliver)
+	if err := nodes[0].DurablePublish(&broker.Message{Topic: "a/b", Payload: []byte("one"), QoS: 1}, ""); err != nil {
+		t.Fatal(err)
+	}
+	one := last(1)
+	if string(one.Msg.Payload) != "one" || one.SubKey != "a/+" || one.Redelivered {
+		t.Fatalf("first delivery %+v", one)
+	}
+	one.H.Ack()
+	if err := nodes[0].DurablePublish(&broker.Message{Topic: "a/c", Payload: []byte("two"), QoS: 1}, ""); err != nil {
+		t.Fatal(err)
+	}
+	two := last(2)
+	detach() // never acknowledged
+	detach = nodes[1].AttachSession("k1", deliver)
+	again := last(3)
+	if string(again.Msg.Payload) != "two" || again.Seq != two.Seq || !again.Redelivered {
+		t.Fatalf("after the move: %q seq %d (was %d) redelivered %v", again.Msg.Payload, again.Seq, two.Seq, again.Redelivered)
+	}
+	again.H.Ack()
+	detach()
+
+	// Its consumer gone (as InactiveThreshold does after the expiry):
+	// the record reads as none, and is deleted.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := nodes[0].dur.st.DeleteConsumer(ctx, consumerName("k1", "a/+")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nodes[2].LoadSession("k1"); got != nil || err != nil {
+		t.Fatalf("expired record read as %+v %v", got, err)
+	}
+	if got, err := nodes[0].loadSession("k1"); got != nil || err != nil {
+		t.Fatalf("expired record kept: %+v %v", got, err)
 	}
 }
