@@ -32,12 +32,12 @@ type DurablePeers interface {
 	// sessions; Open asks it once per persistent session.
 	DurableOn() bool
 	// DurablePublish stores a QoS 1/2 topic message published on this
-	// node and returns once it is stored (or not: the error refuses the
-	// publish; a cluster store that is still starting refuses, one that
-	// will never be on accepts without storing). dedup, when not empty, names the message so that a
-	// second publish under the same name within the store's duplicate
-	// window is stored once (an MQTT QoS 2 PUBLISH resent to another node
-	// [MQTT-4.3.3-10]).
+	// node and returns once it is stored, or the error that refuses the
+	// publish. A cluster store that is still starting refuses; one that
+	// will never be on accepts without storing. dedup, when not empty,
+	// names the message so that a second publish under the same name
+	// within the store's duplicate window is stored once (an MQTT QoS 2
+	// PUBLISH resent to another node [MQTT-4.3.3-10]); unused so far.
 	DurablePublish(m *Message, dedup string) error
 	// SaveSession writes the record of the session key and brings its
 	// consumers in line with the record's QoS 1/2 subscriptions (new ones
@@ -45,7 +45,7 @@ type DurablePeers interface {
 	// deleted). It returns once both are done: SUBACK waits for it.
 	SaveSession(key string, rec *SessionRecord) error
 	// LoadSession reads the record of the session key, nil if there is
-	// none.
+	// none or it expired while no node held it.
 	LoadSession(key string) (*SessionRecord, error)
 	// DeleteSession deletes the record and consumers of the session key
 	// (it ended: clean start, expiry).
