@@ -94,6 +94,7 @@ type durableLink struct {
 // attachment is a session's consumers running on this node for one
 // connection (AttachSession).
 type attachment struct {
+	key       string
 	deliver   func(broker.PeerDelivery) bool
 	mu        sync.Mutex
 	stopped   bool
@@ -363,32 +364,16 @@ func durableSubs(key string, rec *broker.SessionRecord) map[string]broker.SubSpe
 	return out
 }
 
-// LoadSession implements broker.DurablePeers. A record whose consumers
-// are all gone is of a session that expired while nobody held it (its
-// consumers' InactiveThreshold is the session expiry; the node that
-// would have ended it died): it is deleted and reported as none.
+// LoadSession implements broker.DurablePeers. (A record is not checked
+// for consumers gone by expiry: while a consumer's leader is elected,
+// its lookup may answer "not found", and such a check deleted live
+// sessions in TestClusterChaos.)
 func (n *Node) LoadSession(key string) (rec *broker.SessionRecord, err error) {
 	err = n.retryJS(func() error {
 		rec, err = n.loadSession(key)
 		return err
 	})
-	if rec == nil || err != nil {
-		return rec, err
-	}
-	subs := durableSubs(key, rec)
-	if len(subs) == 0 || rec.Expiry <= 0 || rec.Expiry >= 10*365*24*time.Hour {
-		return rec, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
-	defer cancel()
-	for name := range subs {
-		if _, err := n.dur.st.Consumer(ctx, name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return rec, nil // there, or not known now: the session stands
-		}
-	}
-	n.cfg.Log.Info("cluster: a persistent session expired while its node was down; it starts new", "record", key)
-	n.DeleteSession(key)
-	return nil, nil
+	return rec, err
 }
 
 func (n *Node) loadSession(key string) (*broker.SessionRecord, error) {
@@ -532,7 +517,7 @@ func (n *Node) DeleteSession(key string) {
 // AttachSession implements broker.DurablePeers.
 func (n *Node) AttachSession(key string, deliver func(broker.PeerDelivery) bool) (detach func()) {
 	d := &n.dur
-	a := &attachment{deliver: deliver, ccs: map[string]jetstream.ConsumeContext{}, acked: map[string]*ackedSet{}}
+	a := &attachment{key: key, deliver: deliver, ccs: map[string]jetstream.ConsumeContext{}, acked: map[string]*ackedSet{}}
 	d.mu.Lock()
 	if d.att == nil {
 		d.att = map[string]*attachment{}
@@ -666,6 +651,19 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 			// behind newer messages. Back to the ack floor instead; what
 			// the session holds already is not pushed twice.
 			n.rewind(a, name)
+			return
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrBadRequest) ||
+			errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// The pull subscription ends on these (a consumer whose
+			// leader was lost may answer so while it elects one): start
+			// it again, from its ack floor, while the session is here; a
+			// consumer the record no longer names stays stopped.
+			n.cfg.Log.Info("cluster: a persistent subscription's consumer stopped; starting it again", "filter", sp.Filter, "err", err)
+			go func() {
+				a.stop(name)
+				n.attach(a.key, a)
+			}()
 			return
 		}
 		n.cfg.Log.Debug("cluster: persistent subscription consumer", "filter", sp.Filter, "err", err)
