@@ -25,17 +25,34 @@
 // counterpart, and topics too long for a NATS subject travel on one
 // shared subject) and the local match keeps MQTT's meaning.
 //
-// Retained messages go on one subject every node listens to, so every
-// node keeps each of them; a node that was down when one was published
-// does not get it.
+// Live delivery across nodes (Forward, to subscribers that are not
+// cluster-durable) is at most once: Forward never blocks the publisher;
+// it queues into a bounded buffer, and a message that finds the buffer
+// full or the NATS connection down is dropped and counted.
 //
-// Guarantees, for now: delivery across nodes is at most once (QoS 0
-// semantics whatever the message's QoS). Forward never blocks the
-// publisher: it queues into a bounded buffer, and a message that finds
-// the buffer full or the NATS connection down is dropped and counted.
-// Acknowledged delivery across nodes (JetStream), sessions across nodes,
-// and retained messages for nodes that join later (JetStream KV) are
-// later steps.
+// What must outlive a node is in JetStream (jetstream.go: embedded
+// nodes with peers, or an external NATS whose account has it),
+// replicated on min(3, nodes) servers by default:
+//
+//   - retained messages (retained.go): one stream, the last message per
+//     topic, loaded by every node before it is ready;
+//   - QoS 1/2 messages for MQTT persistent sessions and STOMP durable
+//     subscriptions (durable.go, durable_binding.go): every QoS 1/2
+//     topic publish is stored in an interest-retention stream before
+//     the publisher's acknowledgement; each QoS 1/2 subscription of a
+//     persistent session, and each durable subscription, is a durable
+//     consumer, run by the node that holds the connection; session
+//     records in a KV bucket, so a session whose node died resumes on
+//     another;
+//   - STOMP /queue/ messages (queue.go): a work-queue stream with one
+//     shared pull consumer per queue, so consumers compete cluster-wide
+//     and a message held on a dead node comes back after AckWait.
+//
+// Without JetStream these stay on the node that holds them, as on a
+// single node.
+//
+// Sessions across nodes (session.go): a client id is claimed on NATS
+// before it opens, and the holder hands a live session over.
 //
 // MQTT share groups compete across nodes (share.go): NATS queue groups
 // pick one node per message and group, and that node one local member.
