@@ -98,6 +98,9 @@
 //	Router.smu → SharePeers    (ShareInterest, likewise)
 //	Router.mu, Router.wmu → SessionPeers.Hold (the node's sessions lock, a
 //	                           leaf: it records which ids this node holds)
+//	queue.mu → PeerMsg         (Ack, Nak, Term of a message the cluster
+//	                           handed over, peermsg.go: a leaf; the cluster
+//	                           sends the acknowledgement without waiting)
 //	Outbox.mu                  leaf
 //
 // Session.Close takes only the Outbox lock and Router.connMu (both leaves)
