@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	"github.com/eclipse/paho.golang/paho/session/state"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-stomp/stomp/v3/frame"
 )
@@ -129,8 +128,10 @@ func chaosParse(p string) (pub string, n int, ok bool) {
 // chaosDelivery is one message as a subscriber received it.
 type chaosDelivery struct {
 	payload string
-	node    int // index of the node it came through
-	conn    int // the subscriber's connection number
+	node    int    // index of the node it came through
+	conn    int    // the subscriber's connection number
+	pid     uint16 // MQTT 5 subscribers: its packet id (0: none)
+	dup     bool   // and its DUP flag
 }
 
 // chaosRec keeps one subscriber's deliveries in arrival order, which node
@@ -155,6 +156,16 @@ type chaosRec struct {
 	// CONNECTED), once per kill of its node.
 	reconnect   []time.Duration
 	reconnected bool
+	// rel: per payload, the PUBRELs of its QoS 2 deliveries (MQTT 5
+	// subscribers), to tell duplicates apart.
+	rel map[string][]chaosRelease
+}
+
+// chaosRelease is a PUBREL a subscriber received: where, and how many
+// deliveries it had recorded by then.
+type chaosRelease struct {
+	where string
+	after int
 }
 
 func newChaosRec(name, proto string) *chaosRec {
@@ -220,15 +231,45 @@ func (r *chaosRec) on(i int) bool {
 }
 
 func (r *chaosRec) add(payload string, node, conn int) {
+	r.addDelivery(chaosDelivery{payload: payload, node: node, conn: conn})
+}
+
+func (r *chaosRec) addDelivery(d chaosDelivery) {
 	now := time.Now()
+	payload, conn := d.payload, d.conn
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, chaosDelivery{payload: payload, node: node, conn: conn})
+	r.got = append(r.got, d)
 	r.count[payload]++
 	if !r.killedAt.IsZero() && conn > r.killConn {
 		r.failover = append(r.failover, now.Sub(r.killedAt))
 		r.killedAt = time.Time{}
 	}
+}
+
+// released notes that the QoS 2 exchange of a delivery of payload ended
+// (PUBREL) where says.
+func (r *chaosRec) released(payload, where string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rel == nil {
+		r.rel = map[string][]chaosRelease{}
+	}
+	r.rel[payload] = append(r.rel[payload], chaosRelease{where: where, after: len(r.got)})
+}
+
+// releases is where the PUBRELs of payload's deliveries came, of those
+// received before delivery number n (0-based, arrival order).
+func (r *chaosRec) releases(payload string, n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rl := range r.rel[payload] {
+		if rl.after <= n {
+			out = append(out, rl.where)
+		}
+	}
+	return out
 }
 
 func (r *chaosRec) times(p string) int {
@@ -310,10 +351,13 @@ func (r *chaosRotor) halt() {
 
 // chaosMQTTSub is an MQTT 5 persistent session (Clean Start on its first
 // connection only, Session Expiry one hour) with one subscription. Its
-// paho session state outlives each connection, so QoS 2 de-duplication
-// holds across failovers. Later connections never subscribe again: they
-// must find the session on the cluster; a CONNACK without Session Present
-// is counted (lostSession).
+// session state (chaosSession: paho's, with the inbound QoS 2 ids kept by
+// chaosQoS2In) outlives each connection, as a conforming client's does, so
+// a QoS 2 message resent with a packet id it PUBRECed and has had no
+// PUBREL for is acknowledged again and not delivered [MQTT-4.3.3-10];
+// every other arrival is a delivery. Later connections never subscribe
+// again: they must find the session on the cluster; a CONNACK without
+// Session Present is counted (lostSession).
 type chaosMQTTSub struct {
 	name, filter string
 	qos          byte
@@ -321,15 +365,16 @@ type chaosMQTTSub struct {
 	rec          *chaosRec
 	chaosRotor
 
-	session     *state.State
+	session     *chaosSession
 	subscribed  atomic.Bool
 	lostSession atomic.Int64
 	lastErr     atomic.Pointer[string]
 }
 
 func startChaosMQTTSub(book *chaosBook, home int, name, filter string, qos byte) *chaosMQTTSub {
-	s := &chaosMQTTSub{name: name, filter: filter, qos: qos, book: book, rec: newChaosRec(name, "MQTT"),
-		chaosRotor: newChaosRotor(home), session: state.NewInMemory()}
+	rec := newChaosRec(name, "MQTT")
+	s := &chaosMQTTSub{name: name, filter: filter, qos: qos, book: book, rec: rec,
+		chaosRotor: newChaosRotor(home), session: newChaosSession(rec)}
 	go s.loop(len(book.mqtt), s.serve)
 	return s
 }
@@ -350,7 +395,11 @@ func (s *chaosMQTTSub) serve(i int) {
 	cli := paho.NewClient(paho.ClientConfig{
 		ClientID: s.name, Conn: nc, Session: s.session, PacketTimeout: chaosShort,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			s.rec.add(string(pr.Packet.Payload), i, int(conn.Load()))
+			p := pr.Packet
+			if p.QoS == 2 && !s.session.q.take(p.PacketID) {
+				return true, nil // a resend of one it holds: PUBREC again, no delivery
+			}
+			s.rec.addDelivery(chaosDelivery{payload: string(p.Payload), node: i, conn: int(conn.Load()), pid: p.PacketID, dup: p.Duplicate()})
 			return true, nil
 		}},
 	})
@@ -362,6 +411,7 @@ func (s *chaosMQTTSub) serve(i int) {
 	// messages may come right behind the CONNACK.
 	conn.Store(int64(s.rec.connected(i)))
 	defer s.rec.disconnected(int(conn.Load()))
+	s.session.at(i, int(conn.Load()))
 	ca, err := cli.Connect(ctx, &paho.Connect{ClientID: s.name, CleanStart: first, KeepAlive: 10,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
 	if err != nil {

@@ -214,6 +214,9 @@ type chaosKind struct {
 	stops  []func()
 	ready  func() bool // the subscribers are subscribed
 	lost   func() int  // sessions found lost on reconnecting (MQTT)
+	// resends describes the QoS 2 resends the MQTT 5 subscribers
+	// acknowledged again without delivering ("" when none).
+	resends func() string
 }
 
 // chaosKinds builds the four kinds on cluster c. The names are the table's.
@@ -255,6 +258,25 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 			}
 			return n
 		}
+		k.resends = func() string {
+			var per []string
+			var odd []string
+			for _, s := range subs {
+				n, noDup, other, o := s.session.q.stats()
+				if n > 0 {
+					per = append(per, fmt.Sprintf("%s %d (%d without DUP, %d with another payload)", s.name, n, noDup, other))
+				}
+				odd = append(odd, o...)
+			}
+			if len(per) == 0 {
+				return ""
+			}
+			out := strings.Join(per, "; ")
+			if len(odd) > 0 {
+				out += "; another payload under a held id: " + chaosFirstN(odd, 5)
+			}
+			return out
+		}
 		for i := range 3 {
 			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
 			p := &chaosMQTTPub{name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), book: book, at: i}
@@ -287,6 +309,7 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 			return true
 		}
 		k.lost = func() int { return 0 }
+		k.resends = func() string { return "" }
 		for i := range 3 {
 			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
 			s := &chaosSender{book: book, at: i}
@@ -387,6 +410,7 @@ type chaosResult struct {
 	acrossFailover                        int // out of order, across a publisher's failover
 	perSub                                []string
 	missingSample, orderSample, dupSample string
+	dupList                               []string // every duplicate (a topic kind), described
 }
 
 // wanted is, per chaosRec, the acknowledged payloads it must get (a
@@ -487,8 +511,8 @@ func (k *chaosKind) check() chaosResult {
 	for _, r := range k.recs {
 		last := map[string]int{}
 		seen := map[string]bool{}
-		first := map[string]string{}
-		for _, d := range r.snapshot() {
+		first := map[string]chaosDelivery{}
+		for idx, d := range r.snapshot() {
 			pub, n, ok := chaosParse(d.payload)
 			if !ok || known[pub] == nil {
 				continue
@@ -497,12 +521,10 @@ func (k *chaosKind) check() chaosResult {
 				all[d.payload]++
 			} else if seen[d.payload] {
 				res.dups++
-				if len(dupList) < 5 {
-					dupList = append(dupList, fmt.Sprintf("%s: %s again (node %d, connection %d; first: %s)", r.name, d.payload, d.node+1, d.conn, first[d.payload]))
-				}
+				dupList = append(dupList, chaosDescribeDup(r, idx, d, first[d.payload]))
 			}
 			if _, ok := first[d.payload]; !ok {
-				first[d.payload] = fmt.Sprintf("node %d, connection %d", d.node+1, d.conn)
+				first[d.payload] = d
 			}
 			if seen[d.payload] {
 				continue
@@ -528,6 +550,7 @@ func (k *chaosKind) check() chaosResult {
 			}
 		}
 	}
+	res.dupList = dupList
 	for p, c := range all {
 		res.dups += c - 1
 		if c > 1 && len(dupList) < 5 {
@@ -537,6 +560,32 @@ func (k *chaosKind) check() chaosResult {
 	res.dupSample = chaosFirstN(dupList, 5)
 	res.orderSample = chaosFirstN(order, 5)
 	return res
+}
+
+// chaosDescribeDup describes delivery d (number idx) of subscriber r, a
+// copy of first: the node and connection of each, and for MQTT 5
+// subscribers their packet ids and DUP flags and the PUBRELs the client
+// had received for the payload before d.
+func chaosDescribeDup(r *chaosRec, idx int, d, first chaosDelivery) string {
+	at := func(d chaosDelivery) string {
+		s := fmt.Sprintf("node %d, connection %d", d.node+1, d.conn)
+		if d.pid != 0 {
+			s += fmt.Sprintf(", packet id %d", d.pid)
+			if d.dup {
+				s += ", DUP"
+			}
+		}
+		return s
+	}
+	s := fmt.Sprintf("%s: %s again (%s; first: %s)", r.name, d.payload, at(d), at(first))
+	if d.pid != 0 {
+		rel := r.releases(d.payload, idx)
+		if len(rel) == 0 {
+			rel = []string{"none"}
+		}
+		s += "; PUBRELs before it: " + strings.Join(rel, "; ")
+	}
+	return s
 }
 
 // chaosRanges prints sorted ints compactly: 1-4,7,9-10 (at most 12 runs).
@@ -820,8 +869,17 @@ func drainAndReport(t *testing.T, kinds []*chaosKind, all, order bool, title str
 		if res.outOfOrder+res.acrossFailover > 0 {
 			t.Logf("%s: out of order %s", k.name, res.orderSample)
 		}
-		if res.dups > 0 {
+		if res.dups > 0 && k.exactlyOnce {
+			for _, d := range res.dupList {
+				t.Logf("%s: duplicate %s", k.name, d)
+			}
+		} else if res.dups > 0 {
 			t.Logf("%s: duplicates, e.g. %s", k.name, res.dupSample)
+		}
+		if k.resends != nil {
+			if rs := k.resends(); rs != "" {
+				t.Logf("%s: resends of a held packet id acknowledged again, not delivered [MQTT-4.3.3-10]: %s", k.name, rs)
+			}
 		}
 		if !asserted {
 			continue
