@@ -353,6 +353,13 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 //
 // At 4b2c484 (S4S's f9c68d8 in), mqtt-qos2 lost 188 deliveries at one
 // subscriber in a 2-kill run (seed 1796620470070108751): taken out again.
+//
+// At 7ceb345, with the subscribers' inbound QoS 2 state kept across
+// connections (chaosQoS2In), 8 kills, seeds 11 and 23: 5 and 6 QoS 2
+// duplicates, every one a PUBLISH resent (DUP, same packet id) by another
+// node after the client had the PUBREL for it from the node then killed:
+// the node sends PUBREL before the cluster store's ack of the message is
+// confirmed [MQTT-4.3.3-6] (S4D's report). Not "once" until that is fixed.
 var chaosHolds = map[string]string{"mqtt-qos1": "loss", "stomp-queue": "loss"}
 
 // setHolds marks the kinds as chaosHolds says.
@@ -521,7 +528,7 @@ func (k *chaosKind) check() chaosResult {
 				all[d.payload]++
 			} else if seen[d.payload] {
 				res.dups++
-				dupList = append(dupList, chaosDescribeDup(r, idx, d, first[d.payload]))
+				dupList = append(dupList, chaosDescribeDup(r, idx, d, first[d.payload], k.exactlyOnce))
 			}
 			if _, ok := first[d.payload]; !ok {
 				first[d.payload] = d
@@ -564,9 +571,9 @@ func (k *chaosKind) check() chaosResult {
 
 // chaosDescribeDup describes delivery d (number idx) of subscriber r, a
 // copy of first: the node and connection of each, and for MQTT 5
-// subscribers their packet ids and DUP flags and the PUBRELs the client
-// had received for the payload before d.
-func chaosDescribeDup(r *chaosRec, idx int, d, first chaosDelivery) string {
+// subscribers their packet ids and DUP flags and (QoS 2) the PUBRELs the
+// client had received for the payload before d.
+func chaosDescribeDup(r *chaosRec, idx int, d, first chaosDelivery, qos2 bool) string {
 	at := func(d chaosDelivery) string {
 		s := fmt.Sprintf("node %d, connection %d", d.node+1, d.conn)
 		if d.pid != 0 {
@@ -578,7 +585,7 @@ func chaosDescribeDup(r *chaosRec, idx int, d, first chaosDelivery) string {
 		return s
 	}
 	s := fmt.Sprintf("%s: %s again (%s; first: %s)", r.name, d.payload, at(d), at(first))
-	if d.pid != 0 {
+	if qos2 && d.pid != 0 {
 		rel := r.releases(d.payload, idx)
 		if len(rel) == 0 {
 			rel = []string{"none"}
