@@ -259,56 +259,6 @@ func combine(a, b Delivery) Delivery {
 	return a
 }
 
-// mayStore reports a topic message whose plan may have something to
-// commit: a QoS 2 packet id to record, durable subscriptions, or a QoS 1/2
-// message matching a persistent session or a share group (whose pick may
-// be one).
-func (r *Router) mayStore(m *Message, matches []*Subscription, mark *store.Mark) bool {
-	if mark != nil || r.nbind.Load() > 0 {
-		return true
-	}
-	if r.dur == nil || m.QoS == AtMostOnce {
-		return false
-	}
-	for _, sub := range matches {
-		if sub.kind == kindShareProxy || sub.Session.Expiry() != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// sortStored moves from live to kept the QoS 1/2 deliveries of persistent
-// sessions, which are stored before they are delivered, counting them
-// against the session's limits (r has a store).
-func (p *routePlan) sortStored(r *Router) {
-	n := 0
-	for _, d := range p.live {
-		s := d.Sub.Session
-		if d.QoS == AtMostOnce || s.Expiry() == 0 || s.p == nil {
-			p.live[n] = d
-			n++
-			continue
-		}
-		if s.p.cj != nil && d.Sub.Group == "" {
-			continue // the cluster store delivers it (peers_durable.go)
-		}
-		a := s.account()
-		if !a.enter() {
-			continue // being discarded (clean start, expiry): nothing to keep
-		}
-		if !a.reserve(r, p.m) {
-			a.leave()
-			p.quota = true
-			r.offlineDropped.Add(1)
-			continue
-		}
-		p.kept = append(p.kept, d)
-	}
-	clear(p.live[n:])
-	p.live = p.live[:n]
-}
-
 // planQueue plans a queue message: stored when the router has a store and
 // the queue is shared, in memory otherwise, or in the cluster's queue
 // (peers_queue.go: the plan's peerWait, so that the SEND is acknowledged
