@@ -277,3 +277,23 @@ func (n *Node) closing() bool {
 		return false
 	}
 }
+
+// decodeDurable decodes a message of the durable stream for delivery
+// (sessions' consumers, durable subscriptions' fetches): a malformed one
+// is counted and terminated. ok is false when there is nothing to deliver.
+func (n *Node) decodeDurable(jm jetstream.Msg) (m *broker.Message, meta *jetstream.MsgMetadata, ok bool) {
+	meta, err := jm.Metadata()
+	if err != nil {
+		return nil, nil, false
+	}
+	nm, err := durableMsg(jm)
+	if err == nil {
+		m, _, _, err = decodeMsg(n.dur.subs, nm, meta.Timestamp)
+	}
+	if err != nil {
+		n.stats.Malformed.Add(1)
+		_ = jm.Term()
+		return nil, nil, false
+	}
+	return m, meta, true
+}

@@ -178,18 +178,8 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 	subKey := sp.Key
 	acked := a.ackedFor(name)
 	cc, err := c.Consume(func(jm jetstream.Msg) {
-		meta, err := jm.Metadata()
-		if err != nil {
-			return
-		}
-		nm, err := durableMsg(jm)
-		var m *broker.Message
-		if err == nil {
-			m, _, _, err = decodeMsg(d.subs, nm, meta.Timestamp)
-		}
-		if err != nil {
-			n.stats.Malformed.Add(1)
-			_ = jm.Term()
+		m, meta, ok := n.decodeDurable(jm)
+		if !ok {
 			return
 		}
 		if a.isStopped() {

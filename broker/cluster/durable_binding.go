@@ -175,18 +175,8 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 			continue
 		}
 		for jm := range batch.Messages() {
-			meta, err := jm.Metadata()
-			if err != nil {
-				continue
-			}
-			nm, err := durableMsg(jm)
-			var m *broker.Message
-			if err == nil {
-				m, _, _, err = decodeMsg(d.subs, nm, meta.Timestamp)
-			}
-			if err != nil {
-				n.stats.Malformed.Add(1)
-				_ = jm.Term()
+			m, meta, ok := n.decodeDurable(jm)
+			if !ok {
 				continue
 			}
 			if !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: jm, n: meta.NumDelivered}) {
