@@ -148,11 +148,7 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 			continue
 		}
 		if cj := rc.Delivery.Sub.Session.clusterDurable(); cj != nil {
-			// The cluster store's (peers_durable.go): confirmed before
-			// PUBREL, or the connection closes without it.
-			if err := cj.settle(rc.Delivery, true); err != nil {
-				return fmt.Errorf("%w: QoS 2 acknowledgement not confirmed by the cluster: %v", ErrStore, err)
-			}
+			cj.settle(rc.Delivery) // the cluster store's (peers_durable.go)
 			continue
 		}
 		id := string(rc.Delivery.Sub.Session.ID)

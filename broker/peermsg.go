@@ -12,8 +12,10 @@ import "time"
 // A router without Peers never sees one; the queues and sessions that
 // hold one keep it next to the delivery (queued.peer and the like).
 type PeerMsg interface {
-	// Ack: the client has the message; the cluster forgets it. It sends
-	// without waiting.
+	// Ack: the client has the message; the cluster forgets it. For an
+	// MQTT QoS 2 delivery it returns once the cluster has confirmed it
+	// (PUBREL must not go out before), so callers hold no broker lock
+	// then; otherwise it sends without waiting.
 	Ack()
 	// Nak gives the message back to the cluster for redelivery, to any
 	// node, after delay (0: at once).
@@ -25,16 +27,4 @@ type PeerMsg interface {
 	// RabbitMQ sends it; MQTT's DUP flag [MQTT-3.3.1-1] stays a property
 	// of the packet, not of this count).
 	Delivered() uint64
-}
-
-// PeerAckConfirmer is a PeerMsg whose acknowledgement the cluster can
-// confirm: an MQTT QoS 2 delivery's, settled at PUBREC. ConfirmAck acks
-// and returns once the cluster has confirmed it, or fails; the caller
-// then must not send PUBREL (a sender never resends a PUBLISH after its
-// PUBREL [MQTT-4.3.3-1], and an unconfirmed ack may be lost, so that the
-// cluster hands the message again), and closes the connection instead:
-// the client keeps the packet id and discards the resend. Callers hold
-// no broker lock.
-type PeerAckConfirmer interface {
-	ConfirmAck() error
 }

@@ -243,22 +243,15 @@ func (r *Router) DeliverFromPeer(s *Session, pd PeerDelivery) bool {
 }
 
 // settle acknowledges a delivery of the cluster store: the client has it.
-// confirm (a QoS 2 PUBREC, before PUBREL) waits for the cluster to
-// confirm the ack and reports when it could not (PeerAckConfirmer).
-func (cj *clusterSess) settle(d Delivery, confirm bool) error {
+func (cj *clusterSess) settle(d Delivery) {
 	ref := heldRef{d.Seq, d.Sub.Key}
 	cj.mu.Lock()
 	h := cj.held[ref]
 	delete(cj.held, ref)
 	cj.mu.Unlock()
-	if h == nil {
-		return nil
+	if h != nil {
+		h.Ack()
 	}
-	if c, ok := h.(PeerAckConfirmer); ok && confirm {
-		return c.ConfirmAck()
-	}
-	h.Ack()
-	return nil
 }
 
 // openDurable is Open's part for a cluster store (DurablePeers): it

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -165,52 +164,5 @@ func TestDurablePeersSession(t *testing.T) {
 	openOpts(t, r2, "p", SessionOptions{CleanStart: true})
 	if f.records[cj.key] != nil {
 		t.Fatal("record kept after a clean start")
-	}
-}
-
-// confirmHandle is a PeerMsg whose ack the cluster confirms, or not.
-type confirmHandle struct {
-	fakeHandle
-	confirms int
-	fail     error
-}
-
-func (h *confirmHandle) ConfirmAck() error { h.confirms++; return h.fail }
-
-// TestDurableQoS2ConfirmBeforeRelease: a QoS 2 delivery from the cluster
-// store is settled at PUBREC (ConfirmTaken) with a confirmed ack; one the
-// cluster does not confirm fails ConfirmTaken, so that the protocol sends
-// no PUBREL [MQTT-4.3.3-1] and closes the connection instead.
-func TestDurableQoS2ConfirmBeforeRelease(t *testing.T) {
-	f := &fakeDurable{}
-	r := New(Config{Store: store.NewMemory(), Peers: f}, nil)
-	if _, err := r.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
-	p := openOpts(t, r, "p", SessionOptions{Expiry: time.Minute})
-	cj := p.clusterDurable()
-	sub := &Subscription{SubSpec: SubSpec{Key: "x/+", Filter: "x/+", QoS: ExactlyOnce}}
-	if _, _, err := r.SubscribeReplace(p, sub); err != nil {
-		t.Fatal(err)
-	}
-	publishQoS(t, r, "x/a", "q2", ExactlyOnce)
-	for i, fail := range []error{nil, errors.New("no answer from the consumer's leader")} {
-		h := &confirmHandle{fail: fail}
-		seq := uint64(10 + i)
-		if !f.handTo(cj.key)(PeerDelivery{Msg: f.published[0], SubKey: "x/+", Seq: seq, H: h}) {
-			t.Fatal("not taken")
-		}
-		ds := drained(p)
-		if len(ds) != 1 || ds[0].Seq != seq || ds[0].QoS != ExactlyOnce {
-			t.Fatalf("deliveries %+v", ds)
-		}
-		err := r.ConfirmTaken([]Taken{{Delivery: ds[0], PacketID: uint16(seq)}})
-		if h.confirms != 1 || h.acks != 0 {
-			t.Fatalf("confirmed %d times, plain acks %d; want one confirmed ack", h.confirms, h.acks)
-		}
-		if (fail == nil) != (err == nil) || (err != nil && !errors.Is(err, ErrStore)) {
-			t.Fatalf("ConfirmTaken with the cluster answering %v: %v", fail, err)
-		}
 	}
 }

@@ -5,7 +5,7 @@ package broker
 func (r *Router) Ack(d Delivery) {
 	if d.Seq != 0 {
 		if cj := d.Sub.Session.clusterDurable(); cj != nil {
-			_ = cj.settle(d, false) // peers_durable.go
+			cj.settle(d) // peers_durable.go
 		} else {
 			r.ackStored(d)
 		}

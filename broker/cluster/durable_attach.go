@@ -305,8 +305,9 @@ type sessMsg struct {
 	n     uint64
 	seq   uint64
 	acked *ackedSet // nil for a durable subscription's
-	// sure: a QoS 2 delivery, whose ack is confirmed by the consumer's
-	// leader (ConfirmAck) before PUBREL.
+	// sure: the ack is confirmed by the consumer's leader, retried,
+	// before Ack returns (a QoS 2 message must not come again once the
+	// client has it: the caller sends PUBREL only after).
 	sure bool
 }
 
@@ -318,35 +319,21 @@ func (p *sessMsg) Ack() {
 		_ = p.jm.Ack()
 		return
 	}
-	go func() { _ = p.ConfirmAck() }() // settled without PUBREL to follow
-}
-
-// ConfirmAck implements broker.PeerAckConfirmer: a QoS 2 delivery's ack,
-// confirmed by the consumer's leader before the PUBREL goes out. A sender
-// must not resend the PUBLISH once it sent PUBREL [MQTT-4.3.3-1]: a PUBREL
-// before the cluster has the ack lets the client reuse the packet id, and
-// a node that dies in between hands the message again, with that id, from
-// another node, a duplicate the client cannot recognise (TestClusterChaos
-// saw every QoS 2 duplicate come so). The consumer's leader may also drop
-// an ack without answering (just after the consumer was reset to its ack
-// floor): after two tries the caller closes the connection without PUBREL,
-// and the client, which keeps the id, discards the resend.
-func (p *sessMsg) ConfirmAck() error {
-	if p.acked != nil {
-		p.acked.add(p.seq)
-	}
-	var err error
-	for range 2 {
+	// Confirmed before PUBREL: a sender must not resend the PUBLISH once
+	// it sent PUBREL [MQTT-4.3.3-1], and a PUBREL sent before the
+	// cluster has the ack lets the client reuse the packet id, and a
+	// node that dies in between hands the message again, with that id,
+	// from another node: a duplicate the client cannot recognise
+	// (TestClusterChaos saw every QoS 2 duplicate come so).
+	for range 5 {
 		ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
-		err = p.jm.DoubleAck(ctx)
+		err := p.jm.DoubleAck(ctx)
 		cancel()
 		if err == nil {
-			return nil
+			return
 		}
 	}
-	return err
 }
-
 func (p *sessMsg) Nak(delay time.Duration) {
 	if delay > 0 {
 		_ = p.jm.NakWithDelay(delay)
