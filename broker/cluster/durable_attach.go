@@ -319,8 +319,7 @@ func (p *sessMsg) Ack() {
 		_ = p.jm.Ack()
 		return
 	}
-	// Confirmed before PUBREL: a sender must not resend the PUBLISH once
-	// it sent PUBREL [MQTT-4.3.3-1], and a PUBREL sent before the
+	// Confirmed before PUBREL [MQTT-4.3.3-5]: a PUBREL sent before the
 	// cluster has the ack lets the client reuse the packet id, and a
 	// node that dies in between hands the message again, with that id,
 	// from another node: a duplicate the client cannot recognise
