@@ -12,10 +12,7 @@ import "time"
 // A router without Peers never sees one; the queues and sessions that
 // hold one keep it next to the delivery (queued.peer and the like).
 type PeerMsg interface {
-	// Ack: the client has the message; the cluster forgets it. For an
-	// MQTT QoS 2 delivery it returns once the cluster has confirmed it
-	// (PUBREL must not go out before), so callers hold no broker lock
-	// then; otherwise it sends without waiting.
+	// Ack: the client has the message; the cluster forgets it.
 	Ack()
 	// Nak gives the message back to the cluster for redelivery, to any
 	// node, after delay (0: at once).

