@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -190,6 +191,23 @@ func (c *rawTCPConn) writeTail() error {
 		_ = c.Conn.Close()
 	}
 	return err
+}
+
+// drainTail writes a pending tail before a graceful close, within d, so
+// that what was written before the close (a RECEIPT, an ERROR) still goes
+// out ahead of the FIN, as a blocking write would have made it
+// (tcpTransport.Close). A tail flushTail is writing meanwhile gets the same
+// deadline.
+func (c *rawTCPConn) drainTail(d time.Duration) {
+	if !c.tailPending.Load() {
+		return
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.tailPending.Load() {
+		_ = c.writeTail()
+	}
 }
 
 // canWrite reports that a small Write now will not wait behind a tail

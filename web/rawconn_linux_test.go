@@ -148,3 +148,37 @@ func TestRawConnTailFailureCloses(t *testing.T) {
 		t.Fatal("the connection stayed open after its tail failed")
 	}
 }
+
+// TestRawConnDrainTailBeforeClose: a graceful close (tcpTransport.Close)
+// writes a pending tail before the FIN: a RECEIPT the full socket could not
+// take yet still reaches the client.
+func TestRawConnDrainTailBeforeClose(t *testing.T) {
+	r, peer := rawPair(t)
+	_ = r.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := r.Write(make([]byte, 8<<20)) // fills the socket, then times out
+	if !isTimeout(err) {
+		t.Fatalf("8 MiB to a peer that reads nothing: %v, want a timeout", err)
+	}
+	_ = r.SetWriteDeadline(time.Time{})
+	if _, err := r.Write([]byte("RECEIPT")); err != nil {
+		t.Fatal(err)
+	}
+	if r.canWrite() {
+		t.Fatal("a write to a full socket left no tail")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	r.drainTail(10 * time.Second)
+	_ = r.Close()
+	select {
+	case b := <-got:
+		if len(b) != n+len("RECEIPT") || string(b[n:]) != "RECEIPT" {
+			t.Fatalf("the peer read %d bytes ending %q; want %d ending \"RECEIPT\"", len(b), b[max(0, len(b)-7):], n+7)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer never saw the end of the stream")
+	}
+}

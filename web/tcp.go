@@ -197,6 +197,11 @@ func (t *tcpTransport) Peer() subprotocol.Peer {
 // written before (an ERROR) still goes out ahead of the FIN. Safe from any
 // goroutine and more than once.
 func (t *tcpTransport) Close(int, string) error {
+	// A small write the socket could not take yet (web's raw connection
+	// finishes it on its own) goes out before the FIN, within closeLinger.
+	if r, ok := t.c.(interface{ drainTail(time.Duration) }); ok {
+		r.drainTail(closeLinger)
+	}
 	t.Abort()
 	return nil
 }
