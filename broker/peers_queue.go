@@ -187,18 +187,10 @@ func (q *queue) dispatchPeerLocked(r *Router, e queued) bool {
 		if sub == nil {
 			return false
 		}
-		d := Delivery{Msg: e.msg, Sub: sub, QoS: min(e.msg.QoS, sub.QoS), Redelivered: e.redelivered}
-		if sub.Ack != AckAuto {
-			q.nextTag++
-			d.Tag = q.nextTag
-		}
-		if err := sub.Session.Outbox.PushDelivery(d); err != nil {
-			if err == ErrSlowConsumer {
-				r.slowConsumer(sub.Session)
-			}
+		d, ok := q.handLocked(r, e, sub)
+		if !ok {
 			continue // the session is closed now; pickLocked skips it
 		}
-		r.delivered.Add(1)
 		if d.Tag == 0 {
 			e.peer.Ack() // auto ack: consumed once handed over
 			return true

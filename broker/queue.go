@@ -278,6 +278,25 @@ func (q *queue) putBack(r *Router, e queued) {
 	q.dispatchLocked(r)
 }
 
+// handLocked pushes e to consumer sub, with a delivery tag unless sub
+// acknowledges automatically, and counts it. A session whose outbox
+// refuses is closed as a slow consumer (false). Caller holds q.mu.
+func (q *queue) handLocked(r *Router, e queued, sub *Subscription) (Delivery, bool) {
+	d := Delivery{Msg: e.msg, Sub: sub, QoS: min(e.msg.QoS, sub.QoS), Redelivered: e.redelivered}
+	if sub.Ack != AckAuto {
+		q.nextTag++
+		d.Tag = q.nextTag
+	}
+	if err := sub.Session.Outbox.PushDelivery(d); err != nil {
+		if err == ErrSlowConsumer {
+			r.slowConsumer(sub.Session)
+		}
+		return d, false
+	}
+	r.delivered.Add(1)
+	return d, true
+}
+
 // dispatchLocked hands ready messages to consumers with room, round robin.
 // A consumer whose outbox refuses is closed as a slow consumer and skipped;
 // the message stays at the head for the next consumer. Caller holds q.mu.
@@ -296,18 +315,10 @@ func (q *queue) dispatchLocked(r *Router) {
 			q.ready = q.ready[1:]
 			continue
 		}
-		d := Delivery{Msg: e.msg, Sub: sub, QoS: min(e.msg.QoS, sub.QoS), Redelivered: e.redelivered}
-		if sub.Ack != AckAuto {
-			q.nextTag++
-			d.Tag = q.nextTag
-		}
-		if err := sub.Session.Outbox.PushDelivery(d); err != nil {
-			if err == ErrSlowConsumer {
-				r.slowConsumer(sub.Session)
-			}
+		d, ok := q.handLocked(r, e, sub)
+		if !ok {
 			continue // the session is closed now; pickLocked skips it
 		}
-		r.delivered.Add(1)
 		q.ready[0] = queued{}
 		q.ready = q.ready[1:]
 		if d.Tag != 0 {
