@@ -11,7 +11,9 @@ import (
 
 // Publish routes m: to every matching topic subscription, or into its queue.
 // It never waits on a subscriber: one whose outbox is full is handled by the
-// slow-consumer policy. m must not be modified afterwards.
+// slow-consumer policy. m must not be modified afterwards. When from defers
+// its flushes (Session.DeferFlushes), the subscribers it filled are
+// flushed at from's next FlushDeferred.
 func (r *Router) Publish(ctx context.Context, from *Session, m *Message) error {
 	return r.publish(from, m, nil)
 }
@@ -40,6 +42,9 @@ func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
 	p, err := r.prepare(from, m, mark, true)
 	if p == nil {
 		return err
+	}
+	if from != nil {
+		p.deferTo = from.deferTo() // nil unless the protocol defers (deferred.go)
 	}
 	err = r.runPlan(p)
 	p.release()

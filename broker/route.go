@@ -58,6 +58,9 @@ type routePlan struct {
 	flush []*Outbox
 	// fanout counts the live deliveries through deliverQuiet.
 	fanout int
+	// deferTo, when set, takes flush instead of flushAll flushing it: the
+	// publisher's read loop flushes once per read (deferred.go).
+	deferTo *deferredFlushes
 }
 
 // oneScan is how many sessions with overlapping subscriptions merge scans
@@ -101,7 +104,7 @@ func (p *routePlan) release() {
 		clear(p.flush)
 		p.flush = p.flush[:0]
 	}
-	p.fanout = 0
+	p.fanout, p.deferTo = 0, nil
 	p.m, p.retained, p.quota, p.direct, p.peerWait = nil, nil, false, false, nil
 	plans.Put(p)
 }
@@ -324,9 +327,16 @@ func (r *Router) runPlan(p *routePlan) error {
 const InlineFanout = 2
 
 // flushAll flushes the outboxes the plan made non-empty, in delivery
-// order, inline when the fan-out is at most InlineFanout. The caller holds
-// no broker lock.
+// order, inline when the fan-out is at most InlineFanout, or leaves them
+// to the publisher's FlushDeferred (deferTo). The caller holds no broker
+// lock.
 func (p *routePlan) flushAll() {
+	if p.deferTo != nil && len(p.flush) > 0 {
+		p.deferTo.add(p.flush, p.fanout <= InlineFanout)
+		clear(p.flush)
+		p.flush = p.flush[:0]
+		return
+	}
 	for _, o := range p.flush {
 		o.Flush(p.fanout <= InlineFanout)
 	}

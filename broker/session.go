@@ -113,6 +113,12 @@ type Session struct {
 	bytesIn, bytesOut atomic.Uint64
 	inflight          atomic.Int64
 	discarded         atomic.Bool // DeleteSession removed it (saveKept)
+
+	// deferred: the outboxes this session's publishes made non-empty,
+	// flushed when its read loop would wait (deferred.go); made on the
+	// first publish after DeferFlushes (deferOn). Read loop only.
+	deferred *deferredFlushes
+	deferOn  bool
 }
 
 // NeverExpire is a SessionOptions.Expiry that never ends the session.
