@@ -67,6 +67,34 @@ func (w *Writer) Reply(sess *broker.Session, b []byte) (ok bool) {
 	return ok
 }
 
+// ReplyLater is Reply for the read loop of a connection that flushes once
+// per read of its socket (Stream.SetBeforeWait): when nobody writes, it
+// takes the write side and leaves the frame for FlushReplies, so that the
+// answers to one read's requests (a pipelining MQTT publisher's PUBACKs)
+// go out in one write, not one each. Until then a publisher's delivery to
+// this connection is written by the FlushReplies that follows. The read
+// loop must call FlushReplies before anything that may wait, as for
+// deferred deliveries, and before it waits for its own write side.
+func (w *Writer) ReplyLater(sess *broker.Session, b []byte) (ok bool) {
+	if !w.held && w.Acquire() {
+		w.held = true
+	}
+	ok = true
+	if err := sess.Outbox.PushControl(b); err == broker.ErrControlOverflow {
+		sess.Close(broker.CloseProtocolError)
+		ok = false
+	}
+	return ok
+}
+
+// FlushReplies writes what ReplyLater left, on the read loop.
+func (w *Writer) FlushReplies() {
+	if w.held {
+		w.held = false
+		w.WriteInline()
+	}
+}
+
 // Done tells the read loop that the write side has ended for good: Add
 // before it can end, Done when it has, Wait in the read loop's finish. A
 // sync.WaitGroup held by value, it costs an idle connection no channel.

@@ -250,11 +250,15 @@ func (l *PublishLimiter) Delay(size int) time.Duration {
 // the publish in ctr (PublishThrottled) and waits, until ctx ends or done
 // is closed (the connection ended). It reports whether it waited, so the
 // caller extends its read deadline (the client's keepalives waited unread
-// too). A nil limiter never waits.
-func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, ctr *Counters, size int) bool {
+// too). before, if not nil, runs first when it waits (the read loop's
+// Stream.MayWait). A nil limiter never waits.
+func (l *PublishLimiter) Wait(ctx context.Context, done <-chan struct{}, ctr *Counters, size int, before func()) bool {
 	d := l.Delay(size)
 	if d <= 0 {
 		return false
+	}
+	if before != nil {
+		before()
 	}
 	ctr.PublishThrottled()
 	Pause(ctx, done, d)

@@ -86,6 +86,7 @@ type Writer struct {
 	notify <-chan struct{} // nil until a write goroutine first parks (Init)
 	ready  atomic.Bool     // the handshake reply is written: writes may start
 	state  atomic.Uint32   // busy, parked
+	held   bool            // ReplyLater holds busy until FlushReplies; read loop only
 }
 
 // Init ties the writer to its connection side and the outbox's Notify

@@ -17,6 +17,7 @@ type inlineSide struct {
 	written, inlined  atomic.Int64
 	passing, overlaps atomic.Int32
 	ready             atomic.Bool // InlineReady's answer
+	onPass            func(ctrl int)
 }
 
 type inlinePasser struct{ s *inlineSide }
@@ -37,8 +38,11 @@ func (s *inlineSide) pass() int {
 	if s.passing.Add(1) != 1 {
 		s.overlaps.Add(1)
 	}
-	_, msgs, _ := s.o.Drain(nil, nil)
+	ctrl, msgs, _ := s.o.Drain(nil, nil)
 	s.written.Add(int64(len(msgs)))
+	if s.onPass != nil {
+		s.onPass(len(ctrl))
+	}
 	s.passing.Add(-1)
 	return len(msgs)
 }

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/duplexmq/duplex/subprotocol"
 )
 
 // rawTCPConn reads and writes a plain TCP socket with raw system calls
@@ -57,6 +59,9 @@ type rawTCPConn struct {
 	tail        []byte
 	tailPending atomic.Bool
 	failed      error // flushTail's error, returned by every Write after
+	// beforeRead is flushed before every read(2) (hookReads); read loop
+	// only.
+	beforeRead subprotocol.Flusher
 }
 
 // tailMax bounds what Write takes over when the socket is full: one
@@ -88,6 +93,9 @@ func (c *rawTCPConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	if c.beforeRead != nil {
+		c.beforeRead.FlushDeferred()
+	}
 	c.rb = b
 	err := c.rc.Read(c.readFn) // deadline and close errors come from here
 	c.rb = nil
@@ -100,6 +108,21 @@ func (c *rawTCPConn) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return c.rn, nil
+}
+
+// hookReads makes f flush before every read(2) of the raw TCP socket under
+// c (a frame sniffer or a counted connection may wrap it) and reports
+// whether there is one; f nil removes it. Call it from the goroutine that
+// reads c.
+func hookReads(c net.Conn, f subprotocol.Flusher) bool {
+	if r, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = r.NetConn()
+	}
+	if rc, ok := c.(*rawTCPConn); ok {
+		rc.beforeRead = f
+		return true
+	}
+	return false
 }
 
 // readOnce is one read(2) into c.rb; false while it would block.

@@ -178,6 +178,9 @@ func (t *tcpTransport) Ping() error {
 	return t.c.SetReadDeadline(time.Now().Add(t.pongWait))
 }
 
+// HookReads implements subprotocol.ReadHooker for a plain TCP socket.
+func (t *tcpTransport) HookReads(f subprotocol.Flusher) bool { return hookReads(t.c, f) }
+
 func (t *tcpTransport) SetReadDeadline(d time.Time) error  { return t.c.SetReadDeadline(d) }
 func (t *tcpTransport) SetWriteDeadline(d time.Time) error { return t.c.SetWriteDeadline(d) }
 func (t *tcpTransport) InterruptWrite(d time.Time)         { _ = t.c.SetWriteDeadline(d) }

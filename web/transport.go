@@ -123,6 +123,19 @@ func (t *wsTransport) WaitRead(in subprotocol.Idle) (parked bool) {
 	return getPoller().wait(t)
 }
 
+// HoldsInput implements subprotocol.InputHolder: gorilla's buffer, the
+// text message's decoded bytes or the sniffer's read-ahead hold input the
+// next read takes without waiting (false when the buffer is not known).
+func (t *wsTransport) HoldsInput() bool {
+	return (t.br != nil && t.br.Buffered() > 0) || len(t.text.out) > 0 || (t.sniffer != nil && t.sniffer.holding())
+}
+
+// HookReads implements subprotocol.ReadHooker for a plain TCP socket under
+// the WebSocket (rawTCPConn).
+func (t *wsTransport) HookReads(f subprotocol.Flusher) bool {
+	return hookReads(t.ws.UnderlyingConn(), f)
+}
+
 // parkBuffers hands the read buffers of a connection about to be parked
 // (nothing buffered) to their pools: gorilla's, and the read loop's own
 // when it has the size of the protocols' (protoReadBuffer).

@@ -123,6 +123,10 @@ func (c *conn) Resume() error { return c.run() }
 // (subprotocol.ErrParked: the transport calls Resume on new input).
 func (c *conn) run() error {
 	err := c.loop()
+	if err != subprotocol.ErrParked && c.sess != nil {
+		c.FlushDeferred() // what the last publishes left (SetBeforeWait)
+		c.st.SetBeforeWait(nil)
+	}
 	if err != subprotocol.ErrParked && c.stopBeforeReady != nil {
 		c.stopBeforeReady()
 		c.stopBeforeReady = nil
@@ -133,6 +137,9 @@ func (c *conn) run() error {
 // loop is the read loop.
 func (c *conn) loop() error {
 	for {
+		if c.br.Buffered() == 0 {
+			c.st.MayWait() // before it may wait: flush what publishes left
+		}
 		// An idle connection waits light: with no goroutine when the
 		// transport can park it (web: wsTransport.WaitRead).
 		if subprotocol.WaitIdle(c.t, c.br, c) {
@@ -205,7 +212,7 @@ func (c *conn) handle(p Packet) error {
 	case *Unsubscribe:
 		return c.handleUnsubscribe(p)
 	case *Pingreq:
-		c.reply(&Pingresp{}) // [MQTT-3.12.4-1]
+		c.answer(&Pingresp{}) // [MQTT-3.12.4-1]
 		return nil
 	case *Disconnect:
 		return c.handleDisconnect(p)
@@ -311,7 +318,8 @@ func (c *conn) finish() error {
 	if c.sess == nil {
 		return nil
 	}
-	c.drainPipe() // publishes it accepted are routed before the will and the session's end
+	c.FlushDeferred() // the write side ends only once ReplyLater lets go
+	c.drainPipe()     // publishes it accepted are routed before the will and the session's end
 	c.wdone.Wait()
 	if c.expiryTimer != nil {
 		c.expiryTimer.Stop()
@@ -358,7 +366,7 @@ func (c *conn) logLimited(msg string, args ...any) {
 // reads nothing meanwhile: the publisher is slowed by back-pressure, and
 // nothing is dropped. The wait ends early if the session closes.
 func (c *conn) throttle(size int) {
-	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size) {
+	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size, c.FlushDeferred) {
 		return
 	}
 	if c.readTimeout > 0 {
@@ -390,4 +398,21 @@ func (c *conn) reply(p Packet) {
 	if !c.wr.Reply(c.sess, AppendPacket(nil, p, c.version)) {
 		c.logf(slog.LevelWarn, "mqtt: too many unanswered requests, closing")
 	}
+}
+
+// answer is reply for the read loop: the packet goes out with the other
+// answers to the same read of the socket, at FlushDeferred
+// (subprotocol.Writer.ReplyLater).
+func (c *conn) answer(p Packet) {
+	if !c.wr.ReplyLater(c.sess, AppendPacket(nil, p, c.version)) {
+		c.logf(slog.LevelWarn, "mqtt: too many unanswered requests, closing")
+	}
+}
+
+// FlushDeferred implements subprotocol.Flusher: before the read loop may
+// wait, the subscribers its publishes filled are flushed, then its own
+// answers written (answer).
+func (c *conn) FlushDeferred() {
+	c.sess.FlushDeferred()
+	c.wr.FlushReplies()
 }

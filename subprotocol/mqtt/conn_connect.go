@@ -201,6 +201,10 @@ func (c *conn) handleConnect(p *Connect) error {
 	}
 	sess.AddBytesOut(len(buf))
 	c.sess = sess
+	// The subscribers this connection's publishes fill are flushed once
+	// per read of its socket (broker/deferred.go).
+	sess.DeferFlushes()
+	c.st.SetBeforeWait(c)
 	c.rd.MaxPacketSize = c.cfg.MaxPacketSize // logged in: the full limit
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)
 	// nil: a write goroutine asks the outbox for Notify when it first parks.

@@ -26,6 +26,7 @@ type pubJob struct {
 
 // submit queues a publish on the pipeline. Read loop only.
 func (c *conn) submit(j pubJob) {
+	c.FlushDeferred() // Submit may wait for the pipeline
 	if c.pipe == nil {
 		c.pipe = new(subprotocol.Pipeline[pubJob]) // on first use: idle connections carry none
 	}
@@ -64,7 +65,7 @@ func (c *conn) publishBatch(jobs []pubJob) {
 		}
 		err := reqs[next].Err
 		next++
-		if err := c.acknowledge(j.qos, j.id, err); err != nil {
+		if err := c.acknowledge(j.qos, j.id, err, c.reply); err != nil {
 			// 3.x cannot refuse a PUBLISH: close, as the read loop would
 			// [MQTT-3.3.5-2]; it finishes the connection.
 			c.closeOnError(err, wireError(err))

@@ -28,7 +28,7 @@ func (c *conn) handlePublish(p *Publish) error {
 		n := len(c.qos2In)
 		c.q2mu.Unlock()
 		if dup {
-			c.reply(&Ack{Kind: PUBREC, PacketID: p.PacketID}) // [MQTT-4.3.3-10]
+			c.answer(&Ack{Kind: PUBREC, PacketID: p.PacketID}) // [MQTT-4.3.3-10]
 			return nil
 		}
 		// [MQTT-3.3.4-7] at most Receive Maximum QoS 2 publications may
@@ -67,14 +67,14 @@ func (c *conn) handlePublish(p *Publish) error {
 	} else {
 		err = c.router.Publish(c.ctx, c.sess, m)
 	}
-	return c.acknowledge(p.QoS, p.PacketID, err)
+	return c.acknowledge(p.QoS, p.PacketID, err, c.answer)
 }
 
 // acknowledge answers a routed PUBLISH: PUBACK (QoS 1) or PUBREC (QoS 2),
 // with a v5 reason code when it was refused (pubackCode, the one mapping).
 // A non-nil return closes the connection (3.x has no way to refuse most
 // failures [MQTT-3.3.5-2]).
-func (c *conn) acknowledge(qos byte, id uint16, err error) error {
+func (c *conn) acknowledge(qos byte, id uint16, err error, reply func(Packet)) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, broker.ErrNotAuthorized):
@@ -91,7 +91,7 @@ func (c *conn) acknowledge(qos byte, id uint16, err error) error {
 	}
 	switch qos {
 	case 1:
-		c.reply(&Ack{Kind: PUBACK, PacketID: id, ReasonCode: code})
+		reply(&Ack{Kind: PUBACK, PacketID: id, ReasonCode: code})
 	case 2:
 		// A failure code ends the flow (MQTT 5 §4.3.3): the id is free,
 		// on disk too (a quota refusal stored it with the message). A
@@ -112,7 +112,7 @@ func (c *conn) acknowledge(qos byte, id uint16, err error) error {
 			c.qos2In[id] = struct{}{}
 		}
 		c.q2mu.Unlock()
-		c.reply(&Ack{Kind: PUBREC, PacketID: id, ReasonCode: code})
+		reply(&Ack{Kind: PUBREC, PacketID: id, ReasonCode: code})
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (c *conn) handleAck(p *Ack) error {
 		} else if c.version >= Version5 {
 			code = CodePacketIdentifierNotFound // MQTT 5 §3.7.2.1
 		}
-		c.reply(&Ack{Kind: PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
+		c.answer(&Ack{Kind: PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
 		return nil
 	case PUBACK, PUBCOMP:
 		if f, ok := c.settle(p.PacketID, p.Kind); ok {
@@ -215,13 +215,13 @@ func (c *conn) handleAck(p *Ack) error {
 			// in PUBREC order [MQTT-4.6.0-3].
 			c.submit(pubJob{rec: true, id: p.PacketID, d: d})
 		case known:
-			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID})
+			c.answer(&Ack{Kind: PUBREL, PacketID: p.PacketID})
 		default:
 			code := CodeSuccess
 			if c.version >= Version5 {
 				code = CodePacketIdentifierNotFound // MQTT 5 §3.6.2.1
 			}
-			c.reply(&Ack{Kind: PUBREL, PacketID: p.PacketID, ReasonCode: code})
+			c.answer(&Ack{Kind: PUBREL, PacketID: p.PacketID, ReasonCode: code})
 		}
 	}
 	return nil

@@ -49,7 +49,7 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 			retained = append(retained, pending{d: broker.Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS)}, retained: true})
 		}
 	}
-	c.reply(ack)
+	c.answer(ack)
 	if len(retained) > 0 {
 		c.mu.Lock()
 		c.out.queue = append(c.out.queue, retained...)
@@ -73,6 +73,6 @@ func (c *conn) handleUnsubscribe(p *Unsubscribe) error {
 			ack.ReasonCodes[i] = unsubackCode(err)
 		}
 	}
-	c.reply(ack)
+	c.answer(ack)
 	return nil
 }

@@ -117,6 +117,10 @@ func (c *conn) Resume() error { return c.run() }
 // (subprotocol.ErrParked: the transport calls Resume on new input).
 func (c *conn) run() error {
 	err := c.loop()
+	if err != subprotocol.ErrParked && c.sess != nil {
+		c.sess.FlushDeferred() // what the last publishes left (SetBeforeWait)
+		c.st.SetBeforeWait(nil)
+	}
 	if err != subprotocol.ErrParked && c.stopBeforeReady != nil {
 		c.stopBeforeReady()
 		c.stopBeforeReady = nil
@@ -127,6 +131,9 @@ func (c *conn) run() error {
 // loop is the read loop.
 func (c *conn) loop() error {
 	for {
+		if c.br.Buffered() == 0 {
+			c.st.MayWait() // before it may wait: flush what publishes left
+		}
 		// An idle connection waits light: with no goroutine when the
 		// transport can park it (web: wsTransport.WaitRead).
 		if subprotocol.WaitIdle(c.t, c.br, c) {
@@ -237,6 +244,7 @@ func (c *conn) finish() error {
 	if c.sess == nil {
 		return nil
 	}
+	c.sess.FlushDeferred()
 	c.drainPipe() // SENDs it accepted are routed before the session ends
 	c.wdone.Wait()
 	if c.expiryTimer != nil {

@@ -86,6 +86,10 @@ func (c *conn) handleConnect(f *frame.Frame) error {
 	}
 	sess.AddBytesOut(len(b))
 	c.sess = sess
+	// The subscribers this connection's SENDs fill are flushed once per
+	// read of its socket (broker/deferred.go).
+	sess.DeferFlushes()
+	c.st.SetBeforeWait(sess)
 	c.countBytesIn()             // the CONNECT
 	c.rd.SetLimits(c.cfg.Limits) // logged in: the full frame limits
 	c.limiter = subprotocol.NewPublishLimiter(c.cfg.PublishRate, c.cfg.PublishBurst, c.cfg.PublishBytesRate)

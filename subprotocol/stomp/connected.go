@@ -83,7 +83,7 @@ func connected(c *conn, f *frame.Frame) error {
 // nothing meanwhile: the publisher is slowed by back-pressure, and no
 // frame is dropped. The wait ends early if the session closes.
 func (c *conn) throttle(size int) {
-	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size) {
+	if !c.limiter.Wait(c.ctx, c.sess.Done(), &c.p.ctr, size, c.sess.FlushDeferred) {
 		return
 	}
 	if c.readTimeout > 0 {

@@ -43,6 +43,7 @@ func (c *conn) pipelined(f *frame.Frame) bool {
 
 // submit queues a SEND on the pipeline. Read loop only.
 func (c *conn) submit(j sendJob) {
+	c.sess.FlushDeferred() // Submit may wait for the pipeline
 	if c.pipe == nil {
 		c.pipe = new(subprotocol.Pipeline[sendJob]) // on first use: idle connections carry none
 	}
