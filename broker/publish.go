@@ -149,7 +149,7 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 	// all its messages.
 	for _, p := range plans {
 		if p != nil {
-			p.flushAll()
+			p.flushAll(r)
 			p.release()
 		}
 	}

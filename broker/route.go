@@ -56,8 +56,10 @@ type routePlan struct {
 	// flush: the outboxes this plan's deliveries made non-empty, signalled
 	// (or written inline) once the plan is delivered (flushAll).
 	flush []*Outbox
-	// fanout counts the live deliveries through deliverQuiet.
-	fanout int
+	// fanout counts the live deliveries through deliverQuiet, delivered
+	// those pushed, added to Router.delivered once by flushAll (an atomic
+	// add per delivery was a tenth of a 100-subscriber publish).
+	fanout, delivered int
 	// deferTo, when set, takes flush instead of flushAll flushing it: the
 	// publisher's read loop flushes once per read (deferred.go).
 	deferTo *deferredFlushes
@@ -104,7 +106,7 @@ func (p *routePlan) release() {
 		clear(p.flush)
 		p.flush = p.flush[:0]
 	}
-	p.fanout, p.deferTo = 0, nil
+	p.fanout, p.delivered, p.deferTo = 0, 0, nil
 	p.m, p.retained, p.quota, p.direct, p.peerWait = nil, nil, false, false, nil
 	plans.Put(p)
 }
@@ -303,18 +305,18 @@ func (r *Router) planQueue(from *Session, m *Message) (*routePlan, error) {
 func (r *Router) runPlan(p *routePlan) error {
 	if !p.stored() {
 		err := r.finish(p, nil)
-		p.flushAll()
+		p.flushAll(r)
 		return err
 	}
 	seqs, err := r.dur.st.Commit(&p.batch)
 	if err != nil {
 		p.unplan()
-		p.flushAll()
+		p.flushAll(r)
 		r.log.Error("store: message not written; refused", "topic", p.m.Topic, "queue", p.m.Queue, "err", err)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
 	err = r.finish(p, seqs)
-	p.flushAll()
+	p.flushAll(r)
 	return err
 }
 
@@ -326,11 +328,15 @@ func (r *Router) runPlan(p *routePlan) error {
 // deliveries it signals each at once.
 const InlineFanout = 2
 
-// flushAll flushes the outboxes the plan made non-empty, in delivery
-// order, inline when the fan-out is at most InlineFanout, or leaves them
-// to the publisher's FlushDeferred (deferTo). The caller holds no broker
-// lock.
-func (p *routePlan) flushAll() {
+// flushAll counts the plan's deliveries and flushes the outboxes it made
+// non-empty, in delivery order, inline when the fan-out is at most
+// InlineFanout, or leaves them to the publisher's FlushDeferred
+// (deferTo). The caller holds no broker lock.
+func (p *routePlan) flushAll(r *Router) {
+	if p.delivered > 0 {
+		r.delivered.Add(uint64(p.delivered))
+		p.delivered = 0
+	}
 	if p.deferTo != nil && len(p.flush) > 0 {
 		p.deferTo.add(p.flush, p.fanout <= InlineFanout)
 		clear(p.flush)
@@ -397,16 +403,21 @@ func (r *Router) deliver(d Delivery) {
 // signalled at once but listed in p.flush when the push made it
 // non-empty, so a publish signals (or writes to) each of its first
 // InlineFanout subscribers once, after all its deliveries (flushAll);
-// past those it is deliver.
+// past those it signals each at once. It counts what it pushed in p.
 func (r *Router) deliverQuiet(p *routePlan, d Delivery) {
-	if p.fanout++; p.fanout > InlineFanout {
-		r.deliver(d)
-		return
-	}
 	o := d.Sub.Session.Outbox
-	first, err := o.pushQuiet(d)
-	if first {
-		p.flush = append(p.flush, o)
+	var err error
+	if p.fanout++; p.fanout > InlineFanout {
+		err = o.PushDelivery(d)
+	} else {
+		var first bool
+		if first, err = o.pushQuiet(d); first {
+			p.flush = append(p.flush, o)
+		}
+	}
+	if err == nil {
+		p.delivered++
+		return
 	}
 	r.pushed(d, err)
 }
