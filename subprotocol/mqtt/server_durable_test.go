@@ -3,9 +3,12 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/duplexmq/duplex/broker"
+	"github.com/duplexmq/duplex/internal/testutil"
 	"github.com/duplexmq/duplex/store"
 )
 
@@ -312,4 +315,40 @@ func TestDurableQoS2QuotaFreesID(t *testing.T) {
 		t.Fatalf("PUBCOMP %v", c.ReasonCode)
 	}
 	checkFor(t, "no marks left", func() bool { m, _ := st.Marks("pub"); return len(m) == 0 })
+}
+
+// A persistent session with far more stored messages than its outbox holds
+// drains to the end when the client acknowledges each PUBLISH as it comes:
+// the acknowledgement that empties its queue asks for the next page
+// (writeloop.go kick). Before, no writer pass followed the last
+// acknowledgement of a page that the pass sending it had not counted as a
+// low queue, and the drain stalled (duplex-bench's restart scenario
+// stopped at 144,602 and 207,788 of 1,000,000).
+func TestDurableDrainNeverStalls(t *testing.T) {
+	// One P: the refill goroutine pushes a whole page before the writer
+	// runs, the order that stalled on a loaded box.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	st := store.NewMemory()
+	cfg := broker.Config{MaxPendingMsgs: 16, MaxOfflineMsgs: 1 << 20}
+	r := restartRouter(t, nil, st, cfg)
+	offlineSubscriber(t, r, "drain", 1, "t")
+	const total = 1000
+	reqs := make([]broker.PublishReq, total)
+	for i := range reqs {
+		reqs[i].Msg = &broker.Message{Topic: "t", QoS: broker.AtLeastOnce, Payload: []byte(fmt.Sprint(i))}
+	}
+	r.PublishBatch(nil, reqs)
+	c := dial(t, r, Config{}, Version5)
+	c.mustConnect("drain", false, persistentV5)
+	acked := 0
+	testutil.Eventually(t, 60*time.Second, "every stored message delivered", func() bool {
+		ps := c.publishesNoFail()
+		for ; acked < len(ps); acked++ {
+			if want := fmt.Sprint(acked); string(ps[acked].Payload) != want {
+				t.Fatalf("PUBLISH %d carries %q, want %q (order)", acked, ps[acked].Payload, want)
+			}
+			c.send(&Ack{Kind: PUBACK, PacketID: ps[acked].PacketID})
+		}
+		return acked == total
+	})
 }

@@ -57,10 +57,21 @@ func (c *conn) PassInline() bool {
 
 // kick gets queued deliveries moving after the window opened (an
 // acknowledgement) or the read loop queued retained messages. With nothing
-// to send it does nothing: a push to the outbox wakes a writer itself, and
-// waking one here for nothing cost a futex call per PUBACK.
+// to send it wakes no writer (a push to the outbox wakes one itself, and
+// waking one here for nothing cost a futex call per PUBACK), but a session
+// paging stored messages in whose queue ran low asks for the next page:
+// the pass that sent the last queued message may have found the queue
+// long enough, and no pass follows once everything sent is acknowledged.
 func (c *conn) kick() {
 	if !c.WorkPending() {
+		if c.sess.Paging() {
+			c.mu.Lock()
+			low := c.out.live < c.maxQueued/4
+			c.mu.Unlock()
+			if low {
+				c.router.Refill(c.sess)
+			}
+		}
 		return
 	}
 	if !c.wr.TryInline() {
