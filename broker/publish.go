@@ -39,7 +39,7 @@ func (r *Router) inMark(from *Session, packetID uint16) *store.Mark {
 // publish is plan → (commit when something is stored) → finish for one
 // message (route.go).
 func (r *Router) publish(from *Session, m *Message, mark *store.Mark) error {
-	p, err := r.prepare(from, m, mark, true)
+	p, err := r.prepare(from, m, mark, false, true)
 	if p == nil {
 		return err
 	}
@@ -84,7 +84,11 @@ type PublishReq struct {
 	// recorded for a persistent publisher as PublishExactlyOnce does.
 	QoS2     bool
 	PacketID uint16
-	Err      error // set by PublishBatch: what Publish would have returned
+	// Dup: the client resends it (MQTT DUP set [MQTT-3.3.1-1]); for a
+	// cluster-durable session the cluster's record of the id decides
+	// whether it is published again (InboundPeers).
+	Dup bool
+	Err error // set by PublishBatch: what Publish would have returned
 }
 
 // PublishBatch publishes messages in order, as that many Publish (or
@@ -104,7 +108,7 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 		}
 		// No streaming: every message is delivered after the commit, in
 		// order.
-		p, err := r.prepare(from, reqs[i].Msg, mark, false)
+		p, err := r.prepare(from, reqs[i].Msg, mark, reqs[i].Dup, false)
 		if p == nil {
 			reqs[i].Err = err
 			continue
@@ -158,8 +162,9 @@ func (r *Router) PublishBatch(from *Session, reqs []PublishReq) {
 // prepare stamps m, counts it, checks it (admit, queueTarget) and plans
 // its fan-out, streaming (plan) if stream and nothing may be stored. A nil
 // plan means nothing to route: err says why (nil for a reply to a
-// temporary queue that is gone).
-func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, stream bool) (*routePlan, error) {
+// temporary queue that is gone, or for a resent (dup) QoS 2 PUBLISH the
+// cluster already has: peers_qos2in.go).
+func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, dup, stream bool) (*routePlan, error) {
 	if from != nil {
 		m.From = from.ID
 	}
@@ -175,17 +180,27 @@ func (r *Router) prepare(from *Session, m *Message, mark *store.Mark, stream boo
 		}
 		return p, err
 	}
+	var hold *inboundHold
+	if r.cfg.Peers != nil && mark != nil {
+		// A QoS 2 PUBLISH of a persistent session: the cluster records
+		// its packet id, and a resend of a held one is acknowledged,
+		// not published again [MQTT-4.3.3-10] (peers_qos2in.go).
+		h, err := r.holdInbound(from, mark.ID, dup)
+		if err != nil || h != nil && h.Done {
+			return nil, err
+		}
+		hold = h
+	}
 	retErr, err := r.admit(from, m)
 	if err != nil {
 		return nil, err
 	}
 	if r.cfg.Peers != nil && !m.fromPeer && !own {
-		if m.QoS > AtMostOnce && r.dur != nil {
-			if err := r.publishDurable(m); err != nil {
-				return nil, err // stored in the cluster before it is acknowledged (peers_durable.go)
-			}
+		// Stored in the cluster before it is acknowledged, then
+		// forwarded (peers_qos2in.go).
+		if done, err := r.toPeers(m, hold); err != nil || done {
+			return nil, err
 		}
-		r.cfg.Peers.Forward(m)
 	}
 	p := newPlan(m)
 	p.matches = r.idx.Match(m.Topic, p.matches)

@@ -110,6 +110,7 @@ func (n *Node) jsLoop() {
 		stop, err := n.startRetained(ctx, js)
 		if err == nil {
 			defer stop()
+			n.startInbound(ctx, js) // qos2in.go
 			n.startDurable(ctx, js) // durable.go
 			break
 		}

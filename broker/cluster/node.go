@@ -61,9 +61,11 @@ type Node struct {
 	// retainedOn, retained messages go to the stream; retainedLoaded,
 	// the node has read the stream up to date.
 	jsOff, retainedOn, retainedLoaded atomic.Bool
-	retainedOut                       chan *nats.Msg // set before retainedOn
+	retainedOut                       chan retainedJob // set before retainedOn
+	retainedWait                      sync.Map         // *broker.Message → *retainedWaiter (StoreRetained)
 
 	dur durableLink // durable.go: persistent sessions in JetStream
+	q2  inboundLink // qos2in.go: inbound QoS 2 packet ids of persistent sessions
 
 	stats    Stats
 	started  atomic.Bool // Start was called
@@ -374,11 +376,13 @@ func (n *Node) sendLoop() {
 		}
 		if !n.nc.IsConnected() {
 			n.stats.ForwardDropped.Add(1)
+			n.retainedDropped(m, errRetainedNotStored) // retained.go
 			continue
 		}
 		seq++
 		nm := encodeMsg(n.subs, n.self, seq, m, time.Now())
 		if nm == nil {
+			n.retainedDropped(m, nil)
 			continue // expired on the way
 		}
 		if n.toRetainedStream(nm, m) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func (n *Node) startRetained(ctx context.Context, js jetstream.JetStream) (stop 
 		return nil, err
 	}
 	if n.retainedOut == nil {
-		n.retainedOut = make(chan *nats.Msg, retainedQueue)
+		n.retainedOut = make(chan retainedJob, retainedQueue)
 	}
 	pctx, pcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -156,18 +157,106 @@ func (n *Node) onRetained(jm jetstream.Msg, target uint64) {
 	n.stats.Received.Add(1)
 }
 
+var _ broker.RetainPeers = (*Node)(nil)
+
+// retainedJob is one retained message for retainedLoop: id names it in
+// the stream (empty: its node.boot.seq), w is its publisher waiting for
+// it (StoreRetained), nil for one nobody waits for.
+type retainedJob struct {
+	nm *nats.Msg
+	id string
+	w  *retainedWaiter
+}
+
+// retainedWaiter is a publisher waiting in StoreRetained.
+type retainedWaiter struct {
+	id   string
+	done chan error // buffered: one answer
+}
+
+var (
+	errRetainedNotStored = errors.New("cluster: retained message not stored: NATS not connected")
+	errRetainedBusy      = errors.New("cluster: retained message not stored: too many waiting for the stream")
+	errRetainedTimeout   = errors.New("cluster: retained message not stored in time")
+	errNodeClosing       = errors.New("cluster: node closing")
+	// errRetainedDuplicate is no failure: the stream had a message
+	// under the waiter's id already (StoreRetained's dup).
+	errRetainedDuplicate = errors.New("cluster: retained message stored before under its id")
+)
+
+// StoreRetained implements broker.RetainPeers: m goes the way Forward
+// takes (sendLoop, then retainedLoop), behind every retained message
+// handed over before it, so a topic's last retained message in the
+// stream is the one the node took last; the caller waits until the
+// stream's quorum has it. Without the retained stream it is Forward.
+func (n *Node) StoreRetained(m *broker.Message, dedup string) (dup bool, err error) {
+	if !n.retainedOn.Load() {
+		n.Forward(m)
+		return false, nil
+	}
+	w := &retainedWaiter{id: dedup, done: make(chan error, 1)}
+	n.retainedWait.Store(m, w)
+	t := time.NewTimer(retainedRetry + 10*time.Second)
+	defer t.Stop()
+	select {
+	case n.out <- m:
+	case <-t.C:
+		n.retainedWait.Delete(m)
+		return false, errRetainedTimeout
+	case <-n.done:
+		n.retainedWait.Delete(m)
+		return false, errNodeClosing
+	}
+	select {
+	case err := <-w.done:
+		if err == errRetainedDuplicate {
+			return true, nil
+		}
+		return false, err
+	case <-t.C:
+		n.retainedWait.Delete(m)
+		return false, errRetainedTimeout
+	case <-n.done:
+		return false, errNodeClosing
+	}
+}
+
+// retainedDropped answers m's waiting publisher, if any, when sendLoop
+// does not hand m to the stream: err, or nil for an expired message.
+func (n *Node) retainedDropped(m *broker.Message, err error) {
+	if !m.Retain {
+		return
+	}
+	if v, ok := n.retainedWait.LoadAndDelete(m); ok {
+		v.(*retainedWaiter).done <- err
+	}
+}
+
 // toRetainedStream hands an encoded retained message to retainedLoop
 // instead of the core retained subject, once the node reads the stream;
-// it reports whether it did (a full queue drops it, counted).
+// it reports whether it did. A full queue drops a message nobody waits
+// for (counted) and refuses one a publisher waits for.
 func (n *Node) toRetainedStream(nm *nats.Msg, m *broker.Message) bool {
-	if !m.Retain || !n.retainedOn.Load() {
+	if !m.Retain {
+		return false
+	}
+	if !n.retainedOn.Load() {
+		n.retainedDropped(m, nil) // the node is closing: the core subject, as without JetStream
 		return false
 	}
 	nm.Subject = n.retainedSubject(m.Topic)
+	job := retainedJob{nm: nm}
+	if v, ok := n.retainedWait.LoadAndDelete(m); ok {
+		job.w = v.(*retainedWaiter)
+		job.id = job.w.id
+	}
 	select {
-	case n.retainedOut <- nm:
+	case n.retainedOut <- job:
 	default:
 		n.stats.ForwardDropped.Add(1)
+		if job.w != nil {
+			job.w.done <- errRetainedBusy
+		}
 	}
 	return true
 }
@@ -177,45 +266,68 @@ func (n *Node) toRetainedStream(nm *nats.Msg, m *broker.Message) bool {
 // is acknowledged by the stream's quorum; while there is none (a replica
 // lost, a leader being elected) it is retried, under a message id so
 // that a retry after a lost acknowledgement is stored once (the stream's
-// duplicate window), and dropped, counted, after retainedRetry.
+// duplicate window), and dropped, counted, after retainedRetry. A
+// publisher waiting for the message (StoreRetained) gets the outcome.
 func (n *Node) retainedLoop(ctx context.Context, js jetstream.JetStream) {
 	var lastErr time.Time
 	for {
-		var nm *nats.Msg
+		var job retainedJob
 		select {
-		case nm = <-n.retainedOut:
+		case job = <-n.retainedOut:
 		case <-ctx.Done():
 			return
 		}
-		// node.boot.seq, the first fields of the metadata header, is
-		// the message's identity.
-		f := strings.SplitN(nm.Header.Get(hdrMeta), ".", 4)
-		id := strings.Join(f[:min(3, len(f))], ".")
-		deadline := time.Now().Add(retainedRetry)
-		for {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := js.PublishMsg(pctx, nm, jetstream.WithMsgID(id))
-			cancel()
-			if err == nil {
-				n.stats.Forwarded.Add(1)
-				break
+		nm, id := job.nm, job.id
+		if id == "" {
+			// node.boot.seq, the first fields of the metadata
+			// header, is the message's identity.
+			f := strings.SplitN(nm.Header.Get(hdrMeta), ".", 4)
+			id = strings.Join(f[:min(3, len(f))], ".")
+		}
+		err := n.storeRetained(ctx, js, nm, id)
+		if job.w != nil {
+			job.w.done <- err
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && err != errRetainedDuplicate && time.Since(lastErr) > 10*time.Second {
+			lastErr = time.Now()
+			n.cfg.Log.Warn("cluster: retained message not stored in JetStream; dropped", "topic_bytes", len(nm.Subject), "err", err)
+		}
+	}
+}
+
+// storeRetained publishes one retained message to the stream, retried
+// while there is no quorum, for retainedRetry at most. A first try that
+// the stream answers as a duplicate of id returns errRetainedDuplicate:
+// the message was stored before, by another node (a resent QoS 2
+// PUBLISH); on a retry a duplicate is this node's own lost
+// acknowledgement.
+func (n *Node) storeRetained(ctx context.Context, js jetstream.JetStream, nm *nats.Msg, id string) error {
+	deadline := time.Now().Add(retainedRetry)
+	for first := true; ; first = false {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ack, err := js.PublishMsg(pctx, nm, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			if first && ack.Duplicate {
+				return errRetainedDuplicate
 			}
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				n.stats.ForwardDropped.Add(1)
-				if time.Since(lastErr) > 10*time.Second {
-					lastErr = time.Now()
-					n.cfg.Log.Warn("cluster: retained message not stored in JetStream; dropped", "topic_bytes", len(nm.Subject), "err", err)
-				}
-				break
-			}
-			select {
-			case <-time.After(200 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
+			n.stats.Forwarded.Add(1)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if time.Now().After(deadline) || refused(err) {
+			n.stats.ForwardDropped.Add(1)
+			return err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -14,6 +14,7 @@ type pubJob struct {
 	rec  bool            // a PUBREC: PUBREL follows the commit
 	d    broker.Delivery // the PUBREC's delivery
 	comp bool            // a PUBCOMP that came while its PUBREC was queued
+	dup  bool            // the PUBLISH's DUP flag (a resend [MQTT-3.3.1-1])
 }
 
 // With a store, the read loop hands QoS 1/2 publishes (and anything behind
@@ -41,7 +42,7 @@ func (c *conn) publishBatch(jobs []pubJob) {
 		switch {
 		case j.comp:
 		case !j.rec:
-			reqs = append(reqs, broker.PublishReq{Msg: j.m, QoS2: j.qos == 2, PacketID: j.id})
+			reqs = append(reqs, broker.PublishReq{Msg: j.m, QoS2: j.qos == 2, PacketID: j.id, Dup: j.dup})
 		case j.d.Seq != 0:
 			recs = append(recs, broker.Taken{Delivery: j.d, PacketID: j.id})
 		}

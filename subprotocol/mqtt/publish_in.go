@@ -59,7 +59,7 @@ func (c *conn) handlePublish(p *Publish) error {
 			c.qos2In[p.PacketID] = struct{}{} // released again if refused
 			c.q2mu.Unlock()
 		}
-		c.submit(pubJob{qos: p.QoS, id: p.PacketID, m: m})
+		c.submit(pubJob{qos: p.QoS, id: p.PacketID, m: m, dup: p.Dup})
 		return nil
 	}
 	if p.QoS == 2 {
@@ -98,7 +98,7 @@ func (c *conn) acknowledge(qos byte, id uint16, err error, reply func(Packet)) e
 		// 3.x PUBLISH dropped as not authorized keeps its id until PUBREL
 		// like any other.
 		if code.IsError() {
-			if err := c.router.ForgetInboundID(c.sess, id); err != nil {
+			if _, err := c.router.ReleaseInboundID(c.sess, id, true); err != nil {
 				return err
 			}
 		}
@@ -171,15 +171,19 @@ func (c *conn) handleAck(p *Ack) error {
 		c.q2mu.Lock()
 		_, ok := c.qos2In[p.PacketID]
 		c.q2mu.Unlock()
+		// Forgotten on disk and in the cluster before PUBCOMP lets the
+		// client reuse it [MQTT-4.3.3-12]; an id this connection does not
+		// know may be one the cluster holds for a PUBLISH that went
+		// through a node that died.
+		held, err := c.router.ReleaseInboundID(c.sess, p.PacketID, ok)
+		if err != nil {
+			return err
+		}
 		if ok {
-			// Forgotten on disk before PUBCOMP lets the client reuse it.
-			if err := c.router.ForgetInboundID(c.sess, p.PacketID); err != nil {
-				return err
-			}
 			c.q2mu.Lock()
 			delete(c.qos2In, p.PacketID)
 			c.q2mu.Unlock()
-		} else if c.version >= Version5 {
+		} else if !held && c.version >= Version5 {
 			code = CodePacketIdentifierNotFound // MQTT 5 §3.7.2.1
 		}
 		c.answer(&Ack{Kind: PUBCOMP, PacketID: p.PacketID, ReasonCode: code})

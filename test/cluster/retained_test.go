@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/duplexmq/duplex/internal/testutil"
@@ -100,5 +101,30 @@ func retainedWhileDown(t *testing.T, nodes []*node) {
 	}
 	if n := late.count(base + "/gone"); n != 0 {
 		t.Errorf("restarted node 3: %d deleted retained messages", n)
+	}
+}
+
+// TestClusterRetainedAckedAfterStore: a retained QoS 1 or QoS 2 message
+// is acknowledged (PUBACK, PUBREC) only once the cluster's retained
+// stream has it, so the publisher's node SIGKILLed right after the
+// acknowledgements loses none: a new subscriber on another node gets
+// every one [MQTT-3.3.1-5].
+func TestClusterRetainedAckedAfterStore(t *testing.T) {
+	nodes := startEmbedded(t, "ret-ack")
+	base := fmt.Sprintf("retack/%d", time.Now().UnixNano())
+	pub := newV5(t, nodes[0].mqtt, "pub-"+base)
+	var want []string
+	for i := range 6 {
+		topic := fmt.Sprintf("%s/%d", base, i)
+		pub.pub(t, &paho.Publish{Topic: topic, QoS: byte(1 + i%2), Retain: true, Payload: []byte(fmt.Sprint("v", i))})
+		want = append(want, topic)
+	}
+	nodes[0].p.Kill()
+	late := newV5(t, nodes[1].mqtt, "late-"+base)
+	late.sub(t, base+"/#")
+	for i, topic := range want {
+		if m := late.wait(t, "new subscriber on node 2", topic); m.payload != fmt.Sprint("v", i) {
+			t.Errorf("%s: %q, want v%d", topic, m.payload, i)
+		}
 	}
 }
