@@ -130,6 +130,10 @@ func (r *Router) ackStored(d Delivery) {
 type Taken struct {
 	Delivery Delivery
 	PacketID uint16
+	// Kept is set by a ConfirmTaken that fails on those it recorded all
+	// the same (a cluster-durable session's, peers_durable.go): their
+	// PUBRELs are owed, the others' messages come again.
+	Kept bool
 }
 
 // ConfirmTaken records MQTT PUBRECs for stored QoS 2 deliveries: the
@@ -137,23 +141,42 @@ type Taken struct {
 // durable transaction, before the caller sends the PUBRELs. After a
 // restart the broker resends PUBREL for those ids and never the messages
 // again (MQTT 5 §4.3.3). PUBRECs that arrive together share the commit.
-// Deliveries that are not stored (Seq 0) are skipped.
+// Deliveries that are not stored (Seq 0) are skipped. A cluster-durable
+// session's are recorded in the cluster store instead, confirmed before
+// it returns [MQTT-4.3.3-6] (clusterSess.release); after an error, Kept
+// marks those recorded all the same.
 func (r *Router) ConfirmTaken(recs []Taken) error {
 	if r.dur == nil || len(recs) == 0 {
 		return nil
 	}
 	var b store.Batch
-	for _, rc := range recs {
+	var cjs []int // indexes of the cluster store's (peers_durable.go)
+	for i, rc := range recs {
 		if rc.Delivery.Seq == 0 {
 			continue
 		}
-		if cj := rc.Delivery.Sub.Session.clusterDurable(); cj != nil {
-			cj.settle(rc.Delivery) // the cluster store's (peers_durable.go)
+		if rc.Delivery.Sub.Session.clusterDurable() != nil {
+			cjs = append(cjs, i)
 			continue
 		}
 		id := string(rc.Delivery.Sub.Session.ID)
 		b.Acks = append(b.Acks, store.Ref{Name: id, Seq: rc.Delivery.Seq})
 		b.PutMarks = append(b.PutMarks, store.Mark{Session: id, ID: rc.PacketID})
+	}
+	for len(cjs) > 0 { // one connection's PUBRECs: one session, one round
+		cj := recs[cjs[0]].Delivery.Sub.Session.clusterDurable()
+		var same, rest []int
+		for _, i := range cjs {
+			if recs[i].Delivery.Sub.Session.clusterDurable() == cj {
+				same = append(same, i)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		if err := cj.release(recs, same); err != nil {
+			return fmt.Errorf("%w: %v", ErrStore, err)
+		}
+		cjs = rest
 	}
 	if len(b.Acks) == 0 {
 		return nil
@@ -173,6 +196,9 @@ func (r *Router) ConfirmTaken(recs []Taken) error {
 // client completed it (MQTT PUBCOMP), asynchronously: a lost removal only means one more PUBREL after a
 // restart, which the client answers [MQTT-4.3.3-3].
 func (r *Router) ForgetOutboundID(s *Session, packetID uint16) {
+	if cj := s.clusterDurable(); cj != nil {
+		cj.completed(packetID) // peers_durable.go
+	}
 	if r.dur == nil || s.p == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -294,12 +295,54 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 				return nil, nil, ErrClientIDOwned
 			}
 			imported, loaded = &SessionState{Subs: rec.Subs}, true
+			if rl, ok := dp.(QoS2Releaser); ok {
+				// PUBRELs the dead holder sent, or was about to, go
+				// again [MQTT-4.4.0-1].
+				for _, pid := range rl.ReleasedQoS2(key, rec) {
+					imported.Flights = append(imported.Flights, MovedFlight{ID: pid, Released: true})
+				}
+			}
 		}
 	}
 	if o.Expiry == 0 && !loaded {
 		return nil, imported, nil
 	}
+	if imported != nil && !loaded {
+		dropClusterCopies(imported)
+	}
 	return &clusterSess{dp: dp, key: key}, imported, nil
+}
+
+// dropClusterCopies takes out of a state another node handed over what
+// the cluster store delivers again to the cluster-durable session: QoS
+// 1/2 messages of its cluster subscriptions, not retained, not at the
+// PUBREL stage. A cluster-durable session keeps none of those in its
+// state, but a node restarted after a SIGKILL restores the session from
+// its own store, not cluster-durable there, and keeps its own copies of
+// the messages the cluster stores too; handed over when the client
+// resumed elsewhere, they reached the client twice, the cluster's copy
+// after the PUBREL of the first [MQTT-4.3.3-6] (TestClusterChaos).
+func dropClusterCopies(st *SessionState) {
+	cluster := func(md MovedDelivery) bool {
+		if md.Msg == nil || md.QoS == AtMostOnce || md.Retained {
+			return false
+		}
+		matched := false
+		for i := range st.Subs {
+			sp := &st.Subs[i]
+			if (md.SubKey != "" && sp.Key != md.SubKey) || (md.SubKey == "" && !MatchTopic(sp.Filter, md.Msg.Topic)) {
+				continue
+			}
+			if !clusterSub(sp) {
+				return false // a share group's, or QoS 0: only the state has it
+			}
+			matched = true
+		}
+		return matched
+	}
+	st.Pending = slices.DeleteFunc(st.Pending, cluster)
+	st.Queue = slices.DeleteFunc(st.Queue, cluster)
+	st.Flights = slices.DeleteFunc(st.Flights, func(f MovedFlight) bool { return !f.Released && cluster(f.D) })
 }
 
 // durableOn reports a cluster store that keeps persistent sessions.

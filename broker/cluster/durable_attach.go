@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type attachment struct {
 	ccs       map[string]jetstream.ConsumeContext // by consumer name
 	acked     map[string]*ackedSet                // by consumer name
 	rewinding map[string]bool                     // by consumer name (rewind)
+	rels      map[string]*relSet                  // by consumer name: QoS 2 released (durable_pubrel.go)
+	early     map[uint16]bool                     // PUBCOMPs before the records were read
 }
 
 // ackedSet is the last stream sequences a consumer's messages were
@@ -91,6 +94,9 @@ func (n *Node) AttachSession(key string, deliver func(broker.PeerDelivery) bool)
 		prev.mu.Lock()
 		for name, s := range prev.acked {
 			a.acked[name] = s // a takeover on this node: what the old connection acked stays acked
+		}
+		if len(prev.rels) > 0 {
+			a.rels = maps.Clone(prev.rels) // and what it released stays released, writes in flight too
 		}
 		prev.mu.Unlock()
 	}
@@ -161,20 +167,54 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 	if err != nil {
 		return err
 	}
-	var dupUpTo uint64
+	var dupUpTo, floor uint64
+	var gap deliveryGap
 	if reset {
 		info, err := c.Info(ctx)
 		if err != nil {
 			return err
 		}
+		floor = info.AckFloor.Stream
+		gap.last, gap.known = info.Delivered.Consumer, true
 		if info.Delivered.Stream > info.AckFloor.Stream {
 			dupUpTo = info.Delivered.Stream
 			seq := max(info.AckFloor.Stream+1, info.Config.OptStartSeq)
 			if _, err := d.st.ResetConsumerToSequence(ctx, name, seq); err != nil {
 				return err
 			}
+			gap.last = 0 // a reset numbers the deliveries from 1 again
 		}
 	}
+	// Read before the first message: what the client took (QoS 2
+	// PUBREC) through any node never reaches it again. A consumer
+	// started again for this attachment (or a takeover on this node)
+	// keeps the set this node writes: it has every entry of the record,
+	// and those whose write is still under way. A QoS 1 subscription's
+	// deliveries are never released: its set starts empty, unread (one
+	// upgraded to QoS 2 merges the record at its first write).
+	a.mu.Lock()
+	rel := a.rels[name]
+	a.mu.Unlock()
+	switch {
+	case rel != nil:
+	case sp.QoS < broker.ExactlyOnce:
+		rel = newRelSet(n, name, floor)
+	default:
+		if rel, err = n.loadRel(ctx, name, floor); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	for id := range a.early {
+		if rel.done(id) {
+			delete(a.early, id)
+		}
+	}
+	if a.rels == nil {
+		a.rels = map[string]*relSet{}
+	}
+	a.rels[name] = rel
+	a.mu.Unlock()
 	subKey := sp.Key
 	acked := a.ackedFor(name)
 	cc, err := c.Consume(func(jm jetstream.Msg) {
@@ -185,15 +225,24 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 		if a.isStopped() {
 			return // the next attach resets the consumer: it comes again
 		}
+		if !gap.accept(meta.Sequence.Consumer) {
+			// A delivery before this one never came (the consumer's
+			// leader died with it on the way, or a pull request of a
+			// stopped Consume took it): it would come later, behind
+			// this one [MQTT-4.6.0-6]. Back to the ack floor instead;
+			// what comes until the reset shows is not delivered.
+			n.rewind(a, name)
+			return
+		}
 		seq := meta.Sequence.Stream
-		if acked.has(seq) {
-			_ = jm.Ack() // its ack was lost: the client has it
+		if acked.has(seq) || rel.has(seq) {
+			_ = jm.Ack() // its ack was lost, or a reset brought it back: the client has it
 			return
 		}
 		a.deliver(broker.PeerDelivery{
 			Msg: m, SubKey: subKey, Seq: seq,
 			Redelivered: meta.NumDelivered > 1 || seq <= dupUpTo,
-			H:           &sessMsg{jm: jm, n: meta.NumDelivered, seq: seq, acked: acked, sure: m.QoS == broker.ExactlyOnce},
+			H:           &sessMsg{jm: jm, n: meta.NumDelivered, seq: seq, acked: acked, rel: rel, sure: m.QoS == broker.ExactlyOnce},
 		})
 	}, jetstream.PullMaxMessages(durablePull), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) {
@@ -233,43 +282,87 @@ func (n *Node) consume(ctx context.Context, a *attachment, name string, sp broke
 	return nil
 }
 
+// deliveryGap follows the delivery numbers of one Consume: JetStream
+// numbers a consumer's deliveries 1, 2, 3 (from 1 again after a reset),
+// so a number past the next means a delivery was lost on the way.
+type deliveryGap struct {
+	last    uint64
+	known   bool      // last is the consumer's (else the next one sets it)
+	waiting time.Time // since a gap: until the reset numbers from 1
+}
+
+// accept reports whether delivery number dn may be handed on. Consume
+// calls its handler from one goroutine.
+func (g *deliveryGap) accept(dn uint64) bool {
+	if !g.waiting.IsZero() {
+		if dn != 1 && time.Since(g.waiting) < durableAckWait {
+			return false
+		}
+		g.waiting = time.Time{} // reset, or none came: go on
+	} else if g.known && dn > g.last+1 {
+		g.waiting = time.Now()
+		return false
+	}
+	g.last, g.known = dn, true
+	return true
+}
+
 // rewind resets consumer name to its ack floor, once at a time per
-// attachment and consumer, retrying while it has no leader.
+// attachment and consumer (a call while one runs makes it run once
+// more), retrying while it has no leader.
 func (n *Node) rewind(a *attachment, name string) {
 	a.mu.Lock()
 	if a.rewinding == nil {
 		a.rewinding = map[string]bool{}
 	}
-	if a.rewinding[name] || a.stopped {
+	if a.stopped {
 		a.mu.Unlock()
 		return
 	}
-	a.rewinding[name] = true
+	if _, running := a.rewinding[name]; running {
+		a.rewinding[name] = true // again
+		a.mu.Unlock()
+		return
+	}
+	a.rewinding[name] = false
 	a.mu.Unlock()
 	go func() {
-		defer func() {
-			a.mu.Lock()
-			delete(a.rewinding, name)
-			a.mu.Unlock()
-		}()
-		_ = n.retryJS(func() error {
-			if a.isStopped() {
-				return nil
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
-			defer cancel()
-			c, err := n.dur.st.Consumer(ctx, name)
-			if err != nil {
-				return err
-			}
-			info := c.CachedInfo()
-			if info.Delivered.Stream <= info.AckFloor.Stream {
-				return nil
-			}
-			_, err = n.dur.st.ResetConsumerToSequence(ctx, name, max(info.AckFloor.Stream+1, info.Config.OptStartSeq))
-			return err
-		})
+		for n.rewindOnce(a, name) {
+		}
 	}()
+}
+
+// rewindOnce resets the consumer and reports whether rewind was called
+// meanwhile.
+func (n *Node) rewindOnce(a *attachment, name string) (again bool) {
+	defer func() {
+		a.mu.Lock()
+		again = a.rewinding[name] && !a.stopped
+		if again {
+			a.rewinding[name] = false
+		} else {
+			delete(a.rewinding, name)
+		}
+		a.mu.Unlock()
+	}()
+	_ = n.retryJS(func() error {
+		if a.isStopped() {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+		defer cancel()
+		c, err := n.dur.st.Consumer(ctx, name)
+		if err != nil {
+			return err
+		}
+		info := c.CachedInfo()
+		if info.Delivered.Stream <= info.AckFloor.Stream {
+			return nil
+		}
+		_, err = n.dur.st.ResetConsumerToSequence(ctx, name, max(info.AckFloor.Stream+1, info.Config.OptStartSeq))
+		return err
+	})
+	return false // set by the deferred function
 }
 
 func (a *attachment) isStopped() bool {
@@ -305,6 +398,7 @@ type sessMsg struct {
 	n     uint64
 	seq   uint64
 	acked *ackedSet // nil for a durable subscription's
+	rel   *relSet   // the consumer's QoS 2 release record; nil for a durable subscription's
 	// sure: the ack is confirmed by the consumer's leader, retried (a
 	// QoS 2 message must not come again once the client has it).
 	sure bool
@@ -329,6 +423,18 @@ func (p *sessMsg) Ack() {
 		}
 	}()
 }
+
+// ackReleased acks a QoS 2 delivery recorded as released
+// (ReleaseQoS2): once, without waiting, for the record keeps it from
+// coming again, and an ack the consumer's leader drops is sent again
+// when the message comes back.
+func (p *sessMsg) ackReleased() {
+	if p.acked != nil {
+		p.acked.add(p.seq)
+	}
+	_ = p.jm.Ack()
+}
+
 func (p *sessMsg) Nak(delay time.Duration) {
 	if delay > 0 {
 		_ = p.jm.NakWithDelay(delay)

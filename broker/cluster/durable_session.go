@@ -118,6 +118,7 @@ func (n *Node) saveSession(key string, rec *broker.SessionRecord) error {
 		if err := d.st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			n.cfg.Log.Warn("cluster: consumer of a removed subscription not deleted", "consumer", name, "err", err)
 		}
+		n.deleteRel(ctx, name)
 	}
 	if a != nil {
 		for name, sp := range want {

@@ -51,7 +51,18 @@ func (c *conn) publishBatch(jobs []pubJob) {
 		c.router.PublishBatch(c.sess, reqs)
 	}
 	if err := c.router.ConfirmTaken(recs); err != nil {
-		c.closeOnError(err, wireError(err)) // no PUBREL: the client resends after reconnecting
+		// No PUBREL: the client keeps the ids, and the next connection
+		// sends the messages not recorded (Kept false) again, with DUP,
+		// under the same ids; so those are not saved at the PUBREL stage,
+		// whose resend would release the ids first [MQTT-4.3.3-6].
+		c.mu.Lock()
+		for _, rc := range recs {
+			if f := c.out.flights[rc.PacketID]; f != nil && f.d.Seq == rc.Delivery.Seq && !rc.Kept {
+				f.rel = false
+			}
+		}
+		c.mu.Unlock()
+		c.closeOnError(err, wireError(err))
 		return
 	}
 	next := 0
