@@ -218,6 +218,10 @@ func (r *Router) DeliverFromPeer(s *Session, pd PeerDelivery) bool {
 		pd.H.Ack()
 		return true
 	}
+	d, drop := r.overlapFromPeer(s, cj, sub, &pd) // one copy for overlapping subscriptions (peers_overlap.go)
+	if drop {
+		return true
+	}
 	ref := heldRef{pd.Seq, pd.SubKey}
 	cj.mu.Lock()
 	if cj.held == nil {
@@ -229,7 +233,6 @@ func (r *Router) DeliverFromPeer(s *Session, pd PeerDelivery) bool {
 	if again {
 		return true // in the outbox or in flight already
 	}
-	d := Delivery{Msg: m, Sub: sub, QoS: min(m.QoS, sub.QoS), Seq: pd.Seq, Redelivered: pd.Redelivered}
 	switch err := s.Outbox.PushDelivery(d); err {
 	case nil:
 		r.delivered.Add(1)

@@ -36,6 +36,48 @@ type SessionPeers interface {
 	Claim(c SessionClaim) (*SessionState, error)
 }
 
+// ClaimEnder is what a SessionPeers adds when a claim marks its key on
+// this node until Open is done with it: a claim from another node for
+// that key waits for the mark to end, then takes the session over as
+// usual, so that of two connections opening one id on two nodes at once
+// only the later stays (broker/cluster claim.go).
+type ClaimEnder interface {
+	// ClaimEnded reports that Open is done with the key of a Claim that
+	// returned no error: the session is in the router, or Open refused
+	// it. Called once per such Claim, with no lock held.
+	ClaimEnded(key string)
+}
+
+// SessionOffliner is what a SessionPeers adds so that the expiry of a
+// persistent session that went offline keeps counting if its node dies
+// [MQTT-3.1.2-23]: the cluster notes when it went offline.
+type SessionOffliner interface {
+	// Offline reports that the connection of the session held here as
+	// key (SessionClaim.Key) closed and the session stays, its expiry
+	// running. It must not block: Router.Close calls it.
+	Offline(key string)
+}
+
+// offline tells Config.Peers that s, a cluster-durable persistent
+// session, went offline (Router.Close).
+func (r *Router) offline(s *Session) {
+	if so, ok := r.cfg.Peers.(SessionOffliner); ok {
+		if k := r.heldKey(s); k != "" {
+			so.Offline(k)
+		}
+	}
+}
+
+// SessionRecordKey is the key of the cluster store's record
+// (DurablePeers) of the MQTT session claimed as claimKey
+// (SessionClaim.Key), "" for a key that names no MQTT session.
+func SessionRecordKey(claimKey string) string {
+	if len(claimKey) < 2 || claimKey[0] != 'm' {
+		return ""
+	}
+	return clusterKey(SessionID(claimKey[1:]))
+}
+
 // SessionClaim is a connection claiming a client id in the cluster.
 type SessionClaim struct {
 	// Key names the id: "m" + the MQTT client id, or "s" + the STOMP
@@ -146,10 +188,12 @@ func (r *Router) HeldKeys() []string {
 }
 
 // claim asks the cluster for id before Open takes it (SessionPeers.Claim).
-func (r *Router) claim(sp SessionPeers, id SessionID, o *SessionOptions, owner string) (*SessionState, error) {
+// end, when not nil, is for Open to call once it is done with the id
+// (ClaimEnder).
+func (r *Router) claim(sp SessionPeers, id SessionID, o *SessionOptions, owner string) (st *SessionState, end func(), err error) {
 	key := claimKey(o.Protocol, id, o.ClientID)
 	if key == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// Refusals Open would make anyway come first: the node holding the id
 	// must not give up a session that this node then refuses.
@@ -165,9 +209,15 @@ func (r *Router) claim(sp SessionPeers, id SessionID, o *SessionOptions, owner s
 	local := old != nil && !old.ConnectedAt.IsZero()
 	r.mu.Unlock()
 	if owned || quota {
-		return nil, nil // Open refuses it under r.mu, with its log line
+		return nil, nil, nil // Open refuses it under r.mu, with its log line
 	}
-	return sp.Claim(SessionClaim{Key: key, Owner: owner, Resume: !o.CleanStart && !local})
+	if st, err = sp.Claim(SessionClaim{Key: key, Owner: owner, Resume: !o.CleanStart && !local}); err != nil {
+		return nil, nil, err
+	}
+	if ce, ok := sp.(ClaimEnder); ok {
+		end = func() { ce.ClaimEnded(key) }
+	}
+	return st, end, nil
 }
 
 // errNoSession: a claim key of no known kind.

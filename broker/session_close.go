@@ -31,6 +31,9 @@ func (r *Router) Close(s *Session, why CloseReason) {
 		if err := s.saveKept(at); err != nil {
 			r.log.Error("store: session not saved", "session", s.ID, "err", err)
 		}
+		if p.cj != nil {
+			r.offline(s) // its expiry keeps counting if this node dies (peers_session.go)
+		}
 		closeOnce(p.detached)
 		return
 	}

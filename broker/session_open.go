@@ -49,11 +49,17 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 	if sp != nil {
 		// Unique in the cluster: the node holding the id gives it up, and
 		// its persistent state comes here (peers_session.go).
-		var err error
-		if imported, err = r.claim(sp, id, &o, owner); err != nil {
+		imp, end, err := r.claim(sp, id, &o, owner)
+		if err != nil {
 			r.clientIDRefused.Add(1)
 			return nil, err
 		}
+		if end != nil {
+			// A claim from another node waits until the session is in
+			// the router (or refused), then takes it over.
+			defer end()
+		}
+		imported = imp
 	}
 	var cj *clusterSess
 	if sp != nil && r.dur != nil {

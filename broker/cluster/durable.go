@@ -143,13 +143,7 @@ func (n *Node) createDurable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv, err := d.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
-		Bucket:      streamName(n.cfg.Name, "sessions"),
-		Description: "Duplex persistent session records: owner, expiry, subscriptions",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    n.replicas(),
-	})
+	kv, err := n.createSessionBuckets(cctx) // the records, and the client id holders (claim_sweep.go)
 	if err != nil {
 		return err
 	}

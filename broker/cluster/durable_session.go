@@ -38,37 +38,107 @@ func durableSubs(key string, rec *broker.SessionRecord) map[string]broker.SubSpe
 	return out
 }
 
-// LoadSession implements broker.DurablePeers. (A record is not checked
-// for consumers gone by expiry: while a consumer's leader is elected,
-// its lookup may answer "not found", and such a check deleted live
-// sessions in TestClusterChaos.)
+// storedRecord is a session record as the bucket keeps it. Orphaned
+// marks the record of a session whose node died, written with a message
+// TTL of its expiry (claim_sweep.go): JetStream deletes it when that
+// runs out, unless a connection resumes the session first (LoadSession
+// writes it back unmarked, without TTL).
+type storedRecord struct {
+	broker.SessionRecord
+	Orphaned bool `json:"orphaned,omitempty"`
+	// Starts are the consumers' start sequences by consumer name, as
+	// they were made (overlap.go): known without a request to a
+	// consumer's leader, which may be being elected.
+	Starts map[string]uint64 `json:"starts,omitempty"`
+}
+
+// LoadSession implements broker.DurablePeers: a connection resumes the
+// session here, or its consumers start (attach), so an orphaned record
+// is taken back. (A record is not checked for consumers gone by expiry:
+// while a consumer's leader is elected, its lookup may answer "not
+// found", and such a check deleted live sessions in TestClusterChaos.)
 func (n *Node) LoadSession(key string) (rec *broker.SessionRecord, err error) {
 	err = n.retryJS(func() error {
-		rec, err = n.loadSession(key)
-		return err
+		if !n.dur.on.Load() {
+			rec = nil
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
+		defer cancel()
+		sr, rev, err := n.getSession(ctx, key)
+		if err != nil || sr == nil {
+			rec = nil
+			return err
+		}
+		if sr.Orphaned {
+			if err := n.putBack(ctx, key, sr, rev); err != nil {
+				return err
+			}
+		}
+		rec = &sr.SessionRecord
+		n.learnStarts(key, sr) // overlap.go
+		return nil
 	})
 	return rec, err
 }
 
 func (n *Node) loadSession(key string) (*broker.SessionRecord, error) {
-	d := &n.dur
-	if !d.on.Load() {
+	if !n.dur.on.Load() {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
 	defer cancel()
-	e, err := d.kv.Get(ctx, key)
+	sr, _, err := n.getSession(ctx, key)
+	if err != nil || sr == nil {
+		return nil, err
+	}
+	return &sr.SessionRecord, nil
+}
+
+// getSession reads the record of the session key and its revision (nil:
+// none).
+func (n *Node) getSession(ctx context.Context, key string) (*storedRecord, uint64, error) {
+	e, err := n.dur.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var rec broker.SessionRecord
+	var rec storedRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &rec, nil
+	return &rec, e.Revision(), nil
+}
+
+// putBack writes an orphaned record at revision rev back unmarked and
+// without TTL. A record written since is a newer one: left as it is.
+func (n *Node) putBack(ctx context.Context, key string, rec *storedRecord, rev uint64) error {
+	back := *rec
+	back.Orphaned = false
+	body, err := json.Marshal(&back)
+	if err != nil {
+		return err
+	}
+	if _, err := n.dur.kv.Update(ctx, key, body, rev); err != nil && !casConflict(err) {
+		return err
+	}
+	rec.Orphaned = false
+	return nil
+}
+
+// adopt takes back the record of the session key if it is orphaned
+// (claim_sweep.go).
+func (n *Node) adopt(ctx context.Context, key string) {
+	rec, rev, err := n.getSession(ctx, key)
+	if err == nil && rec != nil && rec.Orphaned {
+		err = n.putBack(ctx, key, rec, rev)
+	}
+	if err != nil {
+		n.cfg.Log.Warn("cluster: a persistent session's record not taken back; it may expire while the session lives",
+			"err", err)
+	}
 }
 
 // SaveSession implements broker.DurablePeers: the consumers of new
@@ -83,22 +153,33 @@ func (n *Node) SaveSession(key string, rec *broker.SessionRecord) error {
 
 func (n *Node) saveSession(key string, rec *broker.SessionRecord) error {
 	d := &n.dur
-	old, err := n.loadSession(key)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*durableTimeout)
+	defer cancel()
+	osr, _, err := n.getSession(ctx, key)
 	if err != nil {
 		return err
 	}
+	var old *broker.SessionRecord
+	if osr != nil {
+		old = &osr.SessionRecord
+	}
 	had, want := durableSubs(key, old), durableSubs(key, rec)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*durableTimeout)
-	defer cancel()
+	n.forgetStarts(key, old) // overlap.go
+	sr := &storedRecord{SessionRecord: *rec, Starts: map[string]uint64{}}
 	for name, sp := range want {
 		if _, ok := had[name]; ok {
+			if st, ok := osr.Starts[name]; ok {
+				sr.Starts[name] = st
+			}
 			continue
 		}
-		if _, err := n.ensureConsumer(ctx, name, sp, rec.Expiry, durableAckWait); err != nil {
+		c, err := n.ensureConsumer(ctx, name, sp, rec.Expiry, durableAckWait)
+		if err != nil {
 			return err
 		}
+		sr.Starts[name] = c.CachedInfo().Config.OptStartSeq
 	}
-	body, err := json.Marshal(rec)
+	body, err := json.Marshal(sr)
 	if err != nil {
 		return err
 	}
@@ -179,10 +260,12 @@ func (n *Node) DeleteSession(key string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*durableTimeout)
 	defer cancel()
+	n.forgetStarts(key, rec) // overlap.go
 	for name := range durableSubs(key, rec) {
 		if err := d.st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			n.cfg.Log.Warn("cluster: consumer of an ended session not deleted", "consumer", name, "err", err)
 		}
+		n.deleteRel(ctx, name)
 	}
 	if err := d.kv.Purge(ctx, key); err != nil {
 		n.cfg.Log.Warn("cluster: record of an ended session not deleted", "err", err)

@@ -100,10 +100,15 @@ func TestDurableSessionJetStream(t *testing.T) {
 	if err := nodes[0].SaveSession("k1", rec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := nodes[1].LoadSession("k1")
-	if err != nil || got == nil || got.Owner != "o" || len(got.Subs) != 1 || got.Subs[0].Filter != "a/+" {
-		t.Fatalf("record on node 2: %+v %v", got, err)
-	}
+	// A replica may serve the read before it has the write (as for the
+	// delete below).
+	testutil.EventuallyErr(t, 20*time.Second, func() error {
+		got, err := nodes[1].LoadSession("k1")
+		if err != nil || got == nil || got.Owner != "o" || len(got.Subs) != 1 || got.Subs[0].Filter != "a/+" {
+			return fmt.Errorf("record on node 2: %+v %v", got, err)
+		}
+		return nil
+	})
 
 	type taken struct {
 		pd broker.PeerDelivery

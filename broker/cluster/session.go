@@ -32,14 +32,15 @@ import (
 //
 // The hand-over is a request and its reply: the state lives in memory on
 // its way and on the new node. If the node that held the session is dead,
-// nobody answers and the session starts as this node knows it (normally
-// new). Keeping a session through a node's death needs JetStream
-// (issue 11 Build 5), a later step.
+// nobody answers and the session starts as this node knows it: from its
+// record in JetStream when it is a cluster-durable persistent session
+// (durable.go), new otherwise.
 //
 // A claim and the holder's subscription race: the subscription on the
 // holder's subject reaches the other NATS servers a round trip after the
 // session opened, so the same id opening on two nodes within that time
-// may stay open on both.
+// would stay open on both. With JetStream the holder records close that
+// race (claim.go); without it, it stays open.
 
 // DefaultClaimWait bounds how long Open waits for the node that holds a
 // client id (Config.ClaimWait).
@@ -74,6 +75,9 @@ type sessions struct {
 	dirty map[string]struct{}
 	wake  chan struct{}
 	in    chan *nats.Msg
+
+	cl     claimLink      // claim.go: the holder records (lock order: mu, then cl.mu)
+	starts consumerStarts // overlap.go: a leaf
 }
 
 func (ss *sessions) init() {
@@ -145,8 +149,13 @@ func (n *Node) startSessions() {
 	case ss.wake <- struct{}{}:
 	default:
 	}
+	n.startNodeSub(sr) // claim.go
 	n.wg.Add(1)
 	go n.sessionLoop(sr)
+	if n.cfg.jetStreamWanted() {
+		n.wg.Add(1)
+		go n.sweepLoop() // claim_sweep.go
+	}
 }
 
 // sessionLoop keeps one subscription per held key and answers the claims
@@ -190,6 +199,9 @@ func (n *Node) sessionLoop(sr SessionRouter) {
 				_ = sub.Unsubscribe()
 				delete(subs, ch.key)
 			}
+			if !ch.want {
+				go n.dropRecord(ch.key) // claim.go
+			}
 		}
 	}
 }
@@ -208,6 +220,10 @@ type claimReq struct {
 
 // answerClaim releases what the claim names and replies.
 func (n *Node) answerClaim(sr SessionRouter, m *nats.Msg) {
+	if m.Header.Get(hdrOp) == opPing {
+		_ = m.Respond(nil) // held here (claim_sweep.go heldLive)
+		return
+	}
 	var req claimReq
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.From == n.selfID {
 		return
@@ -255,8 +271,12 @@ func (n *Node) answerClaim(sr SessionRouter, m *nats.Msg) {
 }
 
 // Claim implements broker.SessionPeers: one request on the key's subject,
-// answered by the node that holds it; no responders means no node does.
+// answered by the node that holds it (no responders means no node does),
+// then the key's holder record (claim.go). The key is registered as
+// opening here until ClaimEnded (broker.ClaimEnder) unless an error is
+// returned.
 func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
+	n.sess.cl.begin(c.Key)
 	if !n.running.Load() || !n.nc.IsConnected() {
 		return nil, nil
 	}
@@ -264,6 +284,22 @@ func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
 	if wait <= 0 {
 		wait = DefaultClaimWait
 	}
+	deadline := time.Now().Add(wait)
+	st, err := n.claimOn(n.sessionSubject(c.Key), "", c, wait)
+	if err != nil {
+		n.sess.cl.end(c.Key)
+		return nil, err
+	}
+	return n.holdRecord(c, st, deadline)
+}
+
+// claimOn sends claim c to subject (op in hdrOp when not empty) and
+// waits up to wait for the answer of the node that holds it.
+func (n *Node) claimOn(subject, op string, c broker.SessionClaim, wait time.Duration) (*broker.SessionState, error) {
+	if wait <= 0 {
+		return nil, nil
+	}
+	deadline := time.Now().Add(wait)
 	body, _ := json.Marshal(claimReq{Key: c.Key, Owner: c.Owner, Resume: c.Resume, From: n.selfID,
 		WaitMS: max(1, wait.Milliseconds()/2)})
 	// The holder waits for its connection to finish writing (at most half
@@ -274,11 +310,13 @@ func (n *Node) Claim(c broker.SessionClaim) (*broker.SessionState, error) {
 		return nil, nil
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	req := &nats.Msg{Subject: n.sessionSubject(c.Key), Reply: inbox, Data: body}
+	req := &nats.Msg{Subject: subject, Reply: inbox, Data: body}
+	if op != "" {
+		req.Header = nats.Header{hdrOp: []string{op}}
+	}
 	if err := n.nc.PublishMsg(req); err != nil {
 		return nil, nil
 	}
-	deadline := time.Now().Add(wait)
 	var data []byte
 	var from string // the first answer's node: two holders are a race's leftover
 	for part, parts := 0, 1; part < parts; part++ {
