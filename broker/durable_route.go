@@ -251,6 +251,12 @@ func (p *routePlan) sortStored(r *Router) {
 			continue
 		}
 		if s.p.cj != nil && d.Sub.Group == "" {
+			if p.m.notInCluster {
+				// The cluster store did not keep it: this delivery
+				// is the session's copy (peers_interest.go).
+				p.live[n] = d
+				n++
+			}
 			continue // the cluster store delivers it (peers_durable.go)
 		}
 		a := s.account()

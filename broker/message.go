@@ -58,6 +58,9 @@ type Message struct {
 	// fromPeer: the message came from another node (Router.PublishFromPeer)
 	// and is not forwarded again.
 	fromPeer bool
+	// notInCluster: a QoS 1/2 topic message the cluster store did not
+	// keep (SetNotInCluster, peers_interest.go).
+	notInCluster bool
 }
 
 // Expired reports whether the message's expiry has passed.

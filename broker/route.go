@@ -162,8 +162,9 @@ func (r *Router) plan(p *routePlan, mark *store.Mark, stream bool) {
 			switch {
 			case r.dur == nil || m.QoS == AtMostOnce:
 				p.memq = append(p.memq, sub.bind) // enqueue checks the limits
-			case sub.Durable:
-				// the cluster store has it (peers_durable.go BindingPeers)
+			case sub.Durable && !m.notInCluster:
+				// the cluster store has it (peers_durable.go BindingPeers);
+				// one it did not keep is queued here (peers_interest.go)
 			case sub.bind.reserve(r, m):
 				p.queues = append(p.queues, sub.bind)
 			default:

@@ -86,6 +86,8 @@ type durableLink struct {
 	mu     sync.Mutex
 	att    map[string]*attachment // by session key
 	bloops map[string]bool        // durable subscriptions fetched here: wanted again (durable_binding.go)
+
+	in durableInterest // the consumers' filters: which messages to store (durable_interest.go)
 }
 
 // durableSubjects are the stream's subjects.
@@ -105,6 +107,9 @@ func (n *Node) startDurable(ctx context.Context, js jetstream.JetStream) {
 	var lastLog time.Time
 	for {
 		err := n.createDurable(ctx)
+		if err == nil {
+			err = n.loadInterest(ctx) // before any publish may skip the stream (durable_interest.go)
+		}
 		if err == nil {
 			d.on.Store(true)
 			n.cfg.Log.Info("cluster: persistent sessions in JetStream", "node", n.cfg.NodeID,
@@ -168,6 +173,13 @@ func (n *Node) DurablePublish(m *broker.Message, dedup string) error {
 		}
 		return nil // no JetStream: sessions stay on their nodes
 	}
+	skip := !d.in.wants(m.Topic)
+	m.SetNotInCluster(skip) // a copy of a message (dead-lettered) may carry an old mark
+	if skip {
+		d.in.skipped.Add(1)
+		return nil // no cluster-durable subscription wants it (durable_interest.go)
+	}
+	d.in.stored.Add(1)
 	seq := d.seq.Add(1)
 	nm := encodeMsg(d.subs, n.self, seq, m, time.Now())
 	if nm == nil {

@@ -215,10 +215,11 @@ func (n *Node) saveSession(key string, rec *broker.SessionRecord) error {
 	return nil
 }
 
-// ensureConsumer returns the consumer name, made for sp if there is none:
+// makeConsumer returns the consumer name, made for sp if there is none:
 // it starts after the stream's last message, explicit acks, and goes
 // away after the session's expiry without a connection pulling from it.
-func (n *Node) ensureConsumer(ctx context.Context, name string, sp broker.SubSpec, expiry, ackWait time.Duration) (jetstream.Consumer, error) {
+// Callers use ensureConsumer (durable_interest.go), which announces it.
+func (n *Node) makeConsumer(ctx context.Context, name string, sp broker.SubSpec, expiry, ackWait time.Duration) (jetstream.Consumer, error) {
 	d := &n.dur
 	c, err := d.st.Consumer(ctx, name)
 	if err == nil {

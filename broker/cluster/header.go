@@ -19,6 +19,7 @@ import (
 //	Duplex: <node>.<boot>.<seq>.<qos>.<retain>.<pf>.<ttl>.<ct>.<rt>.<reply>.<corr>.<from>.<origin>
 //	Duplex-Prop: <key>.<value>      one per user property, in order, duplicates kept
 //	Duplex-Topic: <EncodeTopic>     on the long and retained subjects only
+//	Duplex-Not-Stored: 1            a QoS 1/2 message the durable stream did not keep
 //
 // node and boot identify the sending run (its own messages are dropped),
 // seq is its message number (copies for overlapping subscriptions are
@@ -28,10 +29,19 @@ import (
 // ASCII without '.', "%" for the empty string) or "*" (which no token is)
 // for an absent value. So a value may hold anything, CR and LF included,
 // and survives NATS's header parsing (which trims spaces) byte for byte.
+//
+// Duplex-Not-Stored marks a QoS 1/2 message that DurablePublish did not
+// store because no cluster-durable subscription wanted it
+// (durable_interest.go): a receiving node hands it to its cluster-durable
+// subscriptions from this copy (broker.Message.NotInCluster). Without it,
+// they skip a QoS 1/2 message, which the durable stream brings them; a
+// node of an earlier version never sets it and stored every such message.
 const (
 	hdrMeta  = "Duplex"
 	hdrProp  = "Duplex-Prop"
 	hdrTopic = "Duplex-Topic"
+
+	hdrNotStored = "Duplex-Not-Stored"
 
 	metaFields = 13
 	absent     = "*"
@@ -98,6 +108,9 @@ func encodeMsg(subs Subjects, o origin, seq uint64, m *broker.Message, now time.
 	if long {
 		h[hdrTopic] = []string{EncodeTopic(m.Topic)}
 	}
+	if m.NotInCluster() {
+		h[hdrNotStored] = []string{"1"}
+	}
 	return &nats.Msg{Subject: subj, Header: h, Data: m.Payload}
 }
 
@@ -163,6 +176,9 @@ func decodeMsg(subs Subjects, nm *nats.Msg, now time.Time) (*broker.Message, str
 	m.Origin, _ = str(f[12])
 	if err != nil {
 		return nil, "", 0, err
+	}
+	if _, ok := h[hdrNotStored]; ok {
+		m.SetNotInCluster(true)
 	}
 	if props := h[hdrProp]; len(props) > 0 {
 		m.Props = make([]broker.Property, len(props))

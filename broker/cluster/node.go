@@ -109,6 +109,9 @@ func New(cfg Config) (*Node, error) {
 		done:   make(chan struct{}),
 	}
 	n.selfID = n.self.node + "." + n.self.boot
+	// Other nodes wait for this one's answer to their durable
+	// consumers' announcements (durable_interest.go) from its start.
+	_ = n.HandleAdmin(interestKind, n.answerInterest)
 	// Every node keeps every retained message: the retained subject is
 	// wanted whatever the local filters.
 	n.wanted[n.subs.Retained] = 1

@@ -102,6 +102,7 @@ type clusterCollector struct {
 	dups, subs, routes, joined                *prometheus.Desc
 	info, peers                               *prometheus.Desc // cluster_admin.go
 	queueStored, queueIn                      *prometheus.Desc // broker/cluster/queue.go
+	durStored, durSkipped                     *prometheus.Desc // broker/cluster/durable_interest.go
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
@@ -123,6 +124,8 @@ func newClusterCollector(n *cluster.Node) *clusterCollector {
 	}
 	c.queueStored = d("queue_messages_stored_total", "STOMP /queue/ SENDs on this node stored in the cluster's queue stream (JetStream).")
 	c.queueIn = d("queue_messages_in_total", "STOMP /queue/ messages this node took from the cluster's queue stream for its consumers.")
+	c.durStored = d("durable_messages_stored_total", "QoS 1/2 topic messages published on this node written to the durable stream (a persistent subscription somewhere wanted them).")
+	c.durSkipped = d("durable_messages_skipped_total", "QoS 1/2 topic messages published on this node not written to the durable stream: no persistent subscription wanted them.")
 	return c
 }
 
@@ -156,4 +159,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	stored, in := c.n.QueueStats()
 	counter(c.queueStored, stored)
 	counter(c.queueIn, in)
+	stored, skipped := c.n.DurableStats()
+	counter(c.durStored, stored)
+	counter(c.durSkipped, skipped)
 }
