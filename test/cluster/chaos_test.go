@@ -362,7 +362,15 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 // confirmed [MQTT-4.3.3-6] (S4D's report). Not "once" until that is fixed.
 // At 1b843e2 (S4S: the QoS 2 ack confirmed before PUBREL), seeds 11, 23,
 // 7, 1: 36, 0, 0, 66 duplicates, still all resent after their PUBREL.
-var chaosHolds = map[string]string{"mqtt-qos1": "loss", "stomp-queue": "loss"}
+//
+// At bb58225 (S6O's QoS 2 release records, S6I's inbound de-duplication,
+// S6C's claims, S6J's interest mirror), 20 kills, every kind asserted:
+// seed 11 and seed 23 lost nothing in any kind and had no QoS 2
+// duplicate (seed 23 acknowledged 6 resends of a held packet id without
+// delivering them); seed 23 failed on stomp-durable order (390 deliveries
+// out of order within a publisher connection: the binding's fetch loop
+// hands on a message that comes back late). mqtt-qos2 is "once" from here.
+var chaosHolds = map[string]string{"mqtt-qos1": "loss", "mqtt-qos2": "once", "stomp-queue": "loss"}
 
 // setHolds marks the kinds as chaosHolds says.
 func setHolds(kinds []*chaosKind) {
