@@ -106,6 +106,12 @@
 // Session.Close takes only the Outbox lock and Router.connMu (both leaves)
 // and calls the protocol's OnClose hook, which must not block or take broker locks.
 //
+// The cluster's JetStream round trips are called with no broker lock held:
+// prepare → DurablePeers.DurablePublish, InboundPeers (the QoS 2 record of
+// a persistent publisher) and RetainPeers.StoreRetained; ConfirmTaken →
+// the QoS 2 release records; DeliverFromPeer → OverlapPeers.ConsumerStart;
+// Open's deferred ClaimEnder end. Inside broker/cluster see its doc.go.
+//
 // No broker lock is held while calling a protocol, a store write or the
 // network, with one exception: binding.mu is held across the store writes
 // of a durable subscription's change (only SUBSCRIBE, UNSUBSCRIBE and the
