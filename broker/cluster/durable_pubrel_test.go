@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -56,28 +55,7 @@ func sortedIDs(ids []uint16) []uint16 {
 // node that resumes the session reads their packet ids for the PUBRELs
 // it owes, and a PUBCOMP takes one out at the next write.
 func TestDurableQoS2Release(t *testing.T) {
-	dir := t.TempDir()
-	listen := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := make([]*Node, 3)
-	for i := range nodes {
-		var peers []string
-		for j, l := range listen {
-			if j != i {
-				peers = append(peers, l)
-			}
-		}
-		var err error
-		if nodes[i], err = New(Config{Name: "rel", Listen: listen[i], Peers: peers, StoreDir: filepath.Join(dir, fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-		if err := nodes[i].Start(&fakeRouter{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nodes[i].Close)
-	}
-	testutil.EventuallyErr(t, 60*time.Second, func() error {
-		return errorsJoin(nodes[0].Ready(), nodes[1].Ready(), nodes[2].Ready())
-	})
+	nodes := startDurableTrio(t, "rel")
 	rec := &broker.SessionRecord{Owner: "o", Expiry: time.Hour, Subs: []broker.SubSpec{{Key: "q/+", Filter: "q/+", QoS: 2}}}
 	if err := nodes[0].SaveSession("k2", rec); err != nil {
 		t.Fatal(err)

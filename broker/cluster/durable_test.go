@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -74,28 +73,7 @@ func TestDurableSubsConsumers(t *testing.T) {
 // sequence, when it attaches on node 2; a record deleted on one node
 // reads as none on another.
 func TestDurableSessionJetStream(t *testing.T) {
-	dir := t.TempDir()
-	listen := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	nodes := make([]*Node, 3)
-	for i := range nodes {
-		var peers []string
-		for j, l := range listen {
-			if j != i {
-				peers = append(peers, l)
-			}
-		}
-		var err error
-		if nodes[i], err = New(Config{Name: "ds", Listen: listen[i], Peers: peers, StoreDir: filepath.Join(dir, fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-		if err := nodes[i].Start(&fakeRouter{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nodes[i].Close)
-	}
-	testutil.EventuallyErr(t, 60*time.Second, func() error {
-		return errorsJoin(nodes[0].Ready(), nodes[1].Ready(), nodes[2].Ready())
-	})
+	nodes := startDurableTrio(t, "ds")
 	rec := &broker.SessionRecord{Owner: "o", Expiry: time.Hour, Subs: []broker.SubSpec{{Key: "a/+", Filter: "a/+", QoS: 1}}}
 	if err := nodes[0].SaveSession("k1", rec); err != nil {
 		t.Fatal(err)
