@@ -313,17 +313,26 @@ func (n *Node) GatherAdmin(ctx context.Context, kind string, req []byte) ([]Admi
 		}
 		select {
 		case r := <-ch:
-			id := r.Header.Get(headerNode)
-			if id == "" || id == n.cfg.NodeID || got[id] {
-				continue
+			if id, ok := n.newAnswer(r, got); ok {
+				out = append(out, AdminAnswer{Node: id, Data: r.Data})
 			}
-			got[id] = true
-			n.seen(id)
-			out = append(out, AdminAnswer{Node: id, Data: r.Data})
 		case <-ctx.Done():
 			return out, nil
 		}
 	}
+}
+
+// newAnswer reports the node that sent r, an answer to a request to every
+// node, and true when it is another node's first answer: it records the
+// node in got, and as seen (the directory).
+func (n *Node) newAnswer(r *nats.Msg, got map[string]bool) (string, bool) {
+	id := r.Header.Get(headerNode)
+	if id == "" || id == n.cfg.NodeID || got[id] {
+		return "", false
+	}
+	got[id] = true
+	n.seen(id)
+	return id, true
 }
 
 // allIn reports whether every key of want is in got.

@@ -213,17 +213,25 @@ func (n *Node) holdRecord(c broker.SessionClaim, st *broker.SessionState, deadli
 	// that long, not the election's length.
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 	defer cancel()
+	// ended reports whether a write ends the claim: it was written, or it
+	// failed for another reason than a conflict (logged; the claim stands
+	// as the broadcast left it).
+	ended := func(rev uint64, err error) bool {
+		switch {
+		case err == nil:
+			cl.wrote(c.Key, rev)
+		case !casConflict(err):
+			n.claimWarn(c.Key, err)
+		default:
+			return false
+		}
+		return true
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !backOff(ctx, attempt) {
 			break
 		}
-		rev, err := kv.Create(ctx, hk, val)
-		if err == nil {
-			cl.wrote(c.Key, rev)
-			return st, nil
-		}
-		if !casConflict(err) {
-			n.claimWarn(c.Key, err)
+		if ended(kv.Create(ctx, hk, val)) {
 			return st, nil
 		}
 		e, err := kv.Get(ctx, hk)
@@ -249,13 +257,7 @@ func (n *Node) holdRecord(c broker.SessionClaim, st *broker.SessionState, deadli
 				st = got
 			}
 		}
-		rev, err = kv.Update(ctx, hk, val, e.Revision())
-		if err == nil {
-			cl.wrote(c.Key, rev)
-			return st, nil
-		}
-		if !casConflict(err) {
-			n.claimWarn(c.Key, err)
+		if ended(kv.Update(ctx, hk, val, e.Revision())) {
 			return st, nil
 		}
 		// Written again since: read it again, and claim the key from

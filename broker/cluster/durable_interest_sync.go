@@ -125,12 +125,7 @@ func (n *Node) tellInterest(ctx context.Context, body []byte) (answered, expecte
 		for !allIn(expect, got) {
 			select {
 			case r := <-ch:
-				id := r.Header.Get(headerNode)
-				if id == "" || id == n.cfg.NodeID || got[id] {
-					continue
-				}
-				got[id] = true
-				n.seen(id)
+				n.newAnswer(r, got)
 			case <-timer.C:
 				break wait
 			case <-ctx.Done():
