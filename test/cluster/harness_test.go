@@ -326,6 +326,13 @@ func startEmbedded(t *testing.T, name string) []*node {
 // servers off.
 func startExternal(t *testing.T, name string, o server.Options) []*node {
 	t.Helper()
+	return startNodes(t, externalArgs(name, startNATS(t, o)))
+}
+
+// startNATS starts one NATS server in the test process, o's fields over
+// loopback defaults, stopped at the test's end.
+func startNATS(t *testing.T, o server.Options) *server.Server {
+	t.Helper()
 	o.Host, o.Port, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true
 	ns, err := server.NewServer(&o)
 	if err != nil {
@@ -336,7 +343,12 @@ func startExternal(t *testing.T, name string, o server.Options) []*node {
 	if !ns.ReadyForConnections(wait) {
 		t.Fatal("NATS server did not start")
 	}
-	return startNodes(t, func(int) []string {
+	return ns
+}
+
+// externalArgs are the flags of a node named name on the NATS server ns.
+func externalArgs(name string, ns *server.Server) func(int) []string {
+	return func(int) []string {
 		return []string{"-cluster-name", name, "-cluster-nats-urls", ns.ClientURL()}
-	})
+	}
 }

@@ -140,20 +140,8 @@ func TestClusterQueue(t *testing.T) {
 // JetStream (one server: the stream has one replica there).
 func TestClusterQueueExternal(t *testing.T) {
 	t.Parallel()
-	o := server.Options{MaxPayload: 8 << 20, JetStream: true, StoreDir: t.TempDir()}
-	o.Host, o.Port, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true
-	ns, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, queueArgs(func(int) []string {
-		return []string{"-cluster-name", "qext", "-cluster-nats-urls", ns.ClientURL()}
-	}))
+	ns := startNATS(t, server.Options{MaxPayload: 8 << 20, JetStream: true, StoreDir: t.TempDir()})
+	nodes := startNodes(t, queueArgs(externalArgs("qext", ns)))
 	queueCompete(t, nodes)
 	queueDeadLetter(t, nodes)
 	queueKillHolder(t, nodes)

@@ -37,19 +37,8 @@ const sweepWait = 2 * time.Minute
 // no longer marked as its dead node's; its expiry kept counting from when
 // it went offline (its record's TTL is under the hour).
 func TestClusterRecordsOfDeadNode(t *testing.T) {
-	o := server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, JetStream: true, StoreDir: t.TempDir()}
-	ns, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("NATS server did not start")
-	}
-	nodes := startNodes(t, func(int) []string {
-		return []string{"-cluster-name", "sweep", "-cluster-nats-urls", ns.ClientURL()}
-	})
+	ns := startNATS(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nodes := startNodes(t, externalArgs("sweep", ns))
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
