@@ -126,9 +126,13 @@ func TestClaimResync(t *testing.T) {
 	kv := r.n.sess.cl.clientsKV()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := kv.Get(ctx, holderKey("mheld")); err != nil {
-		t.Fatalf("holder record: %v", err)
-	}
+	// KV reads may come from a replica that has not the write yet: poll.
+	testutil.EventuallyErr(t, 20*time.Second, func() error {
+		if _, err := kv.Get(ctx, holderKey("mheld")); err != nil {
+			return fmt.Errorf("holder record: %v", err)
+		}
+		return nil
+	})
 	// What a sweep of node 3 by the others does.
 	for _, k := range []string{holderKey("mheld"), nodeKey(r.n.selfID)} {
 		if err := kv.Delete(ctx, k); err != nil {
