@@ -114,12 +114,13 @@ func (n *Node) ConsumeBinding(qname string) {
 }
 
 // bindingLoop fetches durable subscription qname's messages for this
-// node's consumers until none is left.
+// node's consumers until none is left, in order (bindingOrder).
 func (n *Node) bindingLoop(qname string, br bindingRouter) {
 	d := &n.dur
 	name := bindingConsumer(qname)
 	var c jetstream.Consumer
 	var lastLog time.Time
+	var ord bindingOrder
 	reset := false
 	pause := func(t time.Duration) bool {
 		select {
@@ -146,7 +147,8 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 		d.mu.Unlock()
 		if c == nil {
 			var err error
-			if c, err = n.bindingConsumerOf(name, !reset); err != nil {
+			var next uint64
+			if c, next, err = n.bindingConsumerOf(name, !reset); err != nil {
 				c = nil
 				if time.Since(lastLog) > 10*time.Second {
 					lastLog = time.Now()
@@ -157,6 +159,11 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 				}
 				continue
 			}
+			if !reset || ord.next == 0 {
+				// Looked up again after a failed fetch: the numbers this
+				// loop saw still tell a delivery lost with that fetch.
+				ord.next = next
+			}
 			reset = true
 		}
 		room := br.QueueRoom(qname)
@@ -166,7 +173,7 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 			}
 			continue
 		}
-		batch, err := c.Fetch(room, jetstream.FetchMaxWait(time.Second))
+		batch, err := c.Fetch(room, jetstream.FetchMaxWait(bindingFetchWait))
 		if err != nil {
 			c = nil // its leader may have moved or it was deleted: look it up again
 			if !pause(200 * time.Millisecond) {
@@ -174,14 +181,25 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 			}
 			continue
 		}
+		refused := false
 		for jm := range batch.Messages() {
-			m, meta, ok := n.decodeDurable(jm)
-			if !ok {
+			if ord.take(jm) {
+				refused = !n.enqueueBinding(br, qname, jm, refused)
+			}
+		}
+		if len(ord.held) > 0 {
+			if n.bindingDeliveryLost(c) {
+				n.cfg.Log.Info("cluster: a delivery of a durable subscription was lost with a node or a fetch; resetting its consumer to keep order", "queue", qname)
+				ord.drop()
+				c, reset = nil, false // look it up again, with a reset
 				continue
 			}
-			if !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: jm, n: meta.NumDelivered}) {
-				_ = jm.NakWithDelay(100 * time.Millisecond) // its consumer left meanwhile, or is full
+			for _, jm := range ord.release() {
+				refused = !n.enqueueBinding(br, qname, jm, refused)
 			}
+		}
+		if refused && !pause(20*time.Millisecond) {
+			return
 		}
 		if n.closing() {
 			return
@@ -189,23 +207,42 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 	}
 }
 
+// enqueueBinding hands jm to durable subscription qname's local queue and
+// reports whether the queue took it. One it refuses (its consumer left
+// meanwhile, or is full), and with refused every later one of the fetch,
+// goes back at once: JetStream gives them again before newer messages,
+// in order.
+func (n *Node) enqueueBinding(br bindingRouter, qname string, jm jetstream.Msg, refused bool) bool {
+	m, meta, ok := n.decodeDurable(jm)
+	if !ok {
+		return !refused
+	}
+	if refused || !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: jm, n: meta.NumDelivered}) {
+		_ = jm.Nak()
+		return false
+	}
+	return true
+}
+
 // bindingConsumerOf looks up the consumer name and, with reset, resets it
 // to its ack floor: what it handed out and never got acknowledged (a
-// node that died holding it) comes again now.
-func (n *Node) bindingConsumerOf(name string, reset bool) (jetstream.Consumer, error) {
+// node that died holding it) comes again now. next is the delivery
+// number expected next (0 after a reset: take any).
+func (n *Node) bindingConsumerOf(name string, reset bool) (c jetstream.Consumer, next uint64, err error) {
 	d := &n.dur
 	ctx, cancel := context.WithTimeout(context.Background(), durableTimeout)
 	defer cancel()
-	c, err := d.st.Consumer(ctx, name)
+	c, err = d.st.Consumer(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	info := c.CachedInfo()
 	if reset && info.Delivered.Stream > info.AckFloor.Stream {
 		seq := max(info.AckFloor.Stream+1, info.Config.OptStartSeq)
 		if _, err := d.st.ResetConsumerToSequence(ctx, name, seq); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		return c, 0, nil
 	}
-	return c, nil
+	return c, info.Delivered.Consumer + 1, nil
 }
