@@ -38,6 +38,8 @@ const (
 	// maxPeers bounds the directory; beyond it the longest unseen
 	// nodes are forgotten.
 	maxPeers = 1024
+	// joinProbe: how often a starting node asks who is there.
+	joinProbe = 250 * time.Millisecond
 )
 
 // AdminHandler makes this node's answer to one admin request; req is the
@@ -67,7 +69,8 @@ type directory struct {
 	peers    map[string]*PeerState
 	handlers map[string]AdminHandler
 	subs     map[string]*nats.Subscription
-	sys      []*nats.Subscription // hello, bye
+	sys      []*nats.Subscription // hello, bye, the answers to this node's hello
+	helloTo  string               // the reply subject of this node's hello
 }
 
 // adminSubject is duplex.<name>.admin.<kind>.
@@ -159,6 +162,12 @@ func (n *Node) startAdmin() {
 		sub, err := n.nc.Subscribe(n.adminSubject(s), func(m *nats.Msg) {
 			if from := m.Header.Get(headerNode); from != "" && from != n.cfg.NodeID {
 				n.mark(from, stopped)
+				if m.Reply != "" {
+					// A node starting asks who is there (joined).
+					r := nats.NewMsg(m.Reply)
+					r.Header.Set(headerNode, n.cfg.NodeID)
+					_ = n.nc.PublishMsg(r)
+				}
 			}
 		})
 		if err != nil {
@@ -166,6 +175,16 @@ func (n *Node) startAdmin() {
 			continue
 		}
 		d.sys = append(d.sys, sub)
+	}
+	d.helloTo = n.nc.NewInbox()
+	if sub, err := n.nc.Subscribe(d.helloTo, func(m *nats.Msg) {
+		if from := m.Header.Get(headerNode); from != "" && from != n.cfg.NodeID {
+			n.mark(from, false)
+		}
+	}); err == nil {
+		d.sys = append(d.sys, sub)
+	} else {
+		d.helloTo = ""
 	}
 	for kind := range d.handlers {
 		if err := n.subscribeAdminLocked(kind); err != nil {
@@ -183,6 +202,11 @@ func (n *Node) announce(kind string) {
 	}
 	m := nats.NewMsg(n.adminSubject(kind))
 	m.Header.Set(headerNode, n.cfg.NodeID)
+	if kind == "hello" {
+		n.dir.mu.Lock()
+		m.Reply = n.dir.helloTo // the other nodes answer: joined
+		n.dir.mu.Unlock()
+	}
 	_ = n.nc.PublishMsg(m)
 	if kind == "bye" {
 		_ = n.nc.FlushTimeout(200 * time.Millisecond)
@@ -218,6 +242,39 @@ func (n *Node) mark(id string, stopped bool) {
 	}
 	p.LastSeen = time.Now()
 	p.Stopped = stopped
+}
+
+// heardPeer reports whether another node not stopped has answered or
+// announced itself: messages cross the routes both ways (a route the peer
+// is about to refuse, for a wrong password, is counted by the server for a
+// moment, but carries nothing).
+func (n *Node) heardPeer() bool {
+	d := &n.dir
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.peers {
+		if !p.Stopped {
+			return true
+		}
+	}
+	return false
+}
+
+// helloUntilHeard announces this node every joinProbe until another node
+// answers: the first hello may go out before any route is up. Start
+// runs it for an embedded node with peers.
+func (n *Node) helloUntilHeard() {
+	defer n.wg.Done()
+	t := time.NewTicker(joinProbe)
+	defer t.Stop()
+	for !n.heardPeer() {
+		select {
+		case <-t.C:
+			n.announce("hello")
+		case <-n.done:
+			return
+		}
+	}
 }
 
 // Peers returns the other nodes the directory knows, sorted by id.

@@ -188,6 +188,10 @@ func (n *Node) Start(r Router) error {
 	n.running.Store(true)
 	n.startAdmin() // admin.go
 	n.announce("hello")
+	if n.srv != nil && len(c.Peers) > 0 {
+		n.wg.Add(1)
+		go n.helloUntilHeard() // admin.go
+	}
 	n.wg.Add(3)
 	go n.sendLoop()
 	go n.receiveLoop()
@@ -229,8 +233,9 @@ func (n *Node) disconnected(err error) {
 }
 
 // Ready returns nil when the node is joined: connected to NATS and, in
-// embedded mode with peers configured, routed to at least one of them.
-// /readyz fails with its error otherwise.
+// embedded mode with peers configured, routed to at least one of them
+// that has answered this node's hello (admin.go: heardPeer). /readyz
+// fails with its error otherwise.
 func (n *Node) Ready() error {
 	switch {
 	case !n.running.Load():
@@ -239,6 +244,8 @@ func (n *Node) Ready() error {
 		return errors.New("cluster: not connected to NATS")
 	case n.srv != nil && len(n.cfg.Peers) > 0 && n.srv.NumRoutes() == 0:
 		return errors.New("cluster: no route to any peer yet")
+	case n.srv != nil && len(n.cfg.Peers) > 0 && !n.heardPeer():
+		return errors.New("cluster: no other node has answered over the routes yet")
 	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.retainedLoaded.Load():
 		return errors.New("cluster: retained messages not loaded from JetStream yet")
 	case n.cfg.jetStreamWanted() && !n.jsOff.Load() && !n.dur.on.Load():
