@@ -96,6 +96,11 @@ func (r *Router) durablePeers() DurablePeers {
 type clusterSess struct {
 	dp  DurablePeers
 	key string
+	// unsaved: the cluster may have no record of the session yet (a new
+	// session, or one handed over by a node that kept none): Open writes
+	// it, so that it resumes, Session Present, on any node once its own
+	// died, even before its first SUBSCRIBE [MQTT-3.2.2-2].
+	unsaved bool
 
 	mu     sync.Mutex
 	held   map[heldRef]PeerMsg
@@ -275,7 +280,7 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 		return nil, imported, nil
 	}
 	key := clusterKey(id)
-	loaded := false
+	loaded, here := false, false
 	switch {
 	case o.CleanStart:
 		dp.DeleteSession(key)
@@ -284,6 +289,7 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 		old := r.sessions[id]
 		r.mu.Unlock()
 		if old != nil && old.clusterDurable() != nil {
+			here = true
 			break // resumed here (takeOver)
 		}
 		// None here, or one restored from this node's store before the
@@ -313,7 +319,7 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 	if imported != nil && !loaded {
 		dropClusterCopies(imported)
 	}
-	return &clusterSess{dp: dp, key: key}, imported, nil
+	return &clusterSess{dp: dp, key: key, unsaved: !loaded && !here}, imported, nil
 }
 
 // dropClusterCopies takes out of a state another node handed over what

@@ -160,6 +160,11 @@ func (r *Router) Open(id SessionID, o SessionOptions) (*Session, error) {
 		}
 	}
 	if s.p != nil && s.p.cj != nil {
+		if s.p.cj.unsaved {
+			// Best effort: the first SUBSCRIBE writes it again (logged
+			// by saveDurable).
+			_ = r.saveDurable(s)
+		}
 		r.attachDurable(s)
 	}
 	return s, nil
