@@ -39,17 +39,19 @@
 //     publish is acknowledged once the stream's quorum has it
 //     (StoreRetained);
 //   - QoS 1/2 messages for MQTT persistent sessions and STOMP durable
-//     subscriptions (durable.go, durable_binding.go): while any such
-//     subscription exists in the cluster, every QoS 1/2 topic publish is
-//     stored in an interest-retention stream before the publisher's
-//     acknowledgement; while none does, it is only forwarded, marked
-//     Duplex-Not-Stored. Every node mirrors the stream's consumers
+//     subscriptions (durable.go, durable_binding.go): a QoS 1/2 topic
+//     publish that such a subscription's filter matches is stored in an
+//     interest-retention stream before the publisher's acknowledgement;
+//     one that none matches is only forwarded, marked Duplex-Not-Stored.
+//     Every node mirrors the stream's consumers' filters
 //     (durable_interest.go), and a new consumer's SUBSCRIBE is
 //     acknowledged once every routed node has it. Each QoS 1/2
 //     subscription of a persistent session, and each durable
 //     subscription, is a durable consumer, run by the node that holds the
-//     connection; a message matching several of a session's
-//     subscriptions goes to it once (overlap.go), unless
+//     connection (a durable subscription's fetch loop keeps its order
+//     across a lost delivery: durable_binding_order.go; a session's
+//     record is written at its CONNECT); a message matching several of
+//     a session's subscriptions goes to it once (overlap.go), unless
 //     mqtt.per_subscription_copies; session records in a KV bucket, so a
 //     session whose node died resumes on another (and expires there if
 //     none does);

@@ -13,9 +13,8 @@ import (
 // stream's consumers (one per QoS 1/2 subscription of a persistent
 // session, one per STOMP durable subscription: durable.go,
 // durable_binding.go), as a topic index (broker.Index, the broker's own
-// MQTT matching). DurablePublish stores a QoS 1/2 message only when the
-// mirror knows a consumer (with interestByFilter, only when one's filter
-// matches its topic; off for now, see there). One it does not store (the
+// MQTT matching). DurablePublish stores a QoS 1/2 message only when a
+// consumer's filter in the mirror matches its topic. One it does not store (the
 // interest-retention stream would have dropped it at once anyway, after a
 // replicated write) travels marked Duplex-Not-Stored (header.go): a
 // cluster-durable subscription it reaches all the same takes it from that
@@ -92,16 +91,6 @@ const (
 	consumerDesc = "Duplex persistent session subscription "
 )
 
-// interestByFilter: skip the stream for a topic no consumer's filter
-// matches. Off: the stream is skipped only while the durable stream has
-// no consumer at all (mode interestNone), else every QoS 1/2 message is
-// stored as before. With it on, TestClusterChaos (two SIGKILLs) lost
-// acknowledged QoS 1/2 messages of a persistent session that moved
-// between nodes, in 4 runs of 4, and passed with every message stored;
-// the cause is not found yet (session 6 report S6J). A variable for the
-// tests of the matching itself.
-var interestByFilter = false
-
 // interestMax bounds the mirror's entries (a variable for tests): past it
 // a node stores every QoS 1/2 message rather than grow the mirror.
 var interestMax = 1 << 20
@@ -159,9 +148,6 @@ func (x *durableInterest) wants(topic string) bool {
 	case interestNone:
 		return false
 	case interestAll:
-		return true
-	}
-	if !interestByFilter {
 		return true
 	}
 	var buf [4]*broker.Subscription

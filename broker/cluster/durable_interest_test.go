@@ -18,7 +18,6 @@ import (
 // everything while a consumer's filter is unknown, and keeps a consumer
 // the stream's list leaves out.
 func TestDurableInterestMirror(t *testing.T) {
-	byFilter(t)
 	var x durableInterest
 	t0 := time.Unix(100, 0)
 	check := func(want map[string]bool) {
@@ -104,7 +103,6 @@ func TestDurableInterestMirror(t *testing.T) {
 // TestDurableInterestBound: the mirror does not grow past interestMax
 // entries; past it the node stores everything.
 func TestDurableInterestBound(t *testing.T) {
-	byFilter(t)
 	defer func(m int) { interestMax = m }(interestMax)
 	interestMax = 2
 	var x durableInterest
@@ -124,14 +122,6 @@ func TestDurableInterestBound(t *testing.T) {
 	if !x.wants("z") {
 		t.Fatal("a relist of 3 consumers cleared the overflow of a mirror of 2")
 	}
-}
-
-// byFilter turns per-filter skipping on for one test (interestByFilter).
-func byFilter(t *testing.T) {
-	t.Helper()
-	old := interestByFilter
-	interestByFilter = true
-	t.Cleanup(func() { interestByFilter = old })
 }
 
 // TestRouteKey: the relist loop's view of the route peers does not
@@ -208,7 +198,6 @@ func startDurableTrio(t *testing.T, name string) []*Node {
 // filter matches, and only those; a node's relist finds the filters from
 // the consumers alone, and keeps a deleted session's.
 func TestDurableInterestJetStream(t *testing.T) {
-	byFilter(t)
 	nodes := startDurableTrio(t, "di")
 	lastSeq := func() uint64 {
 		t.Helper()
@@ -291,7 +280,6 @@ func TestDurableInterestJetStream(t *testing.T) {
 // announced (its next attach announces it again), the node that answered
 // has the filter, and the silent one has it once it answers.
 func TestDurableInterestSilentNode(t *testing.T) {
-	byFilter(t)
 	nodes := startDurableTrio(t, "dis")
 	release := make(chan struct{})
 	var once sync.Once
