@@ -23,6 +23,12 @@
 # its run. The generator, the publisher and all three brokers share the
 # machine: compare CPU per delivery more than throughput.
 #
+# With BENCH_CLUSTER_ELSEWHERE=1, before each cluster run an MQTT
+# persistent session on node 2 subscribes (QoS 1) to bench/durable, a topic
+# the run does not publish to, and goes offline (duplex-bench -scenario
+# fill -msgs 1): the cluster then has a persistent subscription, but none
+# that wants the run's messages.
+#
 # Environment: BENCH_DURATION (default 5s), BENCH_WARMUP (default 2s: the
 # remote subscribers' interest must cross the routes before the first
 # message counts), BENCH_CLUSTER_SHAPES (default "mqtt 0;mqtt 1;stomp -":
@@ -41,6 +47,7 @@ RATE=${BENCH_CLUSTER_RATE:-1000}
 read -r -a EXTRA_BENCH <<<"${BENCH_ARGS:-}"
 read -r -a EXTRA_BROKER <<<"${DUPLEX_ARGS:-}"
 VERBOSE=${BENCH_VERBOSE:-0}
+ELSEWHERE=${BENCH_CLUSTER_ELSEWHERE:-0}
 
 mkdir -p bin
 if [[ -z "${DUPLEX_BIN:-}" ]]; then
@@ -201,6 +208,13 @@ pair() {
 			exit 1
 		fi
 	done
+	if [[ "$ELSEWHERE" == 1 ]]; then
+		run_bench -url "ws://${NODE_ADDRS[1]}/mqtt" -protocol mqtt -scenario fill -msgs 1 -client-id bench-elsewhere
+		if ((RC != 0)); then
+			echo "bench: the persistent subscription elsewhere was not made: $LINE" >&2
+			status=1
+		fi
+	fi
 	subs=""
 	for a in "${NODE_ADDRS[@]}"; do
 		subs+="${subs:+,}ws://$a/$path"
@@ -209,8 +223,10 @@ pair() {
 		IFS=,
 		echo "${NODE_PIDS[*]}"
 	)
+	local label="cluster 3 nodes"
+	[[ "$ELSEWHERE" == 1 ]] && label+=", a persistent subscription elsewhere"
 	run_bench -url "ws://${NODE_ADDRS[0]}/$path" -sub-urls "$subs" -broker-pids "$pids" -duration "$DURATION" -warmup "$WARMUP" \
-		"${EXTRA_BENCH[@]}" "$@" -label "cluster 3 nodes"
+		"${EXTRA_BENCH[@]}" "$@" -label "$label"
 	echo "$LINE"
 	((RC == 0)) || status=1
 	clustered=$(cpu_per_delivery "$LINE")
