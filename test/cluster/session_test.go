@@ -117,9 +117,14 @@ func (c *v5conn) sub(t *testing.T, filter string) {
 
 func (c *v5conn) pub(t *testing.T, topic, payload string) {
 	t.Helper()
+	c.pubQoS(t, topic, payload, 1)
+}
+
+func (c *v5conn) pubQoS(t *testing.T, topic, payload string, qos byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := c.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)}); err != nil {
+	if _, err := c.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte(payload)}); err != nil {
 		t.Fatalf("MQTT 5 publish %s: %v", topic, err)
 	}
 }
