@@ -25,6 +25,9 @@ func TestSessionConnectCost(t *testing.T) {
 		t.Skip("set DUPLEX_SESSION_COST=1 to measure")
 	}
 	const n = 200
+	// Two CONNECTs a round, past the default connect rate of one source
+	// address (limits.connect_rate_per_ip, 100/s, burst 200).
+	noRate := []string{"-limits-connect-rate-per-ip", "0"}
 	median := func(d []time.Duration) time.Duration {
 		slices.Sort(d)
 		return d[len(d)/2]
@@ -38,7 +41,7 @@ func TestSessionConnectCost(t *testing.T) {
 
 	bin := testutil.BuildBinary(t)
 	single := testutil.StartConfig(t, testutil.Config{Bin: bin, Args: []string{"-addr", "127.0.0.1:0", "-mqtt-tcp-addr", "127.0.0.1:0",
-		"-stomp-tcp-addr", "", "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "warn"}, Listeners: []string{"", "mqtt-tcp"}})
+		"-stomp-tcp-addr", "", "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "warn", noRate[0], noRate[1]}, Listeners: []string{"", "mqtt-tcp"}})
 	var one, onePersistent []time.Duration
 	for i := range n {
 		d, c := connect(single.Addr("mqtt-tcp"), fmt.Sprintf("single-%d", i))
@@ -49,7 +52,8 @@ func TestSessionConnectCost(t *testing.T) {
 		_ = c.c.Disconnect(&paho.Disconnect{})
 	}
 
-	nodes := startEmbedded(t, "cost")
+	routed := routedArgs(t, "cost")
+	nodes := startNodes(t, func(i int) []string { return append(routed(i), noRate...) })
 	var fresh, freshPersistent, taken []time.Duration
 	for i := range n {
 		d, c := connect(nodes[0].mqtt, fmt.Sprintf("fresh-%d", i))
