@@ -96,10 +96,12 @@ func (r *Router) durablePeers() DurablePeers {
 type clusterSess struct {
 	dp  DurablePeers
 	key string
-	// unsaved: the cluster may have no record of the session yet (a new
-	// session, or one handed over by a node that kept none): Open writes
-	// it, so that it resumes, Session Present, on any node once its own
-	// died, even before its first SUBSCRIBE [MQTT-3.2.2-2].
+	// unsaved: the cluster has no record of the session (a clean start
+	// deleted it, or the read found none): Open writes one, so that it
+	// resumes, Session Present, on any node once its own died, even
+	// before its first SUBSCRIBE [MQTT-3.2.2-2]. Not when the read failed
+	// (an election): a record it could not see may hold subscriptions,
+	// whose consumers an empty one would delete.
 	unsaved bool
 
 	mu     sync.Mutex
@@ -280,16 +282,16 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 		return nil, imported, nil
 	}
 	key := clusterKey(id)
-	loaded, here := false, false
+	loaded, absent := false, false
 	switch {
 	case o.CleanStart:
 		dp.DeleteSession(key)
+		absent = true
 	case imported == nil:
 		r.mu.Lock()
 		old := r.sessions[id]
 		r.mu.Unlock()
 		if old != nil && old.clusterDurable() != nil {
-			here = true
 			break // resumed here (takeOver)
 		}
 		// None here, or one restored from this node's store before the
@@ -299,6 +301,7 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 		if err != nil {
 			r.log.Warn("cluster: session record not read; the session starts new", "session", id, "err", err)
 		}
+		absent = err == nil && rec == nil
 		if rec != nil {
 			if rec.Owner != "" && rec.Owner != owner {
 				return nil, nil, ErrClientIDOwned
@@ -319,7 +322,7 @@ func (r *Router) openDurable(id SessionID, o *SessionOptions, owner string, impo
 	if imported != nil && !loaded {
 		dropClusterCopies(imported)
 	}
-	return &clusterSess{dp: dp, key: key, unsaved: !loaded && !here}, imported, nil
+	return &clusterSess{dp: dp, key: key, unsaved: absent}, imported, nil
 }
 
 // dropClusterCopies takes out of a state another node handed over what
