@@ -370,7 +370,14 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 // delivering them); seed 23 failed on stomp-durable order (390 deliveries
 // out of order within a publisher connection: the binding's fetch loop
 // hands on a message that comes back late). mqtt-qos2 is "once" from here.
-var chaosHolds = map[string]string{"mqtt-qos1": "loss", "mqtt-qos2": "once", "stomp-queue": "loss"}
+//
+// At 80aea16 (the binding's fetch loop resets its consumer after a lost
+// delivery) and with per-filter skipping of the stream on (b410a72),
+// 20 kills: seeds 23 and 11 twice each and both once more at 831d049,
+// every kind 0 lost, 0 QoS 2 duplicates, 0 out of order within a
+// publisher connection; four short runs too. stomp-durable is asserted
+// in the short run from here.
+var chaosHolds = map[string]string{"mqtt-qos1": "loss", "mqtt-qos2": "once", "stomp-durable": "loss", "stomp-queue": "loss"}
 
 // setHolds marks the kinds as chaosHolds says.
 func setHolds(kinds []*chaosKind) {
