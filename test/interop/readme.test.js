@@ -56,6 +56,11 @@ test('README STOMP.js snippet sends and receives through the broker', async () =
   assert.match(out, /received on \/topic\/greetings\/world: Hello, Duplex!/);
 });
 
+test('README STOMP.js durable subscription snippet gets what was published while it was away', async () => {
+  const out = await runSnippet('stompjs-durable', 'ws://127.0.0.1:8080/ws', (b) => b.url);
+  assert.match(out, /kept for the audit: order 42 placed/);
+});
+
 test('README MQTT.js snippet sends and receives through the broker', async () => {
   const out = await runSnippet('mqttjs', 'ws://127.0.0.1:8080/mqtt', (b) => b.url.replace(/\/ws$/, '/mqtt'));
   assert.match(out, /received on sensors\/t1: 21\.5 \(text\/plain\)/);
