@@ -23,6 +23,11 @@
 // Buffer is a bytes.Buffer safe for concurrent use, for logs written by
 // one goroutine and read by the test.
 //
+// MQTTPub (mqttpub.go) is the durability harnesses' MQTT 5 publisher
+// (test/crash, test/cluster's chaos test): clean start, a new connection
+// after any failure, success only for an acknowledgement with a success
+// reason code.
+//
 // Packages that build the binary call RemoveBinaries from TestMain after
 // m.Run, so the built binaries do not outlive the test binary.
 package testutil

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -279,13 +280,18 @@ func chaosKinds(c *chaosCluster, prefix string) []*chaosKind {
 		}
 		for i := range 3 {
 			l := &chaosPubLog{name: fmt.Sprintf("%s-p%d", name, i+1)}
-			p := &chaosMQTTPub{name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), book: book, at: i}
+			// Clean start; after a failure, the next node.
+			at := i
+			p := &testutil.MQTTPub{Name: fmt.Sprintf("%s-%s-pub%d", prefix, name, i+1), PacketTimeout: chaosShort, KeepAlive: 10,
+				Addr: func() string { return book.mqtt[at] }, Failed: func() { at = (at + 1) % len(book.mqtt) }}
 			k.pubs = append(k.pubs, l)
 			k.send = append(k.send, func(payload string) (int, error) {
-				err := p.publish(topic, qos, false, payload)
-				return p.conns, err
+				ctx, cancel := context.WithTimeout(context.Background(), chaosShort)
+				defer cancel()
+				err := p.Publish(ctx, topic, qos, false, payload)
+				return p.Conns, err
 			})
-			k.closes = append(k.closes, p.close)
+			k.closes = append(k.closes, p.Close)
 		}
 		return k
 	}

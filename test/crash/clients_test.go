@@ -21,6 +21,8 @@ import (
 	"github.com/eclipse/paho.golang/paho/session/state"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/duplexmq/duplex/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -338,96 +340,27 @@ func (c *v3Sub) offline() {
 }
 
 // ---------------------------------------------------------------------------
-// MQTT publisher (paho.golang, clean session)
+// MQTT publisher (testutil.MQTTPub, clean start)
 
-// mqttPub publishes on one connection and opens a new one (clean session)
-// on the next publish after any failure.
-type mqttPub struct {
-	name string
-	srv  *server
-
-	cli    *paho.Client
-	conn   net.Conn
-	connUp context.Context // cancelled when the client reports an error
-}
-
-func (p *mqttPub) ensure(ctx context.Context) error {
-	if p.cli != nil {
-		select {
-		case <-p.cli.Done():
-			p.drop()
-		default:
-			return nil
-		}
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.srv.mqttAddr)
-	if err != nil {
-		return err
-	}
-	// paho keeps an unacknowledged publish waiting for its context after
-	// the connection dropped (for a retransmission); end the wait at the
-	// first client error instead.
-	connUp, down := context.WithCancel(context.Background())
-	cli := paho.NewClient(paho.ClientConfig{
-		ClientID:           p.name,
-		Conn:               conn,
-		PacketTimeout:      waitShort,
-		OnClientError:      func(error) { down() },
-		OnServerDisconnect: func(*paho.Disconnect) { down() },
-	})
-	ca, err := cli.Connect(ctx, &paho.Connect{ClientID: p.name, CleanStart: true, KeepAlive: 30})
-	if err != nil {
-		down()
-		conn.Close()
-		if ca != nil {
-			return fmt.Errorf("connect: %w (reason %#02x)", err, ca.ReasonCode)
-		}
-		return fmt.Errorf("connect: %w", err)
-	}
-	p.cli, p.conn, p.connUp = cli, conn, connUp
-	return nil
-}
-
-func (p *mqttPub) drop() {
-	if p.conn != nil {
-		p.conn.Close()
-	}
-	p.cli, p.conn = nil, nil
-}
-
-// publish returns nil only when the broker acknowledged the message
-// (QoS 1: PUBACK, QoS 2: PUBCOMP) with a success reason code.
-func (p *mqttPub) publish(ctx context.Context, topic string, qos byte, retain bool, payload string) error {
-	if err := p.ensure(ctx); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(p.connUp, cancel)()
-	r, err := p.cli.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
-	if err != nil {
-		p.drop()
-		return err
-	}
-	if r != nil && r.ReasonCode >= 0x80 {
-		return fmt.Errorf("refused: reason %#02x", r.ReasonCode)
-	}
-	return nil
+// newMQTTPub publishes to srv's MQTT listener (its address read at each
+// connect: a restart may move it), opening a new connection on the next
+// publish after any failure.
+func newMQTTPub(name string, srv *server) *testutil.MQTTPub {
+	return &testutil.MQTTPub{Name: name, Addr: func() string { return srv.mqttAddr }, PacketTimeout: waitShort, KeepAlive: 30}
 }
 
 // sharedPub lets several goroutines publish concurrently on one
 // connection (pipelined: many publishes in flight at once), reconnecting
-// after a failure like mqttPub.
+// after a failure like testutil.MQTTPub.
 type sharedPub struct {
 	mu sync.Mutex
-	p  *mqttPub
+	p  *testutil.MQTTPub
 }
 
 func (s *sharedPub) publish(ctx context.Context, topic string, qos byte, payload string) error {
 	s.mu.Lock()
-	err := s.p.ensure(ctx)
-	cli, connUp := s.p.cli, s.p.connUp
+	err := s.p.Ensure(ctx)
+	cli, connUp := s.p.Client()
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -438,8 +371,8 @@ func (s *sharedPub) publish(ctx context.Context, topic string, qos byte, payload
 	r, err := cli.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte(payload)})
 	if err != nil {
 		s.mu.Lock()
-		if s.p.cli == cli {
-			s.p.drop()
+		if c, _ := s.p.Client(); c == cli {
+			s.p.Drop()
 		}
 		s.mu.Unlock()
 		return err
@@ -453,14 +386,7 @@ func (s *sharedPub) publish(ctx context.Context, topic string, qos byte, payload
 func (s *sharedPub) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.p.close()
-}
-
-func (p *mqttPub) close() {
-	if p.cli != nil {
-		_ = p.cli.Disconnect(&paho.Disconnect{ReasonCode: 0})
-	}
-	p.drop()
+	s.p.Close()
 }
 
 // ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ func TestCompactKill9(t *testing.T) {
 	if err := sub.offline(); err != nil {
 		t.Fatal(err)
 	}
-	sp := &sharedPub{p: &mqttPub{name: "compact-pub", srv: srv}}
+	sp := &sharedPub{p: newMQTTPub("compact-pub", srv)}
 	const lanes = 8
 	logs := make([]*pubLog, lanes)
 	errs := make(chan error, lanes)

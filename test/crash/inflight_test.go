@@ -144,13 +144,13 @@ func TestInFlightAcrossKill(t *testing.T) {
 	sub.subscribe(topic1, 1)
 	sub.subscribe(topic2, 2)
 
-	pub := &mqttPub{name: "inflight-pub", srv: srv}
-	defer pub.close()
+	pub := newMQTTPub("inflight-pub", srv)
+	defer pub.Close()
 	publish := func(topic string, qos byte, payload string) *packets.Publish {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 		defer cancel()
-		if err := pub.publish(ctx, topic, qos, false, payload); err != nil {
+		if err := pub.Publish(ctx, topic, qos, false, payload); err != nil {
 			t.Fatalf("publish %s: %v", payload, err)
 		}
 		p := sub.readPublish()
@@ -168,7 +168,7 @@ func TestInFlightAcrossKill(t *testing.T) {
 	sub.ack(packets.PUBREC, done.PacketID)
 	sub.expectPubrel(done.PacketID)
 	sub.ack(packets.PUBCOMP, done.PacketID)
-	pub.close()
+	pub.Close()
 
 	srv.kill9()
 	srv.start()
@@ -179,11 +179,11 @@ func TestInFlightAcrossKill(t *testing.T) {
 	}
 	// A marker published now arrives after everything resent on
 	// reconnection: collect what comes before it.
-	pub2 := &mqttPub{name: "inflight-pub2", srv: srv}
-	defer pub2.close()
+	pub2 := newMQTTPub("inflight-pub2", srv)
+	defer pub2.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 	defer cancel()
-	if err := pub2.publish(ctx, topic1, 1, false, "marker"); err != nil {
+	if err := pub2.Publish(ctx, topic1, 1, false, "marker"); err != nil {
 		t.Fatalf("marker: %v", err)
 	}
 	var got []string
@@ -272,9 +272,9 @@ func TestInFlightAcrossKill(t *testing.T) {
 	if !ca.SessionPresent {
 		t.Fatalf("CONNACK after SIGTERM: Session Present 0, the persistent session was lost")
 	}
-	pub3 := &mqttPub{name: "inflight-pub3", srv: srv}
-	defer pub3.close()
-	if err := pub3.publish(ctx, topic1, 1, false, "marker 2"); err != nil {
+	pub3 := newMQTTPub("inflight-pub3", srv)
+	defer pub3.Close()
+	if err := pub3.Publish(ctx, topic1, 1, false, "marker 2"); err != nil {
 		t.Fatalf("marker 2: %v", err)
 	}
 	// Everything was completed before a graceful restart. A QoS 2 message

@@ -201,12 +201,12 @@ func testKill9(t *testing.T, syncPolicy string) {
 		}()
 	}
 	mqttStream := func(l *pubLog, topic string, qos byte, retain bool) {
-		pub := &mqttPub{name: "k9-pub-" + l.name, srv: srv}
+		pub := newMQTTPub("k9-pub-"+l.name, srv)
 		run(l, func(p string) error {
 			ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 			defer cancel()
-			return pub.publish(ctx, topic, qos, retain, p)
-		}, pub.close)
+			return pub.Publish(ctx, topic, qos, retain, p)
+		}, pub.Close)
 	}
 	stompStream := func(l *pubLog, dest string) {
 		snd := &stompSender{srv: srv}
@@ -217,7 +217,7 @@ func testKill9(t *testing.T, syncPolicy string) {
 	mqttStream(r1, topicQoS2, 2, false)
 	mqttStream(t1, retained, 1, true)
 	pipelined := func(lanes []*pubLog, topic string, qos byte) {
-		sp := &sharedPub{p: &mqttPub{name: "k9-pipelined-" + topic[len("crash/k9/"):], srv: srv}}
+		sp := &sharedPub{p: newMQTTPub("k9-pipelined-"+topic[len("crash/k9/"):], srv)}
 		var left sync.WaitGroup
 		left.Add(len(lanes))
 		for _, l := range lanes {
@@ -319,17 +319,17 @@ func testKill9(t *testing.T, syncPolicy string) {
 	func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitShort)
 		defer cancel()
-		mp := &mqttPub{name: "k9-marker", srv: srv}
-		defer mp.close()
+		mp := newMQTTPub("k9-marker", srv)
+		defer mp.Close()
 		sp := &stompSender{srv: srv}
 		defer sp.close()
 		for _, m := range []struct {
 			rec  *recorder
 			send func(string) error
 		}{
-			{q1Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS1, 1, false, p) }},
+			{q1Sub.rec, func(p string) error { return mp.Publish(ctx, topicQoS1, 1, false, p) }},
 			{v3Sub.rec, nil}, // same topic as q1Sub
-			{q2Sub.rec, func(p string) error { return mp.publish(ctx, topicQoS2, 2, false, p) }},
+			{q2Sub.rec, func(p string) error { return mp.Publish(ctx, topicQoS2, 2, false, p) }},
 			{topicSubs[0].rec, func(p string) error { return sp.send(stompTopic, p) }},
 			{queueSub.rec, func(p string) error { return sp.send(queue, p) }},
 		} {

@@ -58,15 +58,15 @@ func testOfflineAcrossRestart(t *testing.T, mode string, kill bool) {
 		recs = append(recs, c.rec)
 	}
 
-	pub := &mqttPub{name: "off-pub", srv: srv}
-	defer pub.close()
+	pub := newMQTTPub("off-pub", srv)
+	defer pub.Close()
 	sender := &stompSender{srv: srv}
 	defer sender.close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitDrain)
 	defer cancel()
 
 	// Warm-up: each subscription works while online, before any restart.
-	if err := pub.publish(ctx, topic, 1, false, "warmup-0"); err != nil {
+	if err := pub.Publish(ctx, topic, 1, false, "warmup-0"); err != nil {
 		t.Fatalf("warm-up publish: %v", err)
 	}
 	for _, r := range recs {
@@ -90,7 +90,7 @@ func testOfflineAcrossRestart(t *testing.T, mode string, kill bool) {
 	mqttLog, stompLog, queueLog := &pubLog{name: "mqtt"}, &pubLog{name: "stomp"}, &pubLog{name: "queue"}
 	for range n {
 		i, p := mqttLog.take()
-		err := pub.publish(ctx, topic, 1, false, p)
+		err := pub.Publish(ctx, topic, 1, false, p)
 		mqttLog.result(i, err)
 		if err != nil {
 			t.Fatalf("MQTT publish %s (broker up, no failure expected): %v", p, err)
@@ -109,10 +109,10 @@ func testOfflineAcrossRestart(t *testing.T, mode string, kill bool) {
 		}
 	}
 	retained := "retained-" + mode
-	if err := pub.publish(ctx, retainTopic, 1, true, retained); err != nil {
+	if err := pub.Publish(ctx, retainTopic, 1, true, retained); err != nil {
 		t.Fatalf("retained publish: %v", err)
 	}
-	pub.close()
+	pub.Close()
 	sender.close()
 
 	how := "SIGTERM"
