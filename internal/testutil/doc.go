@@ -23,6 +23,9 @@
 // Buffer is a bytes.Buffer safe for concurrent use, for logs written by
 // one goroutine and read by the test.
 //
+// FreeAddr (freeaddr.go) picks a loopback port for a child process to
+// bind, below the kernel's ephemeral range and never the same twice.
+//
 // MQTTPub (mqttpub.go) is the durability harnesses' MQTT 5 publisher
 // (test/crash, test/cluster's chaos test): clean start, a new connection
 // after any failure, success only for an acknowledgement with a success

@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,20 +123,11 @@ func startServer(t testing.TB, name string, args ...string) *server {
 	return s
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
 
 func (s *server) pickAddrs() {
 	s.t.Helper()
 	for _, p := range []*string{&s.addr, &s.stompAddr, &s.mqttAddr} {
-		a, err := freeAddr()
+		a, err := testutil.FreeAddr()
 		if err != nil {
 			s.t.Fatalf("free port: %v", err)
 		}
