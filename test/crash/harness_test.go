@@ -123,7 +123,6 @@ func startServer(t testing.TB, name string, args ...string) *server {
 	return s
 }
 
-
 func (s *server) pickAddrs() {
 	s.t.Helper()
 	for _, p := range []*string{&s.addr, &s.stompAddr, &s.mqttAddr} {
