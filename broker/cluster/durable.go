@@ -104,32 +104,18 @@ func (n *Node) durableSubjects() Subjects {
 func (n *Node) startDurable(ctx context.Context, js jetstream.JetStream) {
 	d := &n.dur
 	d.js, d.subs = js, n.durableSubjects()
-	var lastLog time.Time
-	for {
-		err := n.createDurable(ctx)
-		if err == nil {
-			err = n.loadInterest(ctx) // before any publish may skip the stream (durable_interest.go)
+	err := n.retryStart(ctx, "durable stream", func() error {
+		if err := n.createDurable(ctx); err != nil {
+			return err
 		}
-		if err == nil {
-			d.on.Store(true)
-			n.cfg.Log.Info("cluster: persistent sessions in JetStream", "node", n.cfg.NodeID,
-				"stream", d.st.CachedInfo().Config.Name, "replicas", d.st.CachedInfo().Config.Replicas)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			n.cfg.Log.Info("cluster: durable stream not ready yet; retrying", "node", n.cfg.NodeID,
-				"err", strings.TrimPrefix(err.Error(), "nats: "))
-		}
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-ctx.Done():
-			return
-		}
+		return n.loadInterest(ctx) // before any publish may skip the stream (durable_interest.go)
+	})
+	if err != nil {
+		return
 	}
+	d.on.Store(true)
+	n.cfg.Log.Info("cluster: persistent sessions in JetStream", "node", n.cfg.NodeID,
+		"stream", d.st.CachedInfo().Config.Name, "replicas", d.st.CachedInfo().Config.Replicas)
 }
 
 func (n *Node) createDurable(ctx context.Context) error {

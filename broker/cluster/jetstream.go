@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -105,35 +104,29 @@ func (n *Node) jsLoop() {
 		n.cfg.Log.Error("cluster: JetStream", "err", err)
 		return
 	}
-	var lastLog time.Time
-	for {
+	var stopRetained func()
+	err = n.retryStart(ctx, "JetStream", func() error {
 		stop, err := n.startRetained(ctx, js)
-		if err == nil {
-			defer stop()
-			n.startInbound(ctx, js) // qos2in.go
-			n.startDurable(ctx, js) // durable.go
-			break
+		switch {
+		case err == nil:
+			stopRetained = stop
+		case jsNotEnabled(err) || !n.cfg.Embedded() && errors.Is(err, nats.ErrNoResponders):
+			return stopRetry{err}
 		}
-		if jsNotEnabled(err) || !n.cfg.Embedded() && errors.Is(err, nats.ErrNoResponders) {
-			n.jsOff.Store(true)
-			n.cfg.Log.Warn("cluster: the NATS account has no JetStream; retained messages reach only the nodes up when they are published, and persistent sessions keep their messages only on the node that holds them",
-				"node", n.cfg.NodeID)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			n.cfg.Log.Info("cluster: JetStream not ready yet; retrying", "node", n.cfg.NodeID,
-				"err", strings.TrimPrefix(err.Error(), "nats: "))
-		}
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-n.done:
-			return
-		}
+		return err
+	})
+	switch {
+	case ctx.Err() != nil:
+		return
+	case err != nil:
+		n.jsOff.Store(true)
+		n.cfg.Log.Warn("cluster: the NATS account has no JetStream; retained messages reach only the nodes up when they are published, and persistent sessions keep their messages only on the node that holds them",
+			"node", n.cfg.NodeID)
+		return
 	}
+	defer stopRetained()
+	n.startInbound(ctx, js)        // qos2in.go
+	n.startDurable(ctx, js)        // durable.go
 	defer n.startQueues(ctx, js)() // queue.go
 	<-n.done
 }

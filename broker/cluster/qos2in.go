@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -89,26 +88,8 @@ var errInboundNotReady = errors.New("cluster: the inbound QoS 2 bucket is not re
 func (n *Node) startInbound(ctx context.Context, js jetstream.JetStream) {
 	l := &n.q2
 	l.js = js
-	var lastLog time.Time
-	for {
-		err := n.createInbound(ctx)
-		if err == nil {
-			l.on.Store(true)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			n.cfg.Log.Info("cluster: inbound QoS 2 bucket not ready yet; retrying", "node", n.cfg.NodeID,
-				"err", strings.TrimPrefix(err.Error(), "nats: "))
-		}
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-ctx.Done():
-			return
-		}
+	if n.retryStart(ctx, "inbound QoS 2 bucket", func() error { return n.createInbound(ctx) }) == nil {
+		l.on.Store(true)
 	}
 }
 

@@ -161,42 +161,32 @@ func (n *Node) startQueues(ctx context.Context, js jetstream.JetStream) (stop fu
 		sc.MaxMsgsPerSubject = int64(c.Config().MaxQueueDepth)
 		sc.DiscardNewPerSubject = true
 	}
-	var lastLog time.Time
-	for {
+	var st jetstream.Stream
+	err := n.retryStart(ctx, "queue stream", func() (err error) {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		st, err := js.CreateOrUpdateStream(cctx, sc)
-		cancel()
-		if err == nil {
-			n.ql.mu.Lock()
-			n.ql.js, n.ql.stream, n.ql.ctx = js, st, ctx
-			n.ql.on.Store(true)
-			for _, f := range n.ql.wanted {
-				n.startFetch(f)
-			}
-			n.ql.wg.Add(1)
-			go n.inProgressLoop(ctx)
-			n.ql.mu.Unlock()
-			n.cfg.Log.Info("cluster: /queue/ destinations in JetStream", "node", n.cfg.NodeID, "stream", st.CachedInfo().Config.Name,
-				"replicas", st.CachedInfo().Config.Replicas, "messages", st.CachedInfo().State.Msgs, "ack_wait", n.cfg.QueueAckWait)
-			return func() {
-				n.ql.mu.Lock()
-				n.ql.closed = true // a subscription while closing starts no loop
-				n.ql.mu.Unlock()
-				n.ql.wg.Wait()
-			}
-		}
-		if ctx.Err() != nil {
-			return func() {}
-		}
-		if time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			n.cfg.Log.Info("cluster: queue stream not ready yet; retrying", "node", n.cfg.NodeID, "err", err)
-		}
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-ctx.Done():
-			return func() {}
-		}
+		defer cancel()
+		st, err = js.CreateOrUpdateStream(cctx, sc)
+		return err
+	})
+	if err != nil {
+		return func() {}
+	}
+	n.ql.mu.Lock()
+	n.ql.js, n.ql.stream, n.ql.ctx = js, st, ctx
+	n.ql.on.Store(true)
+	for _, f := range n.ql.wanted {
+		n.startFetch(f)
+	}
+	n.ql.wg.Add(1)
+	go n.inProgressLoop(ctx)
+	n.ql.mu.Unlock()
+	n.cfg.Log.Info("cluster: /queue/ destinations in JetStream", "node", n.cfg.NodeID, "stream", st.CachedInfo().Config.Name,
+		"replicas", st.CachedInfo().Config.Replicas, "messages", st.CachedInfo().State.Msgs, "ack_wait", n.cfg.QueueAckWait)
+	return func() {
+		n.ql.mu.Lock()
+		n.ql.closed = true // a subscription while closing starts no loop
+		n.ql.mu.Unlock()
+		n.ql.wg.Wait()
 	}
 }
 
