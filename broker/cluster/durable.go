@@ -278,14 +278,24 @@ func (n *Node) decodeDurable(jm jetstream.Msg) (m *broker.Message, meta *jetstre
 	if err != nil {
 		return nil, nil, false
 	}
+	if m, ok = n.decodeDurableMeta(jm, meta); !ok {
+		return nil, nil, false
+	}
+	return m, meta, true
+}
+
+// decodeDurableMeta is decodeDurable for a message whose metadata the
+// caller has read already.
+func (n *Node) decodeDurableMeta(jm jetstream.Msg, meta *jetstream.MsgMetadata) (*broker.Message, bool) {
 	nm, err := durableMsg(jm)
+	var m *broker.Message
 	if err == nil {
 		m, _, _, err = decodeMsg(n.dur.subs, nm, meta.Timestamp)
 	}
 	if err != nil {
 		n.stats.Malformed.Add(1)
 		_ = jm.Term()
-		return nil, nil, false
+		return nil, false
 	}
-	return m, meta, true
+	return m, true
 }

@@ -183,8 +183,12 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 		}
 		refused := false
 		for jm := range batch.Messages() {
-			if ord.take(jm) {
-				refused = !n.enqueueBinding(br, qname, jm, refused)
+			meta, err := jm.Metadata()
+			if err != nil {
+				continue // not a JetStream delivery
+			}
+			if d := (bindingDelivery{jm, meta}); ord.take(d) {
+				refused = !n.enqueueBinding(br, qname, d, refused)
 			}
 		}
 		if len(ord.held) > 0 {
@@ -194,8 +198,8 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 				c, reset = nil, false // look it up again, with a reset
 				continue
 			}
-			for _, jm := range ord.release() {
-				refused = !n.enqueueBinding(br, qname, jm, refused)
+			for _, d := range ord.release() {
+				refused = !n.enqueueBinding(br, qname, d, refused)
 			}
 		}
 		if refused && !pause(20*time.Millisecond) {
@@ -212,13 +216,13 @@ func (n *Node) bindingLoop(qname string, br bindingRouter) {
 // meanwhile, or is full), and with refused every later one of the fetch,
 // goes back at once: JetStream gives them again before newer messages,
 // in order.
-func (n *Node) enqueueBinding(br bindingRouter, qname string, jm jetstream.Msg, refused bool) bool {
-	m, meta, ok := n.decodeDurable(jm)
+func (n *Node) enqueueBinding(br bindingRouter, qname string, d bindingDelivery, refused bool) bool {
+	m, ok := n.decodeDurableMeta(d.jm, d.meta)
 	if !ok {
 		return !refused
 	}
-	if refused || !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: jm, n: meta.NumDelivered}) {
-		_ = jm.Nak()
+	if refused || !br.EnqueueBindingFromPeer(qname, m, &sessMsg{jm: d.jm, n: d.meta.NumDelivered}) {
+		_ = d.jm.Nak()
 		return false
 	}
 	return true

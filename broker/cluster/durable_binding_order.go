@@ -29,19 +29,22 @@ const bindingFetchWait = time.Second
 // lost and the consumer is reset to its ack floor, so the missing message
 // comes first (what this node held comes again, marked redelivered).
 type bindingOrder struct {
-	next uint64          // the delivery number expected next; 0: take any
-	held []jetstream.Msg // deliveries after a gap in this fetch
+	next uint64            // the delivery number expected next; 0: take any
+	held []bindingDelivery // deliveries after a gap in this fetch
 }
 
-// take reports whether jm may be handed on now; if not, it is held.
-func (o *bindingOrder) take(jm jetstream.Msg) bool {
-	meta, err := jm.Metadata()
-	if err != nil {
-		return true // not a JetStream delivery: decodeDurable ends it
-	}
-	dn := meta.Sequence.Consumer
+// bindingDelivery is one delivery of a fetch, with its metadata (read
+// once: it is parsed from the reply subject).
+type bindingDelivery struct {
+	jm   jetstream.Msg
+	meta *jetstream.MsgMetadata
+}
+
+// take reports whether d may be handed on now; if not, it is held.
+func (o *bindingOrder) take(d bindingDelivery) bool {
+	dn := d.meta.Sequence.Consumer
 	if len(o.held) > 0 || (o.next != 0 && dn > o.next) {
-		o.held = append(o.held, jm)
+		o.held = append(o.held, d)
 		return false
 	}
 	o.next = dn + 1 // a lower number: another node reset the consumer
@@ -50,12 +53,10 @@ func (o *bindingOrder) take(jm jetstream.Msg) bool {
 
 // release returns the held deliveries, to be handed on in order after
 // all: the gap was another node's.
-func (o *bindingOrder) release() []jetstream.Msg {
+func (o *bindingOrder) release() []bindingDelivery {
 	held := o.held
 	o.held = nil
-	if meta, err := held[len(held)-1].Metadata(); err == nil {
-		o.next = meta.Sequence.Consumer + 1
-	}
+	o.next = held[len(held)-1].meta.Sequence.Consumer + 1
 	return held
 }
 
