@@ -152,11 +152,20 @@ func (b *inbox) has(prefix string) bool {
 
 // count is how many messages on topic arrived.
 func (b *inbox) count(topic string) int {
+	return b.countWhere(func(m msg) bool { return m.topic == topic })
+}
+
+// countPayload is how many messages with payload p arrived.
+func (b *inbox) countPayload(p string) int {
+	return b.countWhere(func(m msg) bool { return m.payload == p })
+}
+
+func (b *inbox) countWhere(match func(msg) bool) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
 	for _, m := range b.got {
-		if m.topic == topic {
+		if match(m) {
 			n++
 		}
 	}

@@ -189,7 +189,7 @@ func (g *q2inRig) once(t *testing.T, c2 *paho.Client, payload string) {
 	}
 	g.dur.waitFor(t, "persistent subscriber on node 3", []string{payload, "after"})
 	waitPayload(t, g.live.inbox, "live subscriber on node 2", "after")
-	if n := payloads(g.live.inbox, payload); n != 1 {
+	if n := g.live.countPayload(payload); n != 1 {
 		t.Errorf("live subscriber on node 2 got %q %d times, want once", payload, n)
 	}
 	got, n := g.dur.received(), 0
@@ -235,24 +235,11 @@ func TestClusterQoS2PubrelOtherNode(t *testing.T) {
 	g.once(t, g.resume(t, first), "released")
 }
 
-// payloads counts the messages of in with payload p.
-func payloads(in *inbox, p string) int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	n := 0
-	for _, m := range in.got {
-		if m.payload == p {
-			n++
-		}
-	}
-	return n
-}
-
 // waitPayload waits until in has a message with payload p.
 func waitPayload(t *testing.T, in *inbox, who, p string) {
 	t.Helper()
 	testutil.EventuallyErr(t, wait, func() error {
-		if payloads(in, p) == 0 {
+		if in.countPayload(p) == 0 {
 			return fmt.Errorf("%s: no %q yet", who, p)
 		}
 		return nil
@@ -371,7 +358,7 @@ func TestClusterQoS2ResendOtherNodeV3(t *testing.T) {
 		return nil
 	})
 	waitPayload(t, g.live.inbox, "live subscriber on node 2", "last")
-	if n := payloads(g.live.inbox, "once"); n != 1 {
+	if n := g.live.countPayload("once"); n != 1 {
 		t.Errorf("live subscriber on node 2 got \"once\" %d times, want once", n)
 	}
 	got, n := g.dur.received(), 0
