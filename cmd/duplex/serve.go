@@ -252,7 +252,10 @@ func shutdown(ctx context.Context, log *slog.Logger, grace time.Duration, gatewa
 		if l.shutdown == nil {
 			continue
 		}
-		if err := l.shutdown(cctx); err != nil {
+		// The listener is closed above: Shutdown closing it again (when
+		// Serve has not returned yet) reports net.ErrClosed, which is no
+		// grace running out.
+		if err := l.shutdown(cctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("shutdown grace ran out while HTTP requests finished; closing them", "listener", l.key, "err", err)
 			clean = false
 			if l.close != nil {
